@@ -1,0 +1,102 @@
+// How a POSIX errno travels end to end. The server throws Errno; the gRPC layer turns it into a
+// status with the errno in trailing metadata; the client turns that status back into the same
+// Errno. Both sides import this one file, so the rule cannot drift.
+import { Metadata, status, type ServiceError, type StatusObject } from '@grpc/grpc-js';
+import { constants } from 'node:os';
+
+const errnoByName: Readonly<Record<string, number>> = constants.errno;
+const nameByErrno = new Map<number, string>(Object.entries(errnoByName).map(([n, v]) => [v, n]));
+
+/** The metadata key that carries the errno number (Linux numbering) on an error status. */
+export const ERRNO_METADATA_KEY = 'omfs-errno';
+
+/**
+ * A POSIX error. `errno` is the positive Linux number, `code` its name ("ENOENT"), the same
+ * shape as Node's own SystemError so code that handles one handles both.
+ */
+export class Errno extends Error {
+  readonly errno: number;
+  readonly code: string;
+
+  constructor(code: keyof typeof constants.errno | string, message?: string) {
+    const errno = errnoByName[code];
+    if (errno === undefined) throw new TypeError(`unknown errno name ${code}`);
+    super(message ? `${code}: ${message}` : code);
+    this.name = 'Errno';
+    this.errno = errno;
+    this.code = code;
+  }
+
+  static fromNumber(errno: number, message?: string): Errno {
+    return new Errno(nameByErrno.get(errno) ?? 'EIO', message);
+  }
+}
+
+/**
+ * Any thrown value as an Errno: an Errno stays itself, a Node SystemError keeps its code, anything
+ * else (a bug) becomes EIO so a caller always gets an errno and never a crash.
+ */
+export function toErrno(err: unknown): Errno {
+  if (err instanceof Errno) return err;
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && code in errnoByName) {
+    return new Errno(code, (err as Error).message);
+  }
+  return new Errno('EIO', err instanceof Error ? err.message : String(err));
+}
+
+// gRPC status codes for the errnos a client may want to tell apart without the metadata
+// (logs, other languages). The errno in the metadata is authoritative.
+const statusByCode: Readonly<Record<string, status>> = {
+  ENOENT: status.NOT_FOUND,
+  EEXIST: status.ALREADY_EXISTS,
+  EACCES: status.PERMISSION_DENIED,
+  EPERM: status.PERMISSION_DENIED,
+  EROFS: status.PERMISSION_DENIED,
+  EINVAL: status.INVALID_ARGUMENT,
+  ENAMETOOLONG: status.INVALID_ARGUMENT,
+  ESTALE: status.FAILED_PRECONDITION,
+  ENOTEMPTY: status.FAILED_PRECONDITION,
+  ENOTDIR: status.FAILED_PRECONDITION,
+  EISDIR: status.FAILED_PRECONDITION,
+  EXDEV: status.FAILED_PRECONDITION,
+  ELOOP: status.FAILED_PRECONDITION,
+  EAGAIN: status.UNAVAILABLE,
+  EINTR: status.CANCELLED,
+  ENOSPC: status.RESOURCE_EXHAUSTED,
+  EDQUOT: status.RESOURCE_EXHAUSTED,
+  ENOSYS: status.UNIMPLEMENTED,
+  EOPNOTSUPP: status.UNIMPLEMENTED,
+};
+
+/** The status a server handler passes to its callback (or emits on a stream) for an error. */
+export function errnoToStatus(err: unknown): Partial<StatusObject> {
+  const e = toErrno(err);
+  const metadata = new Metadata();
+  metadata.set(ERRNO_METADATA_KEY, String(e.errno));
+  return { code: statusByCode[e.code] ?? status.UNKNOWN, details: e.message, metadata };
+}
+
+/**
+ * The Errno a client sees for a failed call. A status without our metadata (deadline, transport
+ * failure, a peer that is not mfsd) maps to the errno a local filesystem would give for the
+ * same situation.
+ */
+export function statusToErrno(err: ServiceError): Errno {
+  const carried = err.metadata?.get(ERRNO_METADATA_KEY)[0];
+  if (carried !== undefined) return Errno.fromNumber(Number(carried), err.details);
+  switch (err.code) {
+    case status.DEADLINE_EXCEEDED:
+      return new Errno('ETIMEDOUT', err.details);
+    case status.UNAVAILABLE:
+      return new Errno('EHOSTDOWN', err.details);
+    case status.CANCELLED:
+      return new Errno('EINTR', err.details);
+    case status.UNIMPLEMENTED:
+      return new Errno('ENOSYS', err.details);
+    case status.UNAUTHENTICATED:
+      return new Errno('EACCES', err.details);
+    default:
+      return new Errno('EIO', err.details);
+  }
+}
