@@ -1,0 +1,228 @@
+// mfsd configuration: a JSON file (default /etc/omfs/mfsd.json) and flags; a flag wins over the
+// file. Every problem is a ConfigError whose one-line message names the field; mfsd exits 2.
+import { readFileSync } from 'node:fs';
+import { isAbsolute, normalize } from 'node:path';
+import { isIP } from 'node:net';
+import { parseArgs } from 'node:util';
+import type { ExportSpec } from './file-service.js';
+
+export const DEFAULT_CONFIG_PATH = '/etc/omfs/mfsd.json';
+export const DEFAULT_LISTEN = '0.0.0.0:7117';
+export const DEFAULT_STATE_DIR = '/var/lib/omfs';
+export const DEFAULT_TLS_DIR = '/etc/omfs/tls';
+export const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
+
+export interface TlsPaths { ca: string; cert: string; key: string }
+export interface ListenAddress { host: string; port: number }
+export interface MfsdConfig {
+  node: number;
+  listen: ListenAddress;
+  stateDir: string;
+  exports: ExportSpec[];
+  tls: TlsPaths;
+  insecure: boolean;
+  /** How long SIGTERM waits for in-flight calls before cancelling them. */
+  shutdownGraceMs: number;
+}
+
+/** A bad config file or flag; the message is the whole story, one line. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+export const USAGE = `usage: mfsd [--config PATH] [--node N] [--listen HOST:PORT] [--state-dir DIR]
+            [--export PATH[:dfsa=N][:ro][:root_squash]]... [--tls-ca FILE] [--tls-cert FILE]
+            [--tls-key FILE] [--insecure] [--shutdown-grace-ms MS]
+Config file (JSON, default ${DEFAULT_CONFIG_PATH}): { "node": 1, "listen": "${DEFAULT_LISTEN}",
+  "stateDir": "${DEFAULT_STATE_DIR}", "exports": [{ "path": "/srv", "dfsa": 1, "readOnly": false,
+  "rootSquash": false }], "tls": { "ca": "...", "cert": "...", "key": "..." }, "insecure": false }`;
+
+export interface CliResult { config: MfsdConfig | null; help: boolean; version: boolean }
+
+/** Parse argv (without node and script) into a full config, reading the config file it names. */
+export function loadConfig(argv: string[]): CliResult {
+  let parsed: ReturnType<typeof parseFlags>;
+  try {
+    parsed = parseFlags(argv);
+  } catch (err) {
+    throw new ConfigError((err as Error).message.split('\n')[0] ?? 'bad arguments');
+  }
+  const v = parsed.values;
+  if (v.help) return { config: null, help: true, version: false };
+  if (v.version) return { config: null, help: false, version: true };
+  const file = readConfigFile(v.config);
+  return { config: buildConfig(file, v), help: false, version: false };
+}
+
+function parseFlags(argv: string[]) {
+  return parseArgs({
+    args: argv,
+    strict: true,
+    allowPositionals: false,
+    options: {
+      config: { type: 'string' },
+      node: { type: 'string' },
+      listen: { type: 'string' },
+      'state-dir': { type: 'string' },
+      export: { type: 'string', multiple: true },
+      'tls-ca': { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
+      insecure: { type: 'boolean' },
+      'shutdown-grace-ms': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean' },
+    },
+  });
+}
+type Flags = ReturnType<typeof parseFlags>['values'];
+
+/** The file's JSON object; a missing default file is an empty config (flags may say it all). */
+function readConfigFile(explicitPath: string | undefined): Record<string, unknown> {
+  const path = explicitPath ?? DEFAULT_CONFIG_PATH;
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' && explicitPath === undefined) return {};
+    throw new ConfigError(`config ${path}: cannot read (${code ?? String(err)})`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`config ${path}: not valid JSON (${(err as Error).message})`);
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new ConfigError(`config ${path}: must be a JSON object`);
+  }
+  return json as Record<string, unknown>;
+}
+
+const FILE_FIELDS = new Set(['node', 'listen', 'stateDir', 'exports', 'tls', 'insecure', 'shutdownGraceMs']);
+
+function buildConfig(file: Record<string, unknown>, v: Flags): MfsdConfig {
+  for (const key of Object.keys(file)) {
+    if (!FILE_FIELDS.has(key)) throw new ConfigError(`config: unknown field "${key}"`);
+  }
+  const node = parseNode(v.node ?? file['node']);
+  const listen = parseListen(v.listen ?? file['listen'] ?? DEFAULT_LISTEN);
+  const stateDir = absolutePath('stateDir', v['state-dir'] ?? file['stateDir'] ?? DEFAULT_STATE_DIR);
+  const exports = v.export ? v.export.map((s) => parseExportFlag(s)) : parseExportsField(file['exports']);
+  checkExports(exports);
+  const tls = parseTls(file['tls'], v);
+  const insecure = v.insecure ?? boolField('insecure', file['insecure'] ?? false);
+  const grace = v['shutdown-grace-ms'] ?? file['shutdownGraceMs'] ?? DEFAULT_SHUTDOWN_GRACE_MS;
+  const shutdownGraceMs = integer('shutdownGraceMs', grace, 0, 3_600_000);
+  return { node, listen, stateDir, exports, tls, insecure, shutdownGraceMs };
+}
+
+function integer(field: string, raw: unknown, min: number, max: number): number {
+  const n = typeof raw === 'string' && /^\d+$/.test(raw.trim()) ? Number(raw) : raw;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
+    throw new ConfigError(`${field}: must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+  }
+  return n;
+}
+
+function parseNode(raw: unknown): number {
+  if (raw === undefined) throw new ConfigError('node: required (the node number, 1..65535; --node N or "node" in the config)');
+  return integer('node', raw, 1, 65535);
+}
+
+/** "host:port", "[v6]:port"; port 0 asks the kernel for a free port (tests). */
+export function parseListen(raw: unknown): ListenAddress {
+  if (typeof raw !== 'string') throw new ConfigError(`listen: must be "HOST:PORT", got ${JSON.stringify(raw)}`);
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(raw.trim());
+  const host = m?.[1] ?? m?.[2];
+  const port = Number(m?.[3]);
+  if (!m || host === undefined || port > 65535) throw new ConfigError(`listen: must be "HOST:PORT" with a port 0..65535, got "${raw}"`);
+  if (m[1] !== undefined && isIP(host) !== 6) throw new ConfigError(`listen: "${host}" in brackets is not an IPv6 address`);
+  return { host, port };
+}
+
+export function formatListen(a: ListenAddress): string {
+  return isIP(a.host) === 6 ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
+}
+
+function absolutePath(field: string, raw: unknown): string {
+  if (typeof raw !== 'string' || raw === '' || !isAbsolute(raw)) {
+    throw new ConfigError(`${field}: must be an absolute path, got ${JSON.stringify(raw)}`);
+  }
+  return normalize(raw).replace(/(.)\/$/, '$1');
+}
+
+function boolField(field: string, raw: unknown): boolean {
+  if (typeof raw !== 'boolean') throw new ConfigError(`${field}: must be true or false, got ${JSON.stringify(raw)}`);
+  return raw;
+}
+
+/** `--export PATH[:dfsa=N][:ro][:root_squash]` */
+export function parseExportFlag(spec: string): ExportSpec {
+  const [path, ...opts] = spec.split(':');
+  const out: ExportSpec = { path: absolutePath(`--export ${spec}`, path), dfsa: 0, readOnly: false, rootSquash: false };
+  for (const opt of opts) {
+    const dfsa = /^dfsa=(.*)$/.exec(opt);
+    if (dfsa) out.dfsa = integer(`--export ${spec}: dfsa`, dfsa[1], 0, 8);
+    else if (opt === 'ro') out.readOnly = true;
+    else if (opt === 'rw') out.readOnly = false;
+    else if (opt === 'root_squash') out.rootSquash = true;
+    else if (opt === 'no_root_squash') out.rootSquash = false;
+    else throw new ConfigError(`--export ${spec}: unknown option "${opt}" (dfsa=N, ro, root_squash)`);
+  }
+  return out;
+}
+
+const EXPORT_FIELDS = new Set(['path', 'dfsa', 'readOnly', 'rootSquash']);
+
+function parseExportsField(raw: unknown): ExportSpec[] {
+  if (raw === undefined) return [];
+  if (!Array.isArray(raw)) throw new ConfigError('exports: must be an array of { path, dfsa, readOnly, rootSquash }');
+  return raw.map((e: unknown, i) => {
+    const field = `exports[${i}]`;
+    if (typeof e !== 'object' || e === null || Array.isArray(e)) throw new ConfigError(`${field}: must be an object with a "path"`);
+    const o = e as Record<string, unknown>;
+    for (const key of Object.keys(o)) {
+      if (!EXPORT_FIELDS.has(key)) throw new ConfigError(`${field}: unknown field "${key}"`);
+    }
+    return {
+      path: absolutePath(`${field}.path`, o['path']),
+      dfsa: integer(`${field}.dfsa`, o['dfsa'] ?? 0, 0, 8),
+      readOnly: boolField(`${field}.readOnly`, o['readOnly'] ?? false),
+      rootSquash: boolField(`${field}.rootSquash`, o['rootSquash'] ?? false),
+    };
+  });
+}
+
+function checkExports(exports: ExportSpec[]): void {
+  if (exports.length === 0) throw new ConfigError('exports: at least one export is required (--export PATH or "exports" in the config)');
+  const byDfsa = new Map<number, string>();
+  const paths = new Set<string>();
+  for (const e of exports) {
+    if (paths.has(e.path)) throw new ConfigError(`exports: ${e.path} is exported twice`);
+    paths.add(e.path);
+    if (e.dfsa === 0) continue;
+    const other = byDfsa.get(e.dfsa);
+    if (other !== undefined) throw new ConfigError(`exports: dfsa=${e.dfsa} is given to both ${other} and ${e.path}; each DFSA index 1..8 names one export`);
+    byDfsa.set(e.dfsa, e.path);
+  }
+}
+
+function parseTls(raw: unknown, v: Flags): TlsPaths {
+  if (raw !== undefined && (typeof raw !== 'object' || raw === null || Array.isArray(raw))) {
+    throw new ConfigError('tls: must be an object { ca, cert, key }');
+  }
+  const o = (raw ?? {}) as Record<string, unknown>;
+  for (const key of Object.keys(o)) {
+    if (!['ca', 'cert', 'key'].includes(key)) throw new ConfigError(`tls: unknown field "${key}"`);
+  }
+  return {
+    ca: absolutePath('tls.ca', v['tls-ca'] ?? o['ca'] ?? `${DEFAULT_TLS_DIR}/ca.crt`),
+    cert: absolutePath('tls.cert', v['tls-cert'] ?? o['cert'] ?? `${DEFAULT_TLS_DIR}/node.crt`),
+    key: absolutePath('tls.key', v['tls-key'] ?? o['key'] ?? `${DEFAULT_TLS_DIR}/node.key`),
+  };
+}
