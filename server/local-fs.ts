@@ -173,6 +173,18 @@ export class LocalFs {
   }
 }
 
+/** withPinned for async work: the O_PATH fd stays open until `fn` settles. */
+export async function withPinnedAsync<T>(node: Node, fn: (pinned: string) => Promise<T>): Promise<T> {
+  const fd = fs.openSync(node.path, O_PATH | O_NOFOLLOW);
+  try {
+    const st = fs.fstatSync(fd);
+    if (st.dev !== node.st.dev || st.ino !== node.st.ino) throw new Errno('ESTALE', 'file was replaced');
+    return await fn(fdPath(fd));
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 export function assertDirMode(st: fs.Stats): void {
   if (!isDir(st.mode)) throw new Errno('ENOTDIR', 'not a directory');
 }

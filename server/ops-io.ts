@@ -1,0 +1,190 @@
+// Open files and data: open, create, read, write, fsync, release, fallocate.
+import * as fs from 'node:fs';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { Errno } from '../proto/errno.js';
+import { withPinnedAsync, type LocalFs, type Node } from './local-fs.js';
+import { checkName } from './names.js';
+import { checkAccess, modeAfterWrite, R_OK, W_OK } from './permissions.js';
+import type { OpenFiles, OpenFile } from './open-files.js';
+import { entryOf } from './ops-meta.js';
+import { giveToCaller, inDir, writableDir } from './ops-names.js';
+import { bigU64, callerOf, u64, type Entry, type WireCaller } from './wire.js';
+
+const run = promisify(execFile);
+const C = fs.constants;
+const O_ACCMODE = 3;
+/** Open flags the server passes on; O_CREAT/O_EXCL are handled by Create, and O_NOFOLLOW is always added. */
+const PASSED_FLAGS = O_ACCMODE | C.O_APPEND | C.O_TRUNC | C.O_SYNC | C.O_DSYNC | C.O_NOATIME | C.O_DIRECTORY;
+export const CHUNK = 1 << 20;
+
+const wantsWrite = (flags: number): boolean => (flags & O_ACCMODE) !== C.O_RDONLY || (flags & C.O_TRUNC) !== 0;
+
+/** Opens a resolved file for the caller, with the permission checks open(2) makes. */
+export function openNode(node: Node, flags: number): OpenFile {
+  const st = node.st;
+  if (st.isSymbolicLink()) throw new Errno('ELOOP', 'the server never follows symlinks');
+  if ((flags & O_ACCMODE) === O_ACCMODE) throw new Errno('EINVAL', 'bad access mode');
+  if (st.isDirectory() && wantsWrite(flags)) throw new Errno('EISDIR', 'is a directory');
+  if ((flags & C.O_DIRECTORY) && !st.isDirectory()) throw new Errno('ENOTDIR', 'not a directory');
+  if (wantsWrite(flags) && node.exp.spec.readOnly) throw new Errno('EROFS', 'read-only export');
+  const acc = flags & O_ACCMODE;
+  let mask = 0;
+  if (acc === C.O_RDONLY || acc === C.O_RDWR) mask |= R_OK;
+  if (acc === C.O_WRONLY || acc === C.O_RDWR || (flags & C.O_TRUNC)) mask |= W_OK;
+  checkAccess(st, node.caller, mask);
+  const fd = fs.openSync(node.path, (flags & PASSED_FLAGS) | C.O_NOFOLLOW | C.O_NONBLOCK * (st.isFIFO() ? 1 : 0));
+  const opened = fs.fstatSync(fd);
+  if (opened.dev !== st.dev || opened.ino !== st.ino) {
+    fs.closeSync(fd);
+    throw new Errno('ESTALE', 'file was replaced');
+  }
+  if (flags & C.O_TRUNC) clearSetIdAfterWrite(fd, node);
+  return { fd, id: node.id, flags };
+}
+
+function clearSetIdAfterWrite(fd: number, node: Node): void {
+  const mode = modeAfterWrite(fs.fstatSync(fd), node.caller);
+  if (mode !== null) fs.fchmodSync(fd, mode);
+}
+
+export async function open(lfs: LocalFs, files: OpenFiles, req: { caller: WireCaller; handle: Buffer; flags: number }): Promise<{ fh: string }> {
+  const node = await lfs.resolve(req.handle, callerOf(req.caller));
+  return { fh: files.add(openNode(node, req.flags >>> 0)).toString() };
+}
+
+export async function create(
+  lfs: LocalFs, files: OpenFiles,
+  req: { caller: WireCaller; dir: Buffer; name: string; flags: number; mode: number; umask: number },
+): Promise<{ entry: Entry; fh: string }> {
+  const dir = await writableDir(lfs, req.dir, req.caller);
+  const name = checkName(req.name);
+  const flags = req.flags >>> 0;
+  const path = inDir(dir, name);
+  let fd: number;
+  try {
+    fd = fs.openSync(path, (flags & PASSED_FLAGS & ~C.O_DIRECTORY) | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || (flags & C.O_EXCL)) throw err;
+    // Not exclusive and already there: an ordinary open of the existing file.
+    const st = fs.lstatSync(path);
+    const { id, handle } = await lfs.remember(dir.exp, dir.id, name, st);
+    const node = await lfs.resolve(handle, callerOf(req.caller));
+    const fh = files.add(openNode(node, flags));
+    return { entry: entryOf(lfs, id, handle, fs.lstatSync(path)), fh: fh.toString() };
+  }
+  try {
+    const st = giveToCaller(path, dir, dir.caller, req.mode & ~req.umask, false);
+    const { id, handle } = await lfs.remember(dir.exp, dir.id, name, st);
+    return { entry: entryOf(lfs, id, handle, st), fh: files.add({ fd, id, flags }).toString() };
+  } catch (err) {
+    fs.closeSync(fd);
+    throw err;
+  }
+}
+
+/** The open file behind (handle, fh): the cached fd, or the file reopened from its handle. */
+export async function fileFor(
+  lfs: LocalFs, files: OpenFiles, req: { caller: WireCaller; handle: Buffer; fh: string; flags: number },
+): Promise<{ node: Node; file: OpenFile }> {
+  const node = await lfs.resolve(req.handle, callerOf(req.caller));
+  const fh = bigU64(req.fh);
+  let file = files.get(fh, node.id);
+  if (!file) {
+    file = openNode(node, req.flags >>> 0);
+    if (fh !== 0n) files.adopt(fh, file);
+    else files.add(file);
+  }
+  return { node, file };
+}
+
+function readAt(fd: number, buf: Buffer, pos: number): Promise<number> {
+  return new Promise((resolve, reject) => fs.read(fd, buf, 0, buf.length, pos, (err, n) => (err ? reject(err) : resolve(n))));
+}
+
+function writeAt(fd: number, buf: Buffer, pos: number | null): Promise<number> {
+  return new Promise((resolve, reject) => fs.write(fd, buf, 0, buf.length, pos, (err, n) => (err ? reject(err) : resolve(n))));
+}
+
+export async function read(
+  lfs: LocalFs, files: OpenFiles,
+  req: { caller: WireCaller; handle: Buffer; fh: string; flags: number; offset: string; size: string },
+  emit: (chunk: Buffer) => Promise<void>,
+): Promise<void> {
+  const { node, file } = await fileFor(lfs, files, req);
+  if ((file.flags & O_ACCMODE) === C.O_WRONLY) throw new Errno('EBADF', 'file not open for reading');
+  if (node.st.isDirectory()) throw new Errno('EISDIR', 'is a directory');
+  let pos = u64(req.offset, 'offset');
+  let left = u64(req.size, 'size');
+  while (left > 0) {
+    const buf = Buffer.allocUnsafe(Math.min(CHUNK, left));
+    const n = await readAt(file.fd, buf, pos);
+    if (n === 0) break;
+    await emit(n === buf.length ? buf : buf.subarray(0, n));
+    pos += n;
+    left -= n;
+  }
+}
+
+export interface WriteChunkIn { caller: WireCaller; handle: Buffer; fh: string; flags: number; offset: string; data: Buffer }
+
+/** Writes a stream of chunks, each at its own offset (or at the end when the file was opened O_APPEND). */
+export async function write(lfs: LocalFs, files: OpenFiles, chunks: AsyncIterable<WriteChunkIn>): Promise<{ written: string }> {
+  let written = 0;
+  let first = true;
+  let target: { node: Node; file: OpenFile } | null = null;
+  for await (const chunk of chunks) {
+    if (first) {
+      target = await fileFor(lfs, files, chunk);
+      if ((target.file.flags & O_ACCMODE) === C.O_RDONLY) throw new Errno('EBADF', 'file not open for writing');
+      if (target.node.exp.spec.readOnly) throw new Errno('EROFS', 'read-only export');
+      clearSetIdAfterWrite(target.file.fd, target.node);
+      first = false;
+    }
+    const data = Buffer.isBuffer(chunk.data) ? chunk.data : Buffer.alloc(0);
+    const append = (target!.file.flags & C.O_APPEND) !== 0;
+    let pos = u64(chunk.offset, 'offset');
+    let off = 0;
+    while (off < data.length) {
+      const n = await writeAt(target!.file.fd, data.subarray(off), append ? null : pos);
+      off += n;
+      pos += n;
+    }
+    written += data.length;
+  }
+  return { written: String(written) };
+}
+
+export async function fsync(lfs: LocalFs, files: OpenFiles, req: { caller: WireCaller; handle: Buffer; fh: string; datasync: boolean }): Promise<Record<string, never>> {
+  const { file } = await fileFor(lfs, files, { ...req, flags: C.O_RDONLY });
+  await new Promise<void>((resolve, reject) => (req.datasync ? fs.fdatasync : fs.fsync)(file.fd, (err) => (err ? reject(err) : resolve())));
+  return {};
+}
+
+/** Fallocate mode 0 (allocate, extending the size) through util-linux `fallocate`; other modes EOPNOTSUPP. */
+export async function fallocate(
+  lfs: LocalFs, files: OpenFiles,
+  req: { caller: WireCaller; handle: Buffer; fh: string; offset: string; length: string; mode: number },
+): Promise<Record<string, never>> {
+  const node = await lfs.resolve(req.handle, callerOf(req.caller));
+  if (node.exp.spec.readOnly) throw new Errno('EROFS', 'read-only export');
+  if (req.mode !== 0) throw new Errno('EOPNOTSUPP', 'only fallocate mode 0 is supported');
+  if (node.st.isDirectory()) throw new Errno('EISDIR', 'is a directory');
+  if (!node.st.isFile()) throw new Errno('ENODEV', 'not a regular file');
+  const offset = u64(req.offset, 'offset');
+  const length = u64(req.length, 'length');
+  if (length === 0) throw new Errno('EINVAL', 'zero length');
+  if (files.getWritable(bigU64(req.fh), node.id) === undefined) checkAccess(node.st, node.caller, W_OK);
+  await withPinnedAsync(node, async (pinned) => {
+    const forChild = pinned.replace('/proc/self/', `/proc/${process.pid}/`);
+    try {
+      await run('fallocate', ['-o', String(offset), '-l', String(length), forChild]);
+    } catch (err) {
+      const msg = String((err as { stderr?: string }).stderr ?? '');
+      if (/No space/.test(msg)) throw new Errno('ENOSPC', msg.trim());
+      if (/not supported/i.test(msg)) throw new Errno('EOPNOTSUPP', msg.trim());
+      throw new Errno('EIO', `fallocate failed: ${msg.trim()}`);
+    }
+  });
+  return {};
+}
