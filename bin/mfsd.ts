@@ -1,0 +1,69 @@
+#!/usr/bin/env node
+// mfsd: serve this node's exports to the cluster. Exit codes: 0 after a clean stop, 1 when it
+// cannot start (port in use, file service), 2 for a bad config or usage.
+import { ConfigError, USAGE, loadConfig } from '../server/config.js';
+import { StartupError, startDaemon } from '../server/daemon.js';
+import { omfsVersion } from '../server/node-service.js';
+
+async function main(): Promise<number> {
+  let loaded: ReturnType<typeof loadConfig>;
+  try {
+    loaded = loadConfig(process.argv.slice(2));
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`mfsd: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  if (loaded.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (loaded.version || !loaded.config) {
+    process.stdout.write(`mfsd ${omfsVersion()}\n`);
+    return 0;
+  }
+  const cfg = loaded.config;
+  if (cfg.insecure) process.stderr.write('mfsd: WARNING: --insecure: plaintext, and any peer is accepted without a certificate\n');
+  let daemon: Awaited<ReturnType<typeof startDaemon>>;
+  try {
+    daemon = await startDaemon(cfg);
+  } catch (err) {
+    if (err instanceof StartupError) {
+      process.stderr.write(`mfsd: ${err.message}\n`);
+      return err.exitCode;
+    }
+    throw err;
+  }
+  process.stdout.write(`${daemon.readyLine}\n`);
+  return new Promise<number>((resolve) => {
+    let signals = 0;
+    const onSignal = (sig: NodeJS.Signals): void => {
+      signals += 1;
+      if (signals === 1) {
+        process.stderr.write(`mfsd: ${sig}: draining in-flight calls (up to ${cfg.shutdownGraceMs} ms)\n`);
+        daemon.stop().then(() => {
+          process.stderr.write('mfsd: stopped\n');
+          resolve(0);
+        }, (err: unknown) => {
+          process.stderr.write(`mfsd: error while stopping: ${String(err)}\n`);
+          resolve(1);
+        });
+      } else {
+        process.stderr.write(`mfsd: ${sig} again: cancelling in-flight calls\n`);
+        void daemon.stop(0);
+      }
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`mfsd: internal error: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,126 @@
+// mfsd lifecycle: check everything that can be wrong before serving, then bind; on stop, drain
+// in-flight calls for a bounded grace period, cancel the rest, close the file service.
+// A failed start undoes what it did, so no half-started daemon is left behind.
+import * as grpc from '@grpc/grpc-js';
+import { mkdir, stat } from 'node:fs/promises';
+import { formatListen, type MfsdConfig } from './config.js';
+import { createFileService, type FileService } from './file-service.js';
+import { LockTable } from './locks.js';
+import { createNodeService } from './node-service.js';
+import { readTlsMaterial, serverCredentials } from './tls.js';
+
+/** Why mfsd could not start; `exitCode` is 2 for a config the admin must fix, 1 otherwise. */
+export class StartupError extends Error {
+  constructor(message: string, readonly exitCode: 1 | 2) {
+    super(message);
+    this.name = 'StartupError';
+  }
+}
+
+export interface RunningDaemon {
+  /** The bound port (the real one when the config asked for port 0). */
+  port: number;
+  /** HOST:PORT clients can dial. */
+  address: string;
+  /** The one line printed when ready. */
+  readyLine: string;
+  /** Stop accepting, drain, cancel what is left after the grace period, close; resolves when done. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+async function checkExports(cfg: MfsdConfig): Promise<void> {
+  for (const e of cfg.exports) {
+    let isDir: boolean;
+    try {
+      isDir = (await stat(e.path)).isDirectory();
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new StartupError(`export ${e.path}: ${code === 'ENOENT' ? 'no such directory' : `cannot stat (${code})`}`, 2);
+    }
+    if (!isDir) throw new StartupError(`export ${e.path}: not a directory`, 2);
+  }
+}
+
+async function credentials(cfg: MfsdConfig): Promise<grpc.ServerCredentials> {
+  if (cfg.insecure) return grpc.ServerCredentials.createInsecure();
+  try {
+    return serverCredentials(await readTlsMaterial(cfg.tls));
+  } catch (err) {
+    throw new StartupError(`tls: ${(err as Error).message}`, 2);
+  }
+}
+
+function bind(server: grpc.Server, hostPort: string, creds: grpc.ServerCredentials): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(hostPort, creds, (err, port) => {
+      if (!err) return resolve(port);
+      const why = /EADDRINUSE|address already in use/i.test(err.message) ? 'address in use'
+        : /EACCES|permission denied/i.test(err.message) ? 'permission denied'
+        : /EADDRNOTAVAIL|cannot assign/i.test(err.message) ? 'address not available on this machine'
+        : err.message;
+      reject(new StartupError(`cannot listen on ${hostPort}: ${why}`, 1));
+    });
+  });
+}
+
+function describeExports(cfg: MfsdConfig): string {
+  return cfg.exports
+    .map((e) => [e.path, e.dfsa ? `dfsa=${e.dfsa}` : '', e.readOnly ? 'ro' : '', e.rootSquash ? 'root_squash' : ''].filter(Boolean).join(':'))
+    .join(', ');
+}
+
+export async function startDaemon(cfg: MfsdConfig): Promise<RunningDaemon> {
+  await checkExports(cfg);
+  const creds = await credentials(cfg);
+  try {
+    await mkdir(cfg.stateDir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw new StartupError(`stateDir ${cfg.stateDir}: cannot create (${(err as NodeJS.ErrnoException).code ?? String(err)})`, 2);
+  }
+  const locks = new LockTable();
+  let files: FileService;
+  try {
+    files = await createFileService({ nodeId: cfg.node, exports: cfg.exports, stateDir: cfg.stateDir, locks });
+  } catch (err) {
+    throw new StartupError(`file service: ${(err as Error).message}`, 1);
+  }
+  const server = new grpc.Server({
+    // A peer that went silent must not pin a SetLkW or a stream forever: ping it.
+    'grpc.keepalive_time_ms': 30_000,
+    'grpc.keepalive_timeout_ms': 10_000,
+  });
+  let port: number;
+  try {
+    server.addService(files.definition, files.implementation);
+    const node = createNodeService({ nodeId: cfg.node, exports: cfg.exports, tls: !cfg.insecure });
+    server.addService(node.definition, node.implementation);
+    port = await bind(server, formatListen(cfg.listen), creds);
+  } catch (err) {
+    server.forceShutdown();
+    await files.close().catch(() => undefined);
+    throw err;
+  }
+  const address = formatListen({ host: cfg.listen.host, port });
+  const readyLine = `mfsd: node ${cfg.node} listening on ${address} (${cfg.insecure ? 'insecure' : 'tls'}), exports: ${describeExports(cfg)}`;
+
+  let stopping: Promise<void> | null = null;
+  const stop = (graceMs = cfg.shutdownGraceMs): Promise<void> => {
+    // A second stop with no grace (second SIGTERM) cancels what the first is still draining.
+    if (stopping && graceMs === 0) server.forceShutdown();
+    stopping ??= (async () => {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      await files.close();
+    })();
+    return stopping;
+  };
+  return { port, address, readyLine, stop };
+}
