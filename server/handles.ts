@@ -15,7 +15,11 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { Errno } from '../proto/errno.js';
 
-export interface FileRecord { parent: string /* local id as decimal, '' for an export root */; name: string; dev: number; ino: number }
+/**
+ * Where a file lives. `btime` (birth time, ms) tells a file from a later one that reuses its inode
+ * number (the NFS "generation" problem); 0 when the filesystem does not report it.
+ */
+export interface FileRecord { parent: string /* local id as decimal, '' for an export root */; name: string; dev: number; ino: number; btime: number }
 
 const VERSION = 1;
 const HANDLE_LENGTH = 25;
@@ -84,7 +88,7 @@ export class HandleStore {
   async remember(id: bigint, rec: FileRecord): Promise<void> {
     const key = id.toString();
     const old = this.records.get(key) ?? (await this.load(key));
-    if (old && old.parent === rec.parent && old.name === rec.name && old.dev === rec.dev && old.ino === rec.ino) return;
+    if (old && old.parent === rec.parent && old.name === rec.name && old.dev === rec.dev && old.ino === rec.ino && old.btime === rec.btime) return;
     this.records.set(key, rec);
     await this.db.put(`file:${key}`, JSON.stringify(rec));
   }

@@ -38,6 +38,15 @@ function lstatOrStale(path: string): fs.Stats {
   }
 }
 
+/** The same file as recorded: same (dev, ino) and, when known, the same birth time. */
+export function sameFile(st: fs.Stats, rec: FileRecord): boolean {
+  return st.dev === rec.dev && st.ino === rec.ino && (!rec.btime || st.birthtimeMs === rec.btime);
+}
+
+export function recordOf(parent: bigint, name: string, st: fs.Stats): FileRecord {
+  return { parent: parent.toString(), name, dev: st.dev, ino: st.ino, btime: st.birthtimeMs };
+}
+
 export class LocalFs {
   readonly byId = new Map<number, ExportCtx>();
   readonly byPath = new Map<string, ExportCtx>();
@@ -100,7 +109,8 @@ export class LocalFs {
     const caller = this.effectiveCaller(exp, rawCaller);
     if (id === exp.rootId) {
       const st = fs.fstatSync(exp.rootFd);
-      return { exp, id, caller, path: fdPath(exp.rootFd), st, parent: null, name: '' };
+      // "/." so that lstat and O_NOFOLLOW see the directory, not the /proc magic link.
+      return { exp, id, caller, path: `${fdPath(exp.rootFd)}/.`, st, parent: null, name: '' };
     }
     const rec = await this.store.record(id);
     if (!rec || rec.parent === '') throw new Errno('ESTALE', 'unknown file');
@@ -108,7 +118,7 @@ export class LocalFs {
     checkAccess(parent.st, caller, X_OK, 'directory');
     const path = childPath(parent.fd, rec.name);
     const st = lstatOrStale(path);
-    if (st.dev !== rec.dev || st.ino !== rec.ino) throw new Errno('ESTALE', 'file was replaced');
+    if (!sameFile(st, rec)) throw new Errno('ESTALE', 'file was replaced');
     return { exp, id, caller, path, st, parent: { id: BigInt(rec.parent), fd: parent.fd, st: parent.st }, name: rec.name };
   }
 
@@ -122,7 +132,7 @@ export class LocalFs {
     checkAccess(parent.st, caller, X_OK, 'directory');
     const path = childPath(parent.fd, rec.name);
     const st = lstatOrStale(path);
-    if (st.dev !== rec.dev || st.ino !== rec.ino || !st.isDirectory()) throw new Errno('ESTALE', 'directory was replaced');
+    if (!sameFile(st, rec) || !st.isDirectory()) throw new Errno('ESTALE', 'directory was replaced');
     const key = id.toString();
     let fd = this.dirFds.get(key);
     if (fd === undefined) {
@@ -148,7 +158,7 @@ export class LocalFs {
   /** Records a child found under `dir` and returns its id and handle. */
   async remember(exp: ExportCtx, dirId: bigint, name: string, st: fs.Stats): Promise<{ id: bigint; handle: Buffer }> {
     const id = await this.store.localId(st.dev, st.ino);
-    if (id !== exp.rootId) await this.store.remember(id, { parent: dirId.toString(), name, dev: st.dev, ino: st.ino });
+    if (id !== exp.rootId) await this.store.remember(id, recordOf(dirId, name, st));
     return { id, handle: this.store.mint(exp.id, id) };
   }
 

@@ -32,7 +32,7 @@ async function attrTool(node: Node, tool: 'getfattr' | 'setfattr', args: string[
   return withPinnedAsync(node, async (pinned) => {
     const path = pinned.replace('/proc/self/', `/proc/${process.pid}/`);
     try {
-      const { stdout } = await run(tool, ['--absolute-names', ...args, path], { encoding: 'buffer', maxBuffer: 4 * XATTR_SIZE_MAX });
+      const { stdout } = await run(tool, [...(tool === 'getfattr' ? ['--absolute-names'] : []), ...args, path], { encoding: 'buffer', maxBuffer: 4 * XATTR_SIZE_MAX });
       return stdout;
     } catch (err) {
       const msg = String((err as { stderr?: Buffer }).stderr ?? '');

@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { Errno } from '../proto/errno.js';
 import type { ExportCtx, LocalFs, Node } from './local-fs.js';
-import { O_PATH } from './local-fs.js';
+import { O_PATH, recordOf } from './local-fs.js';
 import { checkName } from './names.js';
 import {
   checkAccess, checkSticky, inGroup, isRoot, newFileGroup, S_ISGID, W_OK, X_OK, type Caller,
@@ -141,8 +141,9 @@ export async function link(lfs: LocalFs, req: { caller: WireCaller; handle: Buff
   fs.linkSync(src.path, inDir(dir, name)); // link(2) does not follow a symlink source
   const st = fs.lstatSync(inDir(dir, name));
   if (st.ino !== src.st.ino) throw new Errno('ESTALE', 'source replaced during link');
-  const out = entryOf(lfs, src.id, lfs.store.mint(dir.exp.id, src.id), st);
-  return out;
+  // The newest name becomes the recorded one: the handle survives the removal of the old name.
+  await lfs.store.remember(src.id, recordOf(dir.id, name, st));
+  return entryOf(lfs, src.id, lfs.store.mint(dir.exp.id, src.id), st);
 }
 
 function child(dir: DirNode, name: string): fs.Stats {
@@ -219,7 +220,7 @@ export async function rename(
     fs.renameSync(oldPath, newPath);
   }
   const id = await lfs.store.localId(src.dev, src.ino);
-  await lfs.store.remember(id, { parent: to.id.toString(), name: newName, dev: src.dev, ino: src.ino });
+  await lfs.store.remember(id, recordOf(to.id, newName, src));
   if (target?.isDirectory()) lfs.forgetDir(await lfs.store.localId(target.dev, target.ino));
   return {};
 }

@@ -1,0 +1,217 @@
+// Every FileService RPC against a real in-process server, checked against the disk with node:fs.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { startHarness, type Harness } from '../harness/file-service-server.js';
+import { ROOT_CALLER as root, type Entry } from '../../proto/file-client.js';
+
+const { O_RDWR, O_WRONLY, O_RDONLY, O_CREAT, O_EXCL, O_TRUNC, O_APPEND } = fs.constants;
+let h: Harness;
+let top: Entry;
+
+beforeEach(async () => {
+  h = await startHarness({ exports: [{ name: 'a' }, { name: 'b' }] });
+  top = await h.client.root(root, h.exports[0]!);
+});
+afterEach(async () => { await h.stop(); });
+
+const code = async (p: Promise<unknown>): Promise<string> => {
+  try {
+    await p;
+    return 'OK';
+  } catch (err) {
+    const c = (err as { code: string }).code;
+    return c === 'EWOULDBLOCK' ? 'EAGAIN' : c; // same number (11); errno.ts names it EWOULDBLOCK
+  }
+};
+
+describe('lookup, getattr, root', () => {
+  it('finds files with their real attributes and a cluster-unique inode', async () => {
+    fs.writeFileSync(join(h.exports[0]!, 'f'), 'hello');
+    const e = await h.client.lookup(root, top.handle, 'f');
+    const st = fs.statSync(join(h.exports[0]!, 'f'), { bigint: true });
+    expect(e.attr.size).toBe('5');
+    expect(e.attr.mode).toBe(Number(st.mode));
+    expect(BigInt(e.attr.ino) >> 48n).toBe(7n);
+    expect(BigInt(e.attr.mtime.sec)).toBe(st.mtimeNs / 1_000_000_000n);
+    expect((await h.client.getAttr(root, e.handle)).size).toBe('5');
+    expect(await code(h.client.lookup(root, top.handle, 'missing'))).toBe('ENOENT');
+    expect(await code(h.client.root(root, '/nope'))).toBe('ENOENT');
+    expect(await code(h.client.lookup(root, e.handle, 'x'))).toBe('ENOTDIR');
+    expect(await code(h.client.lookup(root, top.handle, 'x'.repeat(256)))).toBe('ENAMETOOLONG');
+    for (const bad of ['', '.', '..', 'a/b', 'a\0b']) expect(await code(h.client.lookup(root, top.handle, bad))).toBe('EINVAL');
+  });
+});
+
+describe('create, open, read, write, release', () => {
+  it('creates, writes, reads, truncates and appends', async () => {
+    const { entry, fh } = await h.client.create(root, top.handle, 'f', O_RDWR | O_CREAT | O_EXCL, 0o640);
+    expect(await h.client.write(root, entry.handle, fh, 0, Buffer.from('hello world'))).toBe(11);
+    expect((await h.client.read(root, entry.handle, fh, 6, 100)).toString()).toBe('world');
+    expect(fs.readFileSync(join(h.exports[0]!, 'f'), 'utf8')).toBe('hello world');
+    expect(fs.statSync(join(h.exports[0]!, 'f')).mode & 0o7777).toBe(0o640);
+    expect(await code(h.client.create(root, top.handle, 'f', O_RDWR | O_CREAT | O_EXCL))).toBe('EEXIST');
+    await h.client.release(root, fh);
+    const afh = await h.client.open(root, entry.handle, O_WRONLY | O_APPEND);
+    await h.client.write(root, entry.handle, afh, 0, Buffer.from('!'), O_WRONLY | O_APPEND);
+    expect(fs.readFileSync(join(h.exports[0]!, 'f'), 'utf8')).toBe('hello world!');
+    const tfh = await h.client.open(root, entry.handle, O_WRONLY | O_TRUNC);
+    expect(fs.statSync(join(h.exports[0]!, 'f')).size).toBe(0);
+    expect(await code(h.client.read(root, entry.handle, tfh, 0, 10))).toBe('EBADF');
+    expect(await code(h.client.open(root, top.handle, O_WRONLY))).toBe('EISDIR');
+  });
+
+  it('moves 16 MiB each way in one call, byte-exact', async () => {
+    const data = Buffer.alloc(16 << 20);
+    for (let i = 0; i < data.length; i += 4) data.writeUInt32LE((i * 2654435761) >>> 0, i);
+    const { entry, fh } = await h.client.create(root, top.handle, 'big', O_RDWR | O_CREAT);
+    expect(await h.client.write(root, entry.handle, fh, 0, data)).toBe(data.length);
+    expect(fs.readFileSync(join(h.exports[0]!, 'big')).equals(data)).toBe(true);
+    const back = await h.client.read(root, entry.handle, fh, 0, data.length + 100);
+    expect(back.equals(data)).toBe(true);
+  });
+
+  it('refuses O_NOFOLLOW-style opens of symlinks with ELOOP', async () => {
+    fs.symlinkSync('target', join(h.exports[0]!, 'l'));
+    const l = await h.client.lookup(root, top.handle, 'l');
+    expect(await code(h.client.open(root, l.handle, O_RDONLY))).toBe('ELOOP');
+    expect(await h.client.readlink(root, l.handle)).toBe('target');
+    expect(await code(h.client.readlink(root, top.handle))).toBe('EINVAL');
+  });
+});
+
+describe('namespace', () => {
+  it('mkdir, readdir with cookies, rename, link, unlink, rmdir', async () => {
+    const d = await h.client.mkdir(root, top.handle, 'd', 0o750);
+    expect(fs.statSync(join(h.exports[0]!, 'd')).mode & 0o7777).toBe(0o750);
+    expect(await code(h.client.mkdir(root, top.handle, 'd'))).toBe('EEXIST');
+    for (let i = 0; i < 50; i++) fs.writeFileSync(join(h.exports[0]!, 'd', `f${i}`), String(i));
+    const all = await h.client.readDir(root, d.handle);
+    expect(all.map((e) => e.name).sort()).toEqual(fs.readdirSync(join(h.exports[0]!, 'd')).sort());
+    const rest = await h.client.readDir(root, d.handle, all[19]!.cookie);
+    expect(rest.map((e) => e.name)).toEqual(all.slice(20).map((e) => e.name));
+    expect(await code(h.client.rmdir(root, top.handle, 'd'))).toBe('ENOTEMPTY');
+    await h.client.rename(root, d.handle, 'f1', top.handle, 'moved');
+    expect(fs.readFileSync(join(h.exports[0]!, 'moved'), 'utf8')).toBe('1');
+    expect(await code(h.client.rename(root, d.handle, 'f2', top.handle, 'moved', 1))).toBe('EEXIST');
+    expect(await code(h.client.rename(root, d.handle, 'f2', top.handle, 'x', 2))).toBe('EINVAL');
+    await h.client.rename(root, d.handle, 'f2', top.handle, 'nr', 1);
+    expect(fs.existsSync(join(h.exports[0]!, 'd', 'f2'))).toBe(false);
+    const moved = await h.client.lookup(root, top.handle, 'moved');
+    const linked = await h.client.call<Entry>('Link', { caller: root, handle: moved.handle, new_dir: d.handle, new_name: 'hard' });
+    expect(linked.attr.nlink).toBe(2);
+    expect(await code(h.client.call('Link', { caller: root, handle: d.handle, new_dir: top.handle, new_name: 'dl' }))).toBe('EPERM');
+    expect(await code(h.client.unlink(root, top.handle, 'd'))).toBe('EISDIR');
+    expect(await code(h.client.rmdir(root, top.handle, 'moved'))).toBe('ENOTDIR');
+    await h.client.unlink(root, top.handle, 'moved');
+    expect(fs.existsSync(join(h.exports[0]!, 'moved'))).toBe(false);
+    // The handle follows the file to its remaining name.
+    expect((await h.client.getAttr(root, moved.handle)).nlink).toBe(1);
+  });
+
+  it('EXDEV across exports, ESTALE for a removed file', async () => {
+    const other = await h.client.root(root, h.exports[1]!);
+    fs.writeFileSync(join(h.exports[0]!, 'f'), 'x');
+    const f = await h.client.lookup(root, top.handle, 'f');
+    expect(await code(h.client.rename(root, top.handle, 'f', other.handle, 'f'))).toBe('EXDEV');
+    expect(await code(h.client.call('Link', { caller: root, handle: f.handle, new_dir: other.handle, new_name: 'f' }))).toBe('EXDEV');
+    fs.unlinkSync(join(h.exports[0]!, 'f'));
+    expect(await code(h.client.getAttr(root, f.handle))).toBe('ESTALE');
+    fs.writeFileSync(join(h.exports[0]!, 'f'), 'new file, same name');
+    expect(await code(h.client.getAttr(root, f.handle))).toBe('ESTALE');
+  });
+
+  it('symlink and mknod (fifo; devices for root only)', async () => {
+    const s = await h.client.symlink(root, top.handle, 's', '../../etc/passwd');
+    expect(fs.readlinkSync(join(h.exports[0]!, 's'))).toBe('../../etc/passwd');
+    expect(s.attr.mode & 0o170000).toBe(0o120000);
+    const fifo = await h.client.call<Entry>('Mknod', { caller: root, dir: top.handle, name: 'p', mode: 0o010644, umask: 0o022, rdev: '0' });
+    expect(fs.statSync(join(h.exports[0]!, 'p')).isFIFO()).toBe(true);
+    expect(fifo.attr.mode & 0o777).toBe(0o644);
+    const user = { uid: 1000, gid: 1000, groups: [], pid: 1 };
+    fs.chmodSync(h.exports[0]!, 0o777);
+    expect(await code(h.client.call('Mknod', { caller: user, dir: top.handle, name: 'c', mode: 0o020600, umask: 0, rdev: String((1 << 8) | 3) }))).toBe('EPERM');
+    await h.client.call('Mknod', { caller: root, dir: top.handle, name: 'null', mode: 0o020666, umask: 0, rdev: String((1 << 8) | 3) });
+    const st = fs.statSync(join(h.exports[0]!, 'null'));
+    expect(st.isCharacterDevice() && st.rdev === ((1 << 8) | 3)).toBe(true);
+  });
+});
+
+describe('setattr, access, statfs, xattr, fallocate, fsync', () => {
+  it('sets mode, owner, size and times', async () => {
+    fs.writeFileSync(join(h.exports[0]!, 'f'), 'abcdef');
+    const f = await h.client.lookup(root, top.handle, 'f');
+    await h.client.setAttr(root, f.handle, { valid_mode: true, mode: 0o600, valid_uid: true, uid: 1000, valid_gid: true, gid: 1000 });
+    let st = fs.statSync(join(h.exports[0]!, 'f'));
+    expect([st.mode & 0o7777, st.uid, st.gid]).toEqual([0o600, 1000, 1000]);
+    const a = await h.client.setAttr(root, f.handle, { valid_size: true, size: '2' });
+    expect(a.size).toBe('2');
+    await h.client.setAttr(root, f.handle, { valid_mtime: true, mtime: { sec: '1000000', nsec: 0 }, valid_atime: true, atime: { sec: '2000000', nsec: 0 } });
+    st = fs.statSync(join(h.exports[0]!, 'f'));
+    expect([st.mtimeMs, st.atimeMs]).toEqual([1e9, 2e9]);
+    const before = Date.now();
+    await h.client.setAttr(root, f.handle, { valid_mtime: true, mtime_now: true });
+    expect(fs.statSync(join(h.exports[0]!, 'f')).mtimeMs).toBeGreaterThanOrEqual(before - 1000);
+    expect(await code(h.client.setAttr(root, top.handle, { valid_size: true, size: '0' }))).toBe('EISDIR');
+  });
+
+  it('access, statfs, fsync', async () => {
+    fs.writeFileSync(join(h.exports[0]!, 'f'), 'x');
+    fs.chmodSync(join(h.exports[0]!, 'f'), 0o640);
+    const f = await h.client.lookup(root, top.handle, 'f');
+    const user = { uid: 1000, gid: 1000, groups: [], pid: 1 };
+    expect(await code(h.client.call('Access', { caller: user, handle: f.handle, mask: 4 }))).toBe('EACCES');
+    expect(await code(h.client.call('Access', { caller: root, handle: f.handle, mask: 6 }))).toBe('OK');
+    expect(await code(h.client.call('Access', { caller: root, handle: f.handle, mask: 1 }))).toBe('EACCES');
+    const s = await h.client.call<{ bsize: number; blocks: string }>('StatFs', { caller: root, handle: f.handle });
+    expect(s.blocks).toBe(String(fs.statfsSync(h.exports[0]!).blocks));
+    const fh = await h.client.open(root, f.handle, O_RDWR);
+    expect(await code(h.client.call('Fsync', { caller: root, handle: f.handle, fh, datasync: false }))).toBe('OK');
+  });
+
+  it('xattrs: set, get, list, remove, with flags', async () => {
+    fs.writeFileSync(join(h.exports[0]!, 'f'), 'x');
+    const f = await h.client.lookup(root, top.handle, 'f');
+    const value = Buffer.from([0, 1, 2, 255, 10, 32]);
+    await h.client.call('SetXattr', { caller: root, handle: f.handle, name: 'user.bin', value, flags: 0 });
+    const got = await h.client.call<{ value: Buffer }>('GetXattr', { caller: root, handle: f.handle, name: 'user.bin' });
+    expect(Buffer.from(got.value).equals(value)).toBe(true);
+    expect(await code(h.client.call('SetXattr', { caller: root, handle: f.handle, name: 'user.bin', value, flags: 1 }))).toBe('EEXIST');
+    expect(await code(h.client.call('SetXattr', { caller: root, handle: f.handle, name: 'user.none', value, flags: 2 }))).toBe('ENODATA');
+    const list = await h.client.call<{ names: string[] }>('ListXattr', { caller: root, handle: f.handle });
+    expect(list.names).toContain('user.bin');
+    await h.client.call('RemoveXattr', { caller: root, handle: f.handle, name: 'user.bin' });
+    expect(await code(h.client.call('GetXattr', { caller: root, handle: f.handle, name: 'user.bin' }))).toBe('ENODATA');
+    expect(await code(h.client.call('GetXattr', { caller: root, handle: f.handle, name: 'bogus' }))).toBe('EOPNOTSUPP');
+  });
+
+  it('fallocate mode 0 extends the file', async () => {
+    fs.writeFileSync(join(h.exports[0]!, 'f'), 'x');
+    const f = await h.client.lookup(root, top.handle, 'f');
+    await h.client.call('Fallocate', { caller: root, handle: f.handle, fh: '0', offset: '0', length: String(1 << 20), mode: 0 });
+    expect(fs.statSync(join(h.exports[0]!, 'f')).size).toBe(1 << 20);
+    expect(fs.readFileSync(join(h.exports[0]!, 'f')).subarray(0, 1).toString()).toBe('x');
+    expect(await code(h.client.call('Fallocate', { caller: root, handle: f.handle, fh: '0', offset: '0', length: '10', mode: 3 }))).toBe('EOPNOTSUPP');
+  });
+});
+
+describe('locks', () => {
+  it('conflicting ranges between two clients, SetLkW released by unlock', async () => {
+    fs.writeFileSync(join(h.exports[0]!, 'f'), 'x');
+    const f = await h.client.lookup(root, top.handle, 'f');
+    const lk = (client_id: string, type: number, start: string, end: string) =>
+      ({ caller: root, handle: f.handle, client_id, lock_owner: '1', start, end, type });
+    await h.client.call('SetLk', lk('A', 1, '0', '99'));
+    expect(await code(h.client.call('SetLk', lk('B', 1, '50', '60')))).toBe('EAGAIN');
+    expect(await code(h.client.call('SetLk', lk('B', 1, '100', '200')))).toBe('OK');
+    const got = await h.client.call<{ conflict: boolean; start: string; end: string }>('GetLk', lk('B', 0, '0', '10'));
+    expect([got.conflict, got.start, got.end]).toEqual([true, '0', '99']);
+    let acquired = false;
+    const waiting = h.client.call('SetLkW', lk('B', 1, '10', '20')).then(() => { acquired = true; });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(acquired).toBe(false);
+    await h.client.call('SetLk', lk('A', 2, '0', '99'));
+    await waiting;
+    expect(acquired).toBe(true);
+  });
+});
