@@ -25,7 +25,6 @@ async function main(): Promise<number> {
     return 0;
   }
   const cfg = loaded.config;
-  if (cfg.insecure) process.stderr.write('mfsd: WARNING: --insecure: plaintext, and any peer is accepted without a certificate\n');
   let daemon: Awaited<ReturnType<typeof startDaemon>>;
   try {
     daemon = await startDaemon(cfg);
@@ -36,6 +35,7 @@ async function main(): Promise<number> {
     }
     throw err;
   }
+  if (cfg.insecure) process.stderr.write('mfsd: WARNING: --insecure: plaintext, and any peer is accepted without a certificate\n');
   process.stdout.write(`${daemon.readyLine}\n`);
   return new Promise<number>((resolve) => {
     let signals = 0;
