@@ -25,11 +25,9 @@ export interface FileService {
   close(): Promise<void>;
 }
 
-// Requests are typed by the core functions; the gRPC layer hands over whatever proto-loader decoded.
-/* eslint-disable @typescript-eslint/no-explicit-any */
-type Decoded = any;
-
-function unary(fn: (req: Decoded, call: grpc.ServerUnaryCall<Decoded, unknown>) => Promise<unknown>): grpc.handleUnaryCall<Decoded, unknown> {
+// Request types come from the core functions (the shapes proto-loader decodes); the core checks
+// every field it uses, so a garbage value is an errno, never a crash.
+function unary<Req>(fn: (req: Req, call: grpc.ServerUnaryCall<Req, unknown>) => Promise<unknown>): grpc.handleUnaryCall<Req, unknown> {
   return (call, callback) => {
     let done: Promise<unknown>;
     try {
@@ -57,50 +55,50 @@ export async function createFileService(opts: FileServiceOptions): Promise<FileS
   const locks = opts.locks;
 
   const implementation: grpc.UntypedServiceImplementation = {
-    Root: unary((r) => meta.root(lfs, r)),
-    Lookup: unary((r) => meta.lookup(lfs, r)),
-    GetAttr: unary((r) => meta.getAttr(lfs, r)),
-    SetAttr: unary((r) => meta.setAttr(lfs, files, r)),
-    Access: unary((r) => meta.access(lfs, r)),
-    ReadDir: (call: grpc.ServerWritableStream<Decoded, unknown>) => {
+    Root: unary((r: Parameters<typeof meta.root>[1]) => meta.root(lfs, r)),
+    Lookup: unary((r: Parameters<typeof meta.lookup>[1]) => meta.lookup(lfs, r)),
+    GetAttr: unary((r: Parameters<typeof meta.getAttr>[1]) => meta.getAttr(lfs, r)),
+    SetAttr: unary((r: Parameters<typeof meta.setAttr>[2]) => meta.setAttr(lfs, files, r)),
+    Access: unary((r: Parameters<typeof meta.access>[1]) => meta.access(lfs, r)),
+    ReadDir: (call: grpc.ServerWritableStream<Parameters<typeof meta.readDir>[1], unknown>) => {
       meta.readDir(lfs, call.request, (e) => !call.cancelled && (call.write(e), true))
         .then(() => call.end(), (err: unknown) => call.emit('error', errnoToStatus(err)));
     },
-    Open: unary((r) => io.open(lfs, files, r)),
-    Create: unary((r) => io.create(lfs, files, r)),
-    Read: (call: grpc.ServerWritableStream<Decoded, unknown>) => {
+    Open: unary((r: Parameters<typeof io.open>[2]) => io.open(lfs, files, r)),
+    Create: unary((r: Parameters<typeof io.create>[2]) => io.create(lfs, files, r)),
+    Read: (call: grpc.ServerWritableStream<Parameters<typeof io.read>[2], unknown>) => {
       io.read(lfs, files, call.request, (data) => new Promise<void>((resolve) => {
         if (call.cancelled) throw Object.assign(new Error('cancelled'), { code: 'EINTR' });
         if (call.write({ data })) resolve();
         else call.once('drain', resolve);
       })).then(() => call.end(), (err: unknown) => call.emit('error', errnoToStatus(err)));
     },
-    Write: (call: grpc.ServerReadableStream<Decoded, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+    Write: (call: grpc.ServerReadableStream<io.WriteChunkIn, unknown>, callback: grpc.sendUnaryData<unknown>) => {
       io.write(lfs, files, call).then((reply) => callback(null, reply), (err: unknown) => callback(errnoToStatus(err)));
     },
-    Fsync: unary((r) => io.fsync(lfs, files, r)),
-    Release: unary(async (r) => {
+    Fsync: unary((r: Parameters<typeof io.fsync>[2]) => io.fsync(lfs, files, r)),
+    Release: unary(async (r: { fh: string; flush_locks: boolean; client_id: string; lock_owner: string }) => {
       const file = files.release(bigU64(r.fh));
       if (r.flush_locks && file) extra.unlockAll(locks, file.id.toString(), `${r.client_id}:${bigU64(r.lock_owner)}`, 0);
       return {};
     }),
-    Mkdir: unary((r) => names.mkdir(lfs, r)),
-    Mknod: unary((r) => names.mknod(lfs, r)),
-    Unlink: unary((r) => names.unlink(lfs, r)),
-    Rmdir: unary((r) => names.rmdir(lfs, r)),
-    Rename: unary((r) => names.rename(lfs, r)),
-    Link: unary((r) => names.link(lfs, r)),
-    Symlink: unary((r) => names.symlink(lfs, r)),
-    Readlink: unary((r) => meta.readlink(lfs, r)),
-    StatFs: unary((r) => meta.statFs(lfs, r)),
-    GetXattr: unary((r) => extra.getXattr(lfs, r)),
-    SetXattr: unary((r) => extra.setXattr(lfs, r)),
-    ListXattr: unary((r) => extra.listXattr(lfs, r)),
-    RemoveXattr: unary((r) => extra.removeXattr(lfs, r)),
-    Fallocate: unary((r) => io.fallocate(lfs, files, r)),
-    GetLk: unary((r) => extra.getLk(locks, lfs, r)),
-    SetLk: unary((r) => extra.setLk(locks, lfs, r)),
-    SetLkW: unary((r, call) => {
+    Mkdir: unary((r: Parameters<typeof names.mkdir>[1]) => names.mkdir(lfs, r)),
+    Mknod: unary((r: Parameters<typeof names.mknod>[1]) => names.mknod(lfs, r)),
+    Unlink: unary((r: Parameters<typeof names.unlink>[1]) => names.unlink(lfs, r)),
+    Rmdir: unary((r: Parameters<typeof names.rmdir>[1]) => names.rmdir(lfs, r)),
+    Rename: unary((r: Parameters<typeof names.rename>[1]) => names.rename(lfs, r)),
+    Link: unary((r: Parameters<typeof names.link>[1]) => names.link(lfs, r)),
+    Symlink: unary((r: Parameters<typeof names.symlink>[1]) => names.symlink(lfs, r)),
+    Readlink: unary((r: Parameters<typeof meta.readlink>[1]) => meta.readlink(lfs, r)),
+    StatFs: unary((r: Parameters<typeof meta.statFs>[1]) => meta.statFs(lfs, r)),
+    GetXattr: unary((r: Parameters<typeof extra.getXattr>[1]) => extra.getXattr(lfs, r)),
+    SetXattr: unary((r: Parameters<typeof extra.setXattr>[1]) => extra.setXattr(lfs, r)),
+    ListXattr: unary((r: Parameters<typeof extra.listXattr>[1]) => extra.listXattr(lfs, r)),
+    RemoveXattr: unary((r: Parameters<typeof extra.removeXattr>[1]) => extra.removeXattr(lfs, r)),
+    Fallocate: unary((r: Parameters<typeof io.fallocate>[2]) => io.fallocate(lfs, files, r)),
+    GetLk: unary((r: Parameters<typeof extra.getLk>[2]) => extra.getLk(locks, lfs, r)),
+    SetLk: unary((r: Parameters<typeof extra.setLk>[2]) => extra.setLk(locks, lfs, r)),
+    SetLkW: unary((r: extra.LockIn, call) => {
       // A client cancelling its call (or going away) aborts the wait.
       const abort = new AbortController();
       call.on('cancelled', () => abort.abort());

@@ -214,4 +214,36 @@ describe('locks', () => {
     await waiting;
     expect(acquired).toBe(true);
   });
+
+  it('a cancelled SetLkW stops waiting and never takes the lock', async () => {
+    fs.writeFileSync(join(h.exports[0]!, 'f'), 'x');
+    const f = await h.client.lookup(root, top.handle, 'f');
+    const lk = (client_id: string, type: number) => ({ caller: root, handle: f.handle, client_id, lock_owner: '9', start: '0', end: '9', type });
+    await h.client.call('SetLk', lk('A', 1));
+    const setLkW = h.client.raw['SetLkW'] as (req: object, cb: (err: { code: number } | null) => void) => { cancel(): void };
+    const outcome = new Promise<number>((resolve) => {
+      const call = setLkW.call(h.client.raw, lk('B', 1), (err) => resolve(err ? err.code : 0));
+      setTimeout(() => call.cancel(), 200);
+    });
+    expect(await outcome).toBe(1); // CANCELLED
+    await h.client.call('SetLk', lk('A', 2));
+    await new Promise((r) => setTimeout(r, 100));
+    // B's cancelled wait must not have turned into a lock: C gets the range at once.
+    expect(await code(h.client.call('SetLk', lk('C', 1)))).toBe('OK');
+  });
+});
+
+describe('large directories', () => {
+  it('streams 5000 entries with attributes and resumes by cookie', async () => {
+    const d = await h.client.mkdir(root, top.handle, 'many');
+    for (let i = 0; i < 5000; i++) fs.writeFileSync(join(h.exports[0]!, 'many', `file-${i}`), '');
+    const all = await h.client.readDir(root, d.handle);
+    expect(all.length).toBe(5000);
+    expect(new Set(all.map((e) => e.name)).size).toBe(5000);
+    expect(all.every((e) => e.entry.attr.mode === fs.lstatSync(join(h.exports[0]!, 'many', e.name)).mode)).toBe(true);
+    // Entries removed and added between two calls do not shift the resume point.
+    fs.unlinkSync(join(h.exports[0]!, 'many', all[10]!.name));
+    const rest = await h.client.readDir(root, d.handle, all[2499]!.cookie);
+    expect(rest.map((e) => e.name)).toEqual(all.slice(2500).map((e) => e.name));
+  });
 });
