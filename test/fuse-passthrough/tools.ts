@@ -17,8 +17,8 @@ export function sh(script: string, args: string[] = [], options: { cwd?: string;
     const child = spawn('bash', ['-c', script, 'bash', ...args], { cwd: options.cwd, stdio: [stdin, 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
+    child.stdout?.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
+    child.stderr?.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
     if (child.stdin) {
@@ -37,7 +37,7 @@ export async function must(script: string, args: string[] = [], options: { cwd?:
 
 /** The same bash script run as an unprivileged user with no supplementary groups. */
 export function shAs(uid: number, gid: number, script: string, args: string[] = []): Promise<RunResult> {
-  const prefix = `exec setpriv --reuid=${uid} --regid=${gid} --clear-groups bash -c "$0" bash "$@"`;
+  const prefix = `exec setpriv --reuid=${uid} --regid=${gid} --clear-groups bash -c "$1" bash "\${@:2}"`;
   return sh(prefix, [script, ...args]);
 }
 

@@ -1,0 +1,113 @@
+// --keep-cache keeps file pages and attributes in the kernel across opens, so a change made to the
+// backing directory behind the kernel's back is only seen if the passthrough notices it and sends the
+// kernel an invalidation. Each check polls the mount with a deadline: it is about content, not speed.
+import { appendFile, open, readFile, rename, stat, truncate, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect } from 'vitest';
+import { eventually, passthroughTest } from '../harness/passthrough-mount.js';
+import { must, seededBytes } from './tools.js';
+
+const test = passthroughTest({ args: ['--keep-cache'] });
+const DEADLINE_MS = 5_000;
+
+async function mountShows(path: string, expected: Buffer): Promise<boolean> {
+  return eventually(async () => {
+    try {
+      return (await readFile(path)).equals(expected);
+    } catch {
+      return false;
+    }
+  }, DEADLINE_MS);
+}
+
+/** Bytes of `path` resident in the page cache, measured by fincore (mincore over its own open). */
+async function residentBytes(path: string): Promise<number> {
+  return Number((await must('fincore --bytes --noheadings --output RES "$1"', [path])).trim());
+}
+
+describe('with --keep-cache', () => {
+  test('pages stay cached across opens (the mode these tests rely on is really on)', async ({ pt }) => {
+    const data = seededBytes(1, 256 * 1024);
+    await writeFile(join(pt.source, 'cached'), data);
+    expect((await readFile(join(pt.mnt, 'cached'))).equals(data)).toBe(true);
+    // fincore opens the file again; without keep-cache that open would drop every cached page.
+    expect(await residentBytes(join(pt.mnt, 'cached'))).toBe(data.length);
+  });
+
+  test('a same-size rewrite of the backing file shows on the next read through the mount', async ({ pt }) => {
+    const before = seededBytes(2, 200_000);
+    const after = seededBytes(3, 200_000);
+    await writeFile(join(pt.source, 'f'), before);
+    expect((await readFile(join(pt.mnt, 'f'))).equals(before)).toBe(true);
+    expect((await readFile(join(pt.mnt, 'f'))).equals(before)).toBe(true);
+    const fh = await open(join(pt.source, 'f'), 'r+'); // in place: the size never changes
+    try {
+      await fh.write(after, 0, after.length, 0);
+    } finally {
+      await fh.close();
+    }
+    expect(await mountShows(join(pt.mnt, 'f'), after)).toBe(true);
+  });
+
+  test('growing, shrinking and replacing the backing file show through the mount', async ({ pt }) => {
+    const first = Buffer.from('first version\n');
+    await writeFile(join(pt.source, 'g'), first);
+    expect((await readFile(join(pt.mnt, 'g'))).equals(first)).toBe(true);
+
+    await appendFile(join(pt.source, 'g'), 'appended behind the kernel\n');
+    const grown = Buffer.from('first version\nappended behind the kernel\n');
+    expect(await mountShows(join(pt.mnt, 'g'), grown)).toBe(true);
+    expect((await stat(join(pt.mnt, 'g'))).size).toBe(grown.length);
+
+    await truncate(join(pt.source, 'g'), 5);
+    expect(await mountShows(join(pt.mnt, 'g'), Buffer.from('first'))).toBe(true);
+
+    // Editors save by writing a new file and renaming it over the old one: a new inode behind the name.
+    await writeFile(join(pt.source, 'g.tmp'), 'replaced by rename\n');
+    await rename(join(pt.source, 'g.tmp'), join(pt.source, 'g'));
+    expect(await mountShows(join(pt.mnt, 'g'), Buffer.from('replaced by rename\n'))).toBe(true);
+  });
+
+  test('a file held open on the mount reads the new backing data through the same descriptor', async ({ pt }) => {
+    const before = Buffer.alloc(64 * 1024, 'a');
+    const after = Buffer.alloc(64 * 1024, 'b');
+    await writeFile(join(pt.source, 'held'), before);
+    const fh = await open(join(pt.mnt, 'held'), 'r');
+    try {
+      const buf = Buffer.alloc(before.length);
+      await fh.read(buf, 0, buf.length, 0);
+      expect(buf.equals(before)).toBe(true);
+      await writeFile(join(pt.source, 'held'), after);
+      const fresh = await eventually(async () => {
+        await fh.read(buf, 0, buf.length, 0);
+        return buf.equals(after);
+      }, DEADLINE_MS);
+      expect(fresh).toBe(true);
+    } finally {
+      await fh.close();
+    }
+  });
+
+  test('files created and removed in the source appear and vanish on the mount', async ({ pt }) => {
+    await writeFile(join(pt.source, 'old'), 'x');
+    expect((await must('ls "$1"', [pt.mnt])).trim()).toBe('old');
+    await expect(stat(join(pt.mnt, 'new'))).rejects.toMatchObject({ code: 'ENOENT' });
+
+    await writeFile(join(pt.source, 'new'), 'made behind the kernel\n');
+    const listed = await eventually(async () => (await must('ls "$1"', [pt.mnt])).trim() === 'new\nold', DEADLINE_MS);
+    expect(listed).toBe(true);
+    expect(await readFile(join(pt.mnt, 'new'), 'utf8')).toBe('made behind the kernel\n');
+
+    await unlink(join(pt.source, 'old'));
+    const gone = await eventually(async () => {
+      try {
+        await stat(join(pt.mnt, 'old'));
+        return false;
+      } catch (err) {
+        return (err as NodeJS.ErrnoException).code === 'ENOENT';
+      }
+    }, DEADLINE_MS);
+    expect(gone).toBe(true);
+    expect((await must('ls "$1"', [pt.mnt])).trim()).toBe('new');
+  });
+});
