@@ -5,7 +5,8 @@ import * as fs from 'node:fs';
 const { O_WRONLY, O_RDWR } = fs.constants;
 const O_ACCMODE = 3;
 
-export interface OpenFile { fd: number; id: bigint; flags: number }
+/** An open file; `uid` is the caller it was opened for: only that caller may use it through its fh. */
+export interface OpenFile { fd: number; id: bigint; flags: number; uid: number }
 
 export class OpenFiles {
   private readonly files = new Map<bigint, OpenFile>();
@@ -18,24 +19,27 @@ export class OpenFiles {
     return fh;
   }
 
-  /** The open file `fh` when it is open on file `id`. */
-  get(fh: bigint, id: bigint): OpenFile | undefined {
+  /** The open file `fh` when it is open on file `id` for caller `uid` (anything else must reopen with checks). */
+  get(fh: bigint, id: bigint, uid: number): OpenFile | undefined {
     const f = this.files.get(fh);
-    return f && f.id === id ? f : undefined;
+    return f && f.id === id && f.uid === uid ? f : undefined;
   }
 
-  getWritable(fh: bigint, id: bigint): number | undefined {
-    const f = this.get(fh, id);
+  getWritable(fh: bigint, id: bigint, uid: number): number | undefined {
+    const f = this.get(fh, id, uid);
     if (!f) return undefined;
     const mode = f.flags & O_ACCMODE;
     return mode === O_WRONLY || mode === O_RDWR ? f.fd : undefined;
   }
 
-  /** Adopts a reopened file under the fh the client already holds. */
-  adopt(fh: bigint, file: OpenFile): void {
-    const old = this.files.get(fh);
-    if (old) fs.closeSync(old.fd);
+  /**
+   * Adopts a reopened file under the fh the client already holds (after a restart). Returns false
+   * when that fh is in use by another open file: the caller then uses the file for this call only.
+   */
+  adopt(fh: bigint, file: OpenFile): boolean {
+    if (fh === 0n || this.files.has(fh)) return false;
     this.files.set(fh, file);
+    return true;
   }
 
   release(fh: bigint): OpenFile | undefined {

@@ -40,7 +40,7 @@ export function openNode(node: Node, flags: number): OpenFile {
     throw new Errno('ESTALE', 'file was replaced');
   }
   if (flags & C.O_TRUNC) clearSetIdAfterWrite(fd, node);
-  return { fd, id: node.id, flags };
+  return { fd, id: node.id, flags, uid: node.caller.uid };
 }
 
 function clearSetIdAfterWrite(fd: number, node: Node): void {
@@ -76,26 +76,28 @@ export async function create(
   try {
     const st = giveToCaller(path, dir, dir.caller, req.mode & ~req.umask, false);
     const { id, handle } = await lfs.remember(dir.exp, dir.id, name, st);
-    return { entry: entryOf(lfs, id, handle, st), fh: files.add({ fd, id, flags }).toString() };
+    return { entry: entryOf(lfs, id, handle, st), fh: files.add({ fd, id, flags, uid: dir.caller.uid }).toString() };
   } catch (err) {
     fs.closeSync(fd);
     throw err;
   }
 }
 
-/** The open file behind (handle, fh): the cached fd, or the file reopened from its handle. */
+/**
+ * The open file behind (handle, fh): the cached fd, or the file reopened from its handle with the
+ * open(2) checks (fh 0 = stateless I/O, or an fh from before a restart). `done` closes a file
+ * opened for this call only.
+ */
 export async function fileFor(
   lfs: LocalFs, files: OpenFiles, req: { caller: WireCaller; handle: Buffer; fh: string; flags: number },
-): Promise<{ node: Node; file: OpenFile }> {
+): Promise<{ node: Node; file: OpenFile; done: () => void }> {
   const node = await lfs.resolve(req.handle, callerOf(req.caller));
   const fh = bigU64(req.fh);
-  let file = files.get(fh, node.id);
-  if (!file) {
-    file = openNode(node, req.flags >>> 0);
-    if (fh !== 0n) files.adopt(fh, file);
-    else files.add(file);
-  }
-  return { node, file };
+  const cached = files.get(fh, node.id, node.caller.uid);
+  if (cached) return { node, file: cached, done: () => {} };
+  const file = openNode(node, req.flags >>> 0);
+  if (files.adopt(fh, file)) return { node, file, done: () => {} };
+  return { node, file, done: () => fs.closeSync(file.fd) };
 }
 
 function readAt(fd: number, buf: Buffer, pos: number): Promise<number> {
@@ -111,7 +113,15 @@ export async function read(
   req: { caller: WireCaller; handle: Buffer; fh: string; flags: number; offset: string; size: string },
   emit: (chunk: Buffer) => Promise<void>,
 ): Promise<void> {
-  const { node, file } = await fileFor(lfs, files, req);
+  const { node, file, done } = await fileFor(lfs, files, req);
+  try {
+    await readFile(node, file, req, emit);
+  } finally {
+    done();
+  }
+}
+
+async function readFile(node: Node, file: OpenFile, req: { offset: string; size: string }, emit: (chunk: Buffer) => Promise<void>): Promise<void> {
   if ((file.flags & O_ACCMODE) === C.O_WRONLY) throw new Errno('EBADF', 'file not open for reading');
   if (node.st.isDirectory()) throw new Errno('EISDIR', 'is a directory');
   let pos = u64(req.offset, 'offset');
@@ -131,33 +141,43 @@ export interface WriteChunkIn { caller: WireCaller; handle: Buffer; fh: string; 
 /** Writes a stream of chunks, each at its own offset (or at the end when the file was opened O_APPEND). */
 export async function write(lfs: LocalFs, files: OpenFiles, chunks: AsyncIterable<WriteChunkIn>): Promise<{ written: string }> {
   let written = 0;
-  let first = true;
-  let target: { node: Node; file: OpenFile } | null = null;
-  for await (const chunk of chunks) {
-    if (first) {
-      target = await fileFor(lfs, files, chunk);
-      if ((target.file.flags & O_ACCMODE) === C.O_RDONLY) throw new Errno('EBADF', 'file not open for writing');
-      if (target.node.exp.spec.readOnly) throw new Errno('EROFS', 'read-only export');
-      clearSetIdAfterWrite(target.file.fd, target.node);
-      first = false;
+  let target: { node: Node; file: OpenFile; done: () => void } | undefined;
+  try {
+    for await (const chunk of chunks) {
+      if (!target) {
+        target = await fileFor(lfs, files, chunk);
+        if ((target.file.flags & O_ACCMODE) === C.O_RDONLY) throw new Errno('EBADF', 'file not open for writing');
+        if (target.node.exp.spec.readOnly) throw new Errno('EROFS', 'read-only export');
+        clearSetIdAfterWrite(target.file.fd, target.node);
+      }
+      written += await writeChunk(target.file, chunk);
     }
-    const data = Buffer.isBuffer(chunk.data) ? chunk.data : Buffer.alloc(0);
-    const append = (target!.file.flags & C.O_APPEND) !== 0;
-    let pos = u64(chunk.offset, 'offset');
-    let off = 0;
-    while (off < data.length) {
-      const n = await writeAt(target!.file.fd, data.subarray(off), append ? null : pos);
-      off += n;
-      pos += n;
-    }
-    written += data.length;
+  } finally {
+    target?.done();
   }
   return { written: String(written) };
 }
 
+async function writeChunk(file: OpenFile, chunk: WriteChunkIn): Promise<number> {
+  const data = Buffer.isBuffer(chunk.data) ? chunk.data : Buffer.alloc(0);
+  const append = (file.flags & C.O_APPEND) !== 0;
+  let pos = u64(chunk.offset, 'offset');
+  let off = 0;
+  while (off < data.length) {
+    const n = await writeAt(file.fd, data.subarray(off), append ? null : pos);
+    off += n;
+    pos += n;
+  }
+  return data.length;
+}
+
 export async function fsync(lfs: LocalFs, files: OpenFiles, req: { caller: WireCaller; handle: Buffer; fh: string; datasync: boolean }): Promise<Record<string, never>> {
-  const { file } = await fileFor(lfs, files, { ...req, flags: C.O_RDONLY });
-  await new Promise<void>((resolve, reject) => (req.datasync ? fs.fdatasync : fs.fsync)(file.fd, (err) => (err ? reject(err) : resolve())));
+  const { file, done } = await fileFor(lfs, files, { ...req, flags: C.O_RDONLY });
+  try {
+    await new Promise<void>((resolve, reject) => (req.datasync ? fs.fdatasync : fs.fsync)(file.fd, (err) => (err ? reject(err) : resolve())));
+  } finally {
+    done();
+  }
   return {};
 }
 
@@ -174,7 +194,7 @@ export async function fallocate(
   const offset = u64(req.offset, 'offset');
   const length = u64(req.length, 'length');
   if (length === 0) throw new Errno('EINVAL', 'zero length');
-  if (files.getWritable(bigU64(req.fh), node.id) === undefined) checkAccess(node.st, node.caller, W_OK);
+  if (files.getWritable(bigU64(req.fh), node.id, node.caller.uid) === undefined) checkAccess(node.st, node.caller, W_OK);
   await withPinnedAsync(node, async (pinned) => {
     const forChild = pinned.replace('/proc/self/', `/proc/${process.pid}/`);
     try {

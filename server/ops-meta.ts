@@ -83,7 +83,7 @@ export async function setAttr(lfs: LocalFs, files: OpenFiles, req: SetAttrIn): P
       if (st.isDirectory()) throw new Errno('EISDIR', 'is a directory');
       if (!st.isFile()) throw new Errno('EINVAL', 'not a regular file');
       const size = u64(req.size, 'size');
-      const viaFh = files.getWritable(bigU64(req.fh), node.id);
+      const viaFh = files.getWritable(bigU64(req.fh), node.id, c.uid);
       if (viaFh === undefined) checkAccess(st, c, W_OK);
       if (viaFh !== undefined) fs.ftruncateSync(viaFh, size);
       else fs.truncateSync(pinned, size);

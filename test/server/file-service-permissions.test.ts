@@ -144,6 +144,19 @@ describe('chmod/chown/utimes rules', () => {
   });
 });
 
+describe('open file ids', () => {
+  it('another caller cannot use an fh to skip the permission checks; stateless I/O leaks no fd', async () => {
+    const { entry, fh } = await h.client.create(alice, top.handle, 'private', O_RDWR | O_CREAT, 0o600);
+    await h.client.write(alice, entry.handle, fh, 0, Buffer.from('alice'));
+    expect(await code(h.client.read(bob, entry.handle, fh, 0, 10))).toBe('EACCES');
+    expect(await code(h.client.write(bob, entry.handle, fh, 0, Buffer.from('bob')))).toBe('EACCES');
+    expect(fs.readFileSync(A('private'), 'utf8')).toBe('alice');
+    const fds = fs.readdirSync('/proc/self/fd').length;
+    for (let i = 0; i < 50; i++) expect((await h.client.read(alice, entry.handle, '0', 0, 10)).toString()).toBe('alice');
+    expect(fs.readdirSync('/proc/self/fd').length).toBeLessThanOrEqual(fds + 2);
+  });
+});
+
 describe('read-only export', () => {
   it('refuses every modifying call with EROFS and changes nothing', async () => {
     fs.writeFileSync(join(h.exports[1]!, 'f'), 'keep');
