@@ -15,7 +15,7 @@ import * as extra from './ops-extra.js';
 import * as io from './ops-io.js';
 import * as meta from './ops-meta.js';
 import * as names from './ops-names.js';
-import { bigU64 } from './wire.js';
+import { bigU64, callerOf, type WireCaller } from './wire.js';
 
 export type { ExportSpec };
 export interface FileServiceOptions { nodeId: number; exports: ExportSpec[]; stateDir: string; locks: LockTable }
@@ -77,7 +77,8 @@ export async function createFileService(opts: FileServiceOptions): Promise<FileS
       io.write(lfs, files, call).then((reply) => callback(null, reply), (err: unknown) => callback(errnoToStatus(err)));
     },
     Fsync: unary((r: Parameters<typeof io.fsync>[2]) => io.fsync(lfs, files, r)),
-    Release: unary(async (r: { fh: string; flush_locks: boolean; client_id: string; lock_owner: string }) => {
+    Release: unary(async (r: { caller: WireCaller; fh: string; flush_locks: boolean; client_id: string; lock_owner: string }) => {
+      callerOf(r.caller);
       const file = files.release(bigU64(r.fh));
       if (r.flush_locks && file) extra.unlockAll(locks, file.id.toString(), `${r.client_id}:${bigU64(r.lock_owner)}`, 0);
       return {};

@@ -82,11 +82,13 @@ function randomMessage(type: protobuf.Type, depth = 0): Record<string, unknown> 
 describe('malformed requests', () => {
   it('random bytes to every method: an error each time, the server stays up', async () => {
     const methods = service().methodsArray;
+    let errors = 0;
     for (let i = 0; i < 300; i++) {
       const m = methods[i % methods.length]!;
-      const codeOf = await sendRaw(m, randomBytes(randomInt(1, 200)));
-      expect(typeof codeOf).toBe('number');
+      if ((await sendRaw(m, randomBytes(randomInt(1, 200)))) !== 0) errors++;
     }
+    // Random bytes can by chance decode to a harmless valid request (say, Release of an unknown fh).
+    expect(errors).toBeGreaterThanOrEqual(285);
     expect((await h.client.getAttr(root, top.handle)).mode & 0o170000).toBe(0o040000);
   });
 
@@ -105,7 +107,10 @@ describe('malformed requests', () => {
     }
     expect(errors).toBeGreaterThan(300);
     expect(fs.readFileSync(sentinel, 'utf8')).toBe('outside');
-    expect(fs.readFileSync(join(h.exports[0]!, 'f'), 'utf8').length).toBeGreaterThanOrEqual(0);
-    expect((await h.client.lookup(root, top.handle, 'f')).attr.mode & 0o170000).toBe(0o100000);
+    // The fuzz may legitimately have removed or renamed 'f' (it calls with valid handles too):
+    // the proof the server is still sound is a full valid round trip.
+    const { entry, fh } = await h.client.create(root, top.handle, 'after-fuzz', fs.constants.O_RDWR | fs.constants.O_CREAT);
+    await h.client.write(root, entry.handle, fh, 0, Buffer.from('still up'));
+    expect((await h.client.read(root, entry.handle, fh, 0, 100)).toString()).toBe('still up');
   });
 });
