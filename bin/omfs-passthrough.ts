@@ -1,0 +1,100 @@
+#!/usr/bin/env node
+// omfs-passthrough [options] SOURCE MOUNTPOINT: mirror SOURCE at MOUNTPOINT over our own FUSE
+// protocol layer, in the foreground. Exit 0 after unmount (signal or `umount`), 1 if the mount
+// fails, 2 on bad arguments.
+import { statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import {
+  cleanStaleMount, closeFuseDevice, InitFlag, mountFuse, openFuseDevice, Session, unmountFuse,
+} from '../fuse/kernel/index.js';
+import { PassthroughFs } from '../fuse/passthrough/index.js';
+import { CacheWatcher } from '../fuse/passthrough/watch.js';
+
+const USAGE = 'usage: omfs-passthrough [--keep-cache] [--direct-io] [--debug] [--timeout SECONDS] SOURCE MOUNTPOINT';
+
+function fail(code: number, message: string): never {
+  process.stderr.write(`omfs-passthrough: ${message}\n`);
+  process.exit(code);
+}
+
+interface Cli { source: string; mountPoint: string; keepCache: boolean; directIo: boolean; debug: boolean; timeout: number }
+
+function parseArgs(argv: string[]): Cli {
+  const positional: string[] = [];
+  const cli = { keepCache: false, directIo: false, debug: false, timeout: 1 };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--keep-cache') cli.keepCache = true;
+    else if (a === '--direct-io') cli.directIo = true;
+    else if (a === '--debug') cli.debug = true;
+    else if (a === '--timeout' || a.startsWith('--timeout=')) {
+      const v = a.includes('=') ? a.slice(a.indexOf('=') + 1) : argv[++i];
+      const n = Number(v);
+      if (v === undefined || v === '' || !Number.isFinite(n) || n < 0) fail(2, `--timeout needs a number of seconds >= 0\n${USAGE}`);
+      cli.timeout = n;
+    } else if (a === '-h' || a === '--help') {
+      process.stdout.write(USAGE + '\n');
+      process.exit(0);
+    } else if (a.startsWith('-')) fail(2, `unknown option ${a}\n${USAGE}`);
+    else positional.push(a);
+  }
+  if (positional.length !== 2) fail(2, `need SOURCE and MOUNTPOINT\n${USAGE}`);
+  return { ...cli, source: resolve(positional[0]!), mountPoint: resolve(positional[1]!) };
+}
+
+function requireDir(path: string, what: string): void {
+  let isDir = false;
+  try {
+    isDir = statSync(path).isDirectory();
+  } catch (err) {
+    fail(2, `${what} ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  if (!isDir) fail(2, `${what} ${path} is not a directory`);
+}
+
+async function main(): Promise<void> {
+  const cli = parseArgs(process.argv.slice(2));
+  requireDir(cli.source, 'SOURCE');
+  cleanStaleMount(cli.mountPoint); // a dead daemon's mount answers ENOTCONN: clear it first
+  requireDir(cli.mountPoint, 'MOUNTPOINT');
+  process.umask(0); // the kernel already applied the caller's umask to every mode it sends
+
+  const fs = new PassthroughFs(cli.source, {
+    timeout: cli.keepCache ? 3600 : cli.timeout,
+    keepCache: cli.keepCache,
+    directIo: cli.directIo,
+  });
+  await fs.start();
+  let fd: number;
+  try {
+    fd = openFuseDevice();
+  } catch (err) {
+    fail(1, `cannot open /dev/fuse: ${(err as Error).message}`);
+  }
+  // Kernel-local POSIX locks already exclude processes on this one mount; nothing to gain here.
+  const session = new Session(fd, fs, { debug: cli.debug, withoutFlags: InitFlag.POSIX_LOCKS });
+  if (cli.keepCache) new CacheWatcher(fs, session.notifier).attach();
+  session.start(); // readers wait on /dev/fuse before mount(8) makes the kernel send INIT
+  try {
+    await mountFuse(fd, { source: cli.source, mountPoint: cli.mountPoint, allowOther: true, defaultPermissions: true, subtype: 'omfs-passthrough' });
+  } catch (err) {
+    fail(1, (err as Error).message);
+  }
+  await session.initialized;
+  process.stdout.write(`omfs-passthrough: mounted ${cli.source} on ${cli.mountPoint}\n`);
+
+  let stopping = false;
+  const stop = (): void => {
+    if (stopping) return;
+    stopping = true;
+    unmountFuse(cli.mountPoint);
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  const reason = await session.closed;
+  closeFuseDevice(fd);
+  if (reason !== 'ENODEV' && reason !== 'ECONNABORTED') process.stderr.write(`omfs-passthrough: session ended: ${reason}\n`);
+  process.exit(0);
+}
+
+main().catch((err: unknown) => fail(1, err instanceof Error ? (err.stack ?? err.message) : String(err)));

@@ -1,0 +1,264 @@
+// Replies and notifications -> bytes. Every reply starts with fuse_out_header {len, error, unique}.
+import {
+  ATTR_OUT_SIZE, DIRENT_HEADER_SIZE, DIRENTPLUS_HEADER_SIZE, ENTRY_OUT_SIZE, FILE_LOCK_SIZE, INIT_OUT_SIZE,
+  NotifyCode, OPEN_OUT_SIZE, OUT_HEADER_SIZE, STATFS_OUT_SIZE,
+} from './abi.js';
+import type { FileLock, Timespec } from './decode.js';
+
+export interface Attr {
+  ino: number; size: number; blocks: number;
+  atime: Timespec; mtime: Timespec; ctime: Timespec;
+  mode: number; nlink: number; uid: number; gid: number; rdev: number; blksize: number;
+}
+/** A LOOKUP-style answer. Timeouts are in seconds (fractions allowed). nodeId 0 = negative entry. */
+export interface EntryOut { nodeId: number; generation: number; entryTimeout: number; attrTimeout: number; attr: Attr }
+export interface AttrOut { attr: Attr; attrTimeout: number }
+export interface OpenOut { fh: number; openFlags: number }
+export interface StatfsOut {
+  blocks: number; bfree: number; bavail: number; files: number; ffree: number;
+  bsize: number; namelen: number; frsize: number;
+}
+export interface InitOut {
+  major: number; minor: number; maxReadahead: number; flags: bigint; maxBackground: number;
+  congestionThreshold: number; maxWrite: number; timeGran: number; maxPages: number;
+}
+
+function putU64(buf: Buffer, at: number, v: number): void {
+  buf.writeUInt32LE(v >>> 0, at);
+  buf.writeUInt32LE(Math.floor(v / 0x1_0000_0000) >>> 0, at + 4);
+}
+function putI64(buf: Buffer, at: number, v: number): void {
+  buf.writeBigInt64LE(BigInt(Math.trunc(v)), at);
+}
+
+export function encodeOutHeader(buf: Buffer, len: number, error: number, unique: bigint): void {
+  buf.writeUInt32LE(len, 0);
+  buf.writeInt32LE(error, 4);
+  buf.writeBigUInt64LE(unique, 8);
+}
+
+/** A reply of `bodySize` bytes with the header filled in; the caller fills the body at 16. */
+export function replyBuffer(unique: bigint, bodySize: number): Buffer {
+  const buf = Buffer.alloc(OUT_HEADER_SIZE + bodySize);
+  encodeOutHeader(buf, buf.length, 0, unique);
+  return buf;
+}
+
+/** An error reply: the header alone with -errno. */
+export function encodeError(unique: bigint, errno: number): Buffer {
+  const buf = Buffer.allocUnsafe(OUT_HEADER_SIZE);
+  encodeOutHeader(buf, OUT_HEADER_SIZE, -errno, unique);
+  return buf;
+}
+
+function splitTimeout(seconds: number): [number, number] {
+  const sec = Math.max(0, Math.floor(seconds));
+  return [sec, Math.round((seconds - sec) * 1e9) % 1e9];
+}
+
+export function writeAttr(buf: Buffer, at: number, a: Attr): void {
+  putU64(buf, at, a.ino);
+  putU64(buf, at + 8, a.size);
+  putU64(buf, at + 16, a.blocks);
+  putI64(buf, at + 24, a.atime.sec);
+  putI64(buf, at + 32, a.mtime.sec);
+  putI64(buf, at + 40, a.ctime.sec);
+  buf.writeUInt32LE(a.atime.nsec, at + 48);
+  buf.writeUInt32LE(a.mtime.nsec, at + 52);
+  buf.writeUInt32LE(a.ctime.nsec, at + 56);
+  buf.writeUInt32LE(a.mode, at + 60);
+  buf.writeUInt32LE(a.nlink, at + 64);
+  buf.writeUInt32LE(a.uid, at + 68);
+  buf.writeUInt32LE(a.gid, at + 72);
+  buf.writeUInt32LE(a.rdev, at + 76);
+  buf.writeUInt32LE(a.blksize, at + 80);
+  buf.writeUInt32LE(0, at + 84); // flags (FUSE_ATTR_SUBMOUNT etc.): none
+}
+
+export function writeEntryOut(buf: Buffer, at: number, e: EntryOut): void {
+  const [es, ens] = splitTimeout(e.entryTimeout);
+  const [as, ans] = splitTimeout(e.attrTimeout);
+  putU64(buf, at, e.nodeId);
+  putU64(buf, at + 8, e.generation);
+  putU64(buf, at + 16, es);
+  putU64(buf, at + 24, as);
+  buf.writeUInt32LE(ens, at + 32);
+  buf.writeUInt32LE(ans, at + 36);
+  writeAttr(buf, at + 40, e.attr);
+}
+
+export function writeOpenOut(buf: Buffer, at: number, o: OpenOut): void {
+  putU64(buf, at, o.fh);
+  buf.writeUInt32LE(o.openFlags, at + 8);
+  buf.writeInt32LE(0, at + 12); // backing_id: no kernel passthrough
+}
+
+export function encodeEntry(unique: bigint, e: EntryOut): Buffer {
+  const buf = replyBuffer(unique, ENTRY_OUT_SIZE);
+  writeEntryOut(buf, OUT_HEADER_SIZE, e);
+  return buf;
+}
+
+export function encodeAttr(unique: bigint, a: AttrOut): Buffer {
+  const buf = replyBuffer(unique, ATTR_OUT_SIZE);
+  const [s, ns] = splitTimeout(a.attrTimeout);
+  putU64(buf, 16, s);
+  buf.writeUInt32LE(ns, 24);
+  writeAttr(buf, 32, a.attr);
+  return buf;
+}
+
+export function encodeOpen(unique: bigint, o: OpenOut): Buffer {
+  const buf = replyBuffer(unique, OPEN_OUT_SIZE);
+  writeOpenOut(buf, 16, o);
+  return buf;
+}
+
+export function encodeCreate(unique: bigint, e: EntryOut, o: OpenOut): Buffer {
+  const buf = replyBuffer(unique, ENTRY_OUT_SIZE + OPEN_OUT_SIZE);
+  writeEntryOut(buf, 16, e);
+  writeOpenOut(buf, 16 + ENTRY_OUT_SIZE, o);
+  return buf;
+}
+
+/** write_out / getxattr_out / lseek_out style: one number. */
+export function encodeWrite(unique: bigint, size: number): Buffer {
+  const buf = replyBuffer(unique, 8);
+  buf.writeUInt32LE(size, 16);
+  return buf;
+}
+export const encodeXattrSize = encodeWrite;
+
+export function encodeLseek(unique: bigint, offset: number): Buffer {
+  const buf = replyBuffer(unique, 8);
+  putU64(buf, 16, offset);
+  return buf;
+}
+
+export function encodeStatfs(unique: bigint, s: StatfsOut): Buffer {
+  const buf = replyBuffer(unique, STATFS_OUT_SIZE);
+  putU64(buf, 16, s.blocks);
+  putU64(buf, 24, s.bfree);
+  putU64(buf, 32, s.bavail);
+  putU64(buf, 40, s.files);
+  putU64(buf, 48, s.ffree);
+  buf.writeUInt32LE(s.bsize, 56);
+  buf.writeUInt32LE(s.namelen, 60);
+  buf.writeUInt32LE(s.frsize, 64);
+  return buf; // padding and spare[6] stay zero
+}
+
+export function encodeLock(unique: bigint, l: FileLock): Buffer {
+  const buf = replyBuffer(unique, FILE_LOCK_SIZE);
+  buf.writeBigUInt64LE(l.start, 16);
+  buf.writeBigUInt64LE(l.end, 24);
+  buf.writeUInt32LE(l.type, 32);
+  buf.writeUInt32LE(l.pid, 36);
+  return buf;
+}
+
+export function encodeInit(unique: bigint, i: InitOut): Buffer {
+  const buf = replyBuffer(unique, INIT_OUT_SIZE);
+  buf.writeUInt32LE(i.major, 16);
+  buf.writeUInt32LE(i.minor, 20);
+  buf.writeUInt32LE(i.maxReadahead, 24);
+  buf.writeUInt32LE(Number(i.flags & 0xffff_ffffn), 28);
+  buf.writeUInt16LE(i.maxBackground, 32);
+  buf.writeUInt16LE(i.congestionThreshold, 34);
+  buf.writeUInt32LE(i.maxWrite, 36);
+  buf.writeUInt32LE(i.timeGran, 40);
+  buf.writeUInt16LE(i.maxPages, 44);
+  buf.writeUInt16LE(0, 46); // map_alignment
+  buf.writeUInt32LE(Number(i.flags >> 32n), 48); // flags2
+  return buf; // max_stack_depth, request_timeout, unused: zero
+}
+
+const NAME_BYTES_MAX = 1024;
+
+/**
+ * READDIR / READDIRPLUS reply body under construction: whole records only, never more than the
+ * kernel's size. `add*` return false when the record does not fit, so the filesystem stops and
+ * counts a lookup only for entries that were really sent.
+ */
+export class DirBuffer {
+  private readonly buf: Buffer;
+  private used = OUT_HEADER_SIZE;
+  constructor(readonly unique: bigint, size: number) {
+    this.buf = Buffer.alloc(OUT_HEADER_SIZE + size);
+  }
+  /** `off` is the cookie the kernel passes back to continue after this entry. */
+  add(ino: number, off: number, type: number, name: string): boolean {
+    const nameLen = Buffer.byteLength(name);
+    const rec = (DIRENT_HEADER_SIZE + nameLen + 7) & ~7;
+    if (this.used + rec > this.buf.length || nameLen > NAME_BYTES_MAX) return false;
+    this.writeDirent(this.used, ino, off, type, name, nameLen);
+    this.used += rec;
+    return true;
+  }
+  addPlus(entry: EntryOut, off: number, type: number, name: string): boolean {
+    const nameLen = Buffer.byteLength(name);
+    const rec = (DIRENTPLUS_HEADER_SIZE + nameLen + 7) & ~7;
+    if (this.used + rec > this.buf.length || nameLen > NAME_BYTES_MAX) return false;
+    writeEntryOut(this.buf, this.used, entry);
+    this.writeDirent(this.used + ENTRY_OUT_SIZE, entry.attr.ino, off, type, name, nameLen);
+    this.used += rec;
+    return true;
+  }
+  /** Room for one more record with a name of this many bytes? */
+  fits(nameLen: number, plus: boolean): boolean {
+    const rec = ((plus ? DIRENTPLUS_HEADER_SIZE : DIRENT_HEADER_SIZE) + nameLen + 7) & ~7;
+    return this.used + rec <= this.buf.length;
+  }
+  get isEmpty(): boolean {
+    return this.used === OUT_HEADER_SIZE;
+  }
+  finish(): Buffer {
+    const out = this.buf.subarray(0, this.used);
+    encodeOutHeader(out, this.used, 0, this.unique);
+    return out;
+  }
+  private writeDirent(at: number, ino: number, off: number, type: number, name: string, nameLen: number): void {
+    putU64(this.buf, at, ino);
+    putU64(this.buf, at + 8, off);
+    this.buf.writeUInt32LE(nameLen, at + 16);
+    this.buf.writeUInt32LE(type, at + 20);
+    this.buf.write(name, at + 24, nameLen, 'utf8');
+    // padding bytes are already zero (Buffer.alloc)
+  }
+}
+
+// Notifications: unique 0, error = the notify code.
+function notifyBuffer(code: number, bodySize: number): Buffer {
+  const buf = Buffer.alloc(OUT_HEADER_SIZE + bodySize);
+  encodeOutHeader(buf, buf.length, code, 0n);
+  return buf;
+}
+
+/** off < 0: attributes only; off >= 0: also drop pages [off, off+len), len <= 0 meaning to EOF. */
+export function encodeInvalInode(nodeId: number, off: number, len: number): Buffer {
+  const buf = notifyBuffer(NotifyCode.INVAL_INODE, 24);
+  putU64(buf, 16, nodeId);
+  putI64(buf, 24, off);
+  putI64(buf, 32, len);
+  return buf;
+}
+
+export function encodeInvalEntry(parent: number, name: string, flags = 0): Buffer {
+  const nameLen = Buffer.byteLength(name);
+  const buf = notifyBuffer(NotifyCode.INVAL_ENTRY, 16 + nameLen + 1);
+  putU64(buf, 16, parent);
+  buf.writeUInt32LE(nameLen, 24);
+  buf.writeUInt32LE(flags, 28);
+  buf.write(name, 32, 'utf8'); // trailing NUL already zero
+  return buf;
+}
+
+export function encodeDelete(parent: number, child: number, name: string): Buffer {
+  const nameLen = Buffer.byteLength(name);
+  const buf = notifyBuffer(NotifyCode.DELETE, 24 + nameLen + 1);
+  putU64(buf, 16, parent);
+  putU64(buf, 24, child);
+  buf.writeUInt32LE(nameLen, 32);
+  buf.write(name, 40, 'utf8');
+  return buf;
+}

@@ -1,0 +1,61 @@
+// Mounting through `mount -i -t fuse`: we open /dev/fuse ourselves and hand the fd to mount(8) as
+// its fd 3, so no setuid helper and no libfuse are involved.
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, openSync, statSync } from 'node:fs';
+
+export interface MountOptions {
+  source: string;
+  mountPoint: string;
+  allowOther: boolean;
+  defaultPermissions: boolean;
+  /** Shown as the filesystem subtype ("fuse.<subtype>") in mountinfo. */
+  subtype?: string;
+}
+
+export function openFuseDevice(): number {
+  return openSync('/dev/fuse', 'r+');
+}
+
+/** A FUSE mount whose daemon died answers ENOTCONN; lazily unmount it so we can mount again. */
+export function cleanStaleMount(mountPoint: string): boolean {
+  try {
+    statSync(mountPoint);
+    return false;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOTCONN') return false;
+    spawnSync('umount', ['-l', mountPoint], { stdio: 'ignore' });
+    return true;
+  }
+}
+
+/** Run mount(8) with `fd` as the FUSE connection. Rejects with mount's own message on failure. */
+export function mountFuse(fd: number, o: MountOptions): Promise<void> {
+  const opts = ['fd=3', 'rootmode=40000', 'user_id=0', 'group_id=0'];
+  if (o.allowOther) opts.push('allow_other');
+  if (o.defaultPermissions) opts.push('default_permissions');
+  const args = ['-i', '-t', o.subtype ? `fuse.${o.subtype}` : 'fuse', '-o', opts.join(','), o.source, o.mountPoint];
+  return new Promise((resolve, reject) => {
+    const child = spawn('mount', args, { stdio: ['ignore', 'ignore', 'pipe', fd] });
+    let stderr = '';
+    child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      if (code === 0) resolve();
+      else reject(new Error(`mount failed (exit ${code}): ${stderr.trim()}`));
+    });
+  });
+}
+
+/** umount, falling back to a lazy umount when busy or hung. Returns true if something was unmounted. */
+export function unmountFuse(mountPoint: string): boolean {
+  if (spawnSync('umount', [mountPoint], { stdio: 'ignore' }).status === 0) return true;
+  return spawnSync('umount', ['-l', mountPoint], { stdio: 'ignore' }).status === 0;
+}
+
+export function closeFuseDevice(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // already closed
+  }
+}

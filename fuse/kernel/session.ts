@@ -1,0 +1,169 @@
+// Serving one FUSE connection: decode, dispatch through the opcode table, answer every request
+// exactly once. An errno thrown by the filesystem becomes an error reply; any other throw is logged
+// and becomes EIO, so a bug never kills the mount.
+import { constants } from 'node:os';
+import {
+  InitFlag, KERNEL_MINOR_VERSION, KERNEL_VERSION, MAX_BACKGROUND, MAX_PAGES, MAX_READAHEAD, MAX_WRITE,
+  READ_BUFFER_SIZE, WANTED_INIT_FLAGS,
+} from './abi.js';
+import { DecodeError, decodeRequest, opcodeName, type Request } from './decode.js';
+import { FuseDevice } from './device.js';
+import { encodeError, encodeInit } from './encode.js';
+import { type FileSystem, RequestContext } from './filesystem.js';
+import { Notifier } from './notify.js';
+import { operations, type Reply } from './operations.js';
+import { describeRequest } from './trace.js';
+
+export interface SessionOptions {
+  debug?: boolean;
+  readers?: number;
+  /** INIT flags this filesystem does not want even though the layer supports them. */
+  withoutFlags?: bigint;
+  /** Where debug lines and bug reports go (default: stderr). */
+  log?: (line: string) => void;
+}
+
+const errnoByName: Readonly<Record<string, number>> = constants.errno;
+
+interface InFlight {
+  abort: AbortController;
+  answered: boolean;
+}
+
+export class Session {
+  readonly device: FuseDevice;
+  readonly notifier: Notifier;
+  private readonly inFlight = new Map<bigint, InFlight>();
+  private readonly log: (line: string) => void;
+  private readonly debug: boolean;
+  private initDone!: () => void;
+  private ended!: (reason: string) => void;
+  /** Resolves once INIT has been answered. */
+  readonly initialized = new Promise<void>((r) => (this.initDone = r));
+  /** Resolves with the reason when the connection ends (ENODEV = unmounted). */
+  readonly closed = new Promise<string>((r) => (this.ended = r));
+  negotiatedFlags = 0n;
+
+  constructor(readonly fd: number, private readonly fs: FileSystem, private readonly options: SessionOptions = {}) {
+    this.device = new FuseDevice(fd);
+    this.notifier = new Notifier(this.device);
+    this.debug = options.debug ?? false;
+    this.log = options.log ?? ((l) => process.stderr.write(l + '\n'));
+  }
+
+  start(): void {
+    this.device.start({
+      readers: this.options.readers ?? 3,
+      bufferSize: READ_BUFFER_SIZE,
+      onFrame: (frame) => this.handle(frame),
+      onEnd: (reason) => {
+        this.fs.destroy?.();
+        this.ended(reason);
+      },
+    });
+  }
+
+  handle(frame: Buffer): void {
+    let req: Request;
+    try {
+      req = decodeRequest(frame);
+    } catch (err) {
+      if (err instanceof DecodeError) {
+        this.log(`omfs fuse: ${err.message}`);
+        if (err.unique !== undefined) this.send(err.unique, encodeError(err.unique, constants.errno.EIO));
+        return;
+      }
+      throw err;
+    }
+    if (this.debug) this.log(`rx ${req.header.unique}: ${describeRequest(req)}`);
+    switch (req.op) {
+      case 'INIT': return this.init(req);
+      case 'INTERRUPT': return this.interrupt(req.targetUnique);
+      case 'DESTROY':
+        this.fs.destroy?.();
+        this.send(req.header.unique, encodeError(req.header.unique, 0));
+        return;
+      default: void this.dispatch(req);
+    }
+  }
+
+  private async dispatch(req: Request): Promise<void> {
+    const unique = req.header.unique;
+    const handler = operations[req.op] as ((fs: FileSystem, ctx: RequestContext, r: Request) => Promise<Reply>) | undefined;
+    const noReply = req.op === 'FORGET' || req.op === 'BATCH_FORGET';
+    const entry: InFlight = { abort: new AbortController(), answered: false };
+    if (!noReply) this.inFlight.set(unique, entry);
+    const h = req.header;
+    const ctx = new RequestContext(h.uid, h.gid, h.pid, unique, entry.abort.signal);
+    let reply: Reply;
+    try {
+      if (!handler) throw Object.assign(new Error('ENOSYS'), { code: 'ENOSYS' });
+      reply = await handler(this.fs, ctx, req);
+    } catch (err) {
+      reply = encodeError(unique, this.errnoOf(err, req));
+    }
+    if (noReply) return;
+    this.inFlight.delete(unique);
+    if (entry.answered || reply === null) return;
+    entry.answered = true;
+    this.send(unique, reply);
+  }
+
+  private errnoOf(err: unknown, req: Request): number {
+    const code = (err as { code?: unknown } | null)?.code;
+    if (typeof code === 'string' && errnoByName[code] !== undefined) return errnoByName[code];
+    this.log(`omfs fuse: ${opcodeName(req.header.opcode)} ${req.header.unique} failed with a non-errno error (EIO): ${err instanceof Error ? err.stack : String(err)}`);
+    return constants.errno.EIO;
+  }
+
+  private init(req: Extract<Request, { op: 'INIT' }>): void {
+    const unique = req.header.unique;
+    if (req.major !== KERNEL_VERSION) {
+      this.log(`omfs fuse: kernel protocol ${req.major}.${req.minor} unsupported`);
+      this.send(unique, encodeError(unique, constants.errno.EPROTO));
+      return;
+    }
+    this.negotiatedFlags = req.flags & WANTED_INIT_FLAGS & ~(this.options.withoutFlags ?? 0n);
+    // flags2 is only read by the kernel when INIT_EXT is set in our reply.
+    if (this.negotiatedFlags >> 32n !== 0n) this.negotiatedFlags |= InitFlag.INIT_EXT;
+    this.send(unique, encodeInit(unique, {
+      major: KERNEL_VERSION,
+      minor: Math.min(req.minor, KERNEL_MINOR_VERSION),
+      maxReadahead: Math.min(req.maxReadahead, MAX_READAHEAD),
+      flags: this.negotiatedFlags,
+      maxBackground: MAX_BACKGROUND,
+      congestionThreshold: (MAX_BACKGROUND * 3) / 4,
+      maxWrite: MAX_WRITE,
+      timeGran: 1,
+      maxPages: MAX_PAGES,
+    }));
+    this.fs.init?.({ major: req.major, minor: req.minor, flags: this.negotiatedFlags });
+    this.initDone();
+  }
+
+  /** The kernel gave up on a request: fire its signal and answer EINTR now; its late reply is dropped. */
+  private interrupt(target: bigint): void {
+    const entry = this.inFlight.get(target);
+    if (!entry || entry.answered) return; // already answered: nothing to do
+    entry.answered = true;
+    entry.abort.abort();
+    this.send(target, encodeError(target, constants.errno.EINTR));
+  }
+
+  private send(unique: bigint, reply: Buffer | Buffer[]): void {
+    const err = this.device.reply(reply);
+    if (this.debug) {
+      const first = Buffer.isBuffer(reply) ? reply : reply[0]!;
+      const e = first.readInt32LE(4);
+      const len = first.readUInt32LE(0);
+      this.log(`tx ${unique}: ${e === 0 ? 'OK' : codeName(-e)} ${len}B${err ? ` (write ${err})` : ''}`);
+    }
+    // ENOENT: the kernel no longer waits for this request (interrupted, aborted): normal.
+    if (err && err !== 'ENOENT') this.log(`omfs fuse: reply ${unique} failed: ${err}`);
+  }
+}
+
+const nameByErrno = new Map<number, string>(Object.entries(errnoByName).map(([n, v]) => [v, n]));
+function codeName(errno: number): string {
+  return nameByErrno.get(errno) ?? `errno ${errno}`;
+}

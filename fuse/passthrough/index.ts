@@ -1,0 +1,2 @@
+export { PassthroughFs, type PassthroughOptions } from './passthrough.js';
+export { NodeTable, type Node } from './nodes.js';

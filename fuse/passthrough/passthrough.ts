@@ -1,0 +1,346 @@
+// A FileSystem that mirrors a local directory: the kernel layer's test vehicle and benchmark.
+// It runs as root and the mount uses default_permissions, so the kernel checks mode bits against
+// the caller and we only have to give new files to their creator.
+import type { BigIntStats } from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import { constants as C } from 'node:fs';
+import {
+  KernelErrno, OPEN_KILL_SUIDGID, OpenFlag, ROOT_ID, SetattrValid, WRITE_KILL_SUIDGID,
+  type AttrOut, type CreateOut, type DirBuffer, type EntryOut, type FileSystem, type OpenOut,
+  type RequestContext, type RequestOf, type StatfsOut,
+} from '../kernel/index.js';
+import { direntType, toAttr, toSeconds } from './attrs.js';
+import * as io from './fd-io.js';
+import { NodeTable, type Node } from './nodes.js';
+import { fallocate, mknod } from './special.js';
+
+export interface PassthroughOptions {
+  /** Attribute/entry validity in seconds. */
+  timeout: number;
+  keepCache: boolean;
+  directIo: boolean;
+}
+
+interface DirHandle { node: Node; entries: Array<{ name: string; type: number }> | undefined }
+
+const RENAME_NOREPLACE = 1;
+const O_DIRECT = 0o40000;
+const S_ISUID = 0o4000;
+const S_ISGID = 0o2000;
+
+export class PassthroughFs implements FileSystem {
+  readonly nodes: NodeTable;
+  private readonly files = new Map<number, { fd: number; node: Node }>();
+  private readonly dirs = new Map<number, DirHandle>();
+  private nextFh = 1;
+  /** Called after a node is looked up (the CLI's cache watcher hooks here). */
+  onLookup: ((node: Node) => void) | undefined;
+
+  constructor(readonly source: string, private readonly options: PassthroughOptions) {
+    this.nodes = new NodeTable(source);
+  }
+
+  async start(): Promise<void> {
+    const st = await fsp.stat(this.source, { bigint: true });
+    this.nodes.setRootKey(st.dev, st.ino);
+  }
+
+  private node(id: number): Node {
+    const n = this.nodes.get(id);
+    if (!n) throw new KernelErrno('ESTALE');
+    return n;
+  }
+
+  private path(id: number): string {
+    return this.nodes.path(this.node(id));
+  }
+
+  private entry(parent: Node, name: string, st: BigIntStats): EntryOut {
+    const node = this.nodes.lookup(parent, name, st.dev, st.ino, Number(st.mode));
+    this.onLookup?.(node);
+    return { nodeId: node.id, generation: 0, entryTimeout: this.options.timeout, attrTimeout: this.options.timeout, attr: toAttr(st) };
+  }
+
+  /** New files belong to the caller; the group comes from a setgid parent, else the caller. */
+  private async giveToCaller(ctx: RequestContext, path: string, parent: string): Promise<void> {
+    if (ctx.uid === 0 && ctx.gid === 0) return;
+    const parentSt = await fsp.stat(parent);
+    const gid = parentSt.mode & S_ISGID ? -1 : ctx.gid;
+    await fsp.lchown(path, ctx.uid, gid);
+  }
+
+  async lookup(_ctx: RequestContext, r: RequestOf<'LOOKUP'>): Promise<EntryOut> {
+    const parent = this.node(r.header.nodeId);
+    if (r.name === '.' || r.name === '..') {
+      const target = r.name === '..' ? (parent.parent ?? parent) : parent;
+      const st = await fsp.lstat(this.nodes.path(target), { bigint: true });
+      return this.entry(target.parent ?? target, target.name, st);
+    }
+    const st = await fsp.lstat(this.nodes.childPath(parent, r.name), { bigint: true });
+    return this.entry(parent, r.name, st);
+  }
+
+  forget(nodeId: number, nlookup: number): void {
+    this.nodes.forget(nodeId, nlookup);
+  }
+
+  async getattr(_ctx: RequestContext, r: RequestOf<'GETATTR'>): Promise<AttrOut> {
+    const open = r.getattrFlags & 1 ? this.files.get(r.fh) : undefined;
+    const st = open ? await io.fstat(open.fd) : await fsp.lstat(this.path(r.header.nodeId), { bigint: true });
+    return { attr: toAttr(st), attrTimeout: this.options.timeout };
+  }
+
+  async setattr(_ctx: RequestContext, r: RequestOf<'SETATTR'>): Promise<AttrOut> {
+    const path = this.path(r.header.nodeId);
+    const fd = r.valid & SetattrValid.FH ? this.files.get(r.fh)?.fd : undefined;
+    const v = r.valid;
+    if (v & SetattrValid.MODE) await (fd !== undefined ? io.fchmod(fd, r.mode & 0o7777) : fsp.chmod(path, r.mode & 0o7777));
+    if (v & (SetattrValid.UID | SetattrValid.GID)) {
+      await fsp.lchown(path, v & SetattrValid.UID ? r.uid : -1, v & SetattrValid.GID ? r.gid : -1);
+    }
+    if (v & SetattrValid.SIZE) await (fd !== undefined ? io.ftruncate(fd, r.size) : fsp.truncate(path, r.size));
+    if (v & SetattrValid.KILL_SUIDGID && !(v & SetattrValid.MODE)) await this.killSuidgid(path);
+    if (v & (SetattrValid.ATIME | SetattrValid.MTIME)) {
+      const now = Date.now() / 1000;
+      const cur = await fsp.lstat(path, { bigint: true });
+      const keep = toAttr(cur);
+      const atime = v & SetattrValid.ATIME ? (v & SetattrValid.ATIME_NOW ? now : toSeconds(r.atime)) : toSeconds(keep.atime);
+      const mtime = v & SetattrValid.MTIME ? (v & SetattrValid.MTIME_NOW ? now : toSeconds(r.mtime)) : toSeconds(keep.mtime);
+      await fsp.lutimes(path, atime, mtime);
+    }
+    const st = fd !== undefined ? await io.fstat(fd) : await fsp.lstat(path, { bigint: true });
+    return { attr: toAttr(st), attrTimeout: this.options.timeout };
+  }
+
+  /** HANDLE_KILLPRIV_V2: we write as root (CAP_FSETID), so the backing fs won't clear these for us. */
+  private async killSuidgid(path: string, fd?: number): Promise<void> {
+    const st = fd !== undefined ? await io.fstat(fd) : await fsp.lstat(path, { bigint: true });
+    const mode = Number(st.mode);
+    let cleared = mode & ~S_ISUID;
+    if (mode & C.S_IXGRP) cleared &= ~S_ISGID;
+    if (cleared !== mode) await (fd !== undefined ? io.fchmod(fd, cleared & 0o7777) : fsp.chmod(path, cleared & 0o7777));
+  }
+
+  async readlink(_ctx: RequestContext, r: RequestOf<'READLINK'>): Promise<Buffer> {
+    return fsp.readlink(this.path(r.header.nodeId), { encoding: 'buffer' });
+  }
+
+  private async made(ctx: RequestContext, parent: Node, name: string): Promise<EntryOut> {
+    const path = this.nodes.childPath(parent, name);
+    await this.giveToCaller(ctx, path, this.nodes.path(parent));
+    return this.entry(parent, name, await fsp.lstat(path, { bigint: true }));
+  }
+
+  async symlink(ctx: RequestContext, r: RequestOf<'SYMLINK'>): Promise<EntryOut> {
+    const parent = this.node(r.header.nodeId);
+    await fsp.symlink(r.target, this.nodes.childPath(parent, r.name));
+    return this.made(ctx, parent, r.name);
+  }
+
+  async mknod(ctx: RequestContext, r: RequestOf<'MKNOD'>): Promise<EntryOut> {
+    const parent = this.node(r.header.nodeId);
+    const path = this.nodes.childPath(parent, r.name);
+    if ((r.mode & C.S_IFMT) === C.S_IFREG) await io.close(await io.open(path, C.O_CREAT | C.O_EXCL | C.O_WRONLY, r.mode & 0o7777));
+    else await mknod(path, r.mode, r.rdev);
+    return this.made(ctx, parent, r.name);
+  }
+
+  async mkdir(ctx: RequestContext, r: RequestOf<'MKDIR'>): Promise<EntryOut> {
+    const parent = this.node(r.header.nodeId);
+    const path = this.nodes.childPath(parent, r.name);
+    await fsp.mkdir(path, r.mode & 0o7777);
+    // mkdir(2) ignores suid/sgid/sticky bits given by the caller on some paths; set them exactly.
+    if (r.mode & 0o7000) await fsp.chmod(path, r.mode & 0o7777);
+    return this.made(ctx, parent, r.name);
+  }
+
+  /** Forget the backing inode of a name that is about to disappear (so a reused ino gets a new node). */
+  private async detachName(path: string): Promise<void> {
+    const st = await fsp.lstat(path, { bigint: true }).catch(() => undefined);
+    if (!st || (st.nlink > 1n && !st.isDirectory())) return;
+    const n = this.nodes.findByKey(st.dev, st.ino);
+    if (n) this.nodes.detach(n);
+  }
+
+  async unlink(_ctx: RequestContext, r: RequestOf<'UNLINK'>): Promise<void> {
+    const path = this.nodes.childPath(this.node(r.header.nodeId), r.name);
+    await this.detachName(path);
+    await fsp.unlink(path);
+  }
+
+  async rmdir(_ctx: RequestContext, r: RequestOf<'RMDIR'>): Promise<void> {
+    const path = this.nodes.childPath(this.node(r.header.nodeId), r.name);
+    await fsp.rmdir(path);
+    await this.detachName(path);
+  }
+
+  async rename(_ctx: RequestContext, r: RequestOf<'RENAME'>): Promise<void> {
+    if (r.flags & ~RENAME_NOREPLACE) throw new KernelErrno('EINVAL'); // no renameat2 in Node
+    const from = this.nodes.childPath(this.node(r.header.nodeId), r.name);
+    const newParent = this.node(r.newDir);
+    const to = this.nodes.childPath(newParent, r.newName);
+    if (r.flags & RENAME_NOREPLACE && (await fsp.lstat(to).then(() => true, () => false))) throw new KernelErrno('EEXIST');
+    const target = await fsp.lstat(to, { bigint: true }).catch(() => undefined);
+    await fsp.rename(from, to);
+    const moved = await fsp.lstat(to, { bigint: true });
+    if (target && (target.ino !== moved.ino || target.dev !== moved.dev)) {
+      const replaced = this.nodes.findByKey(target.dev, target.ino);
+      if (replaced && (target.nlink <= 1n || target.isDirectory())) this.nodes.detach(replaced);
+    }
+    const node = this.nodes.findByKey(moved.dev, moved.ino);
+    if (node && node !== this.nodes.root) {
+      node.parent = newParent;
+      node.name = r.newName;
+    }
+  }
+
+  async link(_ctx: RequestContext, r: RequestOf<'LINK'>): Promise<EntryOut> {
+    const parent = this.node(r.header.nodeId);
+    const path = this.nodes.childPath(parent, r.name);
+    await fsp.link(this.path(r.oldNodeId), path);
+    return this.entry(parent, r.name, await fsp.lstat(path, { bigint: true }));
+  }
+
+  private openReply(fd: number, node: Node): OpenOut {
+    const fh = this.nextFh++;
+    this.files.set(fh, { fd, node });
+    let openFlags = 0;
+    if (this.options.keepCache) openFlags |= OpenFlag.KEEP_CACHE;
+    if (this.options.directIo) openFlags |= OpenFlag.DIRECT_IO;
+    return { fh, openFlags };
+  }
+
+  async open(_ctx: RequestContext, r: RequestOf<'OPEN'>): Promise<OpenOut> {
+    const node = this.node(r.header.nodeId);
+    const path = this.nodes.path(node);
+    // O_DIRECT would impose alignment on our buffers; the kernel already bypasses its cache.
+    const fd = await io.open(path, r.flags & ~O_DIRECT);
+    if (r.openFlags & OPEN_KILL_SUIDGID && r.flags & C.O_TRUNC) await this.killSuidgid(path, fd);
+    return this.openReply(fd, node);
+  }
+
+  async create(ctx: RequestContext, r: RequestOf<'CREATE'>): Promise<CreateOut> {
+    const parent = this.node(r.header.nodeId);
+    const path = this.nodes.childPath(parent, r.name);
+    const fd = await io.open(path, (r.flags & ~O_DIRECT) | C.O_CREAT, r.mode & 0o7777);
+    try {
+      await this.giveToCaller(ctx, path, this.nodes.path(parent));
+      const entry = this.entry(parent, r.name, await io.fstat(fd));
+      return { entry, open: this.openReply(fd, this.node(entry.nodeId)) };
+    } catch (err) {
+      await io.close(fd);
+      throw err;
+    }
+  }
+
+  private fd(fh: number): number {
+    const f = this.files.get(fh);
+    if (!f) throw new KernelErrno('EBADF');
+    return f.fd;
+  }
+
+  async read(_ctx: RequestContext, r: RequestOf<'READ'>): Promise<Buffer> {
+    return io.pread(this.fd(r.fh), r.size, r.offset);
+  }
+
+  async write(_ctx: RequestContext, r: RequestOf<'WRITE'>): Promise<number> {
+    const fd = this.fd(r.fh);
+    if (r.writeFlags & WRITE_KILL_SUIDGID) await this.killSuidgid('', fd);
+    let done = 0;
+    while (done < r.data.length) {
+      done += await io.pwrite(fd, done === 0 ? r.data : r.data.subarray(done), r.offset + done);
+    }
+    return done;
+  }
+
+  async statfs(_ctx: RequestContext, r: RequestOf<'STATFS'>): Promise<StatfsOut> {
+    const s = await fsp.statfs(this.path(r.header.nodeId || ROOT_ID));
+    return { blocks: s.blocks, bfree: s.bfree, bavail: s.bavail, files: s.files, ffree: s.ffree, bsize: s.bsize, namelen: 255, frsize: s.bsize };
+  }
+
+  async release(_ctx: RequestContext, r: RequestOf<'RELEASE'>): Promise<void> {
+    const f = this.files.get(r.fh);
+    if (!f) return;
+    this.files.delete(r.fh);
+    await io.close(f.fd);
+  }
+
+  async flush(): Promise<void> {
+    // Nothing buffered here: every WRITE already reached the backing file.
+  }
+
+  async fsync(_ctx: RequestContext, r: RequestOf<'FSYNC'>): Promise<void> {
+    const fd = this.fd(r.fh);
+    await (r.fsyncFlags & 1 ? io.fdatasync(fd) : io.fsync(fd));
+  }
+
+  async opendir(_ctx: RequestContext, r: RequestOf<'OPENDIR'>): Promise<OpenOut> {
+    const node = this.node(r.header.nodeId);
+    await fsp.access(this.nodes.path(node)); // fail now if the directory is gone
+    const fh = this.nextFh++;
+    this.dirs.set(fh, { node, entries: undefined });
+    return { fh, openFlags: this.options.keepCache ? OpenFlag.CACHE_DIR : 0 };
+  }
+
+  async releasedir(_ctx: RequestContext, r: RequestOf<'RELEASEDIR'>): Promise<void> {
+    this.dirs.delete(r.fh);
+  }
+
+  async fsyncdir(): Promise<void> {
+    // Directory changes are synchronous syscalls on the backing fs already.
+  }
+
+  readdir(_ctx: RequestContext, r: RequestOf<'READDIR'>, out: DirBuffer): Promise<void> {
+    return this.fillDir(r, out, false);
+  }
+
+  readdirplus(_ctx: RequestContext, r: RequestOf<'READDIRPLUS'>, out: DirBuffer): Promise<void> {
+    return this.fillDir(r, out, true);
+  }
+
+  /** Entry i has cookie i+1. The listing is snapshotted at offset 0, so cookies stay stable. */
+  private async fillDir(r: RequestOf<'READDIR' | 'READDIRPLUS'>, out: DirBuffer, plus: boolean): Promise<void> {
+    const dir = this.dirs.get(r.fh);
+    if (!dir) throw new KernelErrno('EBADF');
+    const dirPath = this.nodes.path(dir.node);
+    if (r.offset === 0 || dir.entries === undefined) {
+      const list = await fsp.readdir(dirPath, { withFileTypes: true });
+      dir.entries = [{ name: '.', type: 4 }, { name: '..', type: 4 }];
+      for (const d of list) dir.entries.push({ name: d.name, type: 0 });
+    }
+    const entries = dir.entries;
+    const CHUNK = 32;
+    for (let i = r.offset; i < entries.length; i += CHUNK) {
+      const chunk = entries.slice(i, i + CHUNK);
+      const stats = await Promise.all(chunk.map((e) =>
+        fsp.lstat(e.name === '.' ? dirPath : e.name === '..' ? this.nodes.path(dir.node.parent ?? dir.node) : `${dirPath}/${e.name}`, { bigint: true })
+          .catch(() => undefined)));
+      for (let j = 0; j < chunk.length; j++) {
+        const e = chunk[j]!;
+        const st = stats[j];
+        const cookie = i + j + 1;
+        if (!st) continue; // vanished since the listing: skip it, the cookie stays valid
+        const type = direntType(Number(st.mode));
+        if (!out.fits(Buffer.byteLength(e.name), plus)) return;
+        if (!plus) out.add(Number(st.ino), cookie, type, e.name);
+        else if (e.name === '.' || e.name === '..') {
+          out.addPlus({ nodeId: 0, generation: 0, entryTimeout: 0, attrTimeout: 0, attr: toAttr(st) }, cookie, type, e.name);
+        } else out.addPlus(this.entry(dir.node, e.name, st), cookie, type, e.name);
+      }
+    }
+  }
+
+  async fallocate(_ctx: RequestContext, r: RequestOf<'FALLOCATE'>): Promise<void> {
+    this.fd(r.fh);
+    await fallocate(this.path(r.header.nodeId), r.offset, r.length, r.mode);
+  }
+
+  async access(): Promise<void> {
+    // default_permissions: the kernel has already checked the caller's rights.
+  }
+
+  destroy(): void {
+    for (const f of this.files.values()) void io.close(f.fd).catch(() => undefined);
+    this.files.clear();
+  }
+}
