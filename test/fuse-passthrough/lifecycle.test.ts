@@ -4,11 +4,12 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readlinkSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, expect } from 'vitest';
+import { afterAll, describe, expect } from 'vitest';
 import {
   eventually,
   fuseMounts,
   isMounted,
+  leftoverPassthroughMounts,
   makeTempDir,
   PASSTHROUGH_CLI,
   passthroughTest,
@@ -17,6 +18,10 @@ import {
 import { sh } from './tools.js';
 
 const test = passthroughTest();
+// These tests kill and remount on purpose: whatever happened, nothing may be left mounted.
+afterAll(() => {
+  expect(leftoverPassthroughMounts()).toEqual([]);
+});
 
 function mountsAt(mnt: string): number {
   return fuseMounts().filter((m) => m.mountPoint === mnt).length;

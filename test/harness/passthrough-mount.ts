@@ -57,6 +57,14 @@ export function fuseMounts(): FuseMountInfo[] {
   return mounts;
 }
 
+const TEMP_PREFIX = 'omfs-pt-';
+
+/** FUSE mounts left under this harness's temp dirs: any entry after a teardown is a leak. */
+export function leftoverPassthroughMounts(): FuseMountInfo[] {
+  const root = join(tmpdir(), TEMP_PREFIX);
+  return fuseMounts().filter((m) => m.mountPoint.startsWith(root));
+}
+
 export function isMounted(mnt: string): boolean {
   const target = resolve(mnt);
   return fuseMounts().some((m) => m.mountPoint === target);
@@ -77,7 +85,7 @@ export async function startPassthrough(options: StartOptions = {}): Promise<Pass
   let source = options.source;
   let mnt = options.mnt;
   if (source === undefined || mnt === undefined) {
-    ownedRoot = await makeTempDir('omfs-pt-');
+    ownedRoot = await makeTempDir(TEMP_PREFIX);
     source ??= join(ownedRoot, 'src');
     mnt ??= join(ownedRoot, 'mnt');
     for (const dir of [source, mnt]) {
@@ -145,8 +153,9 @@ async function teardown(proc: ChildProcess, exited: Promise<number | null>, mnt:
     }
   }
   if (isMounted(mnt)) spawnSync('umount', ['-l', mnt], { stdio: 'ignore' });
-  // Never rm through a live mount: that would delete the backing files of someone else's mount.
-  if (ownedRoot !== undefined && !isMounted(mnt)) await rm(ownedRoot, { recursive: true, force: true });
+  // Never rm through a live mount: that would delete the backing files through it.
+  if (isMounted(mnt)) throw new Error(`teardown could not unmount ${mnt}`);
+  if (ownedRoot !== undefined) await rm(ownedRoot, { recursive: true, force: true });
 }
 
 export function sleep(ms: number): Promise<void> {
