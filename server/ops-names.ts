@@ -3,6 +3,8 @@
 // the parent's when it is setgid (directories also inherit the setgid bit), mode = mode & ~umask.
 import * as fs from 'node:fs';
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
 import { promisify } from 'node:util';
 import { Errno } from '../proto/errno.js';
 import type { ExportCtx, LocalFs, Node } from './local-fs.js';
@@ -92,7 +94,7 @@ export async function mknod(
     const minor = Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
     await mknodTool(['-m', '600', childPath, type === S_IFCHR ? 'c' : 'b', String(major), String(minor)], path);
   } else if (type === S_IFSOCK) {
-    throw new Errno('EOPNOTSUPP', 'sockets cannot be created by the server (Node has no mknod)');
+    await makeSocket(dir, path);
   } else {
     throw new Errno('EINVAL', 'unknown file type');
   }
@@ -108,6 +110,26 @@ async function mknodTool(args: string[], path: string): Promise<void> {
     const msg = String((err as { stderr?: string }).stderr ?? '');
     if (/File exists/.test(msg)) throw new Errno('EEXIST', 'file exists');
     throw new Errno('EIO', `mknod failed: ${msg.trim()}`);
+  }
+}
+
+/**
+ * A socket node without mknod: bind a listening socket under a temporary name in the same
+ * directory, hard-link it to the final name (link fails atomically with EEXIST), then close the
+ * listener (libuv unlinks the temporary name).
+ */
+async function makeSocket(dir: DirNode, path: string): Promise<void> {
+  const tmp = inDir(dir, `.omfs-sock-${randomBytes(6).toString('hex')}`);
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(tmp, () => resolve());
+  });
+  try {
+    fs.linkSync(tmp, path);
+  } finally {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    fs.rmSync(tmp, { force: true });
   }
 }
 

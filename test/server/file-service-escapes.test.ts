@@ -68,6 +68,8 @@ describe('symlinks', () => {
     expect(await code(h.client.open(root, s.handle, O_RDWR | O_TRUNC))).toBe('ELOOP');
     expect(await code(h.client.setAttr(root, s.handle, { valid_size: true, size: '0' }))).toBe('EINVAL');
     expect(await code(h.client.setAttr(root, s.handle, { valid_mode: true, mode: 0o777 }))).toBe('EOPNOTSUPP');
+    // Create (not exclusive) over a symlink to the outside opens nothing through it.
+    expect(await code(h.client.create(root, top.handle, 'tosentinel', O_RDWR | O_CREAT | O_TRUNC))).toBe('ELOOP');
     await h.client.setAttr(root, s.handle, { valid_mtime: true, mtime: { sec: '5', nsec: 0 } }); // acts on the link itself
     expect(fs.lstatSync(join(h.exports[0]!, 'tosentinel')).mtimeMs).toBe(5000);
     expect(await code(h.client.call('SetXattr', { caller: root, handle: s.handle, name: 'user.x', value: Buffer.from('1'), flags: 0 }))).toBe('EPERM');

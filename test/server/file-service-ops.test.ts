@@ -121,13 +121,19 @@ describe('namespace', () => {
     expect(await code(h.client.getAttr(root, f.handle))).toBe('ESTALE');
   });
 
-  it('symlink and mknod (fifo; devices for root only)', async () => {
+  it('symlink and mknod (fifo, socket; devices for root only)', async () => {
     const s = await h.client.symlink(root, top.handle, 's', '../../etc/passwd');
     expect(fs.readlinkSync(join(h.exports[0]!, 's'))).toBe('../../etc/passwd');
     expect(s.attr.mode & 0o170000).toBe(0o120000);
     const fifo = await h.client.call<Entry>('Mknod', { caller: root, dir: top.handle, name: 'p', mode: 0o010644, umask: 0o022, rdev: '0' });
     expect(fs.statSync(join(h.exports[0]!, 'p')).isFIFO()).toBe(true);
     expect(fifo.attr.mode & 0o777).toBe(0o644);
+    const sock = await h.client.call<Entry>('Mknod', { caller: root, dir: top.handle, name: 'sock', mode: 0o140600, umask: 0, rdev: '0' });
+    expect(fs.lstatSync(join(h.exports[0]!, 'sock')).isSocket()).toBe(true);
+    expect(sock.attr.mode).toBe(0o140600);
+    expect(fs.readdirSync(h.exports[0]!).filter((n) => n.startsWith('.omfs'))).toEqual([]);
+    expect(await code(h.client.call('Mknod', { caller: root, dir: top.handle, name: 'sock', mode: 0o140600, umask: 0, rdev: '0' }))).toBe('EEXIST');
+    expect(await code(h.client.call('Mknod', { caller: root, dir: top.handle, name: 'p', mode: 0o010600, umask: 0, rdev: '0' }))).toBe('EEXIST');
     const user = { uid: 1000, gid: 1000, groups: [], pid: 1 };
     fs.chmodSync(h.exports[0]!, 0o777);
     expect(await code(h.client.call('Mknod', { caller: user, dir: top.handle, name: 'c', mode: 0o020600, umask: 0, rdev: String((1 << 8) | 3) }))).toBe('EPERM');
