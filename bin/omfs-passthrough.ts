@@ -87,7 +87,7 @@ async function main(): Promise<void> {
   const stop = (): void => {
     if (stopping) return;
     stopping = true;
-    unmountFuse(cli.mountPoint);
+    void unmountFuse(cli.mountPoint);
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);

@@ -46,10 +46,21 @@ export function mountFuse(fd: number, o: MountOptions): Promise<void> {
   });
 }
 
-/** umount, falling back to a lazy umount when busy or hung. Returns true if something was unmounted. */
-export function unmountFuse(mountPoint: string): boolean {
-  if (spawnSync('umount', [mountPoint], { stdio: 'ignore' }).status === 0) return true;
-  return spawnSync('umount', ['-l', mountPoint], { stdio: 'ignore' }).status === 0;
+function runStatus(cmd: string, args: string[]): Promise<number | null> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { stdio: 'ignore' });
+    child.on('error', () => resolve(null));
+    child.on('exit', (code) => resolve(code));
+  });
+}
+
+/**
+ * umount, falling back to a lazy umount when busy. Asynchronous on purpose: umount(8) stats the
+ * mountpoint, and that GETATTR must be answered by this very process while it waits.
+ */
+export async function unmountFuse(mountPoint: string): Promise<boolean> {
+  if ((await runStatus('umount', [mountPoint])) === 0) return true;
+  return (await runStatus('umount', ['-l', mountPoint])) === 0;
 }
 
 export function closeFuseDevice(fd: number): void {
