@@ -30,6 +30,8 @@ const ALLOCATED_DEV_INDEX = 255n;
 export class HandleStore {
   private readonly records = new LRUCache<string, FileRecord>({ max: 200_000 });
   private readonly devIndexes = new Map<number, bigint>();
+  // Handles already verified: saves the HMAC on the hot path (a handle's validity never changes).
+  private readonly verified = new LRUCache<string, { exportId: number; id: bigint }>({ max: 100_000 });
   private constructor(private readonly db: Level<string, string>, private readonly secret: Buffer) {}
 
   static async open(dir: string): Promise<HandleStore> {
@@ -118,8 +120,13 @@ export class HandleStore {
   /** Verifies a handle; anything not minted by this node's secret is ESTALE. */
   parse(handle: unknown): { exportId: number; id: bigint } {
     if (!Buffer.isBuffer(handle) || handle.length !== HANDLE_LENGTH || handle[0] !== VERSION) throw new Errno('ESTALE', 'not a handle of this node');
+    const key = handle.toString('latin1');
+    const known = this.verified.get(key);
+    if (known) return known;
     if (!timingSafeEqual(this.mac(handle.subarray(0, 9)), handle.subarray(9))) throw new Errno('ESTALE', 'handle not minted by this node');
-    return { exportId: handle.readUInt16BE(1), id: BigInt(handle.readUIntBE(3, 6)) };
+    const parsed = { exportId: handle.readUInt16BE(1), id: BigInt(handle.readUIntBE(3, 6)) };
+    this.verified.set(key, parsed);
+    return parsed;
   }
 
   private mac(data: Buffer): Buffer {

@@ -4,6 +4,8 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { startHarness, type Harness } from '../harness/file-service-server.js';
 import { ROOT_CALLER as root, type Entry } from '../../proto/file-client.js';
+import { createFileService } from '../../server/file-service.js';
+import { LockTable } from '../../server/locks.js';
 
 const { O_RDWR, O_WRONLY, O_RDONLY, O_CREAT, O_EXCL, O_TRUNC, O_APPEND } = fs.constants;
 let h: Harness;
@@ -24,6 +26,19 @@ const code = async (p: Promise<unknown>): Promise<string> => {
     return c === 'EWOULDBLOCK' ? 'EAGAIN' : c; // same number (11); errno.ts names it EWOULDBLOCK
   }
 };
+
+describe('createFileService', () => {
+  it('refuses a missing export or one that is not a directory, with a clear errno', async () => {
+    const base = { nodeId: 1, stateDir: join(h.dir, 'state2'), locks: new LockTable() };
+    const spec = (path: string) => [{ path, dfsa: 1, readOnly: false, rootSquash: false }];
+    await expect(createFileService({ ...base, exports: spec(join(h.dir, 'missing')) })).rejects.toMatchObject({ code: 'ENOENT', message: expect.stringContaining('missing') });
+    fs.writeFileSync(join(h.dir, 'plain'), '');
+    await expect(createFileService({ ...base, exports: spec(join(h.dir, 'plain')) })).rejects.toMatchObject({ code: 'ENOTDIR' });
+    // The state dir is usable again afterwards (LevelDB was closed on the failure path).
+    const ok = await createFileService({ ...base, exports: spec(h.exports[0]!) });
+    await ok.close();
+  });
+});
 
 describe('lookup, getattr, root', () => {
   it('finds files with their real attributes and a cluster-unique inode', async () => {
