@@ -1,0 +1,168 @@
+// Encoder output against golden bytes (fuse.h 7.45 layouts, little-endian).
+import { describe, expect, test } from 'vitest';
+import {
+  type Attr, DirBuffer, encodeAttr, encodeDelete, encodeEntry, encodeError, encodeInit, encodeInvalEntry,
+  encodeInvalInode, encodeOpen, InitFlag,
+} from '../../fuse/kernel/index.js';
+import { bytes, cstr, u16, u32, u64, zeros } from './bytes.js';
+
+const attr: Attr = {
+  ino: 77, size: 5000, blocks: 16,
+  atime: { sec: 1700000000, nsec: 1 }, mtime: { sec: 1700000001, nsec: 2 }, ctime: { sec: 1700000002, nsec: 3 },
+  mode: 0o100644, nlink: 1, uid: 1000, gid: 100, rdev: 0, blksize: 4096,
+};
+const attrBytes = [
+  u64(77), // ino
+  u64(5000), // size
+  u64(16), // blocks
+  u64(1700000000), // atime
+  u64(1700000001), // mtime
+  u64(1700000002), // ctime
+  u32(1), // atimensec
+  u32(2), // mtimensec
+  u32(3), // ctimensec
+  u32(0o100644), // mode
+  u32(1), // nlink
+  u32(1000), // uid
+  u32(100), // gid
+  u32(0), // rdev
+  u32(4096), // blksize
+  u32(0), // flags
+];
+const outHeader = (len: number, error: number, unique: number): number[][] => [
+  u32(len), // len
+  u32(error >>> 0), // error (negative errno, or notify code)
+  u64(unique), // unique
+];
+
+describe('replies', () => {
+  test('error reply is the header alone', () => {
+    expect(encodeError(8n, 2)).toEqual(bytes(...outHeader(16, -2, 8)));
+  });
+
+  test('entry_out (128 bytes after the header)', () => {
+    const got = encodeEntry(4n, { nodeId: 5, generation: 0, entryTimeout: 1.5, attrTimeout: 3600, attr });
+    expect(got).toEqual(bytes(
+      ...outHeader(144, 0, 4),
+      u64(5), // nodeid
+      u64(0), // generation
+      u64(1), // entry_valid (s)
+      u64(3600), // attr_valid (s)
+      u32(500_000_000), // entry_valid_nsec
+      u32(0), // attr_valid_nsec
+      ...attrBytes, // attr
+    ));
+  });
+
+  test('attr_out (104 bytes after the header)', () => {
+    expect(encodeAttr(6n, { attr, attrTimeout: 1 })).toEqual(bytes(
+      ...outHeader(120, 0, 6),
+      u64(1), // attr_valid
+      u32(0), // attr_valid_nsec
+      u32(0), // dummy
+      ...attrBytes, // attr
+    ));
+  });
+
+  test('open_out', () => {
+    expect(encodeOpen(10n, { fh: 3, openFlags: 2 })).toEqual(bytes(
+      ...outHeader(32, 0, 10),
+      u64(3), // fh
+      u32(2), // open_flags: FOPEN_KEEP_CACHE
+      u32(0), // backing_id
+    ));
+  });
+
+  test('init_out with flags2 in its own word', () => {
+    const flags = InitFlag.ASYNC_READ | InitFlag.MAX_PAGES | InitFlag.INIT_EXT | InitFlag.DIRECT_IO_ALLOW_MMAP;
+    const got = encodeInit(2n, {
+      major: 7, minor: 45, maxReadahead: 131072, flags, maxBackground: 64, congestionThreshold: 48,
+      maxWrite: 1048576, timeGran: 1, maxPages: 256,
+    });
+    expect(got).toEqual(bytes(
+      ...outHeader(80, 0, 2),
+      u32(7), // major
+      u32(45), // minor
+      u32(131072), // max_readahead
+      u32(1 | (1 << 22) | (1 << 30)), // flags
+      u16(64), // max_background
+      u16(48), // congestion_threshold
+      u32(1048576), // max_write
+      u32(1), // time_gran
+      u16(256), // max_pages
+      u16(0), // map_alignment
+      u32(1 << 4), // flags2: DIRECT_IO_ALLOW_MMAP (bit 36)
+      u32(0), // max_stack_depth
+      u16(0), // request_timeout
+      zeros(22), // unused
+    ));
+  });
+});
+
+describe('directory records', () => {
+  test('dirent is padded to 8 bytes; records that do not fit are refused', () => {
+    const dir = new DirBuffer(12n, 64);
+    expect(dir.add(77, 1, 8, 'abc')).toBe(true); // 24 + 3 -> 32 bytes
+    expect(dir.add(78, 2, 4, 'sub-dir')).toBe(true); // 24 + 7 -> 32 bytes: exactly full
+    expect(dir.add(79, 3, 8, 'x')).toBe(false);
+    expect(dir.finish()).toEqual(bytes(
+      ...outHeader(80, 0, 12),
+      u64(77), // ino
+      u64(1), // off (next cookie)
+      u32(3), // namelen
+      u32(8), // type: DT_REG
+      [...Buffer.from('abc')], zeros(5), // name + padding
+      u64(78), // ino
+      u64(2), // off
+      u32(7), // namelen
+      u32(4), // type: DT_DIR
+      [...Buffer.from('sub-dir')], zeros(1), // name + padding
+    ));
+  });
+
+  test('direntplus is entry_out + dirent, name at 152, padded', () => {
+    const dir = new DirBuffer(14n, 4096);
+    expect(dir.addPlus({ nodeId: 9, generation: 0, entryTimeout: 1, attrTimeout: 1, attr }, 1, 8, 'f')).toBe(true);
+    expect(dir.finish()).toEqual(bytes(
+      ...outHeader(16 + 160, 0, 14),
+      u64(9), u64(0), u64(1), u64(1), u32(0), u32(0), ...attrBytes, // entry_out
+      u64(77), // dirent.ino (= attr.ino)
+      u64(1), // off
+      u32(1), // namelen
+      u32(8), // type
+      [...Buffer.from('f')], zeros(7), // name + padding to 160
+    ));
+  });
+});
+
+describe('notifications (unique 0, error = code)', () => {
+  test('INVAL_INODE', () => {
+    expect(encodeInvalInode(5, -1, 0)).toEqual(bytes(
+      ...outHeader(40, 2, 0),
+      u64(5), // ino
+      u64(-1n), // off: attributes only
+      u64(0), // len
+    ));
+  });
+
+  test('INVAL_ENTRY has exact length with a trailing NUL', () => {
+    expect(encodeInvalEntry(1, 'name')).toEqual(bytes(
+      ...outHeader(37, 3, 0),
+      u64(1), // parent
+      u32(4), // namelen
+      u32(0), // flags
+      cstr('name'), // name + NUL
+    ));
+  });
+
+  test('DELETE', () => {
+    expect(encodeDelete(1, 7, 'x')).toEqual(bytes(
+      ...outHeader(42, 6, 0),
+      u64(1), // parent
+      u64(7), // child
+      u32(1), // namelen
+      u32(0), // padding
+      cstr('x'), // name + NUL
+    ));
+  });
+});
