@@ -74,7 +74,7 @@ describe('links', () => {
 });
 
 describe('metadata', () => {
-  test('chmod, chown and touch -d land in the backing dir with full precision', async ({ pt }) => {
+  test('chmod, chown and touch -d land in the backing dir (times to the microsecond)', async ({ pt }) => {
     await writeFile(join(pt.mnt, 'f'), 'x');
     await mkdir(join(pt.mnt, 'd'));
     await must('chmod 0640 "$1/f" && chmod 2751 "$1/d"', [pt.mnt]);
@@ -82,12 +82,12 @@ describe('metadata', () => {
     await must('touch -d "2001-02-03 04:05:06.123456789 UTC" "$1/f"', [pt.mnt]);
     await must('touch -a -d "1999-12-31 23:59:59.5 UTC" "$1/d"', [pt.mnt]);
     const fmt = '%a %u %g %y %x';
-    const expected = (await must(`TZ=UTC stat -c '${fmt}' "$1/f" "$1/d"`, [pt.source])).trim();
-    expect(expected).toContain('640 1000 1000 2001-02-03 04:05:06.123456789 +0000');
-    expect(expected).toContain('2751 0 1000');
-    expect(expected).toContain('1999-12-31 23:59:59.500000000 +0000');
-    const viaMount = (await must(`TZ=UTC stat -c '${fmt}' "$1/f" "$1/d"`, [pt.mnt])).trim();
-    expect(viaMount).toBe((await must(`TZ=UTC stat -c '${fmt}' "$1/f" "$1/d"`, [pt.source])).trim());
+    const backing = (await must(`TZ=UTC stat -c '${fmt}' "$1/f" "$1/d"`, [pt.source])).trim().split('\n');
+    // Times set through a Node daemon keep microseconds (libuv rounds utimensat's argument to 1 us).
+    expect(backing[0]).toMatch(/^640 1000 1000 2001-02-03 04:05:06\.123456\d{3} \+0000 /);
+    expect(backing[1]).toMatch(/^2751 0 1000 .* 1999-12-31 23:59:59\.500000000 \+0000$/);
+    const viaMount = (await must(`TZ=UTC stat -c '${fmt}' "$1/f" "$1/d"`, [pt.mnt])).trim().split('\n');
+    expect(viaMount).toEqual(backing);
   });
 
   test('truncate grows with zeros and shrinks, keeping the head', async ({ pt }) => {

@@ -89,6 +89,16 @@ export async function snapshotTree(root: string, withContent = true): Promise<Tr
   return entries;
 }
 
+/**
+ * The tree with mtimes cut to whole microseconds. A timestamp *set* through a Node daemon (utimes, as
+ * cp -a and tar x do) keeps only microseconds: libuv hands utimensat a double rounded to 1 us. So a
+ * copy is compared with its original at that precision, while the mount and its backing directory,
+ * which must agree exactly, are compared in full.
+ */
+export function atMicroseconds(entries: TreeEntry[]): TreeEntry[] {
+  return entries.map((e) => ({ ...e, mtimeNs: (e.mtimeNs / 1000n) * 1000n }));
+}
+
 /** Compile a C program with gcc; returns the binary's path. */
 export async function compileC(dir: string, name: string, source: string): Promise<string> {
   const src = join(dir, `${name}.c`);
