@@ -17,6 +17,7 @@ import type { ExportSpec } from './export-spec.js';
 const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW } = fs.constants;
 export const O_PATH = 0o10000000;
 const MAX_DEPTH = 4096;
+const RETIRE_GRACE_MS = 30_000;
 
 export interface ExportCtx { id: number; spec: ExportSpec; rootId: bigint; rootFd: number; rootDev: number; rootIno: number }
 
@@ -50,7 +51,12 @@ export function recordOf(parent: bigint, name: string, st: fs.Stats): FileRecord
 export class LocalFs {
   readonly byId = new Map<number, ExportCtx>();
   readonly byPath = new Map<string, ExportCtx>();
-  private readonly dirFds = new LRUCache<string, number>({ max: 1024, dispose: (fd) => fs.close(fd, () => {}) });
+  // An evicted directory fd is closed only after a grace period: an operation still in flight may
+  // hold its number, and closing it at once would let the number be reused by another directory
+  // (possibly of another export) under that operation's feet.
+  private readonly retired: Array<{ fd: number; at: number }> = [];
+  private readonly dirFds = new LRUCache<string, number>({ max: 1024, dispose: (fd) => this.retire(fd) });
+  private readonly reaper = setInterval(() => this.reap(Date.now() - RETIRE_GRACE_MS), RETIRE_GRACE_MS).unref();
 
   private constructor(readonly nodeId: number, readonly store: HandleStore) {}
 
@@ -81,8 +87,18 @@ export class LocalFs {
     this.byPath.set(spec.path, ctx);
   }
 
+  private retire(fd: number): void {
+    this.retired.push({ fd, at: Date.now() });
+  }
+
+  private reap(before: number): void {
+    while (this.retired.length > 0 && this.retired[0]!.at <= before) fs.close(this.retired.shift()!.fd, () => {});
+  }
+
   close(): void {
+    clearInterval(this.reaper);
     this.dirFds.clear();
+    this.reap(Infinity);
     for (const ctx of this.byId.values()) fs.closeSync(ctx.rootFd);
     this.byId.clear();
   }

@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { startHarness, type Harness } from '../harness/file-service-server.js';
-import { ROOT_CALLER as root, type Entry } from '../../proto/file-client.js';
+import { FileClient, ROOT_CALLER as root, type Entry } from '../../proto/file-client.js';
 import { createFileService } from '../../server/file-service.js';
 import { LockTable } from '../../server/locks.js';
 
@@ -137,6 +137,8 @@ describe('namespace', () => {
   });
 
   it('symlink and mknod (fifo, socket; devices for root only)', async () => {
+    expect(await code(h.client.symlink(root, top.handle, 'long', 'x'.repeat(5000)))).toBe('ENAMETOOLONG');
+    expect(await code(h.client.symlink(root, top.handle, 'empty', ''))).toBe('EINVAL');
     const s = await h.client.symlink(root, top.handle, 's', '../../etc/passwd');
     expect(fs.readlinkSync(join(h.exports[0]!, 's'))).toBe('../../etc/passwd');
     expect(s.attr.mode & 0o170000).toBe(0o120000);
@@ -228,7 +230,9 @@ describe('locks', () => {
     const got = await h.client.call<{ conflict: boolean; start: string; end: string }>('GetLk', lk('B', 0, '0', '10'));
     expect([got.conflict, got.start, got.end]).toEqual([true, '0', '99']);
     let acquired = false;
-    const waiting = h.client.call('SetLkW', lk('B', 1, '10', '20')).then(() => { acquired = true; });
+    // B waits on its own connection, as a second node's client would.
+    const second = new FileClient(h.address);
+    const waiting = second.call('SetLkW', lk('B', 1, '10', '20')).then(() => { acquired = true; }).finally(() => second.close());
     await new Promise((r) => setTimeout(r, 200));
     expect(acquired).toBe(false);
     await h.client.call('SetLk', lk('A', 2, '0', '99'));
@@ -251,6 +255,19 @@ describe('locks', () => {
     await new Promise((r) => setTimeout(r, 100));
     // B's cancelled wait must not have turned into a lock: C gets the range at once.
     expect(await code(h.client.call('SetLk', lk('C', 1)))).toBe('OK');
+  });
+});
+
+describe('release', () => {
+  it('with flush_locks drops the owner locks on that file', async () => {
+    fs.writeFileSync(join(h.exports[0]!, 'f'), 'x');
+    const f = await h.client.lookup(root, top.handle, 'f');
+    const fh = await h.client.open(root, f.handle, O_RDWR);
+    const lk = (client_id: string) => ({ caller: root, handle: f.handle, client_id, lock_owner: '5', start: '0', end: '9223372036854775807', type: 1 });
+    await h.client.call('SetLk', lk('A'));
+    expect(await code(h.client.call('SetLk', lk('B')))).toBe('EAGAIN');
+    await h.client.call('Release', { caller: root, fh, client_id: 'A', lock_owner: '5', flush_locks: true, handle: f.handle });
+    expect(await code(h.client.call('SetLk', lk('B')))).toBe('OK');
   });
 });
 
