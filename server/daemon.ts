@@ -2,10 +2,11 @@
 // in-flight calls for a bounded grace period, cancel the rest, close the file service.
 // A failed start undoes what it did, so no half-started daemon is left behind.
 import * as grpc from '@grpc/grpc-js';
-import { mkdir, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { formatListen, type MfsdConfig } from './config.js';
 import { createFileService, type FileService } from './file-service.js';
 import { LockTable } from './locks.js';
+import { mkdirp } from './mkdirp.js';
 import { createNodeService } from './node-service.js';
 import { readTlsMaterial, serverCredentials } from './tls.js';
 
@@ -73,7 +74,7 @@ export async function startDaemon(cfg: MfsdConfig): Promise<RunningDaemon> {
   await checkExports(cfg);
   const creds = await credentials(cfg);
   try {
-    await mkdir(cfg.stateDir, { recursive: true, mode: 0o700 });
+    await mkdirp(cfg.stateDir, 0o700);
   } catch (err) {
     throw new StartupError(`stateDir ${cfg.stateDir}: cannot create (${(err as NodeJS.ErrnoException).code ?? String(err)})`, 2);
   }

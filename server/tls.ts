@@ -3,11 +3,12 @@
 // runs the `openssl` CLI. Keys are EC P-256: small, fast handshakes, supported by grpc-js.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { access, constants, mkdir, readFile, rm, writeFile, chmod } from 'node:fs/promises';
+import { access, constants, readFile, rm, writeFile, chmod } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { TlsPaths } from './config.js';
+import { mkdirp } from './mkdirp.js';
 
 /** A TLS problem the admin must fix; the message names the file or step. */
 export class TlsError extends Error {
@@ -77,7 +78,7 @@ async function writeNew(path: string, data: string, mode: number, force: boolean
 
 async function ensureDir(dir: string): Promise<void> {
   try {
-    await mkdir(dir, { recursive: true, mode: 0o755 });
+    await mkdirp(dir, 0o755);
     await access(dir, constants.W_OK);
   } catch (err) {
     throw new TlsError(`directory ${dir} is not writable: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);

@@ -133,6 +133,11 @@ describe('mfsd refuses a bad config with a clear message and a non-zero exit', (
     expect(r2.code).toBe(2);
     expect(r2.stderr).toMatch(/^mfsd: config \/nonexistent.*: cannot read \(ENOENT\)\n$/);
   });
+  it('exit 2: a state dir that cannot be created (no hang on Node mkdir -p)', async () => {
+    const r = await runNode(MFSD_JS, ['--node', '1', '--insecure', '--listen', '127.0.0.1:0', '--state-dir', '/proc/omfs-state', '--export', exp]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe('mfsd: stateDir /proc/omfs-state: cannot create (ENOENT)\n');
+  });
   it('exit 1: port in use', async () => {
     const r = await runNode(MFSD_JS, ['--node', '1', '--insecure', '--listen', `127.0.0.1:${busyPort}`, '--state-dir', join(root, 's2'), '--export', exp]);
     expect(r.code).toBe(1);
