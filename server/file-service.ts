@@ -69,8 +69,15 @@ export async function createFileService(opts: FileServiceOptions): Promise<FileS
     Read: (call: grpc.ServerWritableStream<Parameters<typeof io.read>[2], unknown>) => {
       io.read(lfs, files, call.request, (data) => new Promise<void>((resolve) => {
         if (call.cancelled) throw Object.assign(new Error('cancelled'), { code: 'EINTR' });
-        if (call.write({ data })) resolve();
-        else call.once('drain', resolve);
+        if (call.write({ data })) return resolve();
+        // Wait for the client to take more, or for it to go away (the next chunk then stops the read).
+        const go = (): void => {
+          call.off('drain', go);
+          call.off('cancelled', go);
+          resolve();
+        };
+        call.once('drain', go);
+        call.once('cancelled', go);
       })).then(() => call.end(), (err: unknown) => call.emit('error', errnoToStatus(err)));
     },
     Write: (call: grpc.ServerReadableStream<io.WriteChunkIn, unknown>, callback: grpc.sendUnaryData<unknown>) => {

@@ -86,6 +86,24 @@ describe('create, open, read, write, release', () => {
     expect(back.equals(data)).toBe(true);
   });
 
+  it('a read cancelled by the client stops and frees its file', async () => {
+    const path = join(h.exports[0]!, 'big');
+    fs.writeFileSync(path, Buffer.alloc(32 << 20, 1));
+    const f = await h.client.lookup(root, top.handle, 'big');
+    const fds = fs.readdirSync('/proc/self/fd').length;
+    const read = h.client.raw['Read'] as (req: object) => NodeJS.EventEmitter & { cancel(): void };
+    const call = read.call(h.client.raw, { caller: root, handle: f.handle, fh: '0', flags: 0, offset: '0', size: String(32 << 20) });
+    const ended = new Promise<string>((resolve) => {
+      call.once('data', () => call.cancel());
+      call.on('error', (err: { code: number }) => resolve(`status ${err.code}`));
+      call.on('end', () => resolve('end'));
+    });
+    expect(await ended).toBe('status 1');
+    for (let i = 0; i < 50 && fs.readdirSync('/proc/self/fd').length > fds; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(fs.readdirSync('/proc/self/fd').length).toBeLessThanOrEqual(fds);
+    expect((await h.client.getAttr(root, f.handle)).size).toBe(String(32 << 20));
+  });
+
   it('refuses O_NOFOLLOW-style opens of symlinks with ELOOP', async () => {
     fs.symlinkSync('target', join(h.exports[0]!, 'l'));
     const l = await h.client.lookup(root, top.handle, 'l');
