@@ -122,6 +122,10 @@ describe('chmod/chown/utimes rules', () => {
     const alice2: Caller = { ...alice, groups: [2000] };
     await h.client.setAttr(alice2, f.handle, { valid_gid: true, gid: 2000 });
     expect(fs.statSync(A('f')).gid).toBe(2000);
+    // chgrp by a non-root owner clears setuid and (group-executable) setgid, as Linux does.
+    fs.chmodSync(A('f'), 0o6755);
+    await h.client.setAttr(alice2, f.handle, { valid_gid: true, gid: 1000 });
+    expect(fs.statSync(A('f')).mode & 0o7777).toBe(0o755);
     // setgid dropped when the owner is not a member of the file's group.
     fs.chownSync(A('f'), 1000, 3000);
     await h.client.setAttr(alice, f.handle, { valid_mode: true, mode: 0o2755 });
