@@ -1,0 +1,104 @@
+// The CLI's cache modes: --direct-io (no page cache: every read and write reaches the daemon),
+// --keep-cache (page cache kept across opens) and --timeout 0 (no attribute or entry caching).
+// Each mode must still give the same results as a bare directory.
+import { appendFile, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect } from 'vitest';
+import { makeTempDir, passthroughTest } from '../harness/passthrough-mount.js';
+import { compileC, must, seededBytes } from './tools.js';
+
+let work = '';
+let input = '';
+beforeAll(async () => {
+  work = await makeTempDir('omfs-pt-modes-');
+  input = join(work, 'input');
+  await writeFile(input, seededBytes(9, 3 * 1_048_576 + 5));
+  // mapwrite FILE: map it shared and overwrite its first bytes through the map.
+  await compileC(
+    work,
+    'mapwrite',
+    String.raw`
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+  int fd = open(argv[1], O_RDWR);
+  if (fd < 0) return 1;
+  char *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) return 3;
+  memcpy(p, "MAPPED", 6);
+  return msync(p, 4096, MS_SYNC) || munmap(p, 4096) || close(fd);
+}
+`,
+  );
+});
+afterAll(async () => {
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+/** The same workload on any directory; the caller compares the results with a bare directory's. */
+async function workload(dir: string): Promise<void> {
+  await must('dd if="$1" of="$2/dd-1m" bs=1M status=none && dd if="$1" of="$2/dd-4k" bs=4k status=none', [input, dir]);
+  await must('dd if=/dev/zero of="$1/dd-1m" bs=4k seek=3 count=2 conv=notrunc status=none', [dir]);
+  await must('cp -a /usr/include/linux/netfilter "$1/nf" && truncate -s 5000 "$1/dd-4k"', [dir]);
+  await writeFile(join(dir, 'appended'), 'one\n');
+  await appendFile(join(dir, 'appended'), 'two\n');
+}
+
+async function expectSameAsBare(dir: string): Promise<void> {
+  const bare = join(work, `bare-${Math.random().toString(36).slice(2)}`);
+  await mkdir(bare);
+  await workload(bare);
+  await must('diff -r "$1" "$2"', [bare, dir]);
+}
+
+describe('--direct-io', () => {
+  const test = passthroughTest({ args: ['--direct-io'] });
+
+  test('dd, cp -a, truncate and appends match a bare directory', async ({ pt }) => {
+    await workload(pt.mnt);
+    await expectSameAsBare(pt.mnt);
+    await expectSameAsBare(pt.source);
+  });
+
+  test('shared mmap still works, and a binary built on the mount runs from it', async ({ pt }) => {
+    await writeFile(join(pt.mnt, 'm'), Buffer.alloc(8192, 'x'));
+    await must('"$1" "$2"', [join(work, 'mapwrite'), join(pt.mnt, 'm')]);
+    expect((await readFile(join(pt.source, 'm'), 'latin1')).slice(0, 8)).toBe('MAPPEDxx');
+    await writeFile(join(pt.mnt, 'hi.c'), '#include <stdio.h>\nint main(void) { puts("direct"); return 0; }\n');
+    await must('cc -o "$1/hi" "$1/hi.c"', [pt.mnt]);
+    expect(await must('"$1/hi"', [pt.mnt])).toBe('direct\n');
+  });
+});
+
+describe('--keep-cache', () => {
+  const test = passthroughTest({ args: ['--keep-cache'] });
+
+  test('writes through the mount are read back at once, across opens, like a bare directory', async ({ pt }) => {
+    await workload(pt.mnt);
+    await expectSameAsBare(pt.mnt);
+    await writeFile(join(pt.mnt, 'rewrite'), 'first');
+    expect(await readFile(join(pt.mnt, 'rewrite'), 'utf8')).toBe('first');
+    await writeFile(join(pt.mnt, 'rewrite'), 'second, longer');
+    expect(await readFile(join(pt.mnt, 'rewrite'), 'utf8')).toBe('second, longer');
+    await must('truncate -s 3 "$1/rewrite"', [pt.mnt]);
+    expect(await readFile(join(pt.mnt, 'rewrite'), 'utf8')).toBe('sec');
+  });
+});
+
+describe('--timeout 0', () => {
+  const test = passthroughTest({ args: ['--timeout', '0'] });
+
+  test('with nothing cached, a change to the backing dir is seen by the very next call', async ({ pt }) => {
+    await writeFile(join(pt.source, 'f'), 'short');
+    expect((await stat(join(pt.mnt, 'f'))).size).toBe(5);
+    await writeFile(join(pt.source, 'f'), 'much longer now');
+    expect((await stat(join(pt.mnt, 'f'))).size).toBe(15);
+    expect(await readFile(join(pt.mnt, 'f'), 'utf8')).toBe('much longer now');
+    await rm(join(pt.source, 'f'));
+    await expect(stat(join(pt.mnt, 'f'))).rejects.toMatchObject({ code: 'ENOENT' });
+    await writeFile(join(pt.source, 'f'), 'back again');
+    expect(await readFile(join(pt.mnt, 'f'), 'utf8')).toBe('back again');
+  });
+});
