@@ -2,7 +2,6 @@
 // It runs as root and the mount uses default_permissions, so the kernel checks mode bits against
 // the caller and we only have to give new files to their creator.
 import type { BigIntStats } from 'node:fs';
-import * as fsp from 'node:fs/promises';
 import { constants as C } from 'node:fs';
 import {
   KernelErrno, OPEN_KILL_SUIDGID, OpenFlag, ROOT_ID, SetattrValid, WRITE_KILL_SUIDGID,
@@ -11,8 +10,9 @@ import {
 } from '../kernel/index.js';
 import { direntType, toAttr, toSeconds } from './attrs.js';
 import * as io from './fd-io.js';
+import { sys } from './fd-io.js';
 import { NodeTable, type Node } from './nodes.js';
-import { fallocate, mknod } from './special.js';
+import * as special from './special.js';
 
 export interface PassthroughOptions {
   /** Attribute/entry validity in seconds. */
@@ -21,7 +21,7 @@ export interface PassthroughOptions {
   directIo: boolean;
 }
 
-interface DirHandle { node: Node; entries: Array<{ name: string; type: number }> | undefined }
+interface DirHandle { node: Node; entries: string[] | undefined }
 
 const RENAME_NOREPLACE = 1;
 const O_DIRECT = 0o40000;
@@ -41,7 +41,7 @@ export class PassthroughFs implements FileSystem {
   }
 
   async start(): Promise<void> {
-    const st = await fsp.stat(this.source, { bigint: true });
+    const st = await sys.stat(this.source);
     this.nodes.setRootKey(st.dev, st.ino);
   }
 
@@ -64,19 +64,19 @@ export class PassthroughFs implements FileSystem {
   /** New files belong to the caller; the group comes from a setgid parent, else the caller. */
   private async giveToCaller(ctx: RequestContext, path: string, parent: string): Promise<void> {
     if (ctx.uid === 0 && ctx.gid === 0) return;
-    const parentSt = await fsp.stat(parent);
-    const gid = parentSt.mode & S_ISGID ? -1 : ctx.gid;
-    await fsp.lchown(path, ctx.uid, gid);
+    const parentSt = await sys.stat(parent);
+    const gid = Number(parentSt.mode) & S_ISGID ? -1 : ctx.gid;
+    await sys.lchown(path, ctx.uid, gid);
   }
 
   async lookup(_ctx: RequestContext, r: RequestOf<'LOOKUP'>): Promise<EntryOut> {
     const parent = this.node(r.header.nodeId);
     if (r.name === '.' || r.name === '..') {
       const target = r.name === '..' ? (parent.parent ?? parent) : parent;
-      const st = await fsp.lstat(this.nodes.path(target), { bigint: true });
+      const st = await sys.lstat(this.nodes.path(target));
       return this.entry(target.parent ?? target, target.name, st);
     }
-    const st = await fsp.lstat(this.nodes.childPath(parent, r.name), { bigint: true });
+    const st = await sys.lstat(this.nodes.childPath(parent, r.name));
     return this.entry(parent, r.name, st);
   }
 
@@ -86,7 +86,7 @@ export class PassthroughFs implements FileSystem {
 
   async getattr(_ctx: RequestContext, r: RequestOf<'GETATTR'>): Promise<AttrOut> {
     const open = r.getattrFlags & 1 ? this.files.get(r.fh) : undefined;
-    const st = open ? await io.fstat(open.fd) : await fsp.lstat(this.path(r.header.nodeId), { bigint: true });
+    const st = open ? await io.fstat(open.fd) : await sys.lstat(this.path(r.header.nodeId));
     return { attr: toAttr(st), attrTimeout: this.options.timeout };
   }
 
@@ -94,46 +94,46 @@ export class PassthroughFs implements FileSystem {
     const path = this.path(r.header.nodeId);
     const fd = r.valid & SetattrValid.FH ? this.files.get(r.fh)?.fd : undefined;
     const v = r.valid;
-    if (v & SetattrValid.MODE) await (fd !== undefined ? io.fchmod(fd, r.mode & 0o7777) : fsp.chmod(path, r.mode & 0o7777));
+    if (v & SetattrValid.MODE) await (fd !== undefined ? io.fchmod(fd, r.mode & 0o7777) : sys.chmod(path, r.mode & 0o7777));
     if (v & (SetattrValid.UID | SetattrValid.GID)) {
-      await fsp.lchown(path, v & SetattrValid.UID ? r.uid : -1, v & SetattrValid.GID ? r.gid : -1);
+      await sys.lchown(path, v & SetattrValid.UID ? r.uid : -1, v & SetattrValid.GID ? r.gid : -1);
     }
-    if (v & SetattrValid.SIZE) await (fd !== undefined ? io.ftruncate(fd, r.size) : fsp.truncate(path, r.size));
+    if (v & SetattrValid.SIZE) await (fd !== undefined ? io.ftruncate(fd, r.size) : sys.truncate(path, r.size));
     if (v & SetattrValid.KILL_SUIDGID && !(v & SetattrValid.MODE)) await this.killSuidgid(path);
     if (v & (SetattrValid.ATIME | SetattrValid.MTIME)) {
       const now = Date.now() / 1000;
-      const cur = await fsp.lstat(path, { bigint: true });
+      const cur = await sys.lstat(path);
       const keep = toAttr(cur);
       const atime = v & SetattrValid.ATIME ? (v & SetattrValid.ATIME_NOW ? now : toSeconds(r.atime)) : toSeconds(keep.atime);
       const mtime = v & SetattrValid.MTIME ? (v & SetattrValid.MTIME_NOW ? now : toSeconds(r.mtime)) : toSeconds(keep.mtime);
-      await fsp.lutimes(path, atime, mtime);
+      await sys.lutimes(path, atime, mtime);
     }
-    const st = fd !== undefined ? await io.fstat(fd) : await fsp.lstat(path, { bigint: true });
+    const st = fd !== undefined ? await io.fstat(fd) : await sys.lstat(path);
     return { attr: toAttr(st), attrTimeout: this.options.timeout };
   }
 
   /** HANDLE_KILLPRIV_V2: we write as root (CAP_FSETID), so the backing fs won't clear these for us. */
   private async killSuidgid(path: string, fd?: number): Promise<void> {
-    const st = fd !== undefined ? await io.fstat(fd) : await fsp.lstat(path, { bigint: true });
+    const st = fd !== undefined ? await io.fstat(fd) : await sys.lstat(path);
     const mode = Number(st.mode);
     let cleared = mode & ~S_ISUID;
     if (mode & C.S_IXGRP) cleared &= ~S_ISGID;
-    if (cleared !== mode) await (fd !== undefined ? io.fchmod(fd, cleared & 0o7777) : fsp.chmod(path, cleared & 0o7777));
+    if (cleared !== mode) await (fd !== undefined ? io.fchmod(fd, cleared & 0o7777) : sys.chmod(path, cleared & 0o7777));
   }
 
   async readlink(_ctx: RequestContext, r: RequestOf<'READLINK'>): Promise<Buffer> {
-    return fsp.readlink(this.path(r.header.nodeId), { encoding: 'buffer' });
+    return sys.readlink(this.path(r.header.nodeId));
   }
 
   private async made(ctx: RequestContext, parent: Node, name: string): Promise<EntryOut> {
     const path = this.nodes.childPath(parent, name);
     await this.giveToCaller(ctx, path, this.nodes.path(parent));
-    return this.entry(parent, name, await fsp.lstat(path, { bigint: true }));
+    return this.entry(parent, name, await sys.lstat(path));
   }
 
   async symlink(ctx: RequestContext, r: RequestOf<'SYMLINK'>): Promise<EntryOut> {
     const parent = this.node(r.header.nodeId);
-    await fsp.symlink(r.target, this.nodes.childPath(parent, r.name));
+    await sys.symlink(r.target, this.nodes.childPath(parent, r.name));
     return this.made(ctx, parent, r.name);
   }
 
@@ -141,22 +141,22 @@ export class PassthroughFs implements FileSystem {
     const parent = this.node(r.header.nodeId);
     const path = this.nodes.childPath(parent, r.name);
     if ((r.mode & C.S_IFMT) === C.S_IFREG) await io.close(await io.open(path, C.O_CREAT | C.O_EXCL | C.O_WRONLY, r.mode & 0o7777));
-    else await mknod(path, r.mode, r.rdev);
+    else await special.mknod(path, r.mode, r.rdev);
     return this.made(ctx, parent, r.name);
   }
 
   async mkdir(ctx: RequestContext, r: RequestOf<'MKDIR'>): Promise<EntryOut> {
     const parent = this.node(r.header.nodeId);
     const path = this.nodes.childPath(parent, r.name);
-    await fsp.mkdir(path, r.mode & 0o7777);
+    await sys.mkdir(path, r.mode & 0o7777);
     // mkdir(2) ignores suid/sgid/sticky bits given by the caller on some paths; set them exactly.
-    if (r.mode & 0o7000) await fsp.chmod(path, r.mode & 0o7777);
+    if (r.mode & 0o7000) await sys.chmod(path, r.mode & 0o7777);
     return this.made(ctx, parent, r.name);
   }
 
   /** Forget the backing inode of a name that is about to disappear (so a reused ino gets a new node). */
   private async detachName(path: string): Promise<void> {
-    const st = await fsp.lstat(path, { bigint: true }).catch(() => undefined);
+    const st = sys.lstatIfExists(path);
     if (!st || (st.nlink > 1n && !st.isDirectory())) return;
     const n = this.nodes.findByKey(st.dev, st.ino);
     if (n) this.nodes.detach(n);
@@ -165,12 +165,12 @@ export class PassthroughFs implements FileSystem {
   async unlink(_ctx: RequestContext, r: RequestOf<'UNLINK'>): Promise<void> {
     const path = this.nodes.childPath(this.node(r.header.nodeId), r.name);
     await this.detachName(path);
-    await fsp.unlink(path);
+    await sys.unlink(path);
   }
 
   async rmdir(_ctx: RequestContext, r: RequestOf<'RMDIR'>): Promise<void> {
     const path = this.nodes.childPath(this.node(r.header.nodeId), r.name);
-    await fsp.rmdir(path);
+    await sys.rmdir(path);
     await this.detachName(path);
   }
 
@@ -179,10 +179,10 @@ export class PassthroughFs implements FileSystem {
     const from = this.nodes.childPath(this.node(r.header.nodeId), r.name);
     const newParent = this.node(r.newDir);
     const to = this.nodes.childPath(newParent, r.newName);
-    if (r.flags & RENAME_NOREPLACE && (await fsp.lstat(to).then(() => true, () => false))) throw new KernelErrno('EEXIST');
-    const target = await fsp.lstat(to, { bigint: true }).catch(() => undefined);
-    await fsp.rename(from, to);
-    const moved = await fsp.lstat(to, { bigint: true });
+    const target = sys.lstatIfExists(to);
+    if (r.flags & RENAME_NOREPLACE && target) throw new KernelErrno('EEXIST');
+    await sys.rename(from, to);
+    const moved = await sys.lstat(to);
     if (target && (target.ino !== moved.ino || target.dev !== moved.dev)) {
       const replaced = this.nodes.findByKey(target.dev, target.ino);
       if (replaced && (target.nlink <= 1n || target.isDirectory())) this.nodes.detach(replaced);
@@ -197,8 +197,8 @@ export class PassthroughFs implements FileSystem {
   async link(_ctx: RequestContext, r: RequestOf<'LINK'>): Promise<EntryOut> {
     const parent = this.node(r.header.nodeId);
     const path = this.nodes.childPath(parent, r.name);
-    await fsp.link(this.path(r.oldNodeId), path);
-    return this.entry(parent, r.name, await fsp.lstat(path, { bigint: true }));
+    await sys.link(this.path(r.oldNodeId), path);
+    return this.entry(parent, r.name, await sys.lstat(path));
   }
 
   private openReply(fd: number, node: Node): OpenOut {
@@ -254,7 +254,7 @@ export class PassthroughFs implements FileSystem {
   }
 
   async statfs(_ctx: RequestContext, r: RequestOf<'STATFS'>): Promise<StatfsOut> {
-    const s = await fsp.statfs(this.path(r.header.nodeId || ROOT_ID));
+    const s = await sys.statfs(this.path(r.header.nodeId || ROOT_ID));
     return { blocks: s.blocks, bfree: s.bfree, bavail: s.bavail, files: s.files, ffree: s.ffree, bsize: s.bsize, namelen: 255, frsize: s.bsize };
   }
 
@@ -276,7 +276,7 @@ export class PassthroughFs implements FileSystem {
 
   async opendir(_ctx: RequestContext, r: RequestOf<'OPENDIR'>): Promise<OpenOut> {
     const node = this.node(r.header.nodeId);
-    await fsp.access(this.nodes.path(node)); // fail now if the directory is gone
+    await sys.access(this.nodes.path(node)); // fail now if the directory is gone
     const fh = this.nextFh++;
     this.dirs.set(fh, { node, entries: undefined });
     return { fh, openFlags: this.options.keepCache ? OpenFlag.CACHE_DIR : 0 };
@@ -304,35 +304,44 @@ export class PassthroughFs implements FileSystem {
     if (!dir) throw new KernelErrno('EBADF');
     const dirPath = this.nodes.path(dir.node);
     if (r.offset === 0 || dir.entries === undefined) {
-      const list = await fsp.readdir(dirPath, { withFileTypes: true });
-      dir.entries = [{ name: '.', type: 4 }, { name: '..', type: 4 }];
-      for (const d of list) dir.entries.push({ name: d.name, type: 0 });
+      dir.entries = ['.', '..', ...sys.readdir(dirPath)];
     }
     const entries = dir.entries;
-    const CHUNK = 32;
-    for (let i = r.offset; i < entries.length; i += CHUNK) {
-      const chunk = entries.slice(i, i + CHUNK);
-      const stats = await Promise.all(chunk.map((e) =>
-        fsp.lstat(e.name === '.' ? dirPath : e.name === '..' ? this.nodes.path(dir.node.parent ?? dir.node) : `${dirPath}/${e.name}`, { bigint: true })
-          .catch(() => undefined)));
-      for (let j = 0; j < chunk.length; j++) {
-        const e = chunk[j]!;
-        const st = stats[j];
-        const cookie = i + j + 1;
-        if (!st) continue; // vanished since the listing: skip it, the cookie stays valid
-        const type = direntType(Number(st.mode));
-        if (!out.fits(Buffer.byteLength(e.name), plus)) return;
-        if (!plus) out.add(Number(st.ino), cookie, type, e.name);
-        else if (e.name === '.' || e.name === '..') {
-          out.addPlus({ nodeId: 0, generation: 0, entryTimeout: 0, attrTimeout: 0, attr: toAttr(st) }, cookie, type, e.name);
-        } else out.addPlus(this.entry(dir.node, e.name, st), cookie, type, e.name);
-      }
+    const parentPath = this.nodes.path(dir.node.parent ?? dir.node);
+    for (let i = r.offset; i < entries.length; i++) {
+      const name = entries[i]!;
+      const cookie = i + 1;
+      const st = sys.lstatIfExists(name === '.' ? dirPath : name === '..' ? parentPath : `${dirPath}/${name}`);
+      if (!st) continue; // vanished since the listing: skip it, the cookie stays valid
+      const type = direntType(Number(st.mode));
+      if (!out.fits(Buffer.byteLength(name), plus)) return;
+      if (!plus) out.add(Number(st.ino), cookie, type, name);
+      else if (name === '.' || name === '..') {
+        // nodeid 0: the kernel takes no reference for "." and ".." (no lookup count)
+        out.addPlus({ nodeId: 0, generation: 0, entryTimeout: 0, attrTimeout: 0, attr: toAttr(st) }, cookie, type, name);
+      } else out.addPlus(this.entry(dir.node, name, st), cookie, type, name);
     }
   }
 
   async fallocate(_ctx: RequestContext, r: RequestOf<'FALLOCATE'>): Promise<void> {
     this.fd(r.fh);
-    await fallocate(this.path(r.header.nodeId), r.offset, r.length, r.mode);
+    await special.fallocate(this.path(r.header.nodeId), r.offset, r.length, r.mode);
+  }
+
+  async getxattr(_ctx: RequestContext, r: RequestOf<'GETXATTR'>): Promise<Buffer> {
+    return special.getxattr(this.path(r.header.nodeId), r.name);
+  }
+
+  async listxattr(_ctx: RequestContext, r: RequestOf<'LISTXATTR'>): Promise<Buffer> {
+    return special.listxattr(this.path(r.header.nodeId));
+  }
+
+  async setxattr(_ctx: RequestContext, r: RequestOf<'SETXATTR'>): Promise<void> {
+    await special.setxattr(this.path(r.header.nodeId), r.name, r.value, r.flags);
+  }
+
+  async removexattr(_ctx: RequestContext, r: RequestOf<'REMOVEXATTR'>): Promise<void> {
+    await special.removexattr(this.path(r.header.nodeId), r.name);
   }
 
   async access(): Promise<void> {
@@ -340,7 +349,13 @@ export class PassthroughFs implements FileSystem {
   }
 
   destroy(): void {
-    for (const f of this.files.values()) void io.close(f.fd).catch(() => undefined);
+    for (const f of this.files.values()) {
+      try {
+        io.close(f.fd);
+      } catch {
+        // closing at teardown: nothing left to report to
+      }
+    }
     this.files.clear();
   }
 }
