@@ -5,7 +5,13 @@ import { Metadata, status, type ServiceError, type StatusObject } from '@grpc/gr
 import { constants } from 'node:os';
 
 const errnoByName: Readonly<Record<string, number>> = constants.errno;
-const nameByErrno = new Map<number, string>(Object.entries(errnoByName).map(([n, v]) => [v, n]));
+// Two names share a number (EAGAIN = EWOULDBLOCK, ENOTSUP = EOPNOTSUPP); a number comes back as
+// the name Linux's errno(1) prints, so a client sees the same code the server threw.
+const preferredAliases = new Set(['EAGAIN', 'EOPNOTSUPP']);
+const nameByErrno = new Map<number, string>();
+for (const [name, n] of Object.entries(errnoByName)) {
+  if (!nameByErrno.has(n) || preferredAliases.has(name)) nameByErrno.set(n, name);
+}
 
 /** The metadata key that carries the errno number (Linux numbering) on an error status. */
 export const ERRNO_METADATA_KEY = 'omfs-errno';
