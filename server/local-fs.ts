@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import { LRUCache } from 'lru-cache';
 import { Errno } from '../proto/errno.js';
 import { HandleStore, type FileRecord } from './handles.js';
-import { checkAccess, isDir, squash, X_OK, type Caller } from './permissions.js';
+import { checkAccess, squash, X_OK, type Caller } from './permissions.js';
 import type { ExportSpec } from './export-spec.js';
 
 const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW } = fs.constants;
@@ -209,8 +209,4 @@ export async function withPinnedAsync<T>(node: Node, fn: (pinned: string) => Pro
   } finally {
     fs.closeSync(fd);
   }
-}
-
-export function assertDirMode(st: fs.Stats): void {
-  if (!isDir(st.mode)) throw new Errno('ENOTDIR', 'not a directory');
 }

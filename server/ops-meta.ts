@@ -5,7 +5,7 @@ import { Errno } from '../proto/errno.js';
 import type { LocalFs, Node } from './local-fs.js';
 import { checkName } from './names.js';
 import {
-  checkAccess, chmodBits, inGroup, isOwnerOrRoot, isRoot, modeAfterWrite, mayAccess, R_OK, W_OK, X_OK, type Caller,
+  checkAccess, chmodBits, inGroup, isOwnerOrRoot, isRoot, modeAfterWrite, mayAccess, R_OK, W_OK, X_OK,
 } from './permissions.js';
 import { bigU64, callerOf, toAttr, u64, type Attr, type Entry, type Timespec, type WireCaller } from './wire.js';
 import type { OpenFiles } from './open-files.js';
@@ -164,4 +164,3 @@ export async function statFs(lfs: LocalFs, req: { caller: WireCaller; handle: Bu
   };
 }
 
-export type { Caller };

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { promisify } from 'node:util';
 import { Errno } from '../proto/errno.js';
-import type { ExportCtx, LocalFs, Node } from './local-fs.js';
+import type { LocalFs, Node } from './local-fs.js';
 import { O_PATH, recordOf } from './local-fs.js';
 import { checkName } from './names.js';
 import {
@@ -247,4 +247,3 @@ export async function rename(
   return {};
 }
 
-export type { ExportCtx };
