@@ -26,7 +26,7 @@ export interface SessionOptions {
 const errnoByName: Readonly<Record<string, number>> = constants.errno;
 
 interface InFlight {
-  abort: AbortController;
+  ctx: RequestContext;
   answered: boolean;
 }
 
@@ -91,10 +91,10 @@ export class Session {
     const unique = req.header.unique;
     const handler = operations[req.op] as ((fs: FileSystem, ctx: RequestContext, r: Request) => Promise<Reply>) | undefined;
     const noReply = req.op === 'FORGET' || req.op === 'BATCH_FORGET';
-    const entry: InFlight = { abort: new AbortController(), answered: false };
-    if (!noReply) this.inFlight.set(unique, entry);
     const h = req.header;
-    const ctx = new RequestContext(h.uid, h.gid, h.pid, unique, entry.abort.signal);
+    const ctx = new RequestContext(h.uid, h.gid, h.pid, unique);
+    const entry: InFlight = { ctx, answered: false };
+    if (!noReply) this.inFlight.set(unique, entry);
     let reply: Reply;
     try {
       if (!handler) throw Object.assign(new Error('ENOSYS'), { code: 'ENOSYS' });
@@ -146,7 +146,7 @@ export class Session {
     const entry = this.inFlight.get(target);
     if (!entry || entry.answered) return; // already answered: nothing to do
     entry.answered = true;
-    entry.abort.abort();
+    entry.ctx.interrupt();
     this.send(target, encodeError(target, constants.errno.EINTR));
   }
 
