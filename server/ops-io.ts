@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import { Errno } from '../proto/errno.js';
 import { withPinnedAsync, type LocalFs, type Node } from './local-fs.js';
 import { checkName } from './names.js';
-import { checkAccess, modeAfterWrite, R_OK, W_OK } from './permissions.js';
+import { checkAccess, modeAfterWrite, R_OK, W_OK, X_OK } from './permissions.js';
 import type { OpenFiles, OpenFile } from './open-files.js';
 import { entryOf } from './ops-meta.js';
 import { giveToCaller, inDir, writableDir } from './ops-names.js';
@@ -53,25 +53,48 @@ export async function open(lfs: LocalFs, files: OpenFiles, req: { caller: WireCa
   return { fh: files.add(openNode(node, req.flags >>> 0)).toString() };
 }
 
+/**
+ * Create without O_EXCL of a file that exists is an ordinary open (so it needs no write permission
+ * on the directory, and works on a read-only export for reading). Null when the name is free.
+ */
+async function openExisting(
+  lfs: LocalFs, files: OpenFiles, req: { caller: WireCaller; dir: Buffer; name: string; flags: number },
+): Promise<{ entry: Entry; fh: string } | null> {
+  const dir = await lfs.resolveDir(req.dir, callerOf(req.caller));
+  const name = checkName(req.name);
+  checkAccess(dir.st, dir.caller, X_OK, 'directory');
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(inDir(dir, name));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+  const { id, handle } = await lfs.remember(dir.exp, dir.id, name, st);
+  const node = await lfs.resolve(handle, callerOf(req.caller));
+  const fh = files.add(openNode(node, req.flags >>> 0));
+  return { entry: entryOf(lfs, id, handle, fs.lstatSync(node.path)), fh: fh.toString() };
+}
+
 export async function create(
   lfs: LocalFs, files: OpenFiles,
   req: { caller: WireCaller; dir: Buffer; name: string; flags: number; mode: number; umask: number },
 ): Promise<{ entry: Entry; fh: string }> {
+  const flags = req.flags >>> 0;
+  const existing = (flags & C.O_EXCL) === 0 ? await openExisting(lfs, files, req) : null;
+  if (existing) return existing;
   const dir = await writableDir(lfs, req.dir, req.caller);
   const name = checkName(req.name);
-  const flags = req.flags >>> 0;
   const path = inDir(dir, name);
   let fd: number;
   try {
     fd = fs.openSync(path, (flags & PASSED_FLAGS & ~C.O_DIRECTORY) | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || (flags & C.O_EXCL)) throw err;
-    // Not exclusive and already there: an ordinary open of the existing file.
-    const st = fs.lstatSync(path);
-    const { id, handle } = await lfs.remember(dir.exp, dir.id, name, st);
-    const node = await lfs.resolve(handle, callerOf(req.caller));
-    const fh = files.add(openNode(node, flags));
-    return { entry: entryOf(lfs, id, handle, fs.lstatSync(path)), fh: fh.toString() };
+    // Created by someone else since the check: an ordinary open after all.
+    const raced = await openExisting(lfs, files, req);
+    if (!raced) throw err;
+    return raced;
   }
   try {
     const st = giveToCaller(path, dir, dir.caller, req.mode & ~req.umask, false);

@@ -185,5 +185,8 @@ describe('read-only export', () => {
     expect(fs.readFileSync(join(h.exports[1]!, 'f'), 'utf8')).toBe('keep');
     const fh = await h.client.open(root, f.handle, O_RDONLY);
     expect((await h.client.read(root, f.handle, fh, 0, 10)).toString()).toBe('keep');
+    // open(O_CREAT) of an existing file is an ordinary open: fine for reading, EROFS for writing.
+    expect(await code(h.client.create(root, ro.handle, 'f', O_RDONLY | O_CREAT))).toBe('OK');
+    expect(await code(h.client.create(root, ro.handle, 'f', O_RDWR | O_CREAT))).toBe('EROFS');
   });
 });
