@@ -1,0 +1,121 @@
+// The session against a real kernel, in process: a tiny FileSystem mounted with our own layer.
+// Callers are child processes (cat, stat, mkdir): a synchronous call from this thread into our own
+// mount would wait on the thread that must answer it.
+import { execFile, spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import {
+  type Attr, closeFuseDevice, type FileSystem, mountFuse, OpenFlag, openFuseDevice, Session, unmountFuse,
+} from '../../fuse/kernel/index.js';
+
+const now = { sec: 1_700_000_000, nsec: 0 };
+const attrOf = (ino: number, mode: number, size: number): Attr => ({
+  ino, size, blocks: 0, atime: now, mtime: now, ctime: now, mode, nlink: 1, uid: 0, gid: 0, rdev: 0, blksize: 4096,
+});
+const names: Record<string, number> = { hello: 2, boom: 3, slow: 4 };
+let helloText = 'hello\n';
+let slowSawInterrupt = false;
+let lastCaller: { uid: number; gid: number; pid: number; groups: number[] } | undefined;
+
+function attrFor(id: number): Attr {
+  if (id === 1) return attrOf(1, 0o040755, 0);
+  if (id === 2) return attrOf(2, 0o100644, Buffer.byteLength(helloText));
+  if (id === 4) return attrOf(4, 0o100644, 100);
+  throw new Error('a bug in the filesystem, not an errno');
+}
+
+const fs: FileSystem = {
+  lookup(ctx, r) {
+    lastCaller = { uid: ctx.uid, gid: ctx.gid, pid: ctx.pid, groups: ctx.groups };
+    if (r.name === 'boom') throw new Error('a bug in the filesystem, not an errno');
+    const id = names[r.name];
+    if (id === undefined) throw Object.assign(new Error('ENOENT'), { code: 'ENOENT' });
+    return { nodeId: id, generation: 0, entryTimeout: 60, attrTimeout: 60, attr: attrOf(id, 0o100644, id === 2 ? Buffer.byteLength(helloText) : 100) };
+  },
+  getattr: (_ctx, r) => ({ attr: attrFor(r.header.nodeId), attrTimeout: 60 }),
+  // direct I/O for "slow": its READ then runs in the caller's context, which the kernel interrupts
+  // (page-cache reads are background requests and never are).
+  open: (_ctx, r) => ({ fh: 7, openFlags: r.header.nodeId === 4 ? OpenFlag.DIRECT_IO : OpenFlag.KEEP_CACHE }),
+  async read(ctx, r) {
+    if (r.header.nodeId === 4) {
+      await new Promise<void>((resolve) => ctx.interrupted.addEventListener('abort', () => resolve()));
+      slowSawInterrupt = true;
+      throw Object.assign(new Error('EINTR'), { code: 'EINTR' });
+    }
+    return Buffer.from(helloText).subarray(r.offset, r.offset + r.size);
+  },
+};
+
+let root: string;
+let mnt: string;
+let fd: number;
+let session: Session;
+
+const mounted = (): boolean => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === mnt);
+const run = (cmd: string, args: string[]): Promise<{ code: number; out: string; err: string }> =>
+  new Promise((resolve) => execFile(cmd, args, (e, out, err) => resolve({ code: e ? Number(e.code ?? 1) : 0, out, err })));
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), 'omfs-f1-session-'));
+  mnt = root; // mount over the temp dir itself
+  fd = openFuseDevice();
+  session = new Session(fd, fs);
+  session.start();
+  await mountFuse(fd, { source: 'omfs-test', mountPoint: mnt, allowOther: true, defaultPermissions: false });
+  await session.initialized;
+});
+
+afterAll(async () => {
+  if (mounted()) await unmountFuse(mnt);
+  if (mounted()) spawnSync('umount', ['-l', mnt]);
+  await Promise.race([session.closed, new Promise((r) => setTimeout(r, 3000))]);
+  await session.device.close();
+  closeFuseDevice(fd);
+  if (!mounted()) await rm(root, { recursive: true, force: true });
+});
+
+test('requests carry the caller and answers reach the caller', async () => {
+  const r = await run('setpriv', ['--reuid=65534', '--regid=65534', '--groups=4,5', 'cat', join(mnt, 'hello')]);
+  expect(r).toMatchObject({ code: 0, out: 'hello\n' });
+  expect(lastCaller).toMatchObject({ uid: 65534, gid: 65534, groups: [4, 5] });
+});
+
+test('a thrown errno is the caller\'s errno; a missing method is ENOSYS', async () => {
+  expect((await run('cat', [join(mnt, 'nope')])).err).toMatch(/No such file/);
+  expect((await run('mkdir', [join(mnt, 'd')])).err).toMatch(/Function not implemented/);
+});
+
+test('a filesystem bug becomes EIO and the mount keeps working', async () => {
+  expect((await run('stat', [join(mnt, 'boom')])).err).toMatch(/Input\/output error/);
+  expect((await run('cat', [join(mnt, 'hello')])).out).toBe('hello\n');
+});
+
+test('INTERRUPT aborts the request\'s signal and the caller is released', async () => {
+  const cat = spawn('cat', [join(mnt, 'slow')], { stdio: 'ignore' });
+  const exited = new Promise<unknown>((r) => cat.once('exit', r));
+  await new Promise((r) => setTimeout(r, 300));
+  cat.kill('SIGKILL');
+  await exited;
+  for (let i = 0; i < 50 && !slowSawInterrupt; i++) await new Promise((r) => setTimeout(r, 50));
+  expect(slowSawInterrupt).toBe(true);
+  expect((await run('cat', [join(mnt, 'hello')])).out).toBe('hello\n');
+});
+
+test('INVAL_INODE makes kept cache show new data', async () => {
+  helloText = 'hello\n';
+  expect((await run('cat', [join(mnt, 'hello')])).out).toBe('hello\n');
+  helloText = 'HELLO\n'; // same size, attrs cached for 60 s, pages kept: the kernel cannot know
+  expect((await run('cat', [join(mnt, 'hello')])).out).toBe('hello\n');
+  expect(await session.notifier.invalInode(2, 0, 0)).toBeUndefined();
+  expect((await run('cat', [join(mnt, 'hello')])).out).toBe('HELLO\n');
+  expect(await session.notifier.invalEntry(1, 'hello')).toBeUndefined();
+  expect(await session.notifier.invalEntry(1, 'never-looked-up')).toBe('ENOENT');
+});
+
+test('`umount` ends the session with ENODEV', async () => {
+  expect(await unmountFuse(mnt)).toBe(true);
+  expect(await session.closed).toBe('ENODEV');
+});
