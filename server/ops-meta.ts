@@ -49,9 +49,10 @@ export async function getAttr(lfs: LocalFs, req: { caller: WireCaller; handle: B
   return { attr: attrOf(lfs, await lfs.resolve(req.handle, callerOf(req.caller))) };
 }
 
-const toDate = (t: Timespec | null): Date => {
-  if (!t) throw new Errno('EINVAL', 'missing time');
-  return new Date(Number(bigU64(t.sec)) * 1000 + Math.floor(t.nsec / 1e6));
+/** A wire time as fractional seconds for utimes (a double: good to about a microsecond). */
+const toSeconds = (t: Timespec | null): number => {
+  if (!t || t.nsec >= 1e9) throw new Errno('EINVAL', 'missing or invalid time');
+  return Number(bigU64(t.sec)) + t.nsec / 1e9;
 };
 
 export async function setAttr(lfs: LocalFs, files: OpenFiles, req: SetAttrIn): Promise<{ attr: Attr }> {
@@ -98,9 +99,9 @@ export async function setAttr(lfs: LocalFs, files: OpenFiles, req: SetAttrIn): P
       }
       const cur = fs.lstatSync(pinned);
       // "Now" is the server's clock: this process runs on the server.
-      const now = new Date();
-      const atime = !req.valid_atime ? cur.atime : req.atime_now ? now : toDate(req.atime);
-      const mtime = !req.valid_mtime ? cur.mtime : req.mtime_now ? now : toDate(req.mtime);
+      const now = Date.now() / 1000;
+      const atime = !req.valid_atime ? cur.atimeMs / 1000 : req.atime_now ? now : toSeconds(req.atime);
+      const mtime = !req.valid_mtime ? cur.mtimeMs / 1000 : req.mtime_now ? now : toSeconds(req.mtime);
       if (st.isSymbolicLink()) fs.lutimesSync(node.path, atime, mtime);
       else fs.utimesSync(pinned, atime, mtime);
     }

@@ -190,6 +190,9 @@ describe('setattr, access, statfs, xattr, fallocate, fsync', () => {
     await h.client.setAttr(root, f.handle, { valid_mtime: true, mtime: { sec: '1000000', nsec: 0 }, valid_atime: true, atime: { sec: '2000000', nsec: 0 } });
     st = fs.statSync(join(h.exports[0]!, 'f'));
     expect([st.mtimeMs, st.atimeMs]).toEqual([1e9, 2e9]);
+    await h.client.setAttr(root, f.handle, { valid_mtime: true, mtime: { sec: '1000000', nsec: 123_456_000 } });
+    const ns = fs.statSync(join(h.exports[0]!, 'f'), { bigint: true }).mtimeNs;
+    expect(Number(ns - 1_000_000_000_000_000n) / 1000).toBeCloseTo(123_456, -1); // to the microsecond
     const before = Date.now();
     await h.client.setAttr(root, f.handle, { valid_mtime: true, mtime_now: true });
     expect(fs.statSync(join(h.exports[0]!, 'f')).mtimeMs).toBeGreaterThanOrEqual(before - 1000);
