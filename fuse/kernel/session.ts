@@ -34,6 +34,11 @@ export class Session {
   readonly device: FuseDevice;
   readonly notifier: Notifier;
   private readonly inFlight = new Map<bigint, InFlight>();
+  /**
+   * INTERRUPTs whose target we have not seen yet: with several reader threads the INTERRUPT can
+   * reach the main thread before its request. Kept briefly, applied when the request shows up.
+   */
+  private readonly earlyInterrupts = new Map<bigint, number>();
   private readonly log: (line: string) => void;
   private readonly debug: boolean;
   private initDone!: () => void;
@@ -95,6 +100,7 @@ export class Session {
     const ctx = new RequestContext(h.uid, h.gid, h.pid, unique);
     const entry: InFlight = { ctx, answered: false };
     if (!noReply) this.inFlight.set(unique, entry);
+    if (this.earlyInterrupts.size > 0 && this.earlyInterrupts.delete(unique)) this.interrupt(unique);
     let reply: Reply;
     try {
       if (!handler) throw Object.assign(new Error('ENOSYS'), { code: 'ENOSYS' });
@@ -144,10 +150,22 @@ export class Session {
   /** The kernel gave up on a request: fire its signal and answer EINTR now; its late reply is dropped. */
   private interrupt(target: bigint): void {
     const entry = this.inFlight.get(target);
-    if (!entry || entry.answered) return; // already answered: nothing to do
+    if (!entry) {
+      this.rememberEarlyInterrupt(target);
+      return;
+    }
+    if (entry.answered) return; // already answered: nothing to do
     entry.answered = true;
     entry.ctx.interrupt();
     this.send(target, encodeError(target, constants.errno.EINTR));
+  }
+
+  private rememberEarlyInterrupt(target: bigint): void {
+    const now = Date.now();
+    // Either the request was answered already (then it never shows up) or it is a few
+    // microseconds behind; entries older than a second are the former.
+    for (const [u, at] of this.earlyInterrupts) if (now - at > 1000) this.earlyInterrupts.delete(u);
+    if (this.earlyInterrupts.size < 1024) this.earlyInterrupts.set(target, now);
   }
 
   private send(unique: bigint, reply: Buffer | Buffer[]): void {
