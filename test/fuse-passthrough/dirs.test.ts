@@ -1,0 +1,117 @@
+// Directory listings through the passthrough: large directories, long names, and the READDIR resume
+// cookie, which must neither skip nor repeat an entry when the directory changes between two reads.
+import { spawn } from 'node:child_process';
+import { mkdir, rm, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect } from 'vitest';
+import { eventually, makeTempDir, passthroughTest } from '../harness/passthrough-mount.js';
+import { compileC, must } from './tools.js';
+
+const test = passthroughTest();
+
+let helpers = '';
+beforeAll(async () => {
+  helpers = await makeTempDir('omfs-pt-dirs-');
+  await compileC(helpers, 'slowls', SLOWLS_C);
+});
+afterAll(async () => {
+  if (helpers) await rm(helpers, { recursive: true, force: true });
+});
+
+/**
+ * slowls DIR N: list DIR with getdents64 and a 1 KiB buffer (so the kernel resumes from a cookie many
+ * times), print one name per line, and after N names print "--paused--" and wait for a line on stdin.
+ */
+const SLOWLS_C = String.raw`
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+struct dirent64_raw { unsigned long long ino; long long off; unsigned short reclen; unsigned char type; char name[]; };
+int main(int argc, char **argv) {
+  if (argc != 3) return 2;
+  int fd = open(argv[1], O_RDONLY | O_DIRECTORY);
+  if (fd < 0) { perror("open"); return 1; }
+  long pause_after = atol(argv[2]), seen = 0;
+  int paused = 0;
+  char buf[1024];
+  for (;;) {
+    long n = syscall(SYS_getdents64, fd, buf, sizeof buf);
+    if (n < 0) { perror("getdents64"); return 1; }
+    if (n == 0) break;
+    for (long off = 0; off < n;) {
+      struct dirent64_raw *d = (struct dirent64_raw *)(buf + off);
+      printf("%s\n", d->name);
+      off += d->reclen;
+      seen++;
+    }
+    if (!paused && seen >= pause_after) {
+      paused = 1;
+      printf("--paused--\n");
+      fflush(stdout);
+      char line[16];
+      if (!fgets(line, sizeof line, stdin)) return 1;
+    }
+  }
+  fflush(stdout);
+  return 0;
+}
+`;
+
+/** Run slowls on `dir`, call `meanwhile` while it is paused mid-listing, and return every name it printed. */
+async function listWhileChanging(dir: string, pauseAfter: number, meanwhile: () => Promise<void>): Promise<string[]> {
+  const proc = spawn(join(helpers, 'slowls'), [dir, String(pauseAfter)], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  proc.stderr.on('data', (c: Buffer) => (err += c.toString()));
+  const exited = new Promise<number | null>((r) => proc.once('close', (code) => r(code)));
+  try {
+    if (!(await eventually(() => out.includes('--paused--\n'), 10_000))) throw new Error(`slowls never paused: ${err}`);
+    await meanwhile();
+    proc.stdin.end('go\n');
+    expect(await exited).toBe(0);
+  } finally {
+    proc.kill('SIGKILL');
+  }
+  return out.split('\n').filter((l) => l !== '' && l !== '--paused--');
+}
+
+function duplicates(names: string[]): string[] {
+  const seen = new Set<string>();
+  return names.filter((n) => (seen.has(n) ? true : (seen.add(n), false)));
+}
+
+describe('readdir', () => {
+  test('a directory of 3000 entries, long names included, lists exactly as the backing dir', async ({ pt }) => {
+    await mkdir(join(pt.mnt, 'big'));
+    const names = Array.from({ length: 3000 }, (_, i) => (i % 100 === 0 ? `${i}-`.padEnd(255, 'n') : `entry-${i}`));
+    for (const n of names) await writeFile(join(pt.mnt, 'big', n), '');
+    const viaMount = (await must('ls -f "$1" | LC_ALL=C sort', [join(pt.mnt, 'big')])).split('\n');
+    const backing = (await must('ls -f "$1" | LC_ALL=C sort', [join(pt.source, 'big')])).split('\n');
+    expect(viaMount).toEqual(backing);
+    expect(viaMount.filter((n) => n !== '').length).toBe(3002); // with . and ..
+    // find -printf %s stats every entry (READDIRPLUS or a LOOKUP per name); sizes sum to zero.
+    const sizes = await must('find "$1" -mindepth 1 -printf "%s\n" | sort | uniq -c', [join(pt.mnt, 'big')]);
+    expect(sizes.trim()).toBe('3000 0');
+  });
+
+  for (const where of ['bare', 'mount'] as const) {
+    test(`entries removed and added mid-listing: no name twice, every untouched name once (${where})`, async ({ pt }) => {
+      const dir = where === 'mount' ? join(pt.mnt, 'churn') : join(helpers, 'churn');
+      await mkdir(dir);
+      const keep = Array.from({ length: 800 }, (_, i) => `keep-${i}`);
+      const drop = Array.from({ length: 800 }, (_, i) => `drop-${i}`);
+      for (const n of [...keep, ...drop]) await writeFile(join(dir, n), '');
+      const listed = await listWhileChanging(dir, 300, async () => {
+        for (const n of drop) await unlink(join(dir, n));
+        for (let i = 0; i < 400; i++) await writeFile(join(dir, `new-${i}`), '');
+      });
+      expect(duplicates(listed)).toEqual([]);
+      expect(keep.filter((n) => !listed.includes(n))).toEqual([]);
+      expect(listed.filter((n) => !/^(keep|drop|new)-\d+$/.test(n) && n !== '.' && n !== '..')).toEqual([]);
+    });
+  }
+});
