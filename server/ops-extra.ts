@@ -29,6 +29,13 @@ function checkXattrName(name: unknown, node: Node, writing: boolean): string {
 
 /** Runs getfattr/setfattr on the pinned file, mapping their messages back to errnos. */
 async function attrTool(node: Node, tool: 'getfattr' | 'setfattr', args: string[]): Promise<Buffer> {
+  // The tools would follow a symlink (through the /proc link too): a symlink's xattrs are never
+  // looked at, so nothing outside the export can be read or changed through one.
+  if (node.st.isSymbolicLink()) {
+    if (tool === 'setfattr') throw new Errno('EPERM', 'no xattrs on symlinks');
+    if (args.includes('--only-values')) throw new Errno('ENODATA', 'no xattrs on symlinks');
+    return Buffer.alloc(0);
+  }
   return withPinnedAsync(node, async (pinned) => {
     const path = pinned.replace('/proc/self/', `/proc/${process.pid}/`);
     try {

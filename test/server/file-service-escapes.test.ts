@@ -73,6 +73,16 @@ describe('symlinks', () => {
     await h.client.setAttr(root, s.handle, { valid_mtime: true, mtime: { sec: '5', nsec: 0 } }); // acts on the link itself
     expect(fs.lstatSync(join(h.exports[0]!, 'tosentinel')).mtimeMs).toBe(5000);
     expect(await code(h.client.call('SetXattr', { caller: root, handle: s.handle, name: 'user.x', value: Buffer.from('1'), flags: 0 }))).toBe('EPERM');
+    // The sentinel's xattrs are not reachable through the symlink: not its names, not its values.
+    fs.writeFileSync(join(h.dir, 'tagged'), 'x');
+    fs.symlinkSync(join(h.dir, 'tagged'), join(h.exports[0]!, 'totagged'));
+    const { execFileSync } = await import('node:child_process');
+    execFileSync('setfattr', ['-n', 'user.secret', '-v', 'leak', join(h.dir, 'tagged')]);
+    const t = await h.client.lookup(root, top.handle, 'totagged');
+    expect((await h.client.call<{ names: string[] }>('ListXattr', { caller: root, handle: t.handle })).names).toEqual([]);
+    expect(await code(h.client.call('GetXattr', { caller: root, handle: t.handle, name: 'user.secret' }))).toBe('ENODATA');
+    expect(await code(h.client.call('RemoveXattr', { caller: root, handle: t.handle, name: 'user.secret' }))).toBe('EPERM');
+    expect(execFileSync('getfattr', ['--only-values', '-n', 'user.secret', join(h.dir, 'tagged')]).toString()).toBe('leak');
   });
 
   it('a directory swapped for a symlink after lookup gives ESTALE, not the outside', async () => {
