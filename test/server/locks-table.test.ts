@@ -214,3 +214,78 @@ describe('LockTable: waiting', () => {
     expect(order).toEqual(['b', 'c', 'd']);
   });
 });
+
+describe('LockTable against a byte-by-byte model', () => {
+  // The model keeps, per owner, the lock type of every byte of a small file; POSIX semantics are
+  // trivially right there. Random set/get sequences must agree with it, and the table must stay
+  // canonical: sorted, no overlap within an owner, touching same-type ranges merged.
+  const SIZE = 24;
+  const OWNERS = ['a', 'b', 'c'];
+  type Cell = 'read' | 'write' | null;
+
+  function rng(seed: number): () => number {
+    let s = seed >>> 0;
+    return () => {
+      s = (s * 1664525 + 1013904223) >>> 0;
+      return s / 2 ** 32;
+    };
+  }
+
+  function modelConflict(model: Map<string, Cell[]>, r: LockRequest): boolean {
+    for (const [owner, cells] of model) {
+      if (owner === r.owner) continue;
+      for (let i = Number(r.start); i <= Number(r.end); i++) {
+        const c = cells[i];
+        if (c === 'write' || (c === 'read' && r.type === 'write')) return true;
+      }
+    }
+    return false;
+  }
+
+  function tableCells(t: LockTable): Map<string, Cell[]> {
+    const out = new Map<string, Cell[]>(OWNERS.map((o) => [o, Array<Cell>(SIZE).fill(null)]));
+    const held = t.held(F);
+    for (let i = 0; i < held.length; i++) {
+      const l = held[i] as (typeof held)[number];
+      const prev = held[i - 1];
+      if (prev) expect(prev.start <= l.start).toBe(true);
+      for (const other of held.slice(0, i)) {
+        if (other.owner !== l.owner) continue;
+        expect(other.end < l.start || l.end < other.start, 'an owner never overlaps itself').toBe(true);
+        if (other.type === l.type) expect(other.end + 1n === l.start || l.end + 1n === other.start, 'touching same-type ranges merge').toBe(false);
+      }
+      for (let b = Number(l.start); b <= Number(l.end); b++) (out.get(l.owner) as Cell[])[b] = l.type;
+    }
+    return out;
+  }
+
+  it('agrees with the model over 20 random sequences of 300 operations', () => {
+    for (let seed = 1; seed <= 20; seed++) {
+      const rand = rng(seed);
+      const t = new LockTable();
+      const model = new Map<string, Cell[]>(OWNERS.map((o) => [o, Array<Cell>(SIZE).fill(null)]));
+      for (let step = 0; step < 300; step++) {
+        const start = Math.floor(rand() * SIZE);
+        const end = start + Math.floor(rand() * (SIZE - start));
+        const owner = OWNERS[Math.floor(rand() * OWNERS.length)] as string;
+        const type = (['read', 'write', 'unlock'] as const)[Math.floor(rand() * 3)] as LockType;
+        const r = req(owner, type, start, end);
+        if (rand() < 0.3 && type !== 'unlock') {
+          const got = t.get(F, r);
+          expect(got !== null, `seed ${seed} step ${step}: get`).toBe(modelConflict(model, r));
+          if (got) expect(got.owner).not.toBe(owner);
+          continue;
+        }
+        const conflict = type !== 'unlock' && modelConflict(model, r);
+        if (conflict) {
+          expect(() => t.set(F, r), `seed ${seed} step ${step}`).toThrow(expect.objectContaining({ code: 'EAGAIN' }));
+        } else {
+          t.set(F, r);
+          const cells = model.get(owner) as Cell[];
+          for (let i = start; i <= end; i++) cells[i] = type === 'unlock' ? null : type;
+        }
+        expect(tableCells(t), `seed ${seed} step ${step}`).toEqual(model);
+      }
+    }
+  });
+});
