@@ -1,6 +1,21 @@
 // The omfs FileService over gRPC: handlers only translate between the wire and the core (ops-*.ts),
 // and every failure becomes a status carrying its errno (proto/errno.ts). A handler never throws
 // out: bad input of any kind is an error reply and the daemon stays up.
+//
+// Decisions and known limits (details at each definition):
+// - Handles, file ids and inode numbers: server/handles.ts. Confinement: server/local-fs.ts.
+// - I/O: Open/Create return an fh (a cache of an open fd, usable only by the uid it was opened
+//   for); Read/Write also carry the handle and open flags, so after a restart the file is reopened
+//   from its handle with the open(2) checks. fh 0 = stateless I/O. Reads and writes stream 1 MiB chunks.
+// - RENAME_EXCHANGE: EINVAL (no renameat2 in Node, no atomic emulation). RENAME_NOREPLACE is
+//   atomic for non-directories (link + unlink), check-then-rename for directories.
+// - New files are created by root then chowned/chmodded to the caller: for an instant they are root's.
+// - xattrs through getfattr/setfattr (package attr), never on symlinks; XATTR_CREATE/REPLACE are
+//   checked before the set (not atomic). Fallocate: mode 0 only, through fallocate(1).
+// - Mknod: fifo and devices through mknod(1), sockets by bind + link; devices for root only.
+// - Times are reported and set to the microsecond (Node's non-bigint Stats).
+// - A file or directory moved by a local process (not through the service) makes handles below
+//   it ESTALE until looked up again; a file reusing an inode number is told apart by birth time.
 import type * as grpc from '@grpc/grpc-js';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
