@@ -74,6 +74,7 @@ async function main(): Promise<void> {
   // Kernel-local POSIX locks already exclude processes on this one mount; nothing to gain here.
   const session = new Session(fd, fs, { debug: cli.debug, withoutFlags: InitFlag.POSIX_LOCKS });
   if (cli.keepCache) new CacheWatcher(fs, session.notifier).attach();
+  fs.onAttrsChanged = (nodeId) => session.notifier.invalInode(nodeId, -1, 0);
   session.start(); // readers wait on /dev/fuse before mount(8) makes the kernel send INIT
   try {
     await mountFuse(fd, { source: cli.source, mountPoint: cli.mountPoint, allowOther: true, defaultPermissions: true, subtype: 'omfs-passthrough' });

@@ -8,10 +8,11 @@ import {
   type AttrOut, type CreateOut, type DirBuffer, type EntryOut, type FileSystem, type OpenOut,
   type RequestContext, type RequestOf, type StatfsOut,
 } from '../kernel/index.js';
-import { direntType, toAttr, toSeconds } from './attrs.js';
+import { direntType, toAttr } from './attrs.js';
 import * as io from './fd-io.js';
 import { sys } from './fd-io.js';
 import { NodeTable, type Node } from './nodes.js';
+import { applySetattr, killSuidgid } from './setattr.js';
 import * as special from './special.js';
 
 export interface PassthroughOptions {
@@ -25,7 +26,6 @@ interface DirHandle { node: Node; entries: string[] | undefined }
 
 const RENAME_NOREPLACE = 1;
 const O_DIRECT = 0o40000;
-const S_ISUID = 0o4000;
 const S_ISGID = 0o2000;
 
 export class PassthroughFs implements FileSystem {
@@ -35,6 +35,11 @@ export class PassthroughFs implements FileSystem {
   private nextFh = 1;
   /** Called after a node is looked up (the CLI's cache watcher hooks here). */
   onLookup: ((node: Node) => void) | undefined;
+  /**
+   * Called when we changed a node's attributes on our own (suid/sgid cleared by a WRITE): the
+   * kernel does not expect that and keeps the old mode cached unless told (attrs-only INVAL_INODE).
+   */
+  onAttrsChanged: ((nodeId: number) => Promise<unknown>) | undefined;
 
   constructor(readonly source: string, private readonly options: PassthroughOptions) {
     this.nodes = new NodeTable(source);
@@ -91,34 +96,8 @@ export class PassthroughFs implements FileSystem {
   }
 
   async setattr(_ctx: RequestContext, r: RequestOf<'SETATTR'>): Promise<AttrOut> {
-    const path = this.path(r.header.nodeId);
     const fd = r.valid & SetattrValid.FH ? this.files.get(r.fh)?.fd : undefined;
-    const v = r.valid;
-    if (v & SetattrValid.MODE) await (fd !== undefined ? io.fchmod(fd, r.mode & 0o7777) : sys.chmod(path, r.mode & 0o7777));
-    if (v & (SetattrValid.UID | SetattrValid.GID)) {
-      await sys.lchown(path, v & SetattrValid.UID ? r.uid : -1, v & SetattrValid.GID ? r.gid : -1);
-    }
-    if (v & SetattrValid.SIZE) await (fd !== undefined ? io.ftruncate(fd, r.size) : sys.truncate(path, r.size));
-    if (v & SetattrValid.KILL_SUIDGID && !(v & SetattrValid.MODE)) await this.killSuidgid(path);
-    if (v & (SetattrValid.ATIME | SetattrValid.MTIME)) {
-      const now = Date.now() / 1000;
-      const cur = await sys.lstat(path);
-      const keep = toAttr(cur);
-      const atime = v & SetattrValid.ATIME ? (v & SetattrValid.ATIME_NOW ? now : toSeconds(r.atime)) : toSeconds(keep.atime);
-      const mtime = v & SetattrValid.MTIME ? (v & SetattrValid.MTIME_NOW ? now : toSeconds(r.mtime)) : toSeconds(keep.mtime);
-      await sys.lutimes(path, atime, mtime);
-    }
-    const st = fd !== undefined ? await io.fstat(fd) : await sys.lstat(path);
-    return { attr: toAttr(st), attrTimeout: this.options.timeout };
-  }
-
-  /** HANDLE_KILLPRIV_V2: we write as root (CAP_FSETID), so the backing fs won't clear these for us. */
-  private async killSuidgid(path: string, fd?: number): Promise<void> {
-    const st = fd !== undefined ? await io.fstat(fd) : await sys.lstat(path);
-    const mode = Number(st.mode);
-    let cleared = mode & ~S_ISUID;
-    if (mode & C.S_IXGRP) cleared &= ~S_ISGID;
-    if (cleared !== mode) await (fd !== undefined ? io.fchmod(fd, cleared & 0o7777) : sys.chmod(path, cleared & 0o7777));
+    return { attr: toAttr(applySetattr(this.path(r.header.nodeId), fd, r)), attrTimeout: this.options.timeout };
   }
 
   async readlink(_ctx: RequestContext, r: RequestOf<'READLINK'>): Promise<Buffer> {
@@ -215,7 +194,7 @@ export class PassthroughFs implements FileSystem {
     const path = this.nodes.path(node);
     // O_DIRECT would impose alignment on our buffers; the kernel already bypasses its cache.
     const fd = await io.open(path, r.flags & ~O_DIRECT);
-    if (r.openFlags & OPEN_KILL_SUIDGID && r.flags & C.O_TRUNC) await this.killSuidgid(path, fd);
+    if (r.openFlags & OPEN_KILL_SUIDGID && r.flags & C.O_TRUNC) await killSuidgid(path, fd);
     return this.openReply(fd, node);
   }
 
@@ -245,7 +224,9 @@ export class PassthroughFs implements FileSystem {
 
   async write(_ctx: RequestContext, r: RequestOf<'WRITE'>): Promise<number> {
     const fd = this.fd(r.fh);
-    if (r.writeFlags & WRITE_KILL_SUIDGID) await this.killSuidgid('', fd);
+    // Awaited before the reply so the caller's next stat sees the new mode; attrs-only
+    // invalidation takes no lock this WRITE holds (fuse-protocol.md A6).
+    if (r.writeFlags & WRITE_KILL_SUIDGID && killSuidgid('', fd)) await this.onAttrsChanged?.(r.header.nodeId);
     let done = 0;
     while (done < r.data.length) {
       done += await io.pwrite(fd, done === 0 ? r.data : r.data.subarray(done), r.offset + done);

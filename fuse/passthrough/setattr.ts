@@ -1,0 +1,52 @@
+// SETATTR on a backing file, and the suid/sgid clearing that HANDLE_KILLPRIV_V2 leaves to us.
+import type { BigIntStats } from 'node:fs';
+import { constants as C } from 'node:fs';
+import { SetattrValid, type RequestOf } from '../kernel/index.js';
+import { toAttr, toSeconds } from './attrs.js';
+import * as io from './fd-io.js';
+import { sys } from './fd-io.js';
+
+const S_ISUID = 0o4000;
+const S_ISGID = 0o2000;
+
+/** Apply the requested changes (through the open fd when the kernel named one); returns the new stat. */
+export function applySetattr(path: string, fd: number | undefined, r: RequestOf<'SETATTR'>): BigIntStats {
+  const v = r.valid;
+  if (v & SetattrValid.MODE) {
+    if (fd !== undefined) io.fchmod(fd, r.mode & 0o7777);
+    else sys.chmod(path, r.mode & 0o7777);
+  }
+  if (v & (SetattrValid.UID | SetattrValid.GID)) {
+    sys.lchown(path, v & SetattrValid.UID ? r.uid : -1, v & SetattrValid.GID ? r.gid : -1);
+  }
+  if (v & SetattrValid.SIZE) {
+    if (fd !== undefined) io.ftruncate(fd, r.size);
+    else sys.truncate(path, r.size);
+  }
+  if (v & SetattrValid.KILL_SUIDGID && !(v & SetattrValid.MODE)) killSuidgid(path, fd);
+  if (v & (SetattrValid.ATIME | SetattrValid.MTIME)) {
+    // utimes sets both; the one not asked for keeps its current value.
+    const now = Date.now() / 1000;
+    const keep = toAttr(sys.lstat(path));
+    const atime = v & SetattrValid.ATIME ? (v & SetattrValid.ATIME_NOW ? now : toSeconds(r.atime)) : toSeconds(keep.atime);
+    const mtime = v & SetattrValid.MTIME ? (v & SetattrValid.MTIME_NOW ? now : toSeconds(r.mtime)) : toSeconds(keep.mtime);
+    sys.lutimes(path, atime, mtime);
+  }
+  return fd !== undefined ? io.fstat(fd) : sys.lstat(path);
+}
+
+/**
+ * Clear suid, and sgid when group-executable (else sgid means mandatory locking): the kernel asks
+ * us to, and as root (CAP_FSETID) our own writes would not clear them in the backing fs.
+ * Returns whether the mode changed.
+ */
+export function killSuidgid(path: string, fd?: number): boolean {
+  const st = fd !== undefined ? io.fstat(fd) : sys.lstat(path);
+  const mode = Number(st.mode);
+  let cleared = mode & ~S_ISUID;
+  if (mode & C.S_IXGRP) cleared &= ~S_ISGID;
+  if (cleared === mode) return false;
+  if (fd !== undefined) io.fchmod(fd, cleared & 0o7777);
+  else sys.chmod(path, cleared & 0o7777);
+  return true;
+}
