@@ -2,13 +2,29 @@
 // default_permissions must enforce the backing modes, and what the user creates must belong to the user.
 import { chown, mkdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, expect } from 'vitest';
-import { passthroughTest } from '../harness/passthrough-mount.js';
+import { afterEach, describe, expect } from 'vitest';
+import { makeTempDir, passthroughTest } from '../harness/passthrough-mount.js';
 import { must, shAs } from './tools.js';
+import { rm } from 'node:fs/promises';
 
 const test = passthroughTest();
 const UID = 1000;
 const GID = 1000;
+const scratch: string[] = [];
+afterEach(async () => {
+  for (const dir of scratch.splice(0)) await rm(dir, { recursive: true, force: true });
+});
+
+/** Root prepares a sticky dir and set-id files owned by uid 1000 (run on the bare dir and the mount). */
+const PREPARE = `cd "$1" && mkdir -m 1777 sticky && echo theirs > sticky/theirs && chown 1000:1000 sticky/theirs &&
+  chmod 0666 sticky/theirs && echo s > suid && chown 1000:1000 suid && chmod 06777 suid &&
+  echo g > sgid-noexec && chown 1000:1000 sgid-noexec && chmod 02666 sgid-noexec &&
+  echo r > root-suid && chmod 04755 root-suid`;
+/** Then uid 1001 acts on them; every outcome is printed, so the two runs can be compared line by line. */
+const AS_OTHER = `cd "$1"; try() { if "$@" 2>/dev/null; then echo "ok: $*"; else echo "refused: $*"; fi; }
+  try rm -f sticky/theirs; try sh -c 'echo more >> sticky/theirs'; try sh -c 'echo x >> suid';
+  try sh -c 'echo x >> sgid-noexec'; try touch sticky/mine; try rm sticky/mine; try chmod 0700 suid; true`;
+const AFTER = `cd "$1"; chown 0:0 root-suid; stat -c '%n %a %u %g %s' sticky sticky/theirs suid sgid-noexec root-suid`;
 
 /** Run a node:fs call as the user and return the error code it got, or "ok". */
 async function fsCodeAs(expr: string, ...args: string[]): Promise<string> {
@@ -73,5 +89,20 @@ describe('as an unprivileged user', () => {
     const other = await shAs(1001, 1001, 'echo x > "$1" 2>/dev/null && echo ok || echo denied', [join(pt.mnt, 'shared/by-other')]);
     expect(other.stdout.trim()).toBe('denied');
     expect((await must("stat -c '%u %g' \"$1\"", [join(pt.source, 'shared/by-member')])).trim()).toBe(`${UID} ${GID}`);
+  });
+
+  test('sticky dirs, killing set-id bits on write and on chown behave exactly as on a bare dir', async ({ pt }) => {
+    const bare = await makeTempDir('omfs-pt-perm-');
+    scratch.push(bare);
+    const outcome = async (dir: string): Promise<string> => {
+      await must(PREPARE, [dir]);
+      const acted = await shAs(1001, 1001, AS_OTHER, [dir]);
+      return acted.stdout + (await must(AFTER, [dir]));
+    };
+    const onBare = await outcome(bare);
+    expect(onBare).toContain('refused: rm -f sticky/theirs');
+    expect(onBare).toContain('suid 777 1000 1000'); // the write by another user dropped both set-id bits
+    expect(await outcome(pt.mnt)).toBe(onBare);
+    expect(await must(AFTER, [pt.source])).toBe(await must(AFTER, [bare]));
   });
 });
