@@ -82,16 +82,16 @@ async function main(): Promise<void> {
     fail(1, (err as Error).message);
   }
   await session.initialized;
-  process.stdout.write(`omfs-passthrough: mounted ${cli.source} on ${cli.mountPoint}\n`);
-
   let stopping = false;
   const stop = (): void => {
     if (stopping) return;
     stopping = true;
     void unmountFuse(cli.mountPoint);
   };
+  // Handlers first: whoever reads the ready line may signal at once (a test harness does).
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+  process.stdout.write(`omfs-passthrough: mounted ${cli.source} on ${cli.mountPoint}\n`);
   const reason = await session.closed;
   closeFuseDevice(fd);
   if (reason !== 'ENODEV' && reason !== 'ECONNABORTED') process.stderr.write(`omfs-passthrough: session ended: ${reason}\n`);
