@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import * as grpc from '@grpc/grpc-js';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { constants, writeFileSync } from 'node:fs';
+import { connect as tcpConnect } from 'node:net';
 import { join } from 'node:path';
 import { FileClient, ROOT_CALLER, type Entry } from '../../proto/file-client.js';
 import { loadNodeServiceConstructor, type IdentifyReply } from '../../proto/node.js';
@@ -87,6 +88,29 @@ describe('mfsd shutdown and restart', () => {
     expect(await exited).toBe(0);
     await waiter;
     expect(mfsd.stderr()).toContain('SIGTERM again: cancelling in-flight calls');
+  });
+
+  it('garbage on the socket (not HTTP/2, broken HTTP/2 preface) does not hurt the daemon', async () => {
+    mfsd = await startMfsd({ nodeId: 11 });
+    const port = mfsd.port;
+    const junk = [randomBytes(4096), Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'),
+      Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), randomBytes(2048)])];
+    for (const bytes of junk) {
+      await new Promise<void>((resolve) => {
+        const sock = tcpConnect(port, '127.0.0.1', () => sock.end(bytes));
+        sock.on('error', () => resolve());
+        sock.on('close', () => resolve());
+        sock.resume();
+      });
+    }
+    const NodeClient = loadNodeServiceConstructor();
+    const n = new NodeClient(mfsd.address, grpc.credentials.createInsecure());
+    try {
+      expect((await unary<IdentifyReply>(n, 'Identify', {})).node).toBe(11);
+    } finally {
+      n.close();
+    }
+    expect(mfsd.proc.exitCode).toBeNull();
   });
 
   it('restart keeps the port, and handles taken before it still work', async () => {
