@@ -67,7 +67,7 @@ describe('mfsd over mutual TLS', () => {
     const certDir = await ca.issue('admin');
     const r = await runNode(MFSCTL_JS, ['identify', mfsd.address, '--dir', certDir]);
     expect(r.code).toBe(0);
-    expect(r.stderr).not.toContain('mfsctl:'); // grpc-js may print a Node deprecation warning for IP targets
+    expect(r.stderr).toBe('');
     expect(JSON.parse(r.stdout)).toMatchObject({ node: 5, tls: true });
   });
 });
