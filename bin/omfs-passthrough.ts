@@ -75,6 +75,18 @@ async function main(): Promise<void> {
   const session = new Session(fd, fs, { debug: cli.debug, withoutFlags: InitFlag.POSIX_LOCKS });
   if (cli.keepCache) new CacheWatcher(fs, session.notifier).attach();
   fs.onAttrsChanged = (nodeId) => session.notifier.invalInode(nodeId, -1, 0);
+  // Signal handlers go in before the ready line: a parent may send SIGTERM the moment it reads it.
+  let mounted = false;
+  let stopRequested = false;
+  const stop = (): void => {
+    if (stopRequested) return;
+    stopRequested = true;
+    if (mounted) void unmountFuse(cli.mountPoint);
+  };
+  // Before the mount exists a stop is only noted; once mounted it unmounts (exactly once).
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+
   session.start(); // readers wait on /dev/fuse before mount(8) makes the kernel send INIT
   try {
     await mountFuse(fd, { source: cli.source, mountPoint: cli.mountPoint, allowOther: true, defaultPermissions: true, subtype: 'omfs-passthrough' });
@@ -82,16 +94,9 @@ async function main(): Promise<void> {
     fail(1, (err as Error).message);
   }
   await session.initialized;
-  let stopping = false;
-  const stop = (): void => {
-    if (stopping) return;
-    stopping = true;
-    void unmountFuse(cli.mountPoint);
-  };
-  // Handlers first: whoever reads the ready line may signal at once (a test harness does).
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
+  mounted = true;
   process.stdout.write(`omfs-passthrough: mounted ${cli.source} on ${cli.mountPoint}\n`);
+  if (stopRequested) void unmountFuse(cli.mountPoint);
   const reason = await session.closed;
   closeFuseDevice(fd);
   if (reason !== 'ENODEV' && reason !== 'ECONNABORTED') process.stderr.write(`omfs-passthrough: session ended: ${reason}\n`);

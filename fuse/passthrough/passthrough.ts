@@ -95,9 +95,9 @@ export class PassthroughFs implements FileSystem {
     return { attr: toAttr(st), attrTimeout: this.options.timeout };
   }
 
-  async setattr(_ctx: RequestContext, r: RequestOf<'SETATTR'>): Promise<AttrOut> {
+  async setattr(ctx: RequestContext, r: RequestOf<'SETATTR'>): Promise<AttrOut> {
     const fd = r.valid & SetattrValid.FH ? this.files.get(r.fh)?.fd : undefined;
-    return { attr: toAttr(applySetattr(this.path(r.header.nodeId), fd, r)), attrTimeout: this.options.timeout };
+    return { attr: toAttr(applySetattr(this.path(r.header.nodeId), fd, r, ctx)), attrTimeout: this.options.timeout };
   }
 
   async readlink(_ctx: RequestContext, r: RequestOf<'READLINK'>): Promise<Buffer> {
@@ -189,12 +189,12 @@ export class PassthroughFs implements FileSystem {
     return { fh, openFlags };
   }
 
-  async open(_ctx: RequestContext, r: RequestOf<'OPEN'>): Promise<OpenOut> {
+  async open(ctx: RequestContext, r: RequestOf<'OPEN'>): Promise<OpenOut> {
     const node = this.node(r.header.nodeId);
     const path = this.nodes.path(node);
     // O_DIRECT would impose alignment on our buffers; the kernel already bypasses its cache.
     const fd = await io.open(path, r.flags & ~O_DIRECT);
-    if (r.openFlags & OPEN_KILL_SUIDGID && r.flags & C.O_TRUNC) await killSuidgid(path, fd);
+    if (r.openFlags & OPEN_KILL_SUIDGID && r.flags & C.O_TRUNC) killSuidgid(ctx, path, fd);
     return this.openReply(fd, node);
   }
 
@@ -222,11 +222,11 @@ export class PassthroughFs implements FileSystem {
     return io.pread(this.fd(r.fh), r.size, r.offset);
   }
 
-  async write(_ctx: RequestContext, r: RequestOf<'WRITE'>): Promise<number> {
+  async write(ctx: RequestContext, r: RequestOf<'WRITE'>): Promise<number> {
     const fd = this.fd(r.fh);
     // Awaited before the reply so the caller's next stat sees the new mode; attrs-only
     // invalidation takes no lock this WRITE holds (fuse-protocol.md A6).
-    if (r.writeFlags & WRITE_KILL_SUIDGID && killSuidgid('', fd)) await this.onAttrsChanged?.(r.header.nodeId);
+    if (r.writeFlags & WRITE_KILL_SUIDGID && killSuidgid(ctx, '', fd)) await this.onAttrsChanged?.(r.header.nodeId);
     let done = 0;
     while (done < r.data.length) {
       done += await io.pwrite(fd, done === 0 ? r.data : r.data.subarray(done), r.offset + done);

@@ -84,7 +84,9 @@ export async function setxattr(path: string, name: string, value: Buffer, flags:
     if (flags & XATTR_CREATE && exists) throw Object.assign(new Error('EEXIST'), { code: 'EEXIST' });
     if (flags & XATTR_REPLACE && !exists) throw Object.assign(new Error('ENODATA'), { code: 'ENODATA' });
   }
-  return run('setfattr', ['-h', '-n', name, '-v', `0s${value.toString('base64')}`, '--', path]);
+  // setfattr rejects an empty "0s" value; leaving out -v sets an empty one.
+  const valueArgs = value.length === 0 ? [] : ['-v', `0s${value.toString('base64')}`];
+  return run('setfattr', ['-h', '-n', name, ...valueArgs, '--', path]);
 }
 
 export function removexattr(path: string, name: string): Promise<void> {
