@@ -58,6 +58,7 @@ function bind(server: grpc.Server, hostPort: string, creds: grpc.ServerCredentia
       const why = /EADDRINUSE|address already in use/i.test(err.message) ? 'address in use'
         : /EACCES|permission denied/i.test(err.message) ? 'permission denied'
         : /EADDRNOTAVAIL|cannot assign/i.test(err.message) ? 'address not available on this machine'
+        : /Name resolution failed/i.test(err.message) ? 'cannot resolve the host name'
         : err.message;
       reject(new StartupError(`cannot listen on ${hostPort}: ${why}`, 1));
     });

@@ -63,6 +63,21 @@ describe('mfsd over mutual TLS', () => {
     expect(err).toMatchObject({ code: grpc.status.UNAVAILABLE });
   });
 
+  it('garbage instead of a TLS handshake does not hurt the daemon', async () => {
+    const { connect } = await import('node:net');
+    const { randomBytes } = await import('node:crypto');
+    for (const bytes of [randomBytes(4096), Buffer.from([0x16, 0x03, 0x01, 0xff, 0xff, 0x01, 0, 0, 0])]) {
+      await new Promise<void>((resolve) => {
+        const sock = connect(mfsd.port, '127.0.0.1', () => sock.end(bytes));
+        sock.on('error', () => resolve());
+        sock.on('close', () => resolve());
+        sock.resume();
+      });
+    }
+    const reply = await unary<IdentifyReply>(client(await mfsd.clientCredentials()), 'Identify', {});
+    expect(reply.node).toBe(5);
+  });
+
   it('mfsctl identify works with the node certificate directory', async () => {
     const certDir = await ca.issue('admin');
     const r = await runNode(MFSCTL_JS, ['identify', mfsd.address, '--dir', certDir]);
