@@ -2,7 +2,7 @@
 // It runs as root and the mount uses default_permissions, so the kernel checks mode bits against
 // the caller and we only have to give new files to their creator.
 import type { BigIntStats } from 'node:fs';
-import { constants as C } from 'node:fs';
+import { constants as C, readSync } from 'node:fs';
 import {
   KernelErrno, OPEN_KILL_SUIDGID, OpenFlag, ROOT_ID, SetattrValid, WRITE_KILL_SUIDGID,
   type AttrOut, type CreateOut, type DirBuffer, type EntryOut, type FileSystem, type OpenOut,
@@ -25,6 +25,9 @@ export interface PassthroughOptions {
 interface DirHandle { node: Node; entries: string[] | undefined }
 
 const RENAME_NOREPLACE = 1;
+const SEEK_DATA = 3;
+const SEEK_HOLE = 4;
+const COPY_CHUNK = 1024 * 1024;
 const O_DIRECT = 0o40000;
 const S_ISGID = 0o2000;
 
@@ -323,6 +326,34 @@ export class PassthroughFs implements FileSystem {
 
   async removexattr(_ctx: RequestContext, r: RequestOf<'REMOVEXATTR'>): Promise<void> {
     await special.removexattr(this.path(r.header.nodeId), r.name);
+  }
+
+  /**
+   * SEEK_DATA / SEEK_HOLE (the kernel answers the other whences itself). Node has no lseek, so the
+   * whole file counts as data: what Linux does for filesystems without hole tracking.
+   */
+  async lseek(_ctx: RequestContext, r: RequestOf<'LSEEK'>): Promise<number> {
+    const size = Number(io.fstat(this.fd(r.fh)).size);
+    if (r.whence !== SEEK_DATA && r.whence !== SEEK_HOLE) throw new KernelErrno('EINVAL');
+    if (r.offset < 0 || r.offset >= size) throw new KernelErrno('ENXIO');
+    return r.whence === SEEK_DATA ? r.offset : size;
+  }
+
+  /** Copy in 1 MiB chunks between two open handles; short at end of file, like the syscall. */
+  async copyFileRange(_ctx: RequestContext, r: RequestOf<'COPY_FILE_RANGE'>): Promise<number> {
+    if (r.flags !== 0) throw new KernelErrno('EINVAL');
+    const fdIn = this.fd(r.fhIn);
+    const fdOut = this.fd(r.fhOut);
+    const chunk = Buffer.allocUnsafe(Math.min(r.len, COPY_CHUNK));
+    let done = 0;
+    while (done < r.len) {
+      const n = readSync(fdIn, chunk, 0, Math.min(chunk.length, r.len - done), r.offIn + done);
+      if (n === 0) break;
+      let written = 0;
+      while (written < n) written += io.pwrite(fdOut, chunk.subarray(written, n), r.offOut + done + written);
+      done += n;
+    }
+    return done;
   }
 
   async access(): Promise<void> {
