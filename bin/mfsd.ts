@@ -1,9 +1,15 @@
 #!/usr/bin/env node
 // mfsd: serve this node's exports to the cluster. Exit codes: 0 after a clean stop, 1 when it
 // cannot start (port in use, file service), 2 for a bad config or usage.
+import * as grpc from '@grpc/grpc-js';
+import { format } from 'node:util';
 import { ConfigError, USAGE, loadConfig } from '../server/config.js';
 import { StartupError, startDaemon } from '../server/daemon.js';
 import { omfsVersion } from '../server/node-service.js';
+
+// grpc-js logs its own errors ("E No address added ...") bare on stderr; say whose they are.
+const grpcLine = (...args: unknown[]): void => void process.stderr.write(`mfsd: grpc: ${format(...args)}\n`);
+grpc.setLogger({ error: grpcLine, info: grpcLine, debug: grpcLine });
 
 async function main(): Promise<number> {
   let loaded: ReturnType<typeof loadConfig>;
