@@ -4,7 +4,7 @@
 //
 //   node dist/bench/fuse-passthrough.js [--size-mib 1024] [--files 5000] [--random-reads 20000]
 //        [--random-file-mib 256] [--readers 4] [--fdatasync] [--passthrough-args "--keep-cache"]
-//        [--bindfs-args "--multithreaded"] [--dir /var/tmp] [--targets bare,passthrough,bindfs]
+//        [--bindfs-args "--multithreaded"] [--dir /var/tmp] [--targets bare,passthrough,bindfs] [--rounds 3]
 //
 // Method (each target gets its own empty source dir; everything is root; the page cache is dropped
 // with `echo 3 > /proc/sys/vm/drop_caches` before every phase, so reads really cross FUSE and the disk):
@@ -42,6 +42,9 @@ const { values: opts } = parseArgs({
     'bindfs-args': { type: 'string', default: '--multithreaded -o allow_other,default_permissions' },
     dir: { type: 'string', default: tmpdir() },
     targets: { type: 'string', default: 'bare,passthrough,bindfs' },
+    // The machine is shared: several rounds (targets interleaved in each) and the median per figure
+    // tame a neighbour's burst better than one long round.
+    rounds: { type: 'string', default: '1' },
   },
 });
 const positiveInt = (name: string, v: string): number => {
@@ -54,6 +57,7 @@ const fileCount = positiveInt('files', opts.files);
 const randomReads = positiveInt('random-reads', opts['random-reads']);
 const randomFileMib = positiveInt('random-file-mib', opts['random-file-mib']);
 const readers = positiveInt('readers', opts.readers);
+const rounds = positiveInt('rounds', opts.rounds);
 const splitArgs = (s: string): string[] => s.split(/\s+/).filter((a) => a !== '');
 
 interface Target {
@@ -114,6 +118,7 @@ async function stopProcess(proc: ChildProcess, mnt: string): Promise<void> {
 }
 
 async function makeTarget(name: Target['name'], root: string): Promise<Target> {
+  await mkdir(root, { recursive: true });
   const source = join(root, `${name}-src`);
   const mnt = join(root, `${name}-mnt`);
   await mkdir(source);
@@ -240,6 +245,15 @@ async function measure(t: Target): Promise<Figures> {
   return f;
 }
 
+function medianFigures(list: Figures[]): Figures {
+  const out: Figures = {};
+  for (const [key] of ROWS) {
+    const sorted = list.map((f) => f[key] ?? 0).sort((a, b) => a - b);
+    out[key] = sorted[Math.floor(sorted.length / 2)] ?? 0;
+  }
+  return out;
+}
+
 function printTable(results: Map<Target['name'], Figures>): void {
   const cols = ['bare', 'passthrough', 'bindfs'] as const;
   const fmt = (n: number | undefined): string => (n === undefined ? '-' : n >= 100 ? n.toFixed(0) : n.toFixed(1));
@@ -263,18 +277,25 @@ async function main(): Promise<void> {
     interrupted = true;
   };
   process.on('SIGINT', onSignal); // finish the current step, then unmount in `finally`
-  const results = new Map<Target['name'], Figures>();
+  const samples = new Map<Target['name'], Figures[]>();
   try {
-    console.log(`bindfs ${opts['bindfs-args']} | omfs-passthrough ${opts['passthrough-args'] || '(defaults)'} | ${opts.fdatasync ? 'fdatasync' : 'no fdatasync'} | in ${root}`);
-    for (const name of ['bare', 'passthrough', 'bindfs'] as const) {
-      if (interrupted) break;
-      if (!opts.targets.split(',').includes(name)) continue;
-      const t = await makeTarget(name, root);
-      targets.push(t);
-      results.set(name, await measure(t));
-      await t.unmount();
-      console.error(`done: ${name}`);
+    console.log(
+      `bindfs ${opts['bindfs-args']} | omfs-passthrough ${opts['passthrough-args'] || '(defaults)'} | ` +
+        `${opts.fdatasync ? 'fdatasync' : 'no fdatasync'} | ${rounds} round(s), median | in ${root}`,
+    );
+    for (let round = 1; round <= rounds && !interrupted; round++) {
+      for (const name of ['bare', 'passthrough', 'bindfs'] as const) {
+        if (interrupted) break;
+        if (!opts.targets.split(',').includes(name)) continue;
+        const t = await makeTarget(name, join(root, `r${round}`));
+        targets.push(t);
+        samples.set(name, [...(samples.get(name) ?? []), await measure(t)]);
+        await t.unmount();
+        console.error(`round ${round}: ${name} done`);
+      }
     }
+    const results = new Map<Target['name'], Figures>();
+    for (const [name, list] of samples) results.set(name, medianFigures(list));
     printTable(results);
   } finally {
     for (const t of targets) await t.unmount();
