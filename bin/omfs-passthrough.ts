@@ -53,6 +53,9 @@ function requireDir(path: string, what: string): void {
 }
 
 async function main(): Promise<void> {
+  // READs run on the libuv pool (fd-io.ts); the kernel keeps up to max_background in flight. Set
+  // before the first pool job creates the pool.
+  process.env.UV_THREADPOOL_SIZE ??= '8';
   const cli = parseArgs(process.argv.slice(2));
   requireDir(cli.source, 'SOURCE');
   cleanStaleMount(cli.mountPoint); // a dead daemon's mount answers ENOTCONN: clear it first
