@@ -28,6 +28,8 @@ const RENAME_NOREPLACE = 1;
 const SEEK_DATA = 3;
 const SEEK_HOLE = 4;
 const COPY_CHUNK = 1024 * 1024;
+/** Shared: the session reads only its code. */
+const NOT_FOUND = new KernelErrno('ENOENT');
 const O_DIRECT = 0o40000;
 const S_ISGID = 0o2000;
 
@@ -84,7 +86,9 @@ export class PassthroughFs implements FileSystem {
       const st = await sys.lstat(this.nodes.path(target));
       return this.entry(target.parent ?? target, target.name, st);
     }
-    const st = await sys.lstat(this.nodes.childPath(parent, r.name));
+    // A miss is the common case of every create; answer it without building a SystemError.
+    const st = sys.lstatIfExists(this.nodes.childPath(parent, r.name));
+    if (!st) throw NOT_FOUND;
     return this.entry(parent, r.name, st);
   }
 
