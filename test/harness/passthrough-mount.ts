@@ -130,7 +130,8 @@ export async function startPassthrough(options: StartOptions = {}): Promise<Pass
           resolveReady();
         }
       });
-      void exited.then((code) => {
+      // 'close' (not 'exit') fires after stdout is drained, so a ready line is never missed.
+      proc.once('close', (code) => {
         clearTimeout(timer);
         rejectReady(new Error(`passthrough exited (${code}) before it was ready; output:\n${output}`));
       });
