@@ -77,12 +77,11 @@ export class Session {
     try {
       req = decodeRequest(frame);
     } catch (err) {
-      if (err instanceof DecodeError) {
-        this.log(`omfs fuse: ${err.message}`);
-        if (err.unique !== undefined) this.send(err.unique, encodeError(err.unique, constants.errno.EIO));
-        return;
-      }
-      throw err;
+      // A frame we cannot read is answered EIO when it has a unique; it never ends the session.
+      const unique = err instanceof DecodeError ? err.unique : undefined;
+      this.log(`omfs fuse: ${err instanceof Error ? err.message : String(err)}`);
+      if (unique !== undefined) this.send(unique, encodeError(unique, constants.errno.EIO));
+      return;
     }
     if (this.debug) this.log(`rx ${req.header.unique}: ${describeRequest(req)}`);
     switch (req.op) {
