@@ -59,10 +59,12 @@ export function fuseMounts(): FuseMountInfo[] {
 
 const TEMP_PREFIX = 'omfs-pt-';
 
-/** FUSE mounts left under this harness's temp dirs: any entry after a teardown is a leak. */
+/** Mountpoints this process (one vitest worker, so one test file) has mounted the passthrough on. */
+const startedHere = new Set<string>();
+
+/** FUSE mounts still present on a mountpoint this process used: any entry after a teardown is a leak. */
 export function leftoverPassthroughMounts(): FuseMountInfo[] {
-  const root = join(tmpdir(), TEMP_PREFIX);
-  return fuseMounts().filter((m) => m.mountPoint.startsWith(root));
+  return fuseMounts().filter((m) => startedHere.has(m.mountPoint));
 }
 
 export function isMounted(mnt: string): boolean {
@@ -93,6 +95,7 @@ export async function startPassthrough(options: StartOptions = {}): Promise<Pass
       await chmod(dir, 0o755);
     }
   }
+  startedHere.add(resolve(mnt));
   const proc = spawn(process.execPath, [PASSTHROUGH_CLI, ...(options.args ?? []), source, mnt], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
