@@ -1,11 +1,10 @@
 // The mount as seen by an unprivileged user (uid/gid 1000, no supplementary groups): the kernel's
 // default_permissions must enforce the backing modes, and what the user creates must belong to the user.
-import { chown, mkdir, stat, writeFile } from 'node:fs/promises';
+import { chown, mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect } from 'vitest';
 import { makeTempDir, passthroughTest } from '../harness/passthrough-mount.js';
 import { must, shAs } from './tools.js';
-import { rm } from 'node:fs/promises';
 
 const test = passthroughTest();
 const UID = 1000;
