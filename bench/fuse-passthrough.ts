@@ -3,8 +3,9 @@
 // passthrough/bindfs (issue 3 asks for >= 0.7 on each).
 //
 //   node dist/bench/fuse-passthrough.js [--size-mib 1024] [--files 5000] [--random-reads 20000]
-//        [--random-file-mib 256] [--readers 4] [--fdatasync] [--passthrough-args "--keep-cache"]
-//        [--bindfs-args "--multithreaded"] [--dir /var/tmp] [--targets bare,passthrough,bindfs] [--rounds 3]
+//        [--random-file-mib 256] [--readers 4] [--fdatasync] [--passthrough-args=--keep-cache]
+//        [--bindfs-args="-o allow_other"] [--dir /var/tmp] [--targets bare,passthrough,bindfs] [--rounds 3]
+// (values that start with a dash need the --name=value form)
 //
 // Method (each target gets its own empty source dir; everything is root; the page cache is dropped
 // with `echo 3 > /proc/sys/vm/drop_caches` before every phase, so reads really cross FUSE and the disk):
@@ -28,7 +29,7 @@ import { parseArgs } from 'node:util';
 const PASSTHROUGH_CLI = fileURLToPath(new URL('../bin/omfs-passthrough.js', import.meta.url));
 const MIB = 1_048_576;
 
-const { values: opts } = parseArgs({
+const CLI_CONFIG = {
   options: {
     'size-mib': { type: 'string', default: '1024' },
     files: { type: 'string', default: '5000' },
@@ -46,7 +47,17 @@ const { values: opts } = parseArgs({
     // tame a neighbour's burst better than one long round.
     rounds: { type: 'string', default: '1' },
   },
-});
+} as const;
+
+function parseCli() {
+  try {
+    return parseArgs(CLI_CONFIG);
+  } catch (err) {
+    console.error(`fuse-passthrough bench: ${(err as Error).message}`);
+    process.exit(2);
+  }
+}
+const { values: opts } = parseCli();
 const positiveInt = (name: string, v: string): number => {
   const n = Number(v);
   if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} must be a positive integer, got "${v}"`);
