@@ -5,7 +5,7 @@
 import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import {
-  cleanStaleMount, closeFuseDevice, InitFlag, mountFuse, openFuseDevice, Session, unmountFuse,
+  cleanStaleMount, InitFlag, mountFuse, openFuseDevice, Session, unmountFuse,
 } from '../fuse/kernel/index.js';
 import { PassthroughFs } from '../fuse/passthrough/index.js';
 import { CacheWatcher } from '../fuse/passthrough/watch.js';
@@ -53,8 +53,8 @@ function requireDir(path: string, what: string): void {
 }
 
 async function main(): Promise<void> {
-  // READs run on the libuv pool (fd-io.ts); the kernel keeps up to max_background in flight. Set
-  // before the first pool job creates the pool.
+  // Non-sequential READs run on the libuv pool (fd-io.ts); the kernel keeps up to max_background
+  // in flight. Set before the first pool job creates the pool.
   process.env.UV_THREADPOOL_SIZE ??= '8';
   const cli = parseArgs(process.argv.slice(2));
   requireDir(cli.source, 'SOURCE');
@@ -90,18 +90,18 @@ async function main(): Promise<void> {
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
 
-  session.start(); // readers wait on /dev/fuse before mount(8) makes the kernel send INIT
   try {
     await mountFuse(fd, { source: cli.source, mountPoint: cli.mountPoint, allowOther: true, defaultPermissions: true, subtype: 'omfs-passthrough' });
   } catch (err) {
     fail(1, (err as Error).message);
   }
+  session.start(); // the kernel holds INIT until we read it
   await session.initialized;
   mounted = true;
   process.stdout.write(`omfs-passthrough: mounted ${cli.source} on ${cli.mountPoint}\n`);
   if (stopRequested) void unmountFuse(cli.mountPoint);
   const reason = await session.closed;
-  closeFuseDevice(fd);
+  await session.device.close();
   if (reason !== 'ENODEV' && reason !== 'ECONNABORTED') process.stderr.write(`omfs-passthrough: session ended: ${reason}\n`);
   process.exit(0);
 }

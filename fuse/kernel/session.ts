@@ -16,8 +16,6 @@ import { describeRequest } from './trace.js';
 
 export interface SessionOptions {
   debug?: boolean;
-  /** Threads blocked in read() on /dev/fuse (default 1). */
-  readers?: number;
   /** INIT flags this filesystem does not want even though the layer supports them. */
   withoutFlags?: bigint;
   /** Where debug lines and bug reports go (default: stderr). */
@@ -35,11 +33,6 @@ export class Session {
   readonly device: FuseDevice;
   readonly notifier: Notifier;
   private readonly inFlight = new Map<bigint, InFlight>();
-  /**
-   * INTERRUPTs whose target we have not seen yet: with several reader threads the INTERRUPT can
-   * reach the main thread before its request. Kept briefly, applied when the request shows up.
-   */
-  private readonly earlyInterrupts = new Map<bigint, number>();
   private readonly log: (line: string) => void;
   private readonly debug: boolean;
   private initDone!: () => void;
@@ -57,12 +50,9 @@ export class Session {
     this.log = options.log ?? ((l) => process.stderr.write(l + '\n'));
   }
 
+  /** Serve requests; call once mount(8) has attached the fd (see FuseDevice.start). */
   start(): void {
     this.device.start({
-      // One reader by default: it only copies a frame and posts it, so it is never the bottleneck,
-      // and on 2 shared cores every extra thread costs wake-ups (bench, 2000 files: 1 reader
-      // create 917/s, unlink 1833/s, random 4K 6114 IOPS; 3 readers 767/s, 1689/s, 4736 IOPS).
-      readers: this.options.readers ?? 1,
       bufferSize: READ_BUFFER_SIZE,
       onFrame: (frame) => this.handle(frame),
       onEnd: (reason) => {
@@ -103,7 +93,6 @@ export class Session {
     const ctx = new RequestContext(h.uid, h.gid, h.pid, unique);
     const entry: InFlight = { ctx, answered: false };
     if (!noReply) this.inFlight.set(unique, entry);
-    if (this.earlyInterrupts.size > 0 && this.earlyInterrupts.delete(unique)) this.interrupt(unique);
     let reply: Reply;
     try {
       if (!handler) throw Object.assign(new Error('ENOSYS'), { code: 'ENOSYS' });
@@ -152,23 +141,13 @@ export class Session {
 
   /** The kernel gave up on a request: fire its signal and answer EINTR now; its late reply is dropped. */
   private interrupt(target: bigint): void {
+    // One reader sees frames in the kernel's order, and the kernel interrupts only requests it has
+    // handed us: an unknown target was answered already.
     const entry = this.inFlight.get(target);
-    if (!entry) {
-      this.rememberEarlyInterrupt(target);
-      return;
-    }
-    if (entry.answered) return; // already answered: nothing to do
+    if (!entry || entry.answered) return;
     entry.answered = true;
     entry.ctx.interrupt();
     this.send(target, encodeError(target, constants.errno.EINTR));
-  }
-
-  private rememberEarlyInterrupt(target: bigint): void {
-    const now = Date.now();
-    // Either the request was answered already (then it never shows up) or it is a few
-    // microseconds behind; entries older than a second are the former.
-    for (const [u, at] of this.earlyInterrupts) if (now - at > 1000) this.earlyInterrupts.delete(u);
-    if (this.earlyInterrupts.size < 1024) this.earlyInterrupts.set(target, now);
   }
 
   private send(unique: bigint, reply: Buffer | Buffer[]): void {
@@ -182,6 +161,7 @@ export class Session {
     // ENOENT: the kernel no longer waits for this request (interrupted, aborted): normal.
     if (err && err !== 'ENOENT') this.log(`omfs fuse: reply ${unique} failed: ${err}`);
   }
+
 }
 
 const nameByErrno = new Map<number, string>(Object.entries(errnoByName).map(([n, v]) => [v, n]));

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import {
-  type Attr, closeFuseDevice, type FileSystem, mountFuse, OpenFlag, openFuseDevice, Session, unmountFuse,
+  type Attr, type FileSystem, mountFuse, OpenFlag, openFuseDevice, Session, unmountFuse,
 } from '../../fuse/kernel/index.js';
 
 const now = { sec: 1_700_000_000, nsec: 0 };
@@ -63,8 +63,8 @@ beforeAll(async () => {
   mnt = root; // mount over the temp dir itself
   fd = openFuseDevice();
   session = new Session(fd, fs);
-  session.start();
   await mountFuse(fd, { source: 'omfs-test', mountPoint: mnt, allowOther: true, defaultPermissions: false });
+  session.start();
   await session.initialized;
 });
 
@@ -72,8 +72,7 @@ afterAll(async () => {
   if (mounted()) await unmountFuse(mnt);
   if (mounted()) spawnSync('umount', ['-l', mnt]);
   await Promise.race([session.closed, new Promise((r) => setTimeout(r, 3000))]);
-  await session.device.close();
-  closeFuseDevice(fd);
+  await session.device.close(); // closes fd
   if (!mounted()) await rm(root, { recursive: true, force: true });
 });
 
