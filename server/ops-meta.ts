@@ -49,10 +49,14 @@ export async function getAttr(lfs: LocalFs, req: { caller: WireCaller; handle: B
   return { attr: attrOf(lfs, await lfs.resolve(req.handle, callerOf(req.caller))) };
 }
 
-/** A wire time as fractional seconds for utimes (a double: good to about a microsecond). */
+/**
+ * A wire time as fractional seconds for utimes, exact to the microsecond: libuv truncates the
+ * fraction to whole microseconds and a double near 2026 resolves about 0.24 us, so half a
+ * microsecond is added to land inside the intended one rather than on the one below.
+ */
 const toSeconds = (t: Timespec | null): number => {
   if (!t || t.nsec >= 1e9) throw new Errno('EINVAL', 'missing or invalid time');
-  return Number(bigU64(t.sec)) + t.nsec / 1e9;
+  return Number(bigU64(t.sec)) + (Math.floor(t.nsec / 1000) + 0.5) / 1e6;
 };
 
 export async function setAttr(lfs: LocalFs, files: OpenFiles, req: SetAttrIn): Promise<{ attr: Attr }> {

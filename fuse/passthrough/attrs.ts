@@ -31,9 +31,16 @@ export function toAttr(s: BigIntStats): Attr {
   };
 }
 
-/** Seconds as a double for fs.utimes (Node takes no separate nanoseconds). */
-export function toSeconds(t: Timespec): number {
-  return t.sec + t.nsec / 1e9;
+/**
+ * A time for fs.utimes, exact to the microsecond (Node takes no nanoseconds). libuv truncates the
+ * double's fraction to whole microseconds, and near 2026 a double resolves only about 0.24 us, so
+ * the plain value could land on the microsecond below: half a microsecond away from zero lands
+ * inside the one intended. Node replaces a negative number with "now" but takes a numeric string
+ * as is, so times before 1970 go as strings.
+ */
+export function toUtime(t: Timespec): number | string {
+  const v = t.sec + Math.floor(t.nsec / 1000) / 1e6;
+  return v < 0 ? String(v - 0.5e-6) : v + 0.5e-6;
 }
 
 /** DT_* type of a mode, for dirents. */

@@ -14,15 +14,23 @@ export const fsync = promisify(fs.fsync);
 export const fdatasync = promisify(fs.fdatasync);
 
 /**
- * Reads are the exception: asynchronous, on the pool. A read that misses the backing page cache
- * waits on the disk, and the kernel keeps several READs in flight (readahead, ASYNC_READ); done
- * synchronously they queued one behind another (bench: seq read 0.30x bindfs, random 0.31x).
+ * A read that may wait on the disk: on the pool, so it overlaps with other requests (the kernel
+ * keeps several READs in flight). Measured against alternatives for random 4 KiB reads, 4 readers,
+ * cold cache: pool 7300-7600 IOPS, our own data threads replying to /dev/fuse 6100-6200 (each job
+ * a structured-clone message both ways), inline synchronous 5100-7400 (disk waits serialize).
  */
 export function pread(fd: number, size: number, position: number): Promise<Buffer> {
   const buf = Buffer.allocUnsafe(size);
   return new Promise((resolve, reject) =>
     fs.read(fd, buf, 0, size, position, (e, n) => (e ? reject(e) : resolve(n === size ? buf : buf.subarray(0, n)))),
   );
+}
+
+/** The same, inline: for data the backing filesystem has almost surely cached already. */
+export function preadNow(fd: number, size: number, position: number): Buffer {
+  const buf = Buffer.allocUnsafe(size);
+  const n = fs.readSync(fd, buf, 0, size, position);
+  return n === size ? buf : buf.subarray(0, n);
 }
 
 export function pwrite(fd: number, data: Buffer, position: number): number {
@@ -38,7 +46,7 @@ export const sys = {
   lchown: (p: string, uid: number, gid: number): void => fs.lchownSync(p, uid, gid),
   chmod: (p: string, mode: number): void => fs.chmodSync(p, mode),
   truncate: (p: string, size: number): void => fs.truncateSync(p, size),
-  lutimes: (p: string, atime: number, mtime: number): void => fs.lutimesSync(p, atime, mtime),
+  lutimes: (p: string, atime: fs.TimeLike, mtime: fs.TimeLike): void => fs.lutimesSync(p, atime, mtime),
   readlink: (p: string): Buffer => fs.readlinkSync(p, { encoding: 'buffer' }),
   symlink: (target: string, p: string): void => fs.symlinkSync(target, p),
   mkdir: (p: string, mode: number): void => {

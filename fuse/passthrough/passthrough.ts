@@ -14,6 +14,7 @@ import { sys } from './fd-io.js';
 import { NodeTable, type Node } from './nodes.js';
 import { applySetattr, killSuidgid } from './setattr.js';
 import * as special from './special.js';
+import * as xattr from './xattr.js';
 
 export interface PassthroughOptions {
   /** Attribute/entry validity in seconds. */
@@ -23,6 +24,8 @@ export interface PassthroughOptions {
 }
 
 interface DirHandle { node: Node; entries: string[] | undefined }
+/** nextRead: where the last READ of this handle ended (sequential reads are answered inline). */
+interface OpenFile { fd: number; node: Node; nextRead: number }
 
 const RENAME_NOREPLACE = 1;
 const SEEK_DATA = 3;
@@ -35,7 +38,7 @@ const S_ISGID = 0o2000;
 
 export class PassthroughFs implements FileSystem {
   readonly nodes: NodeTable;
-  private readonly files = new Map<number, { fd: number; node: Node }>();
+  private readonly files = new Map<number, OpenFile>();
   private readonly dirs = new Map<number, DirHandle>();
   private nextFh = 1;
   /** Called after a node is looked up (the CLI's cache watcher hooks here). */
@@ -189,7 +192,7 @@ export class PassthroughFs implements FileSystem {
 
   private openReply(fd: number, node: Node): OpenOut {
     const fh = this.nextFh++;
-    this.files.set(fh, { fd, node });
+    this.files.set(fh, { fd, node, nextRead: 0 });
     let openFlags = 0;
     if (this.options.keepCache) openFlags |= OpenFlag.KEEP_CACHE;
     if (this.options.directIo) openFlags |= OpenFlag.DIRECT_IO;
@@ -225,8 +228,18 @@ export class PassthroughFs implements FileSystem {
     return f.fd;
   }
 
+  /**
+   * A READ that continues the previous one is read inline: the backing filesystem's own readahead
+   * has almost surely brought it into memory, and the pool's two thread hand-offs cost more than
+   * the copy (seq read 0.6-0.76x bindfs on the pool, 0.83-1.1x inline). Any other READ may wait on
+   * the disk, so it goes to the pool and overlaps with the others.
+   */
   async read(_ctx: RequestContext, r: RequestOf<'READ'>): Promise<Buffer> {
-    return io.pread(this.fd(r.fh), r.size, r.offset);
+    const f = this.files.get(r.fh);
+    if (!f) throw new KernelErrno('EBADF');
+    const sequential = r.offset === f.nextRead && r.offset !== 0;
+    f.nextRead = r.offset + r.size;
+    return sequential ? io.preadNow(f.fd, r.size, r.offset) : io.pread(f.fd, r.size, r.offset);
   }
 
   async write(ctx: RequestContext, r: RequestOf<'WRITE'>): Promise<number> {
@@ -317,19 +330,19 @@ export class PassthroughFs implements FileSystem {
   }
 
   async getxattr(_ctx: RequestContext, r: RequestOf<'GETXATTR'>): Promise<Buffer> {
-    return special.getxattr(this.path(r.header.nodeId), r.name);
+    return xattr.getxattr(this.path(r.header.nodeId), r.name);
   }
 
   async listxattr(_ctx: RequestContext, r: RequestOf<'LISTXATTR'>): Promise<Buffer> {
-    return special.listxattr(this.path(r.header.nodeId));
+    return xattr.listxattr(this.path(r.header.nodeId));
   }
 
   async setxattr(_ctx: RequestContext, r: RequestOf<'SETXATTR'>): Promise<void> {
-    await special.setxattr(this.path(r.header.nodeId), r.name, r.value, r.flags);
+    xattr.setxattr(this.path(r.header.nodeId), r.name, r.value, r.flags);
   }
 
   async removexattr(_ctx: RequestContext, r: RequestOf<'REMOVEXATTR'>): Promise<void> {
-    await special.removexattr(this.path(r.header.nodeId), r.name);
+    xattr.removexattr(this.path(r.header.nodeId), r.name);
   }
 
   /**

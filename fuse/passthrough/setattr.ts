@@ -2,7 +2,7 @@
 import type { BigIntStats } from 'node:fs';
 import { constants as C } from 'node:fs';
 import { SetattrValid, type RequestOf } from '../kernel/index.js';
-import { toAttr, toSeconds } from './attrs.js';
+import { toAttr, toUtime } from './attrs.js';
 import * as io from './fd-io.js';
 import { sys } from './fd-io.js';
 
@@ -28,8 +28,8 @@ export function applySetattr(path: string, fd: number | undefined, r: RequestOf<
     // utimes sets both; the one not asked for keeps its current value.
     const now = Date.now() / 1000;
     const keep = toAttr(sys.lstat(path));
-    const atime = v & SetattrValid.ATIME ? (v & SetattrValid.ATIME_NOW ? now : toSeconds(r.atime)) : toSeconds(keep.atime);
-    const mtime = v & SetattrValid.MTIME ? (v & SetattrValid.MTIME_NOW ? now : toSeconds(r.mtime)) : toSeconds(keep.mtime);
+    const atime = v & SetattrValid.ATIME ? (v & SetattrValid.ATIME_NOW ? now : toUtime(r.atime)) : toUtime(keep.atime);
+    const mtime = v & SetattrValid.MTIME ? (v & SetattrValid.MTIME_NOW ? now : toUtime(r.mtime)) : toUtime(keep.mtime);
     sys.lutimes(path, atime, mtime);
   }
   return fd !== undefined ? io.fstat(fd) : sys.lstat(path);

@@ -3,15 +3,8 @@ import { execFile } from 'node:child_process';
 import { constants } from 'node:os';
 
 function run(cmd: string, args: string[]): Promise<void> {
-  return runOut(cmd, args).then(() => undefined);
-}
-
-function runOut(cmd: string, args: string[]): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    execFile(cmd, args, { encoding: 'buffer', maxBuffer: 16 * 1024 * 1024 }, (err, out, stderr) => {
-      if (!err) return resolve(out);
-      reject(errnoFromMessage(stderr.toString()));
-    });
+    execFile(cmd, args, (err, _out, stderr) => (err ? reject(errnoFromMessage(stderr)) : resolve()));
   });
 }
 
@@ -20,8 +13,7 @@ function errnoFromMessage(text: string): Error & { code: string } {
   const table: Array<[RegExp, string]> = [
     [/File exists/i, 'EEXIST'], [/No such file/i, 'ENOENT'], [/Permission denied/i, 'EACCES'],
     [/Operation not permitted/i, 'EPERM'], [/not supported/i, 'EOPNOTSUPP'], [/No space/i, 'ENOSPC'],
-    [/Invalid argument/i, 'EINVAL'], [/File too large/i, 'EFBIG'], [/No such attribute|No data available/i, 'ENODATA'],
-    [/out of range/i, 'ERANGE'], [/Argument list too long/i, 'E2BIG'],
+    [/Invalid argument/i, 'EINVAL'], [/File too large/i, 'EFBIG'],
   ];
   const code = table.find(([re]) => re.test(text))?.[1] ?? 'EIO';
   return Object.assign(new Error(`${code}: ${text.trim()}`), { code });
@@ -59,36 +51,4 @@ export async function fallocate(path: string, offset: number, length: number, mo
     return run('fallocate', ['-z', ...(mode & FALLOC_FL_KEEP_SIZE ? ['-n'] : []), ...args, path]);
   }
   throw Object.assign(new Error('EOPNOTSUPP: fallocate mode'), { code: 'EOPNOTSUPP', errno: constants.errno.EOPNOTSUPP });
-}
-
-// Extended attributes: Node has no API, so the attr package's getfattr/setfattr do it. -h acts on
-// a symlink itself, as the kernel asks for the node's own attributes.
-
-export function getxattr(path: string, name: string): Promise<Buffer> {
-  return runOut('getfattr', ['-h', '--absolute-names', '--only-values', '-n', name, '--', path]);
-}
-
-/** NUL-separated names, as listxattr(2) returns them. */
-export async function listxattr(path: string): Promise<Buffer> {
-  const out = (await runOut('getfattr', ['-h', '--absolute-names', '-m', '-', '--', path])).toString('utf8');
-  const names = out.split('\n').filter((l) => l !== '' && !l.startsWith('# file:'));
-  return Buffer.from(names.map((n) => n.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8))) + '\0').join(''));
-}
-
-const XATTR_CREATE = 1;
-const XATTR_REPLACE = 2;
-
-export async function setxattr(path: string, name: string, value: Buffer, flags: number): Promise<void> {
-  if (flags & (XATTR_CREATE | XATTR_REPLACE)) {
-    const exists = await getxattr(path, name).then(() => true, () => false);
-    if (flags & XATTR_CREATE && exists) throw Object.assign(new Error('EEXIST'), { code: 'EEXIST' });
-    if (flags & XATTR_REPLACE && !exists) throw Object.assign(new Error('ENODATA'), { code: 'ENODATA' });
-  }
-  // setfattr rejects an empty "0s" value; leaving out -v sets an empty one.
-  const valueArgs = value.length === 0 ? [] : ['-v', `0s${value.toString('base64')}`];
-  return run('setfattr', ['-h', '-n', name, ...valueArgs, '--', path]);
-}
-
-export function removexattr(path: string, name: string): Promise<void> {
-  return run('setfattr', ['-h', '-x', name, '--', path]);
 }
