@@ -86,7 +86,6 @@ export class FuseDevice {
     this.stream = stream;
   }
 
-
   /** Write one reply. Returns the error code, or undefined on success. */
   reply(pieces: Buffer | Buffer[]): string | undefined {
     try {
