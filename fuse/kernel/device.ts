@@ -8,7 +8,8 @@
 // answer), so they go through their own worker.
 //
 // Node has no public API to poll an arbitrary fd. The pipe handle of `pipe_wrap` (one of the
-// bindings process.binding still allows) opens any pollable fd as a libuv stream; net.Socket's
+// bindings process.binding still allows; DEP0111 is documentation-only, but the binding is gone
+// under Node's permission model) opens any pollable fd as a libuv stream; net.Socket's
 // `onread` then reads into one buffer of our size (the kernel refuses reads smaller than its
 // largest request) instead of libuv's 64 KiB default.
 import { writeSync, writevSync } from 'node:fs';
