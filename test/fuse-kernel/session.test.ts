@@ -3,7 +3,7 @@
 // mount would wait on the thread that must answer it.
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
@@ -90,6 +90,23 @@ test('a thrown errno is the caller\'s errno; a missing method is ENOSYS', async 
 test('a filesystem bug becomes EIO and the mount keeps working', async () => {
   expect((await run('stat', [join(mnt, 'boom')])).err).toMatch(/Input\/output error/);
   expect((await run('cat', [join(mnt, 'hello')])).out).toBe('hello\n');
+});
+
+test('requests left waiting hold up neither other requests nor this process\'s libuv pool', async () => {
+  // Six READs that never finish on their own (more than the pool's four threads): if waiting on
+  // /dev/fuse or on a request parked a pool thread, the reads below would never complete.
+  const cats = Array.from({ length: 6 }, () => spawn('cat', [join(mnt, 'slow')], { stdio: 'ignore' }));
+  const exited = cats.map((c) => new Promise<unknown>((r) => c.once('exit', r)));
+  try {
+    await new Promise((r) => setTimeout(r, 300));
+    expect(cats.every((c) => c.exitCode === null)).toBe(true); // still waiting in READ
+    expect((await run('cat', [join(mnt, 'hello')])).out).toBe('hello\n');
+    const pooled = await Promise.all(Array.from({ length: 8 }, () => readFile('/proc/self/status', 'utf8')));
+    expect(pooled.every((text) => text.includes(`Pid:\t${process.pid}`))).toBe(true);
+  } finally {
+    for (const c of cats) c.kill('SIGKILL');
+    await Promise.all(exited);
+  }
 });
 
 test('INTERRUPT aborts the request\'s signal and the caller is released', async () => {
