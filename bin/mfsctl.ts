@@ -43,7 +43,12 @@ async function identify(address: string, dir: string, insecure: boolean): Promis
   try {
     return await new Promise<IdentifyReply>((resolve, reject) => {
       client.waitForReady(Date.now() + 5000, (err?: Error) => {
-        if (err) return reject(new Error(`cannot reach ${address}: ${err.message}`));
+        // grpc-js says only "Failed to connect before the deadline": say what was tried and the
+        // usual causes (nothing listening, or plaintext meeting TLS or the reverse).
+        const tried = insecure
+          ? 'plaintext: is mfsd running there without TLS? (a TLS node needs --dir, not --insecure)'
+          : `mutual TLS with ${dir}: is mfsd running there with a certificate of this CA? (a node started with --insecure needs --insecure)`;
+        if (err) return reject(new Error(`cannot reach ${address} within 5 s over ${tried}`));
         const call = client['Identify'] as (req: object, cb: (e: grpc.ServiceError | null, r: IdentifyReply) => void) => void;
         call.call(client, {}, (e, r) => (e ? reject(new Error(`${address}: ${e.details}`)) : resolve(r)));
       });
