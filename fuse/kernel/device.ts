@@ -44,6 +44,13 @@ function pipeWrap(): PipeWrapBinding {
   return binding as PipeWrapBinding;
 }
 
+/** The first n bytes of the shared read buffer, in a buffer of their own. */
+function copyOut(buffer: Buffer, n: number): Buffer {
+  const frame = Buffer.allocUnsafe(n);
+  buffer.copy(frame, 0, 0, n);
+  return frame;
+}
+
 export interface DeviceOptions {
   bufferSize: number;
   /** One request, in a buffer of its own (the read buffer is reused, so each frame is copied out). */
@@ -80,7 +87,7 @@ export class FuseDevice {
       handle,
       readable: true,
       writable: false,
-      onread: { buffer, callback: (n: number) => (options.onFrame(Buffer.from(buffer.subarray(0, n))), true) },
+      onread: { buffer, callback: (n: number) => (options.onFrame(copyOut(buffer, n)), true) },
     } as ConstructorParameters<typeof Socket>[0]);
     stream.on('error', (e: NodeJS.ErrnoException) => end(e.code ?? String(e)));
     stream.on('end', () => end('EOF'));

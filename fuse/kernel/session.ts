@@ -11,7 +11,7 @@ import { FuseDevice } from './device.js';
 import { encodeError, encodeInit } from './encode.js';
 import { type FileSystem, RequestContext } from './filesystem.js';
 import { Notifier } from './notify.js';
-import { operations, type Reply } from './operations.js';
+import { type MaybeReply, operations, type Reply } from './operations.js';
 import { describeRequest } from './trace.js';
 
 export interface SessionOptions {
@@ -81,30 +81,41 @@ export class Session {
         this.fs.destroy?.();
         this.send(req.header.unique, encodeError(req.header.unique, 0));
         return;
-      default: void this.dispatch(req);
+      default: this.dispatch(req);
     }
   }
 
-  private async dispatch(req: Request): Promise<void> {
+  /**
+   * Run the request's handler. A synchronous answer is sent at once; only a pending one is
+   * registered in inFlight, where an INTERRUPT can find it.
+   */
+  private dispatch(req: Request): void {
     const unique = req.header.unique;
-    const handler = operations[req.op] as ((fs: FileSystem, ctx: RequestContext, r: Request) => Promise<Reply>) | undefined;
-    const noReply = req.op === 'FORGET' || req.op === 'BATCH_FORGET';
+    const handler = operations[req.op] as ((fs: FileSystem, ctx: RequestContext, r: Request) => MaybeReply) | undefined;
     const h = req.header;
     const ctx = new RequestContext(h.uid, h.gid, h.pid, unique);
-    const entry: InFlight = { ctx, answered: false };
-    if (!noReply) this.inFlight.set(unique, entry);
-    let reply: Reply;
+    let answer: MaybeReply;
     try {
       if (!handler) throw Object.assign(new Error('ENOSYS'), { code: 'ENOSYS' });
-      reply = await handler(this.fs, ctx, req);
+      answer = handler(this.fs, ctx, req);
     } catch (err) {
-      reply = encodeError(unique, this.errnoOf(err, req));
+      const errno = this.errnoOf(err, req);
+      // FORGET and BATCH_FORGET are never answered, not even with an error.
+      answer = req.op === 'FORGET' || req.op === 'BATCH_FORGET' ? null : encodeError(unique, errno);
     }
-    if (noReply) return;
-    this.inFlight.delete(unique);
-    if (entry.answered || reply === null) return;
-    entry.answered = true;
-    this.send(unique, reply);
+    if (!(answer instanceof Promise)) {
+      if (answer !== null) this.send(unique, answer);
+      return;
+    }
+    const entry: InFlight = { ctx, answered: false };
+    this.inFlight.set(unique, entry);
+    const finish = (reply: Reply): void => {
+      this.inFlight.delete(unique);
+      if (entry.answered || reply === null) return;
+      entry.answered = true;
+      this.send(unique, reply);
+    };
+    answer.then(finish, (err: unknown) => finish(encodeError(unique, this.errnoOf(err, req))));
   }
 
   private errnoOf(err: unknown, req: Request): number {

@@ -54,7 +54,7 @@ export class PassthroughFs implements FileSystem {
   }
 
   async start(): Promise<void> {
-    const st = await sys.stat(this.source);
+    const st = sys.stat(this.source);
     this.nodes.setRootKey(st.dev, st.ino);
   }
 
@@ -75,18 +75,18 @@ export class PassthroughFs implements FileSystem {
   }
 
   /** New files belong to the caller; the group comes from a setgid parent, else the caller. */
-  private async giveToCaller(ctx: RequestContext, path: string, parent: string): Promise<void> {
+  private giveToCaller(ctx: RequestContext, path: string, parent: string): void {
     if (ctx.uid === 0 && ctx.gid === 0) return;
-    const parentSt = await sys.stat(parent);
+    const parentSt = sys.stat(parent);
     const gid = Number(parentSt.mode) & S_ISGID ? -1 : ctx.gid;
-    await sys.lchown(path, ctx.uid, gid);
+    sys.lchown(path, ctx.uid, gid);
   }
 
-  async lookup(_ctx: RequestContext, r: RequestOf<'LOOKUP'>): Promise<EntryOut> {
+  lookup(_ctx: RequestContext, r: RequestOf<'LOOKUP'>): EntryOut {
     const parent = this.node(r.header.nodeId);
     if (r.name === '.' || r.name === '..') {
       const target = r.name === '..' ? (parent.parent ?? parent) : parent;
-      const st = await sys.lstat(this.nodes.path(target));
+      const st = sys.lstat(this.nodes.path(target));
       return this.entry(target.parent ?? target, target.name, st);
     }
     // A miss is the common case of every create; answer it without building a SystemError.
@@ -99,79 +99,79 @@ export class PassthroughFs implements FileSystem {
     this.nodes.forget(nodeId, nlookup);
   }
 
-  async getattr(_ctx: RequestContext, r: RequestOf<'GETATTR'>): Promise<AttrOut> {
+  getattr(_ctx: RequestContext, r: RequestOf<'GETATTR'>): AttrOut {
     const open = r.getattrFlags & 1 ? this.files.get(r.fh) : undefined;
-    const st = open ? await io.fstat(open.fd) : await sys.lstat(this.path(r.header.nodeId));
+    const st = open ? io.fstat(open.fd) : sys.lstat(this.path(r.header.nodeId));
     return { attr: toAttr(st), attrTimeout: this.options.timeout };
   }
 
-  async setattr(ctx: RequestContext, r: RequestOf<'SETATTR'>): Promise<AttrOut> {
+  setattr(ctx: RequestContext, r: RequestOf<'SETATTR'>): AttrOut {
     const fd = r.valid & SetattrValid.FH ? this.files.get(r.fh)?.fd : undefined;
     return { attr: toAttr(applySetattr(this.path(r.header.nodeId), fd, r, ctx)), attrTimeout: this.options.timeout };
   }
 
-  async readlink(_ctx: RequestContext, r: RequestOf<'READLINK'>): Promise<Buffer> {
+  readlink(_ctx: RequestContext, r: RequestOf<'READLINK'>): Buffer {
     return sys.readlink(this.path(r.header.nodeId));
   }
 
-  private async made(ctx: RequestContext, parent: Node, name: string): Promise<EntryOut> {
+  private made(ctx: RequestContext, parent: Node, name: string): EntryOut {
     const path = this.nodes.childPath(parent, name);
-    await this.giveToCaller(ctx, path, this.nodes.path(parent));
-    return this.entry(parent, name, await sys.lstat(path));
+    this.giveToCaller(ctx, path, this.nodes.path(parent));
+    return this.entry(parent, name, sys.lstat(path));
   }
 
-  async symlink(ctx: RequestContext, r: RequestOf<'SYMLINK'>): Promise<EntryOut> {
+  symlink(ctx: RequestContext, r: RequestOf<'SYMLINK'>): EntryOut {
     const parent = this.node(r.header.nodeId);
-    await sys.symlink(r.target, this.nodes.childPath(parent, r.name));
+    sys.symlink(r.target, this.nodes.childPath(parent, r.name));
     return this.made(ctx, parent, r.name);
   }
 
   async mknod(ctx: RequestContext, r: RequestOf<'MKNOD'>): Promise<EntryOut> {
     const parent = this.node(r.header.nodeId);
     const path = this.nodes.childPath(parent, r.name);
-    if ((r.mode & C.S_IFMT) === C.S_IFREG) await io.close(await io.open(path, C.O_CREAT | C.O_EXCL | C.O_WRONLY, r.mode & 0o7777));
+    if ((r.mode & C.S_IFMT) === C.S_IFREG) io.close(io.open(path, C.O_CREAT | C.O_EXCL | C.O_WRONLY, r.mode & 0o7777));
     else await special.mknod(path, r.mode, r.rdev);
     return this.made(ctx, parent, r.name);
   }
 
-  async mkdir(ctx: RequestContext, r: RequestOf<'MKDIR'>): Promise<EntryOut> {
+  mkdir(ctx: RequestContext, r: RequestOf<'MKDIR'>): EntryOut {
     const parent = this.node(r.header.nodeId);
     const path = this.nodes.childPath(parent, r.name);
-    await sys.mkdir(path, r.mode & 0o7777);
+    sys.mkdir(path, r.mode & 0o7777);
     // mkdir(2) ignores suid/sgid/sticky bits given by the caller on some paths; set them exactly.
-    if (r.mode & 0o7000) await sys.chmod(path, r.mode & 0o7777);
+    if (r.mode & 0o7000) sys.chmod(path, r.mode & 0o7777);
     return this.made(ctx, parent, r.name);
   }
 
   /** Forget the backing inode of a name that is about to disappear (so a reused ino gets a new node). */
-  private async detachName(path: string): Promise<void> {
+  private detachName(path: string): void {
     const st = sys.lstatIfExists(path);
     if (!st || (st.nlink > 1n && !st.isDirectory())) return;
     const n = this.nodes.findByKey(st.dev, st.ino);
     if (n) this.nodes.detach(n);
   }
 
-  async unlink(_ctx: RequestContext, r: RequestOf<'UNLINK'>): Promise<void> {
+  unlink(_ctx: RequestContext, r: RequestOf<'UNLINK'>): void {
     const path = this.nodes.childPath(this.node(r.header.nodeId), r.name);
-    await this.detachName(path);
-    await sys.unlink(path);
+    this.detachName(path);
+    sys.unlink(path);
   }
 
-  async rmdir(_ctx: RequestContext, r: RequestOf<'RMDIR'>): Promise<void> {
+  rmdir(_ctx: RequestContext, r: RequestOf<'RMDIR'>): void {
     const path = this.nodes.childPath(this.node(r.header.nodeId), r.name);
-    await sys.rmdir(path);
-    await this.detachName(path);
+    sys.rmdir(path);
+    this.detachName(path);
   }
 
-  async rename(_ctx: RequestContext, r: RequestOf<'RENAME'>): Promise<void> {
+  rename(_ctx: RequestContext, r: RequestOf<'RENAME'>): void {
     if (r.flags & ~RENAME_NOREPLACE) throw new KernelErrno('EINVAL'); // no renameat2 in Node
     const from = this.nodes.childPath(this.node(r.header.nodeId), r.name);
     const newParent = this.node(r.newDir);
     const to = this.nodes.childPath(newParent, r.newName);
     const target = sys.lstatIfExists(to);
     if (r.flags & RENAME_NOREPLACE && target) throw new KernelErrno('EEXIST');
-    await sys.rename(from, to);
-    const moved = await sys.lstat(to);
+    sys.rename(from, to);
+    const moved = sys.lstat(to);
     if (target && (target.ino !== moved.ino || target.dev !== moved.dev)) {
       const replaced = this.nodes.findByKey(target.dev, target.ino);
       if (replaced && (target.nlink <= 1n || target.isDirectory())) this.nodes.detach(replaced);
@@ -183,11 +183,11 @@ export class PassthroughFs implements FileSystem {
     }
   }
 
-  async link(_ctx: RequestContext, r: RequestOf<'LINK'>): Promise<EntryOut> {
+  link(_ctx: RequestContext, r: RequestOf<'LINK'>): EntryOut {
     const parent = this.node(r.header.nodeId);
     const path = this.nodes.childPath(parent, r.name);
-    await sys.link(this.path(r.oldNodeId), path);
-    return this.entry(parent, r.name, await sys.lstat(path));
+    sys.link(this.path(r.oldNodeId), path);
+    return this.entry(parent, r.name, sys.lstat(path));
   }
 
   private openReply(fd: number, node: Node): OpenOut {
@@ -199,25 +199,25 @@ export class PassthroughFs implements FileSystem {
     return { fh, openFlags };
   }
 
-  async open(ctx: RequestContext, r: RequestOf<'OPEN'>): Promise<OpenOut> {
+  open(ctx: RequestContext, r: RequestOf<'OPEN'>): OpenOut {
     const node = this.node(r.header.nodeId);
     const path = this.nodes.path(node);
     // O_DIRECT would impose alignment on our buffers; the kernel already bypasses its cache.
-    const fd = await io.open(path, r.flags & ~O_DIRECT);
+    const fd = io.open(path, r.flags & ~O_DIRECT);
     if (r.openFlags & OPEN_KILL_SUIDGID && r.flags & C.O_TRUNC) killSuidgid(ctx, path, fd);
     return this.openReply(fd, node);
   }
 
-  async create(ctx: RequestContext, r: RequestOf<'CREATE'>): Promise<CreateOut> {
+  create(ctx: RequestContext, r: RequestOf<'CREATE'>): CreateOut {
     const parent = this.node(r.header.nodeId);
     const path = this.nodes.childPath(parent, r.name);
-    const fd = await io.open(path, (r.flags & ~O_DIRECT) | C.O_CREAT, r.mode & 0o7777);
+    const fd = io.open(path, (r.flags & ~O_DIRECT) | C.O_CREAT, r.mode & 0o7777);
     try {
-      await this.giveToCaller(ctx, path, this.nodes.path(parent));
-      const entry = this.entry(parent, r.name, await io.fstat(fd));
+      this.giveToCaller(ctx, path, this.nodes.path(parent));
+      const entry = this.entry(parent, r.name, io.fstat(fd));
       return { entry, open: this.openReply(fd, this.node(entry.nodeId)) };
     } catch (err) {
-      await io.close(fd);
+      io.close(fd);
       throw err;
     }
   }
@@ -234,7 +234,7 @@ export class PassthroughFs implements FileSystem {
    * the copy (seq read 0.6-0.76x bindfs on the pool, 0.83-1.1x inline). Any other READ may wait on
    * the disk, so it goes to the pool and overlaps with the others.
    */
-  async read(_ctx: RequestContext, r: RequestOf<'READ'>): Promise<Buffer> {
+  read(_ctx: RequestContext, r: RequestOf<'READ'>): Buffer | Promise<Buffer> {
     const f = this.files.get(r.fh);
     if (!f) throw new KernelErrno('EBADF');
     const sequential = r.offset === f.nextRead && r.offset !== 0;
@@ -242,31 +242,30 @@ export class PassthroughFs implements FileSystem {
     return sequential ? io.preadNow(f.fd, r.size, r.offset) : io.pread(f.fd, r.size, r.offset);
   }
 
-  async write(ctx: RequestContext, r: RequestOf<'WRITE'>): Promise<number> {
+  write(ctx: RequestContext, r: RequestOf<'WRITE'>): number | Promise<number> {
     const fd = this.fd(r.fh);
     // Awaited before the reply so the caller's next stat sees the new mode; attrs-only
     // invalidation takes no lock this WRITE holds (fuse-protocol.md A6).
-    if (r.writeFlags & WRITE_KILL_SUIDGID && killSuidgid(ctx, '', fd)) await this.onAttrsChanged?.(r.header.nodeId);
-    let done = 0;
-    while (done < r.data.length) {
-      done += await io.pwrite(fd, done === 0 ? r.data : r.data.subarray(done), r.offset + done);
+    if (r.writeFlags & WRITE_KILL_SUIDGID && killSuidgid(ctx, '', fd) && this.onAttrsChanged) {
+      return this.onAttrsChanged(r.header.nodeId).then(() => writeAll(fd, r.data, r.offset));
     }
-    return done;
+    return writeAll(fd, r.data, r.offset);
   }
 
-  async statfs(_ctx: RequestContext, r: RequestOf<'STATFS'>): Promise<StatfsOut> {
-    const s = await sys.statfs(this.path(r.header.nodeId || ROOT_ID));
+
+  statfs(_ctx: RequestContext, r: RequestOf<'STATFS'>): StatfsOut {
+    const s = sys.statfs(this.path(r.header.nodeId || ROOT_ID));
     return { blocks: s.blocks, bfree: s.bfree, bavail: s.bavail, files: s.files, ffree: s.ffree, bsize: s.bsize, namelen: 255, frsize: s.bsize };
   }
 
-  async release(_ctx: RequestContext, r: RequestOf<'RELEASE'>): Promise<void> {
+  release(_ctx: RequestContext, r: RequestOf<'RELEASE'>): void {
     const f = this.files.get(r.fh);
     if (!f) return;
     this.files.delete(r.fh);
-    await io.close(f.fd);
+    io.close(f.fd);
   }
 
-  async flush(): Promise<void> {
+  flush(): void {
     // Nothing buffered here: every WRITE already reached the backing file.
   }
 
@@ -275,32 +274,32 @@ export class PassthroughFs implements FileSystem {
     await (r.fsyncFlags & 1 ? io.fdatasync(fd) : io.fsync(fd));
   }
 
-  async opendir(_ctx: RequestContext, r: RequestOf<'OPENDIR'>): Promise<OpenOut> {
+  opendir(_ctx: RequestContext, r: RequestOf<'OPENDIR'>): OpenOut {
     const node = this.node(r.header.nodeId);
-    await sys.access(this.nodes.path(node)); // fail now if the directory is gone
+    sys.access(this.nodes.path(node)); // fail now if the directory is gone
     const fh = this.nextFh++;
     this.dirs.set(fh, { node, entries: undefined });
     return { fh, openFlags: this.options.keepCache ? OpenFlag.CACHE_DIR : 0 };
   }
 
-  async releasedir(_ctx: RequestContext, r: RequestOf<'RELEASEDIR'>): Promise<void> {
+  releasedir(_ctx: RequestContext, r: RequestOf<'RELEASEDIR'>): void {
     this.dirs.delete(r.fh);
   }
 
-  async fsyncdir(): Promise<void> {
+  fsyncdir(): void {
     // Directory changes are synchronous syscalls on the backing fs already.
   }
 
-  readdir(_ctx: RequestContext, r: RequestOf<'READDIR'>, out: DirBuffer): Promise<void> {
+  readdir(_ctx: RequestContext, r: RequestOf<'READDIR'>, out: DirBuffer): void {
     return this.fillDir(r, out, false);
   }
 
-  readdirplus(_ctx: RequestContext, r: RequestOf<'READDIRPLUS'>, out: DirBuffer): Promise<void> {
+  readdirplus(_ctx: RequestContext, r: RequestOf<'READDIRPLUS'>, out: DirBuffer): void {
     return this.fillDir(r, out, true);
   }
 
   /** Entry i has cookie i+1. The listing is snapshotted at offset 0, so cookies stay stable. */
-  private async fillDir(r: RequestOf<'READDIR' | 'READDIRPLUS'>, out: DirBuffer, plus: boolean): Promise<void> {
+  private fillDir(r: RequestOf<'READDIR' | 'READDIRPLUS'>, out: DirBuffer, plus: boolean): void {
     const dir = this.dirs.get(r.fh);
     if (!dir) throw new KernelErrno('EBADF');
     const dirPath = this.nodes.path(dir.node);
@@ -329,19 +328,19 @@ export class PassthroughFs implements FileSystem {
     await special.fallocate(this.path(r.header.nodeId), r.offset, r.length, r.mode);
   }
 
-  async getxattr(_ctx: RequestContext, r: RequestOf<'GETXATTR'>): Promise<Buffer> {
+  getxattr(_ctx: RequestContext, r: RequestOf<'GETXATTR'>): Buffer {
     return xattr.getxattr(this.path(r.header.nodeId), r.name);
   }
 
-  async listxattr(_ctx: RequestContext, r: RequestOf<'LISTXATTR'>): Promise<Buffer> {
+  listxattr(_ctx: RequestContext, r: RequestOf<'LISTXATTR'>): Buffer {
     return xattr.listxattr(this.path(r.header.nodeId));
   }
 
-  async setxattr(_ctx: RequestContext, r: RequestOf<'SETXATTR'>): Promise<void> {
+  setxattr(_ctx: RequestContext, r: RequestOf<'SETXATTR'>): void {
     xattr.setxattr(this.path(r.header.nodeId), r.name, r.value, r.flags);
   }
 
-  async removexattr(_ctx: RequestContext, r: RequestOf<'REMOVEXATTR'>): Promise<void> {
+  removexattr(_ctx: RequestContext, r: RequestOf<'REMOVEXATTR'>): void {
     xattr.removexattr(this.path(r.header.nodeId), r.name);
   }
 
@@ -349,7 +348,7 @@ export class PassthroughFs implements FileSystem {
    * SEEK_DATA / SEEK_HOLE (the kernel answers the other whences itself). Node has no lseek, so the
    * whole file counts as data: what Linux does for filesystems without hole tracking.
    */
-  async lseek(_ctx: RequestContext, r: RequestOf<'LSEEK'>): Promise<number> {
+  lseek(_ctx: RequestContext, r: RequestOf<'LSEEK'>): number {
     const size = Number(io.fstat(this.fd(r.fh)).size);
     if (r.whence !== SEEK_DATA && r.whence !== SEEK_HOLE) throw new KernelErrno('EINVAL');
     if (r.offset < 0 || r.offset >= size) throw new KernelErrno('ENXIO');
@@ -357,7 +356,7 @@ export class PassthroughFs implements FileSystem {
   }
 
   /** Copy in 1 MiB chunks between two open handles; short at end of file, like the syscall. */
-  async copyFileRange(_ctx: RequestContext, r: RequestOf<'COPY_FILE_RANGE'>): Promise<number> {
+  copyFileRange(_ctx: RequestContext, r: RequestOf<'COPY_FILE_RANGE'>): number {
     if (r.flags !== 0) throw new KernelErrno('EINVAL');
     const fdIn = this.fd(r.fhIn);
     const fdOut = this.fd(r.fhOut);
@@ -373,7 +372,7 @@ export class PassthroughFs implements FileSystem {
     return done;
   }
 
-  async access(): Promise<void> {
+  access(): void {
     // default_permissions: the kernel has already checked the caller's rights.
   }
 
@@ -387,4 +386,11 @@ export class PassthroughFs implements FileSystem {
     }
     this.files.clear();
   }
+}
+
+/** pwrite until all of `data` is written (a regular file takes it in one call, but need not). */
+function writeAll(fd: number, data: Buffer, offset: number): number {
+  let done = 0;
+  while (done < data.length) done += io.pwrite(fd, done === 0 ? data : data.subarray(done), offset + done);
+  return done;
 }
