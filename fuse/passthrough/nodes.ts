@@ -2,8 +2,6 @@
 // must map to one node while the kernel remembers it, and a node id is never handed out twice
 // (ids only grow, so generation stays 0). Each node remembers one parent and name: rename moves
 // one node and its whole subtree follows without any bookkeeping below it.
-import { join } from 'node:path';
-
 export interface Node {
   readonly id: number;
   parent: Node | undefined;
@@ -14,6 +12,9 @@ export interface Node {
   lookups: number;
   /** File type bits (S_IFMT) when first seen: a new type under an old key means a new inode. */
   type: number;
+  /** The backing path as of `pathEpoch` (see NodeTable.path). */
+  cachedPath: string | undefined;
+  pathEpoch: number;
 }
 
 const S_IFMT = 0o170000;
@@ -22,10 +23,15 @@ export class NodeTable {
   private readonly byId = new Map<number, Node>();
   private readonly byKey = new Map<string, Node>();
   private nextId = 2;
+  /**
+   * Bumped by every move: a cached path is good only while no node anywhere has moved since it
+   * was built (a moved directory changes the paths of its whole subtree).
+   */
+  private epoch = 0;
   readonly root: Node;
 
   constructor(private readonly sourceRoot: string) {
-    this.root = { id: 1, parent: undefined, name: '', key: undefined, lookups: 1, type: 0o040000 };
+    this.root = { id: 1, parent: undefined, name: '', key: undefined, lookups: 1, type: 0o040000, cachedPath: sourceRoot, pathEpoch: Infinity };
     this.byId.set(1, this.root);
   }
 
@@ -37,14 +43,30 @@ export class NodeTable {
     return this.byId.size;
   }
 
-  /** The backing path of a node, built from its parent chain. */
+  /**
+   * The backing path of a node, built from its parent chain and cached until something moves.
+   * Names come from the kernel as single components, so plain concatenation is exact (and much
+   * cheaper than path.join on every request).
+   */
   path(node: Node): string {
     if (node.parent === undefined) return this.sourceRoot;
-    return join(this.path(node.parent), node.name);
+    if (node.pathEpoch === this.epoch && node.cachedPath !== undefined) return node.cachedPath;
+    node.cachedPath = this.childPath(node.parent, node.name);
+    node.pathEpoch = this.epoch;
+    return node.cachedPath;
   }
 
   childPath(parent: Node, name: string): string {
-    return join(this.path(parent), name);
+    const dir = this.path(parent);
+    return dir === '/' ? `/${name}` : `${dir}/${name}`;
+  }
+
+  /** The node is now `name` in `parent` (rename, or a hard link reached by another name). */
+  move(node: Node, parent: Node, name: string): void {
+    if (node.parent === parent && node.name === name) return;
+    node.parent = parent;
+    node.name = name;
+    this.epoch++;
   }
 
   /** The node for backing inode (dev, ino) found as `name` in `parent`; counts one lookup. */
@@ -56,13 +78,12 @@ export class NodeTable {
       node = undefined;
     }
     if (node === undefined) {
-      node = { id: this.nextId++, parent, name, key, lookups: 0, type: mode & S_IFMT };
+      node = { id: this.nextId++, parent, name, key, lookups: 0, type: mode & S_IFMT, cachedPath: undefined, pathEpoch: -1 };
       this.byId.set(node.id, node);
       this.byKey.set(key, node);
     } else if (node !== this.root) {
       // A hard link may be reached by another name; the latest name is the one we know works.
-      node.parent = parent;
-      node.name = name;
+      this.move(node, parent, name);
     }
     node.lookups++;
     return node;

@@ -177,10 +177,7 @@ export class PassthroughFs implements FileSystem {
       if (replaced && (target.nlink <= 1n || target.isDirectory())) this.nodes.detach(replaced);
     }
     const node = this.nodes.findByKey(moved.dev, moved.ino);
-    if (node && node !== this.nodes.root) {
-      node.parent = newParent;
-      node.name = r.newName;
-    }
+    if (node && node !== this.nodes.root) this.nodes.move(node, newParent, r.newName);
   }
 
   link(_ctx: RequestContext, r: RequestOf<'LINK'>): EntryOut {
