@@ -262,9 +262,9 @@ export class PassthroughFs implements FileSystem {
     io.close(f.fd);
   }
 
-  flush(): void {
-    // Nothing buffered here: every WRITE already reached the backing file.
-  }
+  // No flush(): nothing is buffered here (every WRITE already reached the backing file), and the
+  // ENOSYS the session answers makes the kernel stop sending FLUSH at all: one round trip less on
+  // every close (create 5 -> 4 requests). Locks are kernel-local on this mount (no POSIX_LOCKS).
 
   async fsync(_ctx: RequestContext, r: RequestOf<'FSYNC'>): Promise<void> {
     const fd = this.fd(r.fh);
@@ -283,8 +283,14 @@ export class PassthroughFs implements FileSystem {
     this.dirs.delete(r.fh);
   }
 
-  fsyncdir(): void {
-    // Directory changes are synchronous syscalls on the backing fs already.
+  /** The entries of a directory reach the disk only with an fsync of the directory itself. */
+  async fsyncdir(_ctx: RequestContext, r: RequestOf<'FSYNCDIR'>): Promise<void> {
+    const fd = io.open(this.path(r.header.nodeId), C.O_RDONLY | C.O_DIRECTORY);
+    try {
+      await (r.fsyncFlags & 1 ? io.fdatasync(fd) : io.fsync(fd));
+    } finally {
+      io.close(fd);
+    }
   }
 
   readdir(_ctx: RequestContext, r: RequestOf<'READDIR'>, out: DirBuffer): void {
