@@ -61,6 +61,11 @@ export class RequestContext {
   }
 }
 
+/**
+ * One operation. Return the answer itself when it is at hand (it is sent at once, with no promise
+ * or microtask per request) or a promise when the work is asynchronous; throw or reject with an
+ * errno-coded error (`code: 'ENOENT'`, KernelErrno) for an error reply. A missing method is ENOSYS.
+ */
 type Op<K extends Request['op'], R> = (ctx: RequestContext, req: RequestOf<K>) => Promise<R> | R;
 
 export interface CreateOut { entry: EntryOut; open: OpenOut }

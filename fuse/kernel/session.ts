@@ -172,7 +172,6 @@ export class Session {
     // ENOENT: the kernel no longer waits for this request (interrupted, aborted): normal.
     if (err && err !== 'ENOENT') this.log(`omfs fuse: reply ${unique} failed: ${err}`);
   }
-
 }
 
 const nameByErrno = new Map<number, string>(Object.entries(errnoByName).map(([n, v]) => [v, n]));
