@@ -3,7 +3,7 @@ export * from './abi.js';
 export * from './decode.js';
 export * from './encode.js';
 export * from './filesystem.js';
-export { operations, KernelErrno, type Reply } from './operations.js';
+export { errnoName, operations, KernelErrno, type Reply } from './operations.js';
 export { Session, type SessionOptions } from './session.js';
 export { FuseDevice } from './device.js';
 export { Notifier } from './notify.js';

@@ -9,6 +9,13 @@ import {
 } from './encode.js';
 import type { FileSystem, RequestContext } from './filesystem.js';
 
+const nameByErrno = new Map<number, string>(Object.entries(constants.errno).map(([name, n]) => [n, name]));
+
+/** The E-name of an errno number ('ENOENT' for 2), or undefined for a number Linux does not define. */
+export function errnoName(errno: number): string | undefined {
+  return nameByErrno.get(errno);
+}
+
 /** An errno raised by this layer itself (it imports nothing of the rest of omfs). */
 export class KernelErrno extends Error {
   readonly errno: number;

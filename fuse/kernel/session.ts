@@ -11,7 +11,7 @@ import { FuseDevice } from './device.js';
 import { encodeError, encodeInit } from './encode.js';
 import { type FileSystem, RequestContext } from './filesystem.js';
 import { Notifier } from './notify.js';
-import { type MaybeReply, operations, type Reply } from './operations.js';
+import { errnoName, type MaybeReply, operations, type Reply } from './operations.js';
 import { describeRequest } from './trace.js';
 
 export interface SessionOptions {
@@ -174,7 +174,6 @@ export class Session {
   }
 }
 
-const nameByErrno = new Map<number, string>(Object.entries(errnoByName).map(([n, v]) => [v, n]));
 function codeName(errno: number): string {
-  return nameByErrno.get(errno) ?? `errno ${errno}`;
+  return errnoName(errno) ?? `errno ${errno}`;
 }

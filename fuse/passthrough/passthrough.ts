@@ -219,10 +219,14 @@ export class PassthroughFs implements FileSystem {
     }
   }
 
-  private fd(fh: number): number {
+  private file(fh: number): OpenFile {
     const f = this.files.get(fh);
     if (!f) throw new KernelErrno('EBADF');
-    return f.fd;
+    return f;
+  }
+
+  private fd(fh: number): number {
+    return this.file(fh).fd;
   }
 
   /**
@@ -232,8 +236,7 @@ export class PassthroughFs implements FileSystem {
    * the disk, so it goes to the pool and overlaps with the others.
    */
   read(_ctx: RequestContext, r: RequestOf<'READ'>): Buffer | Promise<Buffer> {
-    const f = this.files.get(r.fh);
-    if (!f) throw new KernelErrno('EBADF');
+    const f = this.file(r.fh);
     const sequential = r.offset === f.nextRead && r.offset !== 0;
     f.nextRead = r.offset + r.size;
     return sequential ? io.preadNow(f.fd, r.size, r.offset) : io.pread(f.fd, r.size, r.offset);
@@ -248,7 +251,6 @@ export class PassthroughFs implements FileSystem {
     }
     return writeAll(fd, r.data, r.offset);
   }
-
 
   statfs(_ctx: RequestContext, r: RequestOf<'STATFS'>): StatfsOut {
     const s = sys.statfs(this.path(r.header.nodeId || ROOT_ID));

@@ -3,13 +3,11 @@
 // getfattr/setfattr: a process spawn per call, and the kernel asks for security.capability
 // before every write and truncate, which made `open(O_TRUNC)` cost milliseconds.
 import * as native from '@napi-rs/xattr';
-import { lstatSync } from 'node:fs';
-import { constants } from 'node:os';
+import { errnoName, KernelErrno } from '../kernel/index.js';
+import { sys } from './fd-io.js';
 
 const XATTR_CREATE = 1;
 const XATTR_REPLACE = 2;
-
-const codeByErrno = new Map<number, string>(Object.entries(constants.errno).map(([name, n]) => [n, name]));
 
 type ErrnoError = Error & { code: string };
 
@@ -24,18 +22,18 @@ function withErrno<T>(what: string, call: () => T): T {
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     const n = /\(os error (\d+)\)/.exec(message)?.[1];
-    throw errnoError((n !== undefined && codeByErrno.get(Number(n))) || 'EIO', `${what}: ${message}`);
+    throw errnoError((n !== undefined && errnoName(Number(n))) || 'EIO', `${what}: ${message}`);
   }
 }
 
-/** Shared, no stack: the kernel asks for security.capability before every write, and it is never there. */
-const NO_DATA = Object.assign(Object.create(Error.prototype) as Error, { message: 'ENODATA', code: 'ENODATA' }) as ErrnoError;
+/** Shared: the kernel asks for security.capability before every write, and it is never there. */
+const NO_DATA = new KernelErrno('ENODATA');
 
 /** The value, or ENODATA; ENOENT when the file itself is gone (the library folds both into null). */
 export function getxattr(path: string, name: string): Buffer {
   const value = withErrno(`getxattr ${name}`, () => native.getAttributeSync(path, name));
   if (value !== null) return value;
-  if (lstatSync(path, { throwIfNoEntry: false }) === undefined) throw errnoError('ENOENT', path);
+  if (sys.lstatIfExists(path) === undefined) throw errnoError('ENOENT', path);
   throw NO_DATA;
 }
 
