@@ -1,0 +1,279 @@
+// Syscalls Node lacks, for both the FUSE passthrough and mfsd (this folder imports neither). Every
+// call takes a directory fd plus a name or relative path (the *at calls), so no operation is ever
+// limited by PATH_MAX or exposed to a path component that changes under it. Names are bytes:
+// pass a Buffer to keep a name exactly (a string is encoded as UTF-8). Failures throw SysError
+// (`code` "ENOENT", `errno`), shaped like Node's own SystemError.
+import * as c from './libc.js';
+import { SysError, sharedError } from './errors.js';
+import { decodeStatx, STATX_BASIC_STATS, STATX_BTIME, STATX_BUFFER_SIZE, type Stat, type Timespec } from './stat.js';
+
+export { SysError, errnoName } from './errors.js';
+export { decodeStatx, isDir, isLnk, isReg, makedev, type Stat, type Timespec } from './stat.js';
+export { runBlocking } from './blocking.js';
+
+export type PathArg = Buffer | string;
+
+export const AT_FDCWD = -100;
+export const AT_SYMLINK_NOFOLLOW = 0x100;
+export const AT_REMOVEDIR = 0x200;
+export const AT_SYMLINK_FOLLOW = 0x400;
+export const AT_EMPTY_PATH = 0x1000;
+export const O_PATH = 0o10000000;
+export const O_NOFOLLOW = 0o400000;
+export const O_DIRECTORY = 0o200000;
+export const O_CLOEXEC = 0o2000000;
+export const RENAME_NOREPLACE = 1;
+export const RENAME_EXCHANGE = 2;
+export const RENAME_WHITEOUT = 4;
+export const RESOLVE_NO_XDEV = 0x01;
+export const RESOLVE_NO_MAGICLINKS = 0x02;
+export const RESOLVE_NO_SYMLINKS = 0x04;
+export const RESOLVE_BENEATH = 0x08;
+export const FALLOC_FL_KEEP_SIZE = 0x01;
+export const FALLOC_FL_PUNCH_HOLE = 0x02;
+export const FALLOC_FL_COLLAPSE_RANGE = 0x08;
+export const FALLOC_FL_ZERO_RANGE = 0x10;
+export const FALLOC_FL_INSERT_RANGE = 0x20;
+export const FALLOC_FL_UNSHARE_RANGE = 0x40;
+export const SEEK_DATA = 3;
+export const SEEK_HOLE = 4;
+export const XATTR_CREATE = 1;
+export const XATTR_REPLACE = 2;
+export const UTIME_NOW = (1 << 30) - 1;
+export const UTIME_OMIT = (1 << 30) - 2;
+const ENOENT = 2;
+const ERANGE = 34;
+const EMPTY = Buffer.from([0]);
+
+/** A NUL-terminated copy for C (koffi passes a Buffer's bytes as they are). */
+export function cstr(p: PathArg): Buffer | string {
+  if (typeof p === 'string') return p;
+  const b = Buffer.allocUnsafe(p.length + 1);
+  p.copy(b);
+  b[p.length] = 0;
+  return b;
+}
+
+function fail(syscall: string): never {
+  throw new SysError(c.errno(), syscall);
+}
+
+function check(ret: number | bigint, syscall: string): number {
+  if (ret === -1 || ret === -1n) fail(syscall);
+  return Number(ret);
+}
+
+export function openat(dirfd: number, path: PathArg, flags: number, mode = 0): number {
+  return check(c.openat(dirfd, cstr(path), flags | O_CLOEXEC, mode), 'openat');
+}
+
+/**
+ * openat2(2): `resolve` (RESOLVE_BENEATH, RESOLVE_NO_SYMLINKS...) makes the kernel itself refuse a
+ * path that would leave dirfd or cross a symlink, whatever happens to the tree meanwhile.
+ */
+export function openat2(dirfd: number, path: PathArg, flags: number, mode: number, resolve: number): number {
+  const how = Buffer.alloc(24);
+  how.writeBigUInt64LE(BigInt(flags | O_CLOEXEC), 0);
+  how.writeBigUInt64LE(BigInt(mode), 8);
+  how.writeBigUInt64LE(BigInt(resolve), 16);
+  const p = cstr(path);
+  return check(c.openat2(dirfd, typeof p === 'string' ? Buffer.from(p + '\0') : p, how), 'openat2');
+}
+
+const statBuf = Buffer.alloc(STATX_BUFFER_SIZE);
+const STATX_MASK = STATX_BASIC_STATS | STATX_BTIME;
+
+/** fstatat: `flags` AT_SYMLINK_NOFOLLOW for lstat, AT_EMPTY_PATH with "" for the fd itself. */
+export function statat(dirfd: number, path: PathArg, flags: number): Stat {
+  if (c.statx(dirfd, cstr(path), flags, STATX_MASK, statBuf) === -1) fail('statx');
+  return decodeStatx(statBuf);
+}
+
+/** statat, or undefined when the name does not exist (no exception on the common miss). */
+export function statatIfExists(dirfd: number, path: PathArg, flags: number): Stat | undefined {
+  if (c.statx(dirfd, cstr(path), flags, STATX_MASK, statBuf) === -1) {
+    const e = c.errno();
+    if (e === ENOENT) return undefined;
+    throw new SysError(e, 'statx');
+  }
+  return decodeStatx(statBuf);
+}
+
+/** fstat of any fd, O_PATH ones included. */
+export function fstat(fd: number): Stat {
+  if (c.statx(fd, '', AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_MASK, statBuf) === -1) fail('statx');
+  return decodeStatx(statBuf);
+}
+
+export function mkdirat(dirfd: number, path: PathArg, mode: number): void {
+  check(c.mkdirat(dirfd, cstr(path), mode), 'mkdirat');
+}
+
+/** mknodat(2): fifos, sockets, character and block devices (dev as glibc's makedev). */
+export function mknodat(dirfd: number, path: PathArg, mode: number, dev = 0): void {
+  check(c.mknodat(dirfd, cstr(path), mode, dev), 'mknodat');
+}
+
+export function symlinkat(target: PathArg, dirfd: number, path: PathArg): void {
+  check(c.symlinkat(cstr(target), dirfd, cstr(path)), 'symlinkat');
+}
+
+const linkBuf = Buffer.alloc(4096);
+/** The target as bytes (readlinkat with "" and an O_PATH fd reads the symlink the fd is on). */
+export function readlinkat(dirfd: number, path: PathArg): Buffer {
+  const n = check(c.readlinkat(dirfd, cstr(path), linkBuf, linkBuf.length), 'readlinkat');
+  return Buffer.from(linkBuf.subarray(0, n));
+}
+
+export function unlinkat(dirfd: number, path: PathArg, flags: number): void {
+  check(c.unlinkat(dirfd, cstr(path), flags), 'unlinkat');
+}
+
+export function renameat2(olddirfd: number, oldpath: PathArg, newdirfd: number, newpath: PathArg, flags: number): void {
+  check(c.renameat2(olddirfd, cstr(oldpath), newdirfd, cstr(newpath), flags), 'renameat2');
+}
+
+/** linkat(2); with AT_EMPTY_PATH and "" it links the file an fd is open on (needs CAP_DAC_READ_SEARCH). */
+export function linkat(olddirfd: number, oldpath: PathArg, newdirfd: number, newpath: PathArg, flags: number): void {
+  check(c.linkat(olddirfd, cstr(oldpath), newdirfd, cstr(newpath), flags), 'linkat');
+}
+
+/** uid or gid -1 leaves it unchanged. */
+export function fchownat(dirfd: number, path: PathArg, uid: number, gid: number, flags: number): void {
+  check(c.fchownat(dirfd, cstr(path), uid >>> 0, gid >>> 0, flags), 'fchownat');
+}
+
+/**
+ * chmod relative to a directory, never following a final symlink when AT_SYMLINK_NOFOLLOW is set
+ * (fchmodat2, Linux 6.6; a symlink itself then answers EOPNOTSUPP, as on the bare directory).
+ */
+export function fchmodat(dirfd: number, path: PathArg, mode: number, flags: number): void {
+  const p = cstr(path);
+  if (flags === 0) check(c.fchmodat(dirfd, p, mode, 0), 'fchmodat');
+  else check(c.fchmodat2(dirfd, typeof p === 'string' ? Buffer.from(p + '\0') : p, mode, flags), 'fchmodat2');
+}
+
+export function fchmod(fd: number, mode: number): void {
+  check(c.fchmod(fd, mode), 'fchmod');
+}
+
+/** A time for utimensat: an exact one, or "now", or "leave it as it is". */
+export type TimeArg = Timespec | 'now' | 'omit';
+
+function putTime(b: Buffer, at: number, t: TimeArg): void {
+  if (t === 'now' || t === 'omit') {
+    b.writeBigInt64LE(0n, at);
+    b.writeBigInt64LE(BigInt(t === 'now' ? UTIME_NOW : UTIME_OMIT), at + 8);
+  } else {
+    b.writeBigInt64LE(BigInt(t.sec), at);
+    b.writeBigInt64LE(BigInt(t.nsec), at + 8);
+  }
+}
+
+/** utimensat(2) to the nanosecond; "" with AT_EMPTY_PATH sets the times of the fd's file. */
+export function utimensat(dirfd: number, path: PathArg, atime: TimeArg, mtime: TimeArg, flags: number): void {
+  const times = Buffer.alloc(32);
+  putTime(times, 0, atime);
+  putTime(times, 16, mtime);
+  check(c.utimensat(dirfd, cstr(path), times, flags), 'utimensat');
+}
+
+/** fallocate(2) on the calling thread; see blocking.ts for the off-thread version. */
+export function fallocate(fd: number, mode: number, offset: number, len: number): void {
+  check(c.fallocate(fd, mode, offset, len), 'fallocate');
+}
+
+/** lseek(2), SEEK_DATA and SEEK_HOLE included. */
+export function lseek(fd: number, offset: number, whence: number): number {
+  return check(c.lseek(fd, offset, whence), 'lseek');
+}
+
+export function ioctl(fd: number, request: number, arg: Buffer): number {
+  return check(c.ioctl(fd, request, arg), 'ioctl');
+}
+
+export function close(fd: number): void {
+  check(c.close(fd), 'close');
+}
+
+export interface Dirent { name: Buffer; ino: bigint; type: number }
+
+const direntBuf = Buffer.alloc(64 * 1024);
+/**
+ * Every entry of the directory open at fd, except "." and "..", names as the bytes stored. Reads
+ * from the fd's current position: pass a fresh fd (or lseek it to 0) for the whole listing.
+ */
+export function getdents(fd: number): Dirent[] {
+  const out: Dirent[] = [];
+  for (;;) {
+    const n = check(c.getdents64(fd, direntBuf, direntBuf.length), 'getdents64');
+    if (n === 0) return out;
+    for (let at = 0; at < n;) {
+      const reclen = direntBuf.readUInt16LE(at + 16);
+      const nameEnd = direntBuf.indexOf(0, at + 19);
+      const len = (nameEnd < 0 || nameEnd > at + reclen ? at + reclen : nameEnd) - (at + 19);
+      const isDot = (len === 1 && direntBuf[at + 19] === 0x2e) || (len === 2 && direntBuf[at + 19] === 0x2e && direntBuf[at + 20] === 0x2e);
+      if (!isDot) {
+        out.push({ ino: direntBuf.readBigUInt64LE(at), type: direntBuf[at + 18]!, name: Buffer.from(direntBuf.subarray(at + 19, at + 19 + len)) });
+      }
+      at += reclen;
+    }
+  }
+}
+
+// Extended attributes. An O_PATH fd has no f*xattr, so the node's own calls name the file as
+// /proc/self/fd/N (the kernel resolves that magic link to the inode itself, unlinked or not); the
+// l* variants are for a symlink named in its directory (the magic link would be followed).
+/** Where an xattr call applies: an fd open for I/O, or a path (follow = resolve a final symlink). */
+export type XattrTarget = { fd: number } | { path: PathArg; follow: boolean };
+
+const XATTR_SIZE_MAX = 65536;
+const xattrBuf = Buffer.alloc(XATTR_SIZE_MAX);
+
+function xattrRead(t: XattrTarget, name: string | null, what: string): Buffer {
+  // Size 64 KiB is the Linux maximum for one value and for the name list; ERANGE cannot happen
+  // below it except for a list larger than that, which we grow for.
+  let buf = xattrBuf;
+  for (;;) {
+    let n: number;
+    if ('fd' in t) n = Number(name === null ? c.flistxattr(t.fd, buf, buf.length) : c.fgetxattr(t.fd, name, buf, buf.length));
+    else {
+      const p = cstr(t.path);
+      if (name === null) n = Number((t.follow ? c.listxattr : c.llistxattr)(p, buf, buf.length));
+      else n = Number((t.follow ? c.getxattr : c.lgetxattr)(p, name, buf, buf.length));
+    }
+    if (n >= 0) return Buffer.from(buf.subarray(0, n));
+    const e = c.errno();
+    if (e !== ERANGE || buf.length >= 16 * XATTR_SIZE_MAX) throw new SysError(e, what);
+    buf = Buffer.alloc(buf.length * 4);
+  }
+}
+
+/** The value; throws ENODATA when the attribute is not there. */
+export function getxattr(t: XattrTarget, name: string): Buffer {
+  return xattrRead(t, name, 'getxattr');
+}
+
+/** NUL-terminated names, as listxattr(2) returns them. */
+export function listxattr(t: XattrTarget): Buffer {
+  return xattrRead(t, null, 'listxattr');
+}
+
+/** XATTR_CREATE / XATTR_REPLACE are applied by the kernel, atomically. */
+export function setxattr(t: XattrTarget, name: string, value: Buffer, flags: number): void {
+  const v = value.length === 0 ? EMPTY : value;
+  const ret = 'fd' in t
+    ? c.fsetxattr(t.fd, name, v, value.length, flags)
+    : (t.follow ? c.setxattr : c.lsetxattr)(cstr(t.path), name, v, value.length, flags);
+  check(ret, 'setxattr');
+}
+
+export function removexattr(t: XattrTarget, name: string): void {
+  const ret = 'fd' in t ? c.fremovexattr(t.fd, name) : (t.follow ? c.removexattr : c.lremovexattr)(cstr(t.path), name);
+  check(ret, 'removexattr');
+}
+
+/** /proc/self/fd/N: the magic link that names an fd's file by its inode, not by any name. */
+export const fdPath = (fd: number): string => `/proc/self/fd/${fd}`;
+
+export { sharedError };

@@ -1,0 +1,55 @@
+// The raw libc entry points, declared once through koffi (a maintained FFI with prebuilt binaries
+// for every Linux architecture, so CI builds nothing). Measured on this VM (bench/syscall-cost.ts):
+// a koffi call costs about 0.3 us over the syscall itself, and statx through koffi is cheaper than
+// Node's own fs.lstatSync. Everything here is synchronous on the calling thread; sys/blocking.ts
+// runs the calls that may wait on the disk on a worker.
+//
+// Syscalls that glibc 2.36 has no wrapper for go through syscall(2) with a fixed prototype: on
+// x86_64 and arm64 a variadic call passes integer and pointer arguments exactly like a plain one.
+import koffi from 'koffi';
+
+const libc = koffi.load('libc.so.6');
+
+/** errno of the last call on this thread. */
+export const errno = (): number => koffi.errno();
+
+export const openat = libc.func('int openat(int dirfd, const char *path, int flags, uint32_t mode)');
+export const statx = libc.func('int statx(int dirfd, const char *path, int flags, uint32_t mask, _Out_ uint8_t *buf)');
+export const mkdirat = libc.func('int mkdirat(int dirfd, const char *path, uint32_t mode)');
+export const mknodat = libc.func('int mknodat(int dirfd, const char *path, uint32_t mode, uint64_t dev)');
+export const symlinkat = libc.func('int symlinkat(const char *target, int dirfd, const char *path)');
+export const readlinkat = libc.func('intptr_t readlinkat(int dirfd, const char *path, _Out_ uint8_t *buf, size_t size)');
+export const unlinkat = libc.func('int unlinkat(int dirfd, const char *path, int flags)');
+export const renameat2 = libc.func('int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, uint32_t flags)');
+export const linkat = libc.func('int linkat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, int flags)');
+export const fchownat = libc.func('int fchownat(int dirfd, const char *path, uint32_t uid, uint32_t gid, int flags)');
+export const fchmodat = libc.func('int fchmodat(int dirfd, const char *path, uint32_t mode, int flags)');
+export const fchmod = libc.func('int fchmod(int fd, uint32_t mode)');
+export const utimensat = libc.func('int utimensat(int dirfd, const char *path, const uint8_t *times, int flags)');
+export const fallocate = libc.func('int fallocate(int fd, int mode, int64_t offset, int64_t len)');
+export const lseek = libc.func('int64_t lseek(int fd, int64_t offset, int whence)');
+export const ioctl = libc.func('int ioctl(int fd, unsigned long request, uint8_t *arg)');
+export const close = libc.func('int close(int fd)');
+export const getdents64 = libc.func('intptr_t getdents64(int fd, _Out_ uint8_t *buf, size_t size)');
+
+export const getxattr = libc.func('intptr_t getxattr(const char *path, const char *name, _Out_ uint8_t *value, size_t size)');
+export const lgetxattr = libc.func('intptr_t lgetxattr(const char *path, const char *name, _Out_ uint8_t *value, size_t size)');
+export const fgetxattr = libc.func('intptr_t fgetxattr(int fd, const char *name, _Out_ uint8_t *value, size_t size)');
+export const listxattr = libc.func('intptr_t listxattr(const char *path, _Out_ uint8_t *list, size_t size)');
+export const llistxattr = libc.func('intptr_t llistxattr(const char *path, _Out_ uint8_t *list, size_t size)');
+export const flistxattr = libc.func('intptr_t flistxattr(int fd, _Out_ uint8_t *list, size_t size)');
+export const setxattr = libc.func('int setxattr(const char *path, const char *name, const uint8_t *value, size_t size, int flags)');
+export const lsetxattr = libc.func('int lsetxattr(const char *path, const char *name, const uint8_t *value, size_t size, int flags)');
+export const fsetxattr = libc.func('int fsetxattr(int fd, const char *name, const uint8_t *value, size_t size, int flags)');
+export const removexattr = libc.func('int removexattr(const char *path, const char *name)');
+export const lremovexattr = libc.func('int lremovexattr(const char *path, const char *name)');
+export const fremovexattr = libc.func('int fremovexattr(int fd, const char *name)');
+
+const SYS_openat2 = 437;
+const SYS_fchmodat2 = 452;
+export const openat2 = (dirfd: number, path: Buffer, how: Buffer): number =>
+  Number(sysOpenat2(SYS_openat2, dirfd, path, how, how.length));
+const sysOpenat2 = libc.func('long syscall(long nr, int dirfd, const char *path, const uint8_t *how, size_t size)');
+export const fchmodat2 = (dirfd: number, path: Buffer, mode: number, flags: number): number =>
+  Number(sysFchmodat2(SYS_fchmodat2, dirfd, path, mode, flags));
+const sysFchmodat2 = libc.func('long syscall(long nr, int dirfd, const char *path, uint32_t mode, int flags)');
