@@ -7,9 +7,22 @@ import { ConfigError, USAGE, loadConfig } from '../server/config.js';
 import { StartupError, startDaemon } from '../server/daemon.js';
 import { omfsVersion } from '../server/node-service.js';
 
-// grpc-js logs its own errors ("E No address added ...") bare on stderr; say whose they are.
-const grpcLine = (...args: unknown[]): void => void process.stderr.write(`mfsd: grpc: ${format(...args)}\n`);
+// grpc-js logs its own errors bare on stderr; say whose they are. While starting, its lines are
+// held back: a failed bind makes it log "No address added out of total 1 resolved" just before our
+// own "cannot listen on ...: address in use", which says it better. Held lines are dropped when
+// the start fails with such a message of ours, written otherwise; GRPC_VERBOSITY (asking for
+// grpc's own logs) turns the holding off.
+let held: string[] | null = process.env.GRPC_VERBOSITY ? null : [];
+const grpcLine = (...args: unknown[]): void => {
+  const line = `mfsd: grpc: ${format(...args)}\n`;
+  if (held) held.push(line);
+  else process.stderr.write(line);
+};
 grpc.setLogger({ error: grpcLine, info: grpcLine, debug: grpcLine });
+function releaseGrpcLines(write: boolean): void {
+  if (write) for (const line of held ?? []) process.stderr.write(line);
+  held = null;
+}
 
 async function main(): Promise<number> {
   let loaded: ReturnType<typeof loadConfig>;
@@ -36,11 +49,14 @@ async function main(): Promise<number> {
     daemon = await startDaemon(cfg);
   } catch (err) {
     if (err instanceof StartupError) {
+      releaseGrpcLines(false);
       process.stderr.write(`mfsd: ${err.message}\n`);
       return err.exitCode;
     }
+    releaseGrpcLines(true);
     throw err;
   }
+  releaseGrpcLines(true);
   if (cfg.insecure) process.stderr.write('mfsd: WARNING: --insecure: plaintext, and any peer is accepted without a certificate\n');
   process.stdout.write(`${daemon.readyLine}\n`);
   return new Promise<number>((resolve) => {
