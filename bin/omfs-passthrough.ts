@@ -2,29 +2,32 @@
 // omfs-passthrough [options] SOURCE MOUNTPOINT: mirror SOURCE at MOUNTPOINT over our own FUSE
 // protocol layer, in the foreground. Exit 0 after unmount (signal or `umount`), 1 if the mount
 // fails, 2 on bad arguments.
-import { statSync } from 'node:fs';
+import { realpathSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import {
-  cleanStaleMount, InitFlag, mountFuse, openFuseDevice, Session, unmountFuse,
+  cleanStaleMount, InitFlag, mountAt, mountFuse, openFuseDevice, Session, unmountFuse,
 } from '../fuse/kernel/index.js';
 import { PassthroughFs } from '../fuse/passthrough/index.js';
+import { raiseFdLimit } from '../sys/index.js';
 import { CacheWatcher } from '../fuse/passthrough/watch.js';
 
-const USAGE = 'usage: omfs-passthrough [--keep-cache] [--direct-io] [--debug] [--timeout SECONDS] SOURCE MOUNTPOINT';
+const USAGE = 'usage: omfs-passthrough [--keep-cache] [--direct-io] [--kernel-passthrough] [--debug] [--timeout SECONDS] SOURCE MOUNTPOINT';
+const NEEDS_ROOT = 'omfs-passthrough needs root (CAP_SYS_ADMIN) to open /dev/fuse and mount';
 
 function fail(code: number, message: string): never {
   process.stderr.write(`omfs-passthrough: ${message}\n`);
   process.exit(code);
 }
 
-interface Cli { source: string; mountPoint: string; keepCache: boolean; directIo: boolean; debug: boolean; timeout: number }
+interface Cli { source: string; mountPoint: string; keepCache: boolean; directIo: boolean; kernelPassthrough: boolean; debug: boolean; timeout: number }
 
 function parseArgs(argv: string[]): Cli {
   const positional: string[] = [];
-  const cli = { keepCache: false, directIo: false, debug: false, timeout: 1 };
+  const cli = { keepCache: false, directIo: false, kernelPassthrough: false, debug: false, timeout: 1 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--keep-cache') cli.keepCache = true;
+    else if (a === '--kernel-passthrough') cli.kernelPassthrough = true;
     else if (a === '--direct-io') cli.directIo = true;
     else if (a === '--debug') cli.debug = true;
     else if (a === '--timeout' || a.startsWith('--timeout=')) {
@@ -60,7 +63,12 @@ async function main(): Promise<void> {
   requireDir(cli.source, 'SOURCE');
   cleanStaleMount(cli.mountPoint); // a dead daemon's mount answers ENOTCONN: clear it first
   requireDir(cli.mountPoint, 'MOUNTPOINT');
+  // Mounting on top of a live mount would hide it silently (a dead FUSE mount is gone by now).
+  const real = realpathSync(cli.mountPoint);
+  const already = mountAt(real);
+  if (already) fail(1, `MOUNTPOINT ${real} is already a mount point (${already.fsType} ${already.source}); unmount it first`);
   process.umask(0); // the kernel already applied the caller's umask to every mode it sends
+  raiseFdLimit(); // one O_PATH descriptor per inode the kernel remembers
 
   const fs = new PassthroughFs(cli.source, {
     timeout: cli.keepCache ? 3600 : cli.timeout,
@@ -72,10 +80,16 @@ async function main(): Promise<void> {
   try {
     fd = openFuseDevice();
   } catch (err) {
-    fail(1, `cannot open /dev/fuse: ${(err as Error).message}`);
+    const code = (err as NodeJS.ErrnoException).code;
+    fail(1, code === 'EACCES' || code === 'EPERM' ? `cannot open /dev/fuse (${code}): ${NEEDS_ROOT}` : `cannot open /dev/fuse: ${(err as Error).message}`);
   }
+  if (cli.kernelPassthrough) fs.enableKernelPassthrough(fd);
   // Kernel-local POSIX locks already exclude processes on this one mount; nothing to gain here.
-  const session = new Session(fd, fs, { debug: cli.debug, withoutFlags: InitFlag.POSIX_LOCKS });
+  const session = new Session(fd, fs, {
+    debug: cli.debug,
+    withoutFlags: InitFlag.POSIX_LOCKS,
+    withFlags: cli.kernelPassthrough ? InitFlag.PASSTHROUGH : 0n,
+  });
   if (cli.keepCache) new CacheWatcher(fs, session.notifier).attach();
   fs.onAttrsChanged = (nodeId) => session.notifier.invalInode(nodeId, -1, 0);
   // Signal handlers go in before the ready line: a parent may send SIGTERM the moment it reads it.
@@ -93,11 +107,15 @@ async function main(): Promise<void> {
   try {
     await mountFuse(fd, { source: cli.source, mountPoint: cli.mountPoint, allowOther: true, defaultPermissions: true, subtype: 'omfs-passthrough' });
   } catch (err) {
-    fail(1, (err as Error).message);
+    // Where /dev/fuse is open to all (0666), an unprivileged user gets as far as mount(8).
+    fail(1, `${(err as Error).message}${process.geteuid?.() !== 0 ? `\n${NEEDS_ROOT}` : ''}`);
   }
   session.start(); // the kernel holds INIT until we read it
   await session.initialized;
   mounted = true;
+  if (cli.kernelPassthrough && !fs.usesKernelPassthrough) {
+    process.stderr.write('omfs-passthrough: the kernel did not accept FUSE_PASSTHROUGH; file data goes through this process\n');
+  }
   process.stdout.write(`omfs-passthrough: mounted ${cli.source} on ${cli.mountPoint}\n`);
   if (stopRequested) void unmountFuse(cli.mountPoint);
   const reason = await session.closed;

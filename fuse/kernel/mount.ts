@@ -1,7 +1,7 @@
 // Mounting through `mount -i -t fuse`: we open /dev/fuse ourselves and hand the fd to mount(8) as
 // its fd 3, so no setuid helper and no libfuse are involved.
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, openSync, statSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, statSync } from 'node:fs';
 
 export interface MountOptions {
   source: string;
@@ -26,6 +26,21 @@ export function cleanStaleMount(mountPoint: string): boolean {
     spawnSync('umount', ['-l', mountPoint], { stdio: 'ignore' });
     return true;
   }
+}
+
+/** The mount whose mount point is `path` (an absolute path without symlinks), from /proc/self/mountinfo. */
+export function mountAt(path: string): { fsType: string; source: string } | undefined {
+  // mountinfo escapes space, tab, newline and backslash as \ooo.
+  const unescape = (s: string): string => s.replace(/\\([0-7]{3})/g, (_m, oct: string) => String.fromCharCode(parseInt(oct, 8)));
+  let found: { fsType: string; source: string } | undefined;
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    // Fields: id parent maj:min root mountpoint options [optional...] - fstype source superopts
+    const sep = line.indexOf(' - ');
+    if (sep < 0 || unescape(line.slice(0, sep).split(' ')[4] ?? '') !== path) continue;
+    const [fsType = '', source = ''] = line.slice(sep + 3).split(' ');
+    found = { fsType, source: unescape(source) }; // the last one is on top
+  }
+  return found;
 }
 
 /** Run mount(8) with `fd` as the FUSE connection. Rejects with mount's own message on failure. */
