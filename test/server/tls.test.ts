@@ -2,7 +2,7 @@
 // certificate from that CA is refused, a proper one is served.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as grpc from '@grpc/grpc-js';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadNodeServiceConstructor, type IdentifyReply } from '../../proto/node.js';
@@ -78,6 +78,26 @@ describe('mfsd over mutual TLS', () => {
     expect(reply.node).toBe(5);
   });
 
+  it('mfsctl identify says at once why it cannot talk: foreign CA, refused certificate, plaintext', async () => {
+    const foreign = await otherCa.issue('stranger'); // trusts the other CA only
+    const mixed = join(root, 'mixed'); // trusts our CA, presents a certificate of the other CA
+    mkdirSync(mixed);
+    copyFileSync(join(ca.dir, 'ca.crt'), join(mixed, 'ca.crt'));
+    for (const f of ['node.crt', 'node.key']) copyFileSync(join(foreign, f), join(mixed, f));
+    const cases: Array<[string[], RegExp]> = [
+      [['--dir', foreign], /: its certificate is not signed by the cluster CA in .*stranger\/ca\.crt/],
+      [['--dir', mixed], /: .*it refused this client's certificate .*mixed\/node\.crt/],
+      [['--insecure'], /: it speaks TLS, not plaintext/],
+    ];
+    for (const [args, message] of cases) {
+      const t0 = Date.now();
+      const r = await runNode(MFSCTL_JS, ['identify', mfsd.address, ...args]);
+      expect(Date.now() - t0).toBeLessThan(3000); // not grpc's 5 s deadline
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(new RegExp(`^mfsctl: cannot reach ${mfsd.address.replace(/\./g, '\\.')}${message.source}.*\n$`));
+    }
+  });
+
   it('mfsctl identify works with the node certificate directory', async () => {
     const certDir = await ca.issue('admin');
     const r = await runNode(MFSCTL_JS, ['identify', mfsd.address, '--dir', certDir]);
@@ -117,5 +137,23 @@ describe('mfsctl ca', () => {
     const usage = await runNode(MFSCTL_JS, ['ca', 'frobnicate']);
     expect(usage.code).toBe(2);
     expect(usage.stderr).toMatch(/^mfsctl: bad command "ca frobnicate"\nusage:/);
+  });
+
+  it('a bad command line says what is wrong and prints the usage of that subcommand, exit 2', async () => {
+    const cases: Array<[string[], string, string]> = [
+      [['ca', 'issue'], 'ca issue needs NODE', 'mfsctl ca issue NODE '],
+      [['ca', 'init', '--insecure'], '--insecure is not an option of "ca init"', 'mfsctl ca init '],
+      [['identify'], 'identify needs HOST:PORT', 'mfsctl identify HOST:PORT '],
+      [['identify', 'localhost'], '"localhost" is not HOST:PORT', 'mfsctl identify HOST:PORT '],
+      [['identify', '127.0.0.1:1', '--dir'], "Option '--dir <value>' argument missing", 'mfsctl identify HOST:PORT '],
+    ];
+    for (const [args, message, synopsis] of cases) {
+      const r = await runNode(MFSCTL_JS, args);
+      expect({ args, code: r.code }).toEqual({ args, code: 2 });
+      const lines = r.stderr.split('\n');
+      expect(lines[0]).toContain(`mfsctl: ${message}`);
+      expect(lines[1]).toMatch(new RegExp(`^usage: ${synopsis.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+      expect(lines.slice(2)).toEqual(['']); // that one usage line only
+    }
   });
 });
