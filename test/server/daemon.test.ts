@@ -5,11 +5,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import * as grpc from '@grpc/grpc-js';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { constants, writeFileSync } from 'node:fs';
-import { connect as tcpConnect } from 'node:net';
+import { connect as tcpConnect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { FileClient, ROOT_CALLER, type Entry } from '../../proto/file-client.js';
 import { loadNodeServiceConstructor, type IdentifyReply } from '../../proto/node.js';
-import { startMfsd, unary, type MfsdHandle } from '../harness/mfsd.js';
+import { MFSCTL_JS, MFSD_JS, makeTestCa, runNode, startMfsd, unary, type MfsdHandle } from '../harness/mfsd.js';
 
 let mfsd: MfsdHandle | undefined;
 let clients: FileClient[] = [];
@@ -129,5 +129,37 @@ describe('mfsd shutdown and restart', () => {
       n.close();
     }
     expect((await c.getAttr(ROOT_CALLER, entry.handle)).size).toBe('0');
+  });
+});
+
+describe('what a user sees when something is in the way', () => {
+  it('a port already in use: exit 1 with our one line, no grpc-js line before it', async () => {
+    mfsd = await startMfsd();
+    const r = await runNode(MFSD_JS, ['--node', '2', '--listen', mfsd.address, '--state-dir', join(mfsd.root, 'state2'),
+      '--export', mfsd.exports[0]?.path ?? '', '--insecure']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`mfsd: cannot listen on ${mfsd.address}: address in use\n`);
+  });
+
+  it('mfsctl identify: nothing listening is "connection refused" at once; TLS against this plaintext node is named', async () => {
+    mfsd = await startMfsd();
+    const free = await new Promise<number>((resolve) => {
+      const srv = createServer().listen(0, '127.0.0.1', () => {
+        const { port } = srv.address() as { port: number };
+        srv.close(() => resolve(port));
+      });
+    });
+    let t0 = Date.now();
+    const refused = await runNode(MFSCTL_JS, ['identify', `127.0.0.1:${free}`, '--insecure']);
+    expect(Date.now() - t0).toBeLessThan(3000);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(new RegExp(`^mfsctl: cannot reach 127\\.0\\.0\\.1:${free}: connection refused`));
+    const certDir = await (await makeTestCa(mfsd.root)).issue('admin');
+    t0 = Date.now();
+    const tls = await runNode(MFSCTL_JS, ['identify', mfsd.address, '--dir', certDir]);
+    expect(Date.now() - t0).toBeLessThan(3000);
+    expect(tls.code).toBe(1);
+    expect(tls.stderr).toMatch(/: it speaks plaintext, not TLS \(a node started with --insecure needs mfsctl --insecure\)\n$/);
+    expect(mfsd.proc.exitCode).toBeNull();
   });
 });
