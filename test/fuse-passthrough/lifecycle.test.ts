@@ -111,6 +111,32 @@ describe('ending a session', () => {
 describe('command line', () => {
   const run = (args: string[]) => spawnSync(process.execPath, [PASSTHROUGH_CLI, ...args], { encoding: 'utf8', timeout: 15_000 });
 
+  test('a MOUNTPOINT that is already mounted is refused with exit 1; the mount there is untouched', async ({ pt }) => {
+    await writeFile(join(pt.mnt, 'first'), 'first mount\n');
+    const r = run([pt.source, pt.mnt]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe(`omfs-passthrough: MOUNTPOINT ${pt.mnt} is already a mount point (fuse.omfs-passthrough ${pt.source}); unmount it first\n`);
+    expect(r.stdout).toBe('');
+    expect(mountsAt(pt.mnt)).toBe(1);
+    expect(pt.proc.exitCode).toBe(null);
+    expect(await readFile(join(pt.mnt, 'first'), 'utf8')).toBe('first mount\n');
+  });
+
+  test('without root it says that it needs root, exit 1, nothing mounted', async () => {
+    const dir = await makeTempDir('omfs-pt-args-');
+    try {
+      for (const d of ['src', 'mnt']) await mkdir(join(dir, d), { mode: 0o755 });
+      const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, PASSTHROUGH_CLI, join(dir, 'src'), join(dir, 'mnt')],
+        { encoding: 'utf8', timeout: 15_000 });
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain('omfs-passthrough needs root (CAP_SYS_ADMIN) to open /dev/fuse and mount');
+      expect(isMounted(join(dir, 'mnt'))).toBe(false);
+    } finally {
+      if (isMounted(join(dir, 'mnt'))) spawnSync('umount', ['-l', join(dir, 'mnt')]);
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   test.each([
     ['no arguments', []],
     ['one argument', ['/tmp']],
