@@ -277,3 +277,4 @@ export function removexattr(t: XattrTarget, name: string): void {
 export const fdPath = (fd: number): string => `/proc/self/fd/${fd}`;
 
 export { sharedError };
+export { asCaller, raiseFdLimit, type Credentials } from './credentials.js';

@@ -53,3 +53,12 @@ const sysOpenat2 = libc.func('long syscall(long nr, int dirfd, const char *path,
 export const fchmodat2 = (dirfd: number, path: Buffer, mode: number, flags: number): number =>
   Number(sysFchmodat2(SYS_fchmodat2, dirfd, path, mode, flags));
 const sysFchmodat2 = libc.func('long syscall(long nr, int dirfd, const char *path, uint32_t mode, int flags)');
+
+// Per-thread credentials: setfsuid/setfsgid are plain syscalls in glibc, and setgroups through
+// syscall(2) skips glibc's broadcast to every thread, so only the calling thread changes.
+export const setfsuid = libc.func('int setfsuid(uint32_t uid)');
+export const setfsgid = libc.func('int setfsgid(uint32_t gid)');
+const SYS_setgroups = process.arch === 'arm64' ? 159 : 116;
+const sysSetgroups = libc.func('long syscall(long nr, size_t size, const uint32_t *list)');
+export const setgroupsThread = (list: Uint32Array): number => Number(sysSetgroups(SYS_setgroups, list.length, list));
+export const setrlimit = libc.func('int setrlimit(int resource, const uint64_t *rlim)');

@@ -61,6 +61,7 @@ export const InitFlag = {
   INIT_EXT: 1n << 30n,
   HAS_EXPIRE_ONLY: 1n << 35n,
   DIRECT_IO_ALLOW_MMAP: 1n << 36n,
+  PASSTHROUGH: 1n << 37n,
 } as const;
 
 /**
@@ -104,7 +105,17 @@ export const OpenFlag = {
   STREAM: 1 << 4,
   NOFLUSH: 1 << 5,
   PARALLEL_DIRECT_WRITES: 1 << 6,
+  PASSTHROUGH: 1 << 7,
 } as const;
+
+/**
+ * ioctls on /dev/fuse for kernel passthrough (fuse.h FUSE_DEV_IOC_*): register an open backing
+ * file (struct fuse_backing_map {i32 fd; u32 flags; u64 padding}) and get its id; unregister it.
+ */
+export const FUSE_DEV_IOC_BACKING_OPEN = 0x4010e501;
+export const FUSE_DEV_IOC_BACKING_CLOSE = 0x4004e502;
+/** max_stack_depth answered with PASSTHROUGH: backing files live on a plain (unstacked) fs. */
+export const PASSTHROUGH_STACK_DEPTH = 1;
 
 // FATTR_* bits of setattr_in.valid.
 export const SetattrValid = {

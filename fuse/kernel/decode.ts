@@ -20,18 +20,18 @@ export interface FileLock { start: bigint; end: bigint; type: number; pid: numbe
 interface Base { header: InHeader }
 export type Request = Base & (
   | { op: 'INIT'; major: number; minor: number; maxReadahead: number; flags: bigint }
-  | { op: 'LOOKUP'; name: string }
+  | { op: 'LOOKUP'; name: Buffer }
   | { op: 'FORGET'; nlookup: number }
   | { op: 'BATCH_FORGET'; forgets: Array<{ nodeId: number; nlookup: number }> }
   | { op: 'GETATTR'; getattrFlags: number; fh: number }
   | { op: 'SETATTR'; valid: number; fh: number; size: number; lockOwner: bigint; atime: Timespec; mtime: Timespec; ctime: Timespec; mode: number; uid: number; gid: number }
   | { op: 'READLINK' }
-  | { op: 'SYMLINK'; name: string; target: string }
-  | { op: 'MKNOD'; name: string; mode: number; rdev: number; umask: number }
-  | { op: 'MKDIR'; name: string; mode: number; umask: number }
-  | { op: 'UNLINK' | 'RMDIR'; name: string }
-  | { op: 'RENAME'; newDir: number; name: string; newName: string; flags: number }
-  | { op: 'LINK'; oldNodeId: number; name: string }
+  | { op: 'SYMLINK'; name: Buffer; target: Buffer }
+  | { op: 'MKNOD'; name: Buffer; mode: number; rdev: number; umask: number }
+  | { op: 'MKDIR'; name: Buffer; mode: number; umask: number }
+  | { op: 'UNLINK' | 'RMDIR'; name: Buffer }
+  | { op: 'RENAME'; newDir: number; name: Buffer; newName: Buffer; flags: number }
+  | { op: 'LINK'; oldNodeId: number; name: Buffer }
   | { op: 'OPEN' | 'OPENDIR'; flags: number; openFlags: number }
   | { op: 'READ' | 'READDIR' | 'READDIRPLUS'; fh: number; offset: number; size: number; readFlags: number; lockOwner: bigint; flags: number }
   | { op: 'WRITE'; fh: number; offset: number; writeFlags: number; lockOwner: bigint; flags: number; data: Buffer }
@@ -45,7 +45,7 @@ export type Request = Base & (
   | { op: 'FLUSH'; fh: number; lockOwner: bigint }
   | { op: 'GETLK' | 'SETLK' | 'SETLKW'; fh: number; owner: bigint; lock: FileLock; lkFlags: number }
   | { op: 'ACCESS'; mask: number }
-  | { op: 'CREATE'; name: string; flags: number; mode: number; umask: number; openFlags: number }
+  | { op: 'CREATE'; name: Buffer; flags: number; mode: number; umask: number; openFlags: number }
   | { op: 'INTERRUPT'; targetUnique: bigint }
   | { op: 'FALLOCATE'; fh: number; offset: number; length: number; mode: number }
   | { op: 'LSEEK'; fh: number; offset: number; whence: number }
@@ -114,13 +114,20 @@ class Body {
     this.at += size;
     return start;
   }
-  /** A NUL-terminated name. */
-  cstring(): string {
+  /**
+   * A NUL-terminated file name, as the bytes the caller gave: Linux names are bytes, not text. A
+   * view into the frame, which is this request's own buffer (device.ts copies each frame out).
+   */
+  bytes(): Buffer {
     const end = this.buf.indexOf(0, this.at);
     if (end < 0) throw new DecodeError('missing-nul', this.unique, `${this.op}: name without NUL`);
-    const s = this.buf.toString('utf8', this.at, end);
+    const b = this.buf.subarray(this.at, end);
     this.at = end + 1;
-    return s;
+    return b;
+  }
+  /** A NUL-terminated xattr name: text by convention (namespace prefix + name). */
+  cstring(): string {
+    return this.bytes().toString('utf8');
   }
   rest(): Buffer {
     const r = this.buf.subarray(this.at);
@@ -141,10 +148,8 @@ export function decodeRequest(frame: Buffer): Request {
       if (d.length >= 20) flags |= BigInt(d.readUInt32LE(16)) << 32n;
       return { header, op: 'INIT', major: d.readUInt32LE(o), minor: d.readUInt32LE(o + 4), maxReadahead: d.readUInt32LE(o + 8), flags };
     }
-    case 'LOOKUP': case 'UNLINK': case 'RMDIR': case 'REMOVEXATTR': {
-      const n = b.cstring();
-      return name === 'REMOVEXATTR' ? { header, op: name, name: n } : { header, op: name, name: n };
-    }
+    case 'LOOKUP': case 'UNLINK': case 'RMDIR': return { header, op: name, name: b.bytes() };
+    case 'REMOVEXATTR': return { header, op: name, name: b.cstring() };
     case 'FORGET': return { header, op: 'FORGET', nlookup: u64(d, b.need(8)) };
     case 'BATCH_FORGET': {
       const count = d.readUInt32LE(b.need(8));
@@ -172,22 +177,22 @@ export function decodeRequest(frame: Buffer): Request {
       };
     }
     case 'READLINK': case 'STATFS': case 'DESTROY': return { header, op: name };
-    case 'SYMLINK': { const n = b.cstring(); return { header, op: 'SYMLINK', name: n, target: b.cstring() }; }
+    case 'SYMLINK': { const n = b.bytes(); return { header, op: 'SYMLINK', name: n, target: b.bytes() }; }
     case 'MKNOD': {
       const o = b.need(16);
-      return { header, op: 'MKNOD', mode: d.readUInt32LE(o), rdev: d.readUInt32LE(o + 4), umask: d.readUInt32LE(o + 8), name: b.cstring() };
+      return { header, op: 'MKNOD', mode: d.readUInt32LE(o), rdev: d.readUInt32LE(o + 4), umask: d.readUInt32LE(o + 8), name: b.bytes() };
     }
     case 'MKDIR': {
       const o = b.need(8);
-      return { header, op: 'MKDIR', mode: d.readUInt32LE(o), umask: d.readUInt32LE(o + 4), name: b.cstring() };
+      return { header, op: 'MKDIR', mode: d.readUInt32LE(o), umask: d.readUInt32LE(o + 4), name: b.bytes() };
     }
     case 'RENAME': case 'RENAME2': {
       const o = b.need(name === 'RENAME' ? 8 : 16);
       const flags = name === 'RENAME2' ? d.readUInt32LE(o + 8) : 0;
-      const oldName = b.cstring();
-      return { header, op: 'RENAME', newDir: u64(d, o), name: oldName, newName: b.cstring(), flags };
+      const oldName = b.bytes();
+      return { header, op: 'RENAME', newDir: u64(d, o), name: oldName, newName: b.bytes(), flags };
     }
-    case 'LINK': { const o = b.need(8); return { header, op: 'LINK', oldNodeId: u64(d, o), name: b.cstring() }; }
+    case 'LINK': { const o = b.need(8); return { header, op: 'LINK', oldNodeId: u64(d, o), name: b.bytes() }; }
     case 'OPEN': case 'OPENDIR': {
       const o = b.need(8);
       return { header, op: name, flags: d.readUInt32LE(o), openFlags: d.readUInt32LE(o + 4) };
@@ -242,7 +247,7 @@ export function decodeRequest(frame: Buffer): Request {
       const o = b.need(16);
       return {
         header, op: 'CREATE', flags: d.readUInt32LE(o), mode: d.readUInt32LE(o + 4), umask: d.readUInt32LE(o + 8),
-        openFlags: d.readUInt32LE(o + 12), name: b.cstring(),
+        openFlags: d.readUInt32LE(o + 12), name: b.bytes(),
       };
     }
     case 'INTERRUPT': return { header, op: 'INTERRUPT', targetUnique: d.readBigUInt64LE(b.need(8)) };

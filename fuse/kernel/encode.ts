@@ -13,7 +13,8 @@ export interface Attr {
 /** A LOOKUP-style answer. Timeouts are in seconds (fractions allowed). nodeId 0 = negative entry. */
 export interface EntryOut { nodeId: number; generation: number; entryTimeout: number; attrTimeout: number; attr: Attr }
 export interface AttrOut { attr: Attr; attrTimeout: number }
-export interface OpenOut { fh: number; openFlags: number }
+/** backingId: with FOPEN_PASSTHROUGH, the id FUSE_DEV_IOC_BACKING_OPEN gave for the backing file. */
+export interface OpenOut { fh: number; openFlags: number; backingId?: number }
 export interface StatfsOut {
   blocks: number; bfree: number; bavail: number; files: number; ffree: number;
   bsize: number; namelen: number; frsize: number;
@@ -21,6 +22,8 @@ export interface StatfsOut {
 export interface InitOut {
   major: number; minor: number; maxReadahead: number; flags: bigint; maxBackground: number;
   congestionThreshold: number; maxWrite: number; timeGran: number; maxPages: number;
+  /** With PASSTHROUGH: how many stacked filesystems may lie below (1 = a plain disk fs). */
+  maxStackDepth?: number;
 }
 
 function putU64(buf: Buffer, at: number, v: number): void {
@@ -90,7 +93,7 @@ export function writeEntryOut(buf: Buffer, at: number, e: EntryOut): void {
 export function writeOpenOut(buf: Buffer, at: number, o: OpenOut): void {
   putU64(buf, at, o.fh);
   buf.writeUInt32LE(o.openFlags, at + 8);
-  buf.writeInt32LE(0, at + 12); // backing_id: no kernel passthrough
+  buf.writeInt32LE(o.backingId ?? 0, at + 12);
 }
 
 export function encodeEntry(unique: bigint, e: EntryOut): Buffer {
@@ -170,7 +173,8 @@ export function encodeInit(unique: bigint, i: InitOut): Buffer {
   buf.writeUInt16LE(i.maxPages, 44);
   buf.writeUInt16LE(0, 46); // map_alignment
   buf.writeUInt32LE(Number(i.flags >> 32n), 48); // flags2
-  return buf; // max_stack_depth, request_timeout, unused: zero
+  buf.writeUInt32LE(i.maxStackDepth ?? 0, 52);
+  return buf; // request_timeout, unused: zero
 }
 
 const NAME_BYTES_MAX = 1024;
@@ -187,16 +191,18 @@ export class DirBuffer {
     this.buf = Buffer.alloc(OUT_HEADER_SIZE + size);
   }
   /** `off` is the cookie the kernel passes back to continue after this entry. */
-  add(ino: number, off: number, type: number, name: string): boolean {
-    const nameLen = Buffer.byteLength(name);
+  add(ino: number, off: number, type: number, name: Buffer | string): boolean {
+    if (typeof name === 'string') name = Buffer.from(name);
+    const nameLen = name.length;
     const rec = (DIRENT_HEADER_SIZE + nameLen + 7) & ~7;
     if (this.used + rec > this.buf.length || nameLen > NAME_BYTES_MAX) return false;
     this.writeDirent(this.used, ino, off, type, name, nameLen);
     this.used += rec;
     return true;
   }
-  addPlus(entry: EntryOut, off: number, type: number, name: string): boolean {
-    const nameLen = Buffer.byteLength(name);
+  addPlus(entry: EntryOut, off: number, type: number, name: Buffer | string): boolean {
+    if (typeof name === 'string') name = Buffer.from(name);
+    const nameLen = name.length;
     const rec = (DIRENTPLUS_HEADER_SIZE + nameLen + 7) & ~7;
     if (this.used + rec > this.buf.length || nameLen > NAME_BYTES_MAX) return false;
     writeEntryOut(this.buf, this.used, entry);
@@ -217,12 +223,12 @@ export class DirBuffer {
     encodeOutHeader(out, this.used, 0, this.unique);
     return out;
   }
-  private writeDirent(at: number, ino: number, off: number, type: number, name: string, nameLen: number): void {
+  private writeDirent(at: number, ino: number, off: number, type: number, name: Buffer, nameLen: number): void {
     putU64(this.buf, at, ino);
     putU64(this.buf, at + 8, off);
     this.buf.writeUInt32LE(nameLen, at + 16);
     this.buf.writeUInt32LE(type, at + 20);
-    this.buf.write(name, at + 24, nameLen, 'utf8');
+    name.copy(this.buf, at + 24);
     // padding bytes are already zero (Buffer.alloc)
   }
 }
@@ -243,22 +249,24 @@ export function encodeInvalInode(nodeId: number, off: number, len: number): Buff
   return buf;
 }
 
-export function encodeInvalEntry(parent: number, name: string, flags = 0): Buffer {
-  const nameLen = Buffer.byteLength(name);
+export function encodeInvalEntry(parent: number, name: Buffer | string, flags = 0): Buffer {
+  if (typeof name === 'string') name = Buffer.from(name);
+  const nameLen = name.length;
   const buf = notifyBuffer(NotifyCode.INVAL_ENTRY, 16 + nameLen + 1);
   putU64(buf, 16, parent);
   buf.writeUInt32LE(nameLen, 24);
   buf.writeUInt32LE(flags, 28);
-  buf.write(name, 32, 'utf8'); // trailing NUL already zero
+  name.copy(buf, 32); // trailing NUL already zero
   return buf;
 }
 
-export function encodeDelete(parent: number, child: number, name: string): Buffer {
-  const nameLen = Buffer.byteLength(name);
+export function encodeDelete(parent: number, child: number, name: Buffer | string): Buffer {
+  if (typeof name === 'string') name = Buffer.from(name);
+  const nameLen = name.length;
   const buf = notifyBuffer(NotifyCode.DELETE, 24 + nameLen + 1);
   putU64(buf, 16, parent);
   putU64(buf, 24, child);
   buf.writeUInt32LE(nameLen, 32);
-  buf.write(name, 40, 'utf8');
+  name.copy(buf, 40);
   return buf;
 }

@@ -17,12 +17,12 @@ export class Notifier {
   }
 
   /** Forget the dentry `name` in `parent` (and the parent's attributes). */
-  invalEntry(parent: number, name: string): Promise<string | undefined> {
+  invalEntry(parent: number, name: Buffer | string): Promise<string | undefined> {
     return this.channel.notify(encodeInvalEntry(parent, name));
   }
 
   /** Tell the kernel `name` in `parent` (node `child`) is gone; also wakes inotify watchers. */
-  delete(parent: number, child: number, name: string): Promise<string | undefined> {
+  delete(parent: number, child: number, name: Buffer | string): Promise<string | undefined> {
     return this.channel.notify(encodeDelete(parent, child, name));
   }
 }

@@ -4,7 +4,7 @@
 import { constants } from 'node:os';
 import {
   InitFlag, KERNEL_MINOR_VERSION, KERNEL_VERSION, MAX_BACKGROUND, MAX_PAGES, MAX_READAHEAD, MAX_WRITE,
-  READ_BUFFER_SIZE, WANTED_INIT_FLAGS,
+  PASSTHROUGH_STACK_DEPTH, READ_BUFFER_SIZE, WANTED_INIT_FLAGS,
 } from './abi.js';
 import { DecodeError, decodeRequest, opcodeName, type Request } from './decode.js';
 import { FuseDevice } from './device.js';
@@ -18,6 +18,8 @@ export interface SessionOptions {
   debug?: boolean;
   /** INIT flags this filesystem does not want even though the layer supports them. */
   withoutFlags?: bigint;
+  /** INIT flags beyond the default set, e.g. PASSTHROUGH for a filesystem that registers backing files. */
+  withFlags?: bigint;
   /** Where debug lines and bug reports go (default: stderr). */
   log?: (line: string) => void;
 }
@@ -132,7 +134,8 @@ export class Session {
       this.send(unique, encodeError(unique, constants.errno.EPROTO));
       return;
     }
-    this.negotiatedFlags = req.flags & WANTED_INIT_FLAGS & ~(this.options.withoutFlags ?? 0n);
+    const wanted = (WANTED_INIT_FLAGS | (this.options.withFlags ?? 0n)) & ~(this.options.withoutFlags ?? 0n);
+    this.negotiatedFlags = req.flags & wanted;
     // flags2 is only read by the kernel when INIT_EXT is set in our reply.
     if (this.negotiatedFlags >> 32n !== 0n) this.negotiatedFlags |= InitFlag.INIT_EXT;
     this.send(unique, encodeInit(unique, {
@@ -145,6 +148,7 @@ export class Session {
       maxWrite: MAX_WRITE,
       timeGran: 1,
       maxPages: MAX_PAGES,
+      maxStackDepth: this.negotiatedFlags & InitFlag.PASSTHROUGH ? PASSTHROUGH_STACK_DEPTH : 0,
     }));
     this.fs.init?.({ major: req.major, minor: req.minor, flags: this.negotiatedFlags });
     this.initDone();

@@ -1,19 +1,21 @@
 // A FileSystem that mirrors a local directory: the kernel layer's test vehicle and benchmark.
 // It runs as root and the mount uses default_permissions, so the kernel checks mode bits against
-// the caller and we only have to give new files to their creator.
-import type { BigIntStats } from 'node:fs';
-import { constants as C, readSync } from 'node:fs';
+// the caller. Every inode is reached through its node's O_PATH descriptor (nodes.ts), every name
+// through its parent's descriptor plus that one name, as bytes. New files are made as the caller
+// (sys.asCaller), so the backing filesystem applies ownership, setgid-directory and umask-free
+// mode rules itself, exactly as on the bare directory.
+import { constants as C, readSync, statfsSync } from 'node:fs';
 import {
-  KernelErrno, OPEN_KILL_SUIDGID, OpenFlag, ROOT_ID, SetattrValid, WRITE_KILL_SUIDGID,
-  type AttrOut, type CreateOut, type DirBuffer, type EntryOut, type FileSystem, type OpenOut,
+  FUSE_DEV_IOC_BACKING_CLOSE, FUSE_DEV_IOC_BACKING_OPEN, InitFlag, KernelErrno, OPEN_KILL_SUIDGID, OpenFlag, ROOT_ID,
+  SetattrValid, WRITE_KILL_SUIDGID,
+  type AttrOut, type CreateOut, type DirBuffer, type EntryOut, type FileSystem, type InitInfo, type OpenOut,
   type RequestContext, type RequestOf, type StatfsOut,
 } from '../kernel/index.js';
+import * as sys from '../../sys/index.js';
 import { direntType, toAttr } from './attrs.js';
 import * as io from './fd-io.js';
-import { sys } from './fd-io.js';
 import { NodeTable, type Node } from './nodes.js';
 import { applySetattr, killSuidgid } from './setattr.js';
-import * as special from './special.js';
 import * as xattr from './xattr.js';
 
 export interface PassthroughOptions {
@@ -23,24 +25,26 @@ export interface PassthroughOptions {
   directIo: boolean;
 }
 
-interface DirHandle { node: Node; entries: string[] | undefined }
+interface DirHandle { node: Node; fd: number; entries: sys.Dirent[] | undefined }
 /** nextRead: where the last READ of this handle ended (sequential reads are answered inline). */
-interface OpenFile { fd: number; node: Node; nextRead: number }
+interface OpenFile { fd: number; node: Node; nextRead: number; backingId: number }
 
-const RENAME_NOREPLACE = 1;
-const SEEK_DATA = 3;
-const SEEK_HOLE = 4;
 const COPY_CHUNK = 1024 * 1024;
 /** Shared: the session reads only its code. */
 const NOT_FOUND = new KernelErrno('ENOENT');
 const O_DIRECT = 0o40000;
-const S_ISGID = 0o2000;
+const DOT = Buffer.from('.');
+const DOTDOT = Buffer.from('..');
+const isDotName = (n: Buffer): boolean => n[0] === 0x2e && (n.length === 1 || (n.length === 2 && n[1] === 0x2e));
 
 export class PassthroughFs implements FileSystem {
   readonly nodes: NodeTable;
   private readonly files = new Map<number, OpenFile>();
   private readonly dirs = new Map<number, DirHandle>();
   private nextFh = 1;
+  private kernelPassthrough = false;
+  /** The /dev/fuse descriptor that backing files are registered on (enableKernelPassthrough). */
+  private device: number | undefined;
   /** Called after a node is looked up (the CLI's cache watcher hooks here). */
   onLookup: ((node: Node) => void) | undefined;
   /**
@@ -54,8 +58,25 @@ export class PassthroughFs implements FileSystem {
   }
 
   async start(): Promise<void> {
-    const st = sys.stat(this.source);
-    this.nodes.setRootKey(st.dev, st.ino);
+    // the root's descriptor is opened by the NodeTable; nothing else to prepare
+  }
+
+  /**
+   * Offer the kernel's own passthrough (FUSE_PASSTHROUGH; the session must ask for the INIT flag):
+   * each opened regular file is registered on `device`, and the kernel then reads and writes it
+   * directly, with no request to us.
+   */
+  enableKernelPassthrough(device: number): void {
+    this.device = device;
+  }
+
+  init(info: InitInfo): void {
+    this.kernelPassthrough = this.device !== undefined && (info.flags & InitFlag.PASSTHROUGH) !== 0n;
+  }
+
+  /** Whether INIT negotiated the kernel's passthrough (the CLI reports it). */
+  get usesKernelPassthrough(): boolean {
+    return this.kernelPassthrough;
   }
 
   private node(id: number): Node {
@@ -64,35 +85,24 @@ export class PassthroughFs implements FileSystem {
     return n;
   }
 
-  private path(id: number): string {
-    return this.nodes.path(this.node(id));
+  private entry(parent: Node, name: Buffer, st: sys.Stat): EntryOut {
+    const found = this.nodes.lookup(parent, name, st);
+    return this.entryOf(found.node, found.st);
   }
 
-  private entry(parent: Node, name: string, st: BigIntStats): EntryOut {
-    const node = this.nodes.lookup(parent, name, st.dev, st.ino, Number(st.mode));
+  private entryOf(node: Node, st: sys.Stat): EntryOut {
     this.onLookup?.(node);
     return { nodeId: node.id, generation: 0, entryTimeout: this.options.timeout, attrTimeout: this.options.timeout, attr: toAttr(st) };
   }
 
-  /** New files belong to the caller; the group comes from a setgid parent, else the caller. */
-  private giveToCaller(ctx: RequestContext, path: string, parent: string): void {
-    if (ctx.uid === 0 && ctx.gid === 0) return;
-    const parentSt = sys.stat(parent);
-    const gid = Number(parentSt.mode) & S_ISGID ? -1 : ctx.gid;
-    sys.lchown(path, ctx.uid, gid);
-  }
-
   lookup(_ctx: RequestContext, r: RequestOf<'LOOKUP'>): EntryOut {
     const parent = this.node(r.header.nodeId);
-    if (r.name === '.' || r.name === '..') {
-      const target = r.name === '..' ? (parent.parent ?? parent) : parent;
-      const st = sys.lstat(this.nodes.path(target));
-      return this.entry(target.parent ?? target, target.name, st);
-    }
-    // A miss is the common case of every create; answer it without building a SystemError.
-    const st = sys.lstatIfExists(this.nodes.childPath(parent, r.name));
+    // "." and ".." come only with EXPORT_SUPPORT (NFS re-export); the descriptor resolves both.
+    const name = isDotName(r.name) ? (r.name.length === 1 ? DOT : DOTDOT) : r.name;
+    // A miss is the common case of every create; answer it without building an exception.
+    const st = sys.statatIfExists(parent.fd, name, sys.AT_SYMLINK_NOFOLLOW);
     if (!st) throw NOT_FOUND;
-    return this.entry(parent, r.name, st);
+    return this.entry(parent, name, st);
   }
 
   forget(nodeId: number, nlookup: number): void {
@@ -101,118 +111,112 @@ export class PassthroughFs implements FileSystem {
 
   getattr(_ctx: RequestContext, r: RequestOf<'GETATTR'>): AttrOut {
     const open = r.getattrFlags & 1 ? this.files.get(r.fh) : undefined;
-    const st = open ? io.fstat(open.fd) : sys.lstat(this.path(r.header.nodeId));
+    const st = sys.fstat(open ? open.fd : this.node(r.header.nodeId).fd);
     return { attr: toAttr(st), attrTimeout: this.options.timeout };
   }
 
   setattr(ctx: RequestContext, r: RequestOf<'SETATTR'>): AttrOut {
     const fd = r.valid & SetattrValid.FH ? this.files.get(r.fh)?.fd : undefined;
-    return { attr: toAttr(applySetattr(this.path(r.header.nodeId), fd, r, ctx)), attrTimeout: this.options.timeout };
+    return { attr: toAttr(applySetattr(this.node(r.header.nodeId), fd, r, ctx)), attrTimeout: this.options.timeout };
   }
 
   readlink(_ctx: RequestContext, r: RequestOf<'READLINK'>): Buffer {
-    return sys.readlink(this.path(r.header.nodeId));
+    return sys.readlinkat(this.node(r.header.nodeId).fd, '');
   }
 
-  private made(ctx: RequestContext, parent: Node, name: string): EntryOut {
-    const path = this.nodes.childPath(parent, name);
-    this.giveToCaller(ctx, path, this.nodes.path(parent));
-    return this.entry(parent, name, sys.lstat(path));
+  /** The entry of a name just made in `parent` (by the caller, as the caller). */
+  private made(parent: Node, name: Buffer): EntryOut {
+    const fd = sys.openat(parent.fd, name, sys.O_PATH | sys.O_NOFOLLOW);
+    const st = sys.fstat(fd);
+    return this.entryOf(this.nodes.adopt(fd, st), st);
   }
 
   symlink(ctx: RequestContext, r: RequestOf<'SYMLINK'>): EntryOut {
     const parent = this.node(r.header.nodeId);
-    sys.symlink(r.target, this.nodes.childPath(parent, r.name));
-    return this.made(ctx, parent, r.name);
+    sys.asCaller(ctx, () => sys.symlinkat(r.target, parent.fd, r.name));
+    return this.made(parent, r.name);
   }
 
-  async mknod(ctx: RequestContext, r: RequestOf<'MKNOD'>): Promise<EntryOut> {
+  /** Regular files, fifos, sockets and devices: mknodat(2) as the caller. */
+  mknod(ctx: RequestContext, r: RequestOf<'MKNOD'>): EntryOut {
     const parent = this.node(r.header.nodeId);
-    const path = this.nodes.childPath(parent, r.name);
-    if ((r.mode & C.S_IFMT) === C.S_IFREG) io.close(io.open(path, C.O_CREAT | C.O_EXCL | C.O_WRONLY, r.mode & 0o7777));
-    else await special.mknod(path, r.mode, r.rdev);
-    return this.made(ctx, parent, r.name);
+    sys.asCaller(ctx, () => sys.mknodat(parent.fd, r.name, r.mode, r.rdev));
+    return this.made(parent, r.name);
   }
 
   mkdir(ctx: RequestContext, r: RequestOf<'MKDIR'>): EntryOut {
     const parent = this.node(r.header.nodeId);
-    const path = this.nodes.childPath(parent, r.name);
-    sys.mkdir(path, r.mode & 0o7777);
-    // mkdir(2) ignores suid/sgid/sticky bits given by the caller on some paths; set them exactly.
-    if (r.mode & 0o7000) sys.chmod(path, r.mode & 0o7777);
-    return this.made(ctx, parent, r.name);
-  }
-
-  /** Forget the backing inode of a name that is about to disappear (so a reused ino gets a new node). */
-  private detachName(path: string): void {
-    const st = sys.lstatIfExists(path);
-    if (!st || (st.nlink > 1n && !st.isDirectory())) return;
-    const n = this.nodes.findByKey(st.dev, st.ino);
-    if (n) this.nodes.detach(n);
+    sys.asCaller(ctx, () => sys.mkdirat(parent.fd, r.name, r.mode & 0o7777));
+    return this.made(parent, r.name);
   }
 
   unlink(_ctx: RequestContext, r: RequestOf<'UNLINK'>): void {
-    const path = this.nodes.childPath(this.node(r.header.nodeId), r.name);
-    this.detachName(path);
-    sys.unlink(path);
+    sys.unlinkat(this.node(r.header.nodeId).fd, r.name, 0);
   }
 
   rmdir(_ctx: RequestContext, r: RequestOf<'RMDIR'>): void {
-    const path = this.nodes.childPath(this.node(r.header.nodeId), r.name);
-    sys.rmdir(path);
-    this.detachName(path);
+    sys.unlinkat(this.node(r.header.nodeId).fd, r.name, sys.AT_REMOVEDIR);
   }
 
+  /** RENAME and RENAME2 with all of renameat2's flags (NOREPLACE, EXCHANGE, WHITEOUT). */
   rename(_ctx: RequestContext, r: RequestOf<'RENAME'>): void {
-    if (r.flags & ~RENAME_NOREPLACE) throw new KernelErrno('EINVAL'); // no renameat2 in Node
-    const from = this.nodes.childPath(this.node(r.header.nodeId), r.name);
-    const newParent = this.node(r.newDir);
-    const to = this.nodes.childPath(newParent, r.newName);
-    const target = sys.lstatIfExists(to);
-    if (r.flags & RENAME_NOREPLACE && target) throw new KernelErrno('EEXIST');
-    sys.rename(from, to);
-    const moved = sys.lstat(to);
-    if (target && (target.ino !== moved.ino || target.dev !== moved.dev)) {
-      const replaced = this.nodes.findByKey(target.dev, target.ino);
-      if (replaced && (target.nlink <= 1n || target.isDirectory())) this.nodes.detach(replaced);
-    }
-    const node = this.nodes.findByKey(moved.dev, moved.ino);
-    if (node && node !== this.nodes.root) this.nodes.move(node, newParent, r.newName);
+    sys.renameat2(this.node(r.header.nodeId).fd, r.name, this.node(r.newDir).fd, r.newName, r.flags);
   }
 
+  /**
+   * The kernel has checked the caller may link (protected_hardlinks included); linkat through the
+   * node's descriptor links that very inode, whichever of its names still exist.
+   */
   link(_ctx: RequestContext, r: RequestOf<'LINK'>): EntryOut {
     const parent = this.node(r.header.nodeId);
-    const path = this.nodes.childPath(parent, r.name);
-    sys.link(this.path(r.oldNodeId), path);
-    return this.entry(parent, r.name, sys.lstat(path));
+    const node = this.node(r.oldNodeId);
+    sys.linkat(node.fd, '', parent.fd, r.name, sys.AT_EMPTY_PATH);
+    const st = sys.fstat(node.fd);
+    node.lookups++;
+    return this.entryOf(node, st);
   }
 
   private openReply(fd: number, node: Node): OpenOut {
     const fh = this.nextFh++;
-    this.files.set(fh, { fd, node, nextRead: 0 });
     let openFlags = 0;
-    if (this.options.keepCache) openFlags |= OpenFlag.KEEP_CACHE;
-    if (this.options.directIo) openFlags |= OpenFlag.DIRECT_IO;
-    return { fh, openFlags };
+    let backingId = 0;
+    if (this.kernelPassthrough && node.type === C.S_IFREG) {
+      backingId = this.registerBacking(fd);
+      if (backingId > 0) openFlags |= OpenFlag.PASSTHROUGH;
+    }
+    this.files.set(fh, { fd, node, nextRead: 0, backingId });
+    if (this.options.keepCache || backingId > 0) openFlags |= OpenFlag.KEEP_CACHE;
+    if (this.options.directIo && backingId === 0) openFlags |= OpenFlag.DIRECT_IO;
+    return { fh, openFlags, backingId };
+  }
+
+  /** FUSE_DEV_IOC_BACKING_OPEN: the kernel will read and write this fd itself. 0 if refused. */
+  private registerBacking(fd: number): number {
+    const map = Buffer.alloc(16);
+    map.writeInt32LE(fd, 0);
+    try {
+      return sys.ioctl(this.device!, FUSE_DEV_IOC_BACKING_OPEN, map);
+    } catch {
+      return 0; // e.g. a backing file on a stacked fs: serve this one through us instead
+    }
   }
 
   open(ctx: RequestContext, r: RequestOf<'OPEN'>): OpenOut {
     const node = this.node(r.header.nodeId);
-    const path = this.nodes.path(node);
     // O_DIRECT would impose alignment on our buffers; the kernel already bypasses its cache.
-    const fd = io.open(path, r.flags & ~O_DIRECT);
-    if (r.openFlags & OPEN_KILL_SUIDGID && r.flags & C.O_TRUNC) killSuidgid(ctx, path, fd);
+    // O_CREAT/O_EXCL never reach OPEN; reopening the magic link opens this very inode.
+    const fd = sys.openat(sys.AT_FDCWD, sys.fdPath(node.fd), r.flags & ~(O_DIRECT | C.O_NOFOLLOW | C.O_CREAT | C.O_EXCL));
+    if (r.openFlags & OPEN_KILL_SUIDGID && r.flags & C.O_TRUNC) killSuidgid(ctx, node, fd);
     return this.openReply(fd, node);
   }
 
   create(ctx: RequestContext, r: RequestOf<'CREATE'>): CreateOut {
     const parent = this.node(r.header.nodeId);
-    const path = this.nodes.childPath(parent, r.name);
-    const fd = io.open(path, (r.flags & ~O_DIRECT) | C.O_CREAT, r.mode & 0o7777);
+    const fd = sys.asCaller(ctx, () => sys.openat(parent.fd, r.name, (r.flags & ~O_DIRECT) | C.O_CREAT, r.mode & 0o7777));
     try {
-      this.giveToCaller(ctx, path, this.nodes.path(parent));
-      const entry = this.entry(parent, r.name, io.fstat(fd));
-      return { entry, open: this.openReply(fd, this.node(entry.nodeId)) };
+      const st = sys.fstat(fd);
+      const node = this.nodes.adopt(sys.openat(sys.AT_FDCWD, sys.fdPath(fd), sys.O_PATH), st);
+      return { entry: this.entryOf(node, st), open: this.openReply(fd, node) };
     } catch (err) {
       io.close(fd);
       throw err;
@@ -243,17 +247,17 @@ export class PassthroughFs implements FileSystem {
   }
 
   write(ctx: RequestContext, r: RequestOf<'WRITE'>): number | Promise<number> {
-    const fd = this.fd(r.fh);
+    const f = this.file(r.fh);
     // Awaited before the reply so the caller's next stat sees the new mode; attrs-only
     // invalidation takes no lock this WRITE holds (fuse-protocol.md A6).
-    if (r.writeFlags & WRITE_KILL_SUIDGID && killSuidgid(ctx, '', fd) && this.onAttrsChanged) {
-      return this.onAttrsChanged(r.header.nodeId).then(() => writeAll(fd, r.data, r.offset));
+    if (r.writeFlags & WRITE_KILL_SUIDGID && killSuidgid(ctx, f.node, f.fd) && this.onAttrsChanged) {
+      return this.onAttrsChanged(r.header.nodeId).then(() => io.writeAll(f.fd, r.data, r.offset));
     }
-    return writeAll(fd, r.data, r.offset);
+    return io.writeAll(f.fd, r.data, r.offset);
   }
 
   statfs(_ctx: RequestContext, r: RequestOf<'STATFS'>): StatfsOut {
-    const s = sys.statfs(this.path(r.header.nodeId || ROOT_ID));
+    const s = statfsSync(sys.fdPath(this.node(r.header.nodeId || ROOT_ID).fd));
     return { blocks: s.blocks, bfree: s.bfree, bavail: s.bavail, files: s.files, ffree: s.ffree, bsize: s.bsize, namelen: 255, frsize: s.bsize };
   }
 
@@ -261,7 +265,18 @@ export class PassthroughFs implements FileSystem {
     const f = this.files.get(r.fh);
     if (!f) return;
     this.files.delete(r.fh);
+    if (f.backingId > 0) this.unregisterBacking(f.backingId);
     io.close(f.fd);
+  }
+
+  private unregisterBacking(id: number): void {
+    const arg = Buffer.alloc(4);
+    arg.writeUInt32LE(id, 0);
+    try {
+      sys.ioctl(this.device!, FUSE_DEV_IOC_BACKING_CLOSE, arg);
+    } catch {
+      // the connection is going away: the kernel drops every backing file with it
+    }
   }
 
   // No flush(): nothing is buffered here (every WRITE already reached the backing file), and the
@@ -275,24 +290,24 @@ export class PassthroughFs implements FileSystem {
 
   opendir(_ctx: RequestContext, r: RequestOf<'OPENDIR'>): OpenOut {
     const node = this.node(r.header.nodeId);
-    sys.access(this.nodes.path(node)); // fail now if the directory is gone
+    const fd = sys.openat(sys.AT_FDCWD, sys.fdPath(node.fd), C.O_RDONLY | C.O_DIRECTORY);
     const fh = this.nextFh++;
-    this.dirs.set(fh, { node, entries: undefined });
+    this.dirs.set(fh, { node, fd, entries: undefined });
     return { fh, openFlags: this.options.keepCache ? OpenFlag.CACHE_DIR : 0 };
   }
 
   releasedir(_ctx: RequestContext, r: RequestOf<'RELEASEDIR'>): void {
+    const dir = this.dirs.get(r.fh);
+    if (!dir) return;
     this.dirs.delete(r.fh);
+    io.close(dir.fd);
   }
 
   /** The entries of a directory reach the disk only with an fsync of the directory itself. */
   async fsyncdir(_ctx: RequestContext, r: RequestOf<'FSYNCDIR'>): Promise<void> {
-    const fd = io.open(this.path(r.header.nodeId), C.O_RDONLY | C.O_DIRECTORY);
-    try {
-      await (r.fsyncFlags & 1 ? io.fdatasync(fd) : io.fsync(fd));
-    } finally {
-      io.close(fd);
-    }
+    const dir = this.dirs.get(r.fh);
+    if (!dir) throw new KernelErrno('EBADF');
+    await (r.fsyncFlags & 1 ? io.fdatasync(dir.fd) : io.fsync(dir.fd));
   }
 
   readdir(_ctx: RequestContext, r: RequestOf<'READDIR'>, out: DirBuffer): void {
@@ -303,61 +318,65 @@ export class PassthroughFs implements FileSystem {
     return this.fillDir(r, out, true);
   }
 
-  /** Entry i has cookie i+1. The listing is snapshotted at offset 0, so cookies stay stable. */
+  /**
+   * Entry i has cookie i+1; "." and ".." are entries 0 and 1. The listing is snapshotted at
+   * offset 0 (a rewinddir), so cookies stay stable while the directory changes.
+   */
   private fillDir(r: RequestOf<'READDIR' | 'READDIRPLUS'>, out: DirBuffer, plus: boolean): void {
     const dir = this.dirs.get(r.fh);
     if (!dir) throw new KernelErrno('EBADF');
-    const dirPath = this.nodes.path(dir.node);
     if (r.offset === 0 || dir.entries === undefined) {
-      dir.entries = ['.', '..', ...sys.readdir(dirPath)];
+      sys.lseek(dir.fd, 0, 0);
+      dir.entries = sys.getdents(dir.fd);
     }
     const entries = dir.entries;
-    const parentPath = this.nodes.path(dir.node.parent ?? dir.node);
-    for (let i = r.offset; i < entries.length; i++) {
-      const name = entries[i]!;
+    for (let i = r.offset; i < entries.length + 2; i++) {
       const cookie = i + 1;
-      const st = sys.lstatIfExists(name === '.' ? dirPath : name === '..' ? parentPath : `${dirPath}/${name}`);
-      if (!st) continue; // vanished since the listing: skip it, the cookie stays valid
-      const type = direntType(Number(st.mode));
-      if (!out.fits(Buffer.byteLength(name), plus)) return;
-      if (!plus) out.add(Number(st.ino), cookie, type, name);
-      else if (name === '.' || name === '..') {
+      if (i < 2) {
+        const name = i === 0 ? DOT : DOTDOT;
+        const st = sys.statat(dir.fd, name, 0);
+        if (!out.fits(name.length, plus)) return;
         // nodeid 0: the kernel takes no reference for "." and ".." (no lookup count)
-        out.addPlus({ nodeId: 0, generation: 0, entryTimeout: 0, attrTimeout: 0, attr: toAttr(st) }, cookie, type, name);
-      } else out.addPlus(this.entry(dir.node, name, st), cookie, type, name);
+        if (!plus) out.add(Number(st.ino), cookie, direntType(st.mode), name);
+        else out.addPlus({ nodeId: 0, generation: 0, entryTimeout: 0, attrTimeout: 0, attr: toAttr(st) }, cookie, direntType(st.mode), name);
+        continue;
+      }
+      const e = entries[i - 2]!;
+      if (!out.fits(e.name.length, plus)) return;
+      if (!plus) {
+        out.add(Number(e.ino), cookie, e.type, e.name);
+        continue;
+      }
+      const st = sys.statatIfExists(dir.fd, e.name, sys.AT_SYMLINK_NOFOLLOW);
+      if (!st) continue; // vanished since the listing: skip it, the cookie stays valid
+      out.addPlus(this.entry(dir.node, e.name, st), cookie, direntType(st.mode), e.name);
     }
   }
 
+  /** Every mode the backing filesystem supports (keep-size, punch-hole, zero-range...), off-thread. */
   async fallocate(_ctx: RequestContext, r: RequestOf<'FALLOCATE'>): Promise<void> {
-    this.fd(r.fh);
-    await special.fallocate(this.path(r.header.nodeId), r.offset, r.length, r.mode);
+    await sys.runBlocking({ fn: 'fallocate', args: [this.fd(r.fh), r.mode, r.offset, r.length] });
   }
 
   getxattr(_ctx: RequestContext, r: RequestOf<'GETXATTR'>): Buffer {
-    return xattr.getxattr(this.path(r.header.nodeId), r.name);
+    return xattr.getxattr(this.node(r.header.nodeId), r.name);
   }
 
   listxattr(_ctx: RequestContext, r: RequestOf<'LISTXATTR'>): Buffer {
-    return xattr.listxattr(this.path(r.header.nodeId));
+    return xattr.listxattr(this.node(r.header.nodeId));
   }
 
   setxattr(_ctx: RequestContext, r: RequestOf<'SETXATTR'>): void {
-    xattr.setxattr(this.path(r.header.nodeId), r.name, r.value, r.flags);
+    xattr.setxattr(this.node(r.header.nodeId), r.name, r.value, r.flags);
   }
 
   removexattr(_ctx: RequestContext, r: RequestOf<'REMOVEXATTR'>): void {
-    xattr.removexattr(this.path(r.header.nodeId), r.name);
+    xattr.removexattr(this.node(r.header.nodeId), r.name);
   }
 
-  /**
-   * SEEK_DATA / SEEK_HOLE (the kernel answers the other whences itself). Node has no lseek, so the
-   * whole file counts as data: what Linux does for filesystems without hole tracking.
-   */
+  /** SEEK_DATA / SEEK_HOLE, answered by the backing file (the kernel answers the other whences). */
   lseek(_ctx: RequestContext, r: RequestOf<'LSEEK'>): number {
-    const size = Number(io.fstat(this.fd(r.fh)).size);
-    if (r.whence !== SEEK_DATA && r.whence !== SEEK_HOLE) throw new KernelErrno('EINVAL');
-    if (r.offset < 0 || r.offset >= size) throw new KernelErrno('ENXIO');
-    return r.whence === SEEK_DATA ? r.offset : size;
+    return sys.lseek(this.fd(r.fh), r.offset, r.whence);
   }
 
   /** Copy in 1 MiB chunks between two open handles; short at end of file, like the syscall. */
@@ -382,7 +401,7 @@ export class PassthroughFs implements FileSystem {
   }
 
   destroy(): void {
-    for (const f of this.files.values()) {
+    for (const f of [...this.files.values(), ...this.dirs.values()]) {
       try {
         io.close(f.fd);
       } catch {
@@ -390,12 +409,7 @@ export class PassthroughFs implements FileSystem {
       }
     }
     this.files.clear();
+    this.dirs.clear();
+    this.nodes.clear();
   }
-}
-
-/** pwrite until all of `data` is written (a regular file takes it in one call, but need not). */
-function writeAll(fd: number, data: Buffer, offset: number): number {
-  let done = 0;
-  while (done < data.length) done += io.pwrite(fd, done === 0 ? data : data.subarray(done), offset + done);
-  return done;
 }

@@ -1,38 +1,37 @@
-// SETATTR on a backing file, and the suid/sgid clearing that HANDLE_KILLPRIV_V2 leaves to us.
-import type { BigIntStats } from 'node:fs';
-import { constants as C } from 'node:fs';
+// SETATTR on a backing inode, and the suid/sgid clearing that HANDLE_KILLPRIV_V2 leaves to us.
+// Everything goes through the node's O_PATH descriptor (or the open file's, when the kernel names
+// one), so it works on any hard link and on a file whose last name is gone.
+import { constants as C, ftruncateSync, truncateSync } from 'node:fs';
 import { SetattrValid, type RequestOf } from '../kernel/index.js';
-import { toAttr, toUtime } from './attrs.js';
-import * as io from './fd-io.js';
-import { sys } from './fd-io.js';
+import * as sys from '../../sys/index.js';
+import type { Node } from './nodes.js';
 
 const S_ISUID = 0o4000;
 const S_ISGID = 0o2000;
+const ON_FD = sys.AT_EMPTY_PATH | sys.AT_SYMLINK_NOFOLLOW;
 
-/** Apply the requested changes (through the open fd when the kernel named one); returns the new stat. */
-export function applySetattr(path: string, fd: number | undefined, r: RequestOf<'SETATTR'>, caller: Caller): BigIntStats {
+/** Apply the requested changes; `fd` is the open file the kernel named, if any. Returns the new stat. */
+export function applySetattr(node: Node, fd: number | undefined, r: RequestOf<'SETATTR'>, caller: Caller): sys.Stat {
   const v = r.valid;
-  if (v & SetattrValid.MODE) {
-    if (fd !== undefined) io.fchmod(fd, r.mode & 0o7777);
-    else sys.chmod(path, r.mode & 0o7777);
-  }
+  if (v & SetattrValid.MODE) chmod(node, fd, r.mode & 0o7777);
   if (v & (SetattrValid.UID | SetattrValid.GID)) {
-    sys.lchown(path, v & SetattrValid.UID ? r.uid : -1, v & SetattrValid.GID ? r.gid : -1);
+    sys.fchownat(node.fd, '', v & SetattrValid.UID ? r.uid : -1, v & SetattrValid.GID ? r.gid : -1, ON_FD);
   }
   if (v & SetattrValid.SIZE) {
-    if (fd !== undefined) io.ftruncate(fd, r.size);
-    else sys.truncate(path, r.size);
+    if (fd !== undefined) ftruncateSync(fd, r.size);
+    else truncateSync(sys.fdPath(node.fd), r.size);
   }
-  if (v & SetattrValid.KILL_SUIDGID && !(v & SetattrValid.MODE)) killSuidgid(caller, path, fd);
+  if (v & SetattrValid.KILL_SUIDGID && !(v & SetattrValid.MODE)) killSuidgid(caller, node, fd);
   if (v & (SetattrValid.ATIME | SetattrValid.MTIME)) {
-    // utimes sets both; the one not asked for keeps its current value.
-    const now = Date.now() / 1000;
-    const keep = toAttr(sys.lstat(path));
-    const atime = v & SetattrValid.ATIME ? (v & SetattrValid.ATIME_NOW ? now : toUtime(r.atime)) : toUtime(keep.atime);
-    const mtime = v & SetattrValid.MTIME ? (v & SetattrValid.MTIME_NOW ? now : toUtime(r.mtime)) : toUtime(keep.mtime);
-    sys.lutimes(path, atime, mtime);
+    const time = (set: number, now: number, t: sys.Timespec): sys.TimeArg => (!(v & set) ? 'omit' : v & now ? 'now' : t);
+    sys.utimensat(node.fd, '', time(SetattrValid.ATIME, SetattrValid.ATIME_NOW, r.atime), time(SetattrValid.MTIME, SetattrValid.MTIME_NOW, r.mtime), ON_FD);
   }
-  return fd !== undefined ? io.fstat(fd) : sys.lstat(path);
+  return sys.fstat(fd ?? node.fd);
+}
+
+function chmod(node: Node, fd: number | undefined, mode: number): void {
+  if (fd !== undefined) sys.fchmod(fd, mode);
+  else sys.fchmodat(node.fd, '', mode, ON_FD);
 }
 
 /** Who asked (RequestContext fits). */
@@ -44,14 +43,11 @@ export interface Caller { gid: number; groups: number[] }
  * setattr_should_drop_sgid). The kernel asks us to; as root (CAP_FSETID) our own writes would not
  * clear them in the backing fs. Returns whether the mode changed.
  */
-export function killSuidgid(caller: Caller, path: string, fd?: number): boolean {
-  const st = fd !== undefined ? io.fstat(fd) : sys.lstat(path);
-  const mode = Number(st.mode);
-  const fileGid = Number(st.gid);
-  let cleared = mode & ~S_ISUID;
-  if (mode & C.S_IXGRP || (caller.gid !== fileGid && !caller.groups.includes(fileGid))) cleared &= ~S_ISGID;
-  if (cleared === mode) return false;
-  if (fd !== undefined) io.fchmod(fd, cleared & 0o7777);
-  else sys.chmod(path, cleared & 0o7777);
+export function killSuidgid(caller: Caller, node: Node, fd?: number): boolean {
+  const st = sys.fstat(fd ?? node.fd);
+  let cleared = st.mode & ~S_ISUID;
+  if (st.mode & C.S_IXGRP || (caller.gid !== st.gid && !caller.groups.includes(st.gid))) cleared &= ~S_ISGID;
+  if (cleared === st.mode) return false;
+  chmod(node, fd, cleared & 0o7777);
   return true;
 }

@@ -4,6 +4,7 @@
 // Notifications go through the session's notify worker, never from a request's code path.
 import { watch, type FSWatcher } from 'node:fs';
 import type { Notifier } from '../kernel/index.js';
+import { fdPath } from '../../sys/index.js';
 import type { Node } from './nodes.js';
 import type { PassthroughFs } from './passthrough.js';
 
@@ -23,7 +24,8 @@ export class CacheWatcher {
     if (this.watchers.has(node.id) || this.watchers.size >= MAX_WATCHES) return;
     let w: FSWatcher;
     try {
-      w = watch(this.fs.nodes.path(node), { persistent: false });
+      // inotify on the magic link watches the inode itself, under whatever names it has.
+      w = watch(fdPath(node.fd), { persistent: false, encoding: 'buffer' });
     } catch {
       return; // gone already, or not watchable (fifo, socket)
     }
@@ -35,7 +37,7 @@ export class CacheWatcher {
         this.watchers.delete(node.id);
         return;
       }
-      if (isDir && typeof filename === 'string' && filename !== '') {
+      if (isDir && Buffer.isBuffer(filename) && filename.length > 0) {
         void this.notifier.invalEntry(node.id, filename);
         void this.notifier.invalInode(node.id, -1, 0);
       } else if (!isDir) {

@@ -23,7 +23,7 @@ describe('decodeRequest on golden frames', () => {
 
   test('LOOKUP is a NUL-terminated name', () => {
     const r = decodeRequest(bytes(...inHeader(Opcode.LOOKUP, 4, 1, 6), cstr('hello')));
-    expect(r).toMatchObject({ op: 'LOOKUP', name: 'hello', header: { nodeId: 1, unique: 4n } });
+    expect(r).toMatchObject({ op: 'LOOKUP', name: Buffer.from('hello'), header: { nodeId: 1, unique: 4n } });
   });
 
   test('GETATTR with a file handle', () => {
@@ -99,7 +99,7 @@ describe('decodeRequest on golden frames', () => {
       u32(0), // open_flags
       cstr('f'), // name
     ));
-    expect(r).toMatchObject({ op: 'CREATE', flags: 0o101, mode: 0o100644, umask: 0o22, name: 'f' });
+    expect(r).toMatchObject({ op: 'CREATE', flags: 0o101, mode: 0o100644, umask: 0o22, name: Buffer.from('f') });
   });
 
   test('RENAME2 with flags; names follow the struct', () => {
@@ -111,7 +111,7 @@ describe('decodeRequest on golden frames', () => {
       cstr('old'), // oldname
       cstr('new'), // newname
     ));
-    expect(r).toMatchObject({ op: 'RENAME', newDir: 9, flags: 1, name: 'old', newName: 'new' });
+    expect(r).toMatchObject({ op: 'RENAME', newDir: 9, flags: 1, name: Buffer.from('old'), newName: Buffer.from('new') });
   });
 
   test('BATCH_FORGET', () => {
@@ -134,7 +134,7 @@ describe('decodeRequest on golden frames', () => {
     const h = inHeader(Opcode.LOOKUP, 22, 1, 2 + 8);
     h[7] = [1, 0]; // total_extlen: one 8-byte unit
     const r = decodeRequest(bytes(...h, cstr('a'), zeros(8)));
-    expect(r).toMatchObject({ op: 'LOOKUP', name: 'a' });
+    expect(r).toMatchObject({ op: 'LOOKUP', name: Buffer.from('a') });
   });
 });
 
@@ -188,5 +188,20 @@ describe('decodeRequest on malformed frames', () => {
 
   test('unknown opcode decodes as UNKNOWN (answered ENOSYS by the session)', () => {
     expect(decodeRequest(bytes(...inHeader(4000, 4, 1, 0)))).toMatchObject({ op: 'UNKNOWN', opcode: 4000 });
+  });
+});
+
+describe('names are bytes', () => {
+  test('a LOOKUP name that is not UTF-8 arrives byte for byte', () => {
+    const name = Buffer.from([0x63, 0x61, 0x66, 0xe9]); // Latin-1 "café"
+    const frame = Buffer.alloc(40 + name.length + 1);
+    frame.writeUInt32LE(frame.length, 0);
+    frame.writeUInt32LE(1, 4); // LOOKUP
+    frame.writeBigUInt64LE(6n, 8);
+    frame.writeBigUInt64LE(1n, 16);
+    name.copy(frame, 40);
+    const r = decodeRequest(frame);
+    expect(r.op).toBe('LOOKUP');
+    expect(r.op === 'LOOKUP' && Buffer.compare(r.name, name)).toBe(0);
   });
 });

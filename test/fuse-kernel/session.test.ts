@@ -30,8 +30,8 @@ function attrFor(id: number): Attr {
 const fs: FileSystem = {
   lookup(ctx, r) {
     lastCaller = { uid: ctx.uid, gid: ctx.gid, pid: ctx.pid, groups: ctx.groups };
-    if (r.name === 'boom') throw new Error('a bug in the filesystem, not an errno');
-    const id = names[r.name];
+    if (r.name.toString() === 'boom') throw new Error('a bug in the filesystem, not an errno');
+    const id = names[r.name.toString()];
     if (id === undefined) throw Object.assign(new Error('ENOENT'), { code: 'ENOENT' });
     return { nodeId: id, generation: 0, entryTimeout: 60, attrTimeout: 60, attr: attrOf(id, 0o100644, id === 2 ? Buffer.byteLength(helloText) : 100) };
   },
