@@ -185,9 +185,12 @@ export class PassthroughFs implements FileSystem {
       if (backingId > 0) openFlags |= OpenFlag.PASSTHROUGH;
     }
     this.files.set(fh, { fd, node, nextRead: 0, backingId });
-    if (this.options.keepCache || backingId > 0) openFlags |= OpenFlag.KEEP_CACHE;
-    if (this.options.directIo && backingId === 0) openFlags |= OpenFlag.DIRECT_IO;
-    return { fh, openFlags, backingId };
+    // With PASSTHROUGH the kernel takes no cache flags (it answers EIO to the open): the backing
+    // file's own page cache serves the data.
+    if (backingId > 0) return { fh, openFlags, backingId };
+    if (this.options.keepCache) openFlags |= OpenFlag.KEEP_CACHE;
+    if (this.options.directIo) openFlags |= OpenFlag.DIRECT_IO;
+    return { fh, openFlags };
   }
 
   /** FUSE_DEV_IOC_BACKING_OPEN: the kernel will read and write this fd itself. 0 if refused. */
@@ -293,7 +296,8 @@ export class PassthroughFs implements FileSystem {
     const fd = sys.openat(sys.AT_FDCWD, sys.fdPath(node.fd), C.O_RDONLY | C.O_DIRECTORY);
     const fh = this.nextFh++;
     this.dirs.set(fh, { node, fd, entries: undefined });
-    return { fh, openFlags: this.options.keepCache ? OpenFlag.CACHE_DIR : 0 };
+    // CACHE_DIR alone is not enough: without KEEP_CACHE every opendir drops the cached listing.
+    return { fh, openFlags: this.options.keepCache ? OpenFlag.CACHE_DIR | OpenFlag.KEEP_CACHE : 0 };
   }
 
   releasedir(_ctx: RequestContext, r: RequestOf<'RELEASEDIR'>): void {
