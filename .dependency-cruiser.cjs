@@ -1,0 +1,70 @@
+// The layer rules of docs/architecture.md, checked by dependency-cruiser (`npm run lint:layers`,
+// run by .ci/run). Every rule is an error: one forbidden import fails the check.
+//
+// "Ours" is whatever is neither a Node builtin nor an npm package: a layer that "imports nothing
+// of ours" may still use node: builtins and npm packages.
+
+/** A rule forbidding `from` to import any module of ours outside `allowed` (regexes on repo paths). */
+function onlyImports(name, comment, from, allowed) {
+  return {
+    name,
+    comment,
+    severity: 'error',
+    from: { path: from },
+    to: { dependencyTypesNot: ['core'], pathNot: ['^node_modules/', ...allowed] },
+  };
+}
+
+module.exports = {
+  forbidden: [
+    onlyImports('sys-imports-nothing-of-ours', 'sys/ (syscalls Node lacks) imports only node: builtins and npm packages',
+      '^sys/', ['^sys/']),
+    onlyImports('proto-imports-nothing-of-ours', 'proto/ (the wire contract) imports only node: builtins and npm packages',
+      '^proto/', ['^proto/']),
+    onlyImports('fuse-kernel-imports-nothing-of-ours', 'fuse/kernel/ (the FUSE protocol) imports only node: builtins and npm packages',
+      '^fuse/kernel/', ['^fuse/kernel/']),
+    onlyImports('fuse-passthrough-imports-kernel-and-sys', 'fuse/passthrough/ may import fuse/kernel/ and sys/ only',
+      '^fuse/passthrough/', ['^fuse/passthrough/', '^fuse/kernel/', '^sys/']),
+    onlyImports('server-imports-proto-and-sys', 'server/ may import proto/ and sys/ only (not fuse/, not bin/)',
+      '^server/', ['^server/', '^proto/', '^sys/']),
+    onlyImports('dfsa-imports-proto', 'dfsa/ may import proto/ only',
+      '^dfsa/', ['^dfsa/', '^proto/']),
+    {
+      name: 'bench-not-test',
+      comment: 'bench/ may import anything except test/',
+      severity: 'error',
+      from: { path: '^bench/' },
+      to: { path: '^test/' },
+    },
+    {
+      name: 'only-test-imports-bin-and-test',
+      comment: 'nothing imports bin/ (composition roots) or test/, except test/ itself',
+      severity: 'error',
+      from: { pathNot: '^test/' },
+      to: { path: '^(bin|test)/' },
+    },
+    {
+      name: 'no-circular',
+      comment: 'no circular dependencies',
+      severity: 'error',
+      from: {},
+      to: { circular: true },
+    },
+  ],
+  options: {
+    // The whole repo is given on the command line ("."), so that a layer folder that does not exist
+    // yet (dfsa/) is no error and a new folder is checked from its first file on.
+    exclude: { path: '^dist/' },
+    doNotFollow: { path: '^node_modules/' },
+    // Type-only imports are dependencies too.
+    tsPreCompilationDeps: true,
+    // Resolve as tsc does: `./x.js` specifiers name `./x.ts` sources (NodeNext).
+    tsConfig: { fileName: 'tsconfig.json' },
+    enhancedResolveOptions: {
+      exportsFields: ['exports'],
+      conditionNames: ['import', 'require', 'node', 'default', 'types'],
+      extensions: ['.ts', '.js', '.mjs', '.cjs', '.json', '.d.ts'],
+      mainFields: ['module', 'main', 'types', 'typings'],
+    },
+  },
+};
