@@ -200,8 +200,8 @@ export interface Dirent { name: Buffer; ino: bigint; type: number }
 
 const direntBuf = Buffer.alloc(64 * 1024);
 /**
- * Every entry of the directory open at fd, except "." and "..", names as the bytes stored. Reads
- * from the fd's current position: pass a fresh fd (or lseek it to 0) for the whole listing.
+ * Every entry of the directory open at fd, "." and ".." included (with their inode numbers), names
+ * as the bytes stored. Reads from the fd's current position: lseek it to 0 for the whole listing.
  */
 export function getdents(fd: number): Dirent[] {
   const out: Dirent[] = [];
@@ -211,11 +211,8 @@ export function getdents(fd: number): Dirent[] {
     for (let at = 0; at < n;) {
       const reclen = direntBuf.readUInt16LE(at + 16);
       const nameEnd = direntBuf.indexOf(0, at + 19);
-      const len = (nameEnd < 0 || nameEnd > at + reclen ? at + reclen : nameEnd) - (at + 19);
-      const isDot = (len === 1 && direntBuf[at + 19] === 0x2e) || (len === 2 && direntBuf[at + 19] === 0x2e && direntBuf[at + 20] === 0x2e);
-      if (!isDot) {
-        out.push({ ino: direntBuf.readBigUInt64LE(at), type: direntBuf[at + 18]!, name: Buffer.from(direntBuf.subarray(at + 19, at + 19 + len)) });
-      }
+      const end = nameEnd < 0 || nameEnd > at + reclen ? at + reclen : nameEnd;
+      out.push({ ino: direntBuf.readBigUInt64LE(at), type: direntBuf[at + 18]!, name: Buffer.from(direntBuf.subarray(at + 19, end)) });
       at += reclen;
     }
   }
@@ -230,7 +227,16 @@ export type XattrTarget = { fd: number } | { path: PathArg; follow: boolean };
 const XATTR_SIZE_MAX = 65536;
 const xattrBuf = Buffer.alloc(XATTR_SIZE_MAX);
 
-function xattrRead(t: XattrTarget, name: string | null, what: string): Buffer {
+const ENODATA = 61;
+
+/** getxattr, or undefined when the attribute is not there (no exception on the common miss). */
+export function getxattrIfExists(t: XattrTarget, name: string): Buffer | undefined {
+  return xattrRead(t, name, 'getxattr', true);
+}
+
+function xattrRead(t: XattrTarget, name: string | null, what: string, missOk: true): Buffer | undefined;
+function xattrRead(t: XattrTarget, name: string | null, what: string): Buffer;
+function xattrRead(t: XattrTarget, name: string | null, what: string, missOk = false): Buffer | undefined {
   // Size 64 KiB is the Linux maximum for one value and for the name list; ERANGE cannot happen
   // below it except for a list larger than that, which we grow for.
   let buf = xattrBuf;
@@ -244,6 +250,7 @@ function xattrRead(t: XattrTarget, name: string | null, what: string): Buffer {
     }
     if (n >= 0) return Buffer.from(buf.subarray(0, n));
     const e = c.errno();
+    if (e === ENODATA && missOk) return undefined;
     if (e !== ERANGE || buf.length >= 16 * XATTR_SIZE_MAX) throw new SysError(e, what);
     buf = Buffer.alloc(buf.length * 4);
   }

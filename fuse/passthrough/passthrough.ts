@@ -36,6 +36,12 @@ const O_DIRECT = 0o40000;
 const DOT = Buffer.from('.');
 const DOTDOT = Buffer.from('..');
 const isDotName = (n: Buffer): boolean => n[0] === 0x2e && (n.length === 1 || (n.length === 2 && n[1] === 0x2e));
+const NO_TIME = { sec: 0, nsec: 0 };
+/** The kernel ignores the attributes of a READDIRPLUS entry with node id 0; only ino and type matter. */
+const dotAttr = (e: sys.Dirent) => ({
+  ino: Number(e.ino), size: 0, blocks: 0, atime: NO_TIME, mtime: NO_TIME, ctime: NO_TIME,
+  mode: e.type << 12, nlink: 0, uid: 0, gid: 0, rdev: 0, blksize: 0,
+});
 
 export class PassthroughFs implements FileSystem {
   readonly nodes: NodeTable;
@@ -218,12 +224,24 @@ export class PassthroughFs implements FileSystem {
     const fd = sys.asCaller(ctx, () => sys.openat(parent.fd, r.name, (r.flags & ~O_DIRECT) | C.O_CREAT, r.mode & 0o7777));
     try {
       const st = sys.fstat(fd);
-      const node = this.nodes.adopt(sys.openat(sys.AT_FDCWD, sys.fdPath(fd), sys.O_PATH), st);
+      const node = this.nodes.adopt(this.pathFdOf(parent, r.name, fd, st), st);
       return { entry: this.entryOf(node, st), open: this.openReply(fd, node) };
     } catch (err) {
       io.close(fd);
       throw err;
     }
+  }
+
+  /**
+   * An O_PATH descriptor of the file just created as `fd`: opened by name (cheap), or, if the name
+   * was replaced in between, through the /proc magic link of `fd` itself.
+   */
+  private pathFdOf(parent: Node, name: Buffer, fd: number, st: sys.Stat): number {
+    const byName = sys.openat(parent.fd, name, sys.O_PATH | sys.O_NOFOLLOW);
+    const found = sys.fstat(byName);
+    if (found.ino === st.ino && found.dev === st.dev) return byName;
+    sys.close(byName);
+    return sys.openat(sys.AT_FDCWD, sys.fdPath(fd), sys.O_PATH);
   }
 
   private file(fh: number): OpenFile {
@@ -293,7 +311,8 @@ export class PassthroughFs implements FileSystem {
 
   opendir(_ctx: RequestContext, r: RequestOf<'OPENDIR'>): OpenOut {
     const node = this.node(r.header.nodeId);
-    const fd = sys.openat(sys.AT_FDCWD, sys.fdPath(node.fd), C.O_RDONLY | C.O_DIRECTORY);
+    // "." of the node's own descriptor reopens that directory; cheaper than the /proc magic link.
+    const fd = sys.openat(node.fd, DOT, C.O_RDONLY | C.O_DIRECTORY);
     const fh = this.nextFh++;
     this.dirs.set(fh, { node, fd, entries: undefined });
     // CACHE_DIR alone is not enough: without KEEP_CACHE every opendir drops the cached listing.
@@ -323,8 +342,9 @@ export class PassthroughFs implements FileSystem {
   }
 
   /**
-   * Entry i has cookie i+1; "." and ".." are entries 0 and 1. The listing is snapshotted at
-   * offset 0 (a rewinddir), so cookies stay stable while the directory changes.
+   * Entry i of the listing has cookie i+1. The listing is snapshotted at offset 0 (a rewinddir), so
+   * cookies stay stable while the directory changes. "." and ".." come from the listing itself,
+   * with their inode numbers; in READDIRPLUS they carry node id 0 (no lookup, no attributes).
    */
   private fillDir(r: RequestOf<'READDIR' | 'READDIRPLUS'>, out: DirBuffer, plus: boolean): void {
     const dir = this.dirs.get(r.fh);
@@ -334,26 +354,19 @@ export class PassthroughFs implements FileSystem {
       dir.entries = sys.getdents(dir.fd);
     }
     const entries = dir.entries;
-    for (let i = r.offset; i < entries.length + 2; i++) {
+    for (let i = r.offset; i < entries.length; i++) {
+      const e = entries[i]!;
       const cookie = i + 1;
-      if (i < 2) {
-        const name = i === 0 ? DOT : DOTDOT;
-        const st = sys.statat(dir.fd, name, 0);
-        if (!out.fits(name.length, plus)) return;
-        // nodeid 0: the kernel takes no reference for "." and ".." (no lookup count)
-        if (!plus) out.add(Number(st.ino), cookie, direntType(st.mode), name);
-        else out.addPlus({ nodeId: 0, generation: 0, entryTimeout: 0, attrTimeout: 0, attr: toAttr(st) }, cookie, direntType(st.mode), name);
-        continue;
-      }
-      const e = entries[i - 2]!;
       if (!out.fits(e.name.length, plus)) return;
       if (!plus) {
         out.add(Number(e.ino), cookie, e.type, e.name);
-        continue;
+      } else if (isDotName(e.name)) {
+        out.addPlus({ nodeId: 0, generation: 0, entryTimeout: 0, attrTimeout: 0, attr: dotAttr(e) }, cookie, e.type, e.name);
+      } else {
+        const st = sys.statatIfExists(dir.fd, e.name, sys.AT_SYMLINK_NOFOLLOW);
+        if (!st) continue; // vanished since the listing: skip it, the cookie stays valid
+        out.addPlus(this.entry(dir.node, e.name, st), cookie, direntType(st.mode), e.name);
       }
-      const st = sys.statatIfExists(dir.fd, e.name, sys.AT_SYMLINK_NOFOLLOW);
-      if (!st) continue; // vanished since the listing: skip it, the cookie stays valid
-      out.addPlus(this.entry(dir.node, e.name, st), cookie, direntType(st.mode), e.name);
     }
   }
 

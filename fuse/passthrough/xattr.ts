@@ -17,12 +17,9 @@ const isSymlink = (node: Node): boolean => node.type === S_IFLNK;
 
 export function getxattr(node: Node, name: string): Buffer {
   if (isSymlink(node)) throw NO_DATA;
-  try {
-    return sys.getxattr(target(node), name);
-  } catch (err) {
-    if ((err as sys.SysError).code === 'ENODATA') throw NO_DATA;
-    throw err;
-  }
+  const value = sys.getxattrIfExists(target(node), name);
+  if (value === undefined) throw NO_DATA;
+  return value;
 }
 
 export function listxattr(node: Node): Buffer {
