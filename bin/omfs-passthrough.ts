@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import {
   cleanStaleMount, InitFlag, mountAt, mountFuse, openFuseDevice, Session, unmountFuse,
 } from '../fuse/kernel/index.js';
-import { PassthroughFs } from '../fuse/passthrough/index.js';
+import { PASSTHROUGH_INIT_FLAGS, PassthroughFs } from '../fuse/passthrough/index.js';
 import { raiseFdLimit } from '../sys/index.js';
 import { CacheWatcher } from '../fuse/passthrough/watch.js';
 
@@ -67,7 +67,7 @@ async function main(): Promise<void> {
   const real = realpathSync(cli.mountPoint);
   const already = mountAt(real);
   if (already) fail(1, `MOUNTPOINT ${real} is already a mount point (${already.fsType} ${already.source}); unmount it first`);
-  process.umask(0); // the kernel already applied the caller's umask to every mode it sends
+  process.umask(0); // creations set the caller's umask (DONT_MASK: it comes with each request)
   raiseFdLimit(); // one O_PATH descriptor per inode the kernel remembers
 
   const fs = new PassthroughFs(cli.source, {
@@ -88,7 +88,7 @@ async function main(): Promise<void> {
   const session = new Session(fd, fs, {
     debug: cli.debug,
     withoutFlags: InitFlag.POSIX_LOCKS,
-    withFlags: cli.kernelPassthrough ? InitFlag.PASSTHROUGH : 0n,
+    withFlags: PASSTHROUGH_INIT_FLAGS | (cli.kernelPassthrough ? InitFlag.PASSTHROUGH : 0n),
   });
   if (cli.keepCache) new CacheWatcher(fs, session.notifier).attach();
   fs.onAttrsChanged = (nodeId) => session.notifier.invalInode(nodeId, -1, 0);

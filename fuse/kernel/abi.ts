@@ -52,6 +52,7 @@ export const InitFlag = {
   WRITEBACK_CACHE: 1n << 16n,
   PARALLEL_DIROPS: 1n << 18n,
   HANDLE_KILLPRIV: 1n << 19n,
+  POSIX_ACL: 1n << 20n,
   ABORT_ERROR: 1n << 21n,
   MAX_PAGES: 1n << 22n,
   CACHE_SYMLINKS: 1n << 23n,

@@ -1,2 +1,2 @@
-export { PassthroughFs, type PassthroughOptions } from './passthrough.js';
+export { PASSTHROUGH_INIT_FLAGS, PassthroughFs, type PassthroughOptions } from './passthrough.js';
 export { NodeTable, type Node } from './nodes.js';

@@ -2,8 +2,10 @@
 // It runs as root and the mount uses default_permissions, so the kernel checks mode bits against
 // the caller. Every inode is reached through its node's O_PATH descriptor (nodes.ts), every name
 // through its parent's descriptor plus that one name, as bytes. New files are made as the caller
-// (sys.asCaller), so the backing filesystem applies ownership, setgid-directory and umask-free
-// mode rules itself, exactly as on the bare directory.
+// (sys.asCaller) with the caller's umask, so the backing filesystem applies ownership,
+// setgid-directory, umask and default-ACL rules itself, exactly as on the bare directory. The
+// mount negotiates POSIX_ACL (the kernel enforces ACLs and caches them) and DONT_MASK (the umask
+// arrives with the request instead of being applied to the mode).
 import { constants as C, readSync, statfsSync } from 'node:fs';
 import {
   FUSE_DEV_IOC_BACKING_CLOSE, FUSE_DEV_IOC_BACKING_OPEN, InitFlag, KernelErrno, OPEN_KILL_SUIDGID, OpenFlag, ROOT_ID,
@@ -35,6 +37,19 @@ const NOT_FOUND = new KernelErrno('ENOENT');
 const O_DIRECT = 0o40000;
 const DOT = Buffer.from('.');
 const DOTDOT = Buffer.from('..');
+/** INIT flags this filesystem wants beyond the kernel layer's defaults (the CLI passes them on). */
+export const PASSTHROUGH_INIT_FLAGS = InitFlag.POSIX_ACL | InitFlag.DONT_MASK;
+
+/** fn under the caller's credentials and umask: creation exactly as the caller would do it. */
+function asCreator<T>(ctx: RequestContext, umask: number, fn: () => T): T {
+  const old = process.umask(umask & 0o777);
+  try {
+    return sys.asCaller(ctx, fn);
+  } finally {
+    process.umask(old);
+  }
+}
+
 const isDotName = (n: Buffer): boolean => n[0] === 0x2e && (n.length === 1 || (n.length === 2 && n[1] === 0x2e));
 const NO_TIME = { sec: 0, nsec: 0 };
 /** The kernel ignores the attributes of a READDIRPLUS entry with node id 0; only ino and type matter. */
@@ -146,13 +161,13 @@ export class PassthroughFs implements FileSystem {
   /** Regular files, fifos, sockets and devices: mknodat(2) as the caller. */
   mknod(ctx: RequestContext, r: RequestOf<'MKNOD'>): EntryOut {
     const parent = this.node(r.header.nodeId);
-    sys.asCaller(ctx, () => sys.mknodat(parent.fd, r.name, r.mode, r.rdev));
+    asCreator(ctx, r.umask, () => sys.mknodat(parent.fd, r.name, r.mode, r.rdev));
     return this.made(parent, r.name);
   }
 
   mkdir(ctx: RequestContext, r: RequestOf<'MKDIR'>): EntryOut {
     const parent = this.node(r.header.nodeId);
-    sys.asCaller(ctx, () => sys.mkdirat(parent.fd, r.name, r.mode & 0o7777));
+    asCreator(ctx, r.umask, () => sys.mkdirat(parent.fd, r.name, r.mode & 0o7777));
     return this.made(parent, r.name);
   }
 
@@ -221,7 +236,7 @@ export class PassthroughFs implements FileSystem {
 
   create(ctx: RequestContext, r: RequestOf<'CREATE'>): CreateOut {
     const parent = this.node(r.header.nodeId);
-    const fd = sys.asCaller(ctx, () => sys.openat(parent.fd, r.name, (r.flags & ~O_DIRECT) | C.O_CREAT, r.mode & 0o7777));
+    const fd = asCreator(ctx, r.umask, () => sys.openat(parent.fd, r.name, (r.flags & ~O_DIRECT) | C.O_CREAT, r.mode & 0o7777));
     try {
       const st = sys.fstat(fd);
       const node = this.nodes.adopt(this.pathFdOf(parent, r.name, fd, st), st);

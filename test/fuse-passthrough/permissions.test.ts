@@ -105,3 +105,28 @@ describe('as an unprivileged user', () => {
     expect(await must(AFTER, [pt.source])).toBe(await must(AFTER, [bare]));
   });
 });
+
+/** Root sets ACLs; uid 1000 and 1001 then read, set ACLs and create under a default ACL. */
+const ACL_PREPARE = `cd "$1" && echo secret > f && chmod 0644 f && setfacl -m u:1000:--- f &&
+  mkdir -m 0755 d && setfacl -d -m u:1000:rwx d && chmod 0777 d`;
+const ACL_ACT = `cd "$1"; try() { if "$@" 2>/dev/null; then echo "ok: $*"; else echo "refused: $*"; fi; }
+  try setpriv --reuid=1000 --regid=1000 --clear-groups cat f
+  try setpriv --reuid=1001 --regid=1001 --clear-groups cat f
+  try setpriv --reuid=1001 --regid=1001 --clear-groups setfacl -m u:1001:rwx f
+  try setpriv --reuid=1001 --regid=1001 --clear-groups sh -c 'umask 077; echo x > d/new; mkdir d/sub'
+  getfacl -cp f d/new d/sub; stat -c '%n %a %u %g' f d/new d/sub`;
+
+describe('POSIX ACLs', () => {
+  test('are enforced, only the owner may set them, and default ACLs are inherited, as on a bare dir', async ({ pt }) => {
+    const bare = await makeTempDir('omfs-pt-acl-');
+    scratch.push(bare);
+    const outcome = async (dir: string): Promise<string> => {
+      await must(ACL_PREPARE, [dir]);
+      return must(ACL_ACT, [dir]);
+    };
+    const onBare = await outcome(bare);
+    expect(onBare).toContain('refused: setpriv --reuid=1000 --regid=1000 --clear-groups cat f'); // user:1000:---
+    expect(onBare).toContain('refused: setpriv --reuid=1001 --regid=1001 --clear-groups setfacl');
+    expect(await outcome(pt.mnt)).toBe(onBare.split(bare).join(pt.mnt));
+  });
+});
