@@ -196,26 +196,29 @@ export function close(fd: number): void {
   check(c.close(fd), 'close');
 }
 
-export interface Dirent { name: Buffer; ino: bigint; type: number }
+/** off: the cookie to seek to for the entry after this one (the filesystem's own telldir value). */
+export interface Dirent { name: Buffer; ino: bigint; type: number; off: bigint }
 
-const direntBuf = Buffer.alloc(64 * 1024);
 /**
- * Every entry of the directory open at fd, "." and ".." included (with their inode numbers), names
- * as the bytes stored. Reads from the fd's current position: lseek it to 0 for the whole listing.
+ * One getdents64(2) call on the directory open at fd, from its current position, into `buf`: as
+ * many entries as fit, "." and ".." included, names as the bytes stored. [] at the end.
  */
-export function getdents(fd: number): Dirent[] {
+export function getdents(fd: number, buf: Buffer): Dirent[] {
   const out: Dirent[] = [];
-  for (;;) {
-    const n = check(c.getdents64(fd, direntBuf, direntBuf.length), 'getdents64');
-    if (n === 0) return out;
-    for (let at = 0; at < n;) {
-      const reclen = direntBuf.readUInt16LE(at + 16);
-      const nameEnd = direntBuf.indexOf(0, at + 19);
-      const end = nameEnd < 0 || nameEnd > at + reclen ? at + reclen : nameEnd;
-      out.push({ ino: direntBuf.readBigUInt64LE(at), type: direntBuf[at + 18]!, name: Buffer.from(direntBuf.subarray(at + 19, end)) });
-      at += reclen;
-    }
+  const n = check(c.getdents64(fd, buf, buf.length), 'getdents64');
+  for (let at = 0; at < n;) {
+    const reclen = buf.readUInt16LE(at + 16);
+    const nameEnd = buf.indexOf(0, at + 19);
+    const end = nameEnd < 0 || nameEnd > at + reclen ? at + reclen : nameEnd;
+    out.push({ ino: buf.readBigUInt64LE(at), off: buf.readBigInt64LE(at + 8), type: buf[at + 18]!, name: Buffer.from(buf.subarray(at + 19, end)) });
+    at += reclen;
   }
+  return out;
+}
+
+/** Positions a directory fd at a cookie from Dirent.off (0 = the start). */
+export function seekdir(fd: number, cookie: bigint): void {
+  check(c.lseek(fd, cookie, 0), 'lseek');
 }
 
 // Extended attributes. An O_PATH fd has no f*xattr, so the node's own calls name the file as

@@ -33,7 +33,9 @@ export type Request = Base & (
   | { op: 'RENAME'; newDir: number; name: Buffer; newName: Buffer; flags: number }
   | { op: 'LINK'; oldNodeId: number; name: Buffer }
   | { op: 'OPEN' | 'OPENDIR'; flags: number; openFlags: number }
-  | { op: 'READ' | 'READDIR' | 'READDIRPLUS'; fh: number; offset: number; size: number; readFlags: number; lockOwner: bigint; flags: number }
+  | { op: 'READ'; fh: number; offset: number; size: number; readFlags: number; lockOwner: bigint; flags: number }
+  /** cookie: the whole u64 the filesystem gave as a dirent's `off` (a backing fs's d_off may use all 63 bits). */
+  | { op: 'READDIR' | 'READDIRPLUS'; fh: number; offset: number; cookie: bigint; size: number; readFlags: number; lockOwner: bigint; flags: number }
   | { op: 'WRITE'; fh: number; offset: number; writeFlags: number; lockOwner: bigint; flags: number; data: Buffer }
   | { op: 'STATFS' | 'DESTROY' }
   | { op: 'RELEASE' | 'RELEASEDIR'; fh: number; flags: number; releaseFlags: number; lockOwner: bigint }
@@ -197,10 +199,17 @@ export function decodeRequest(frame: Buffer): Request {
       const o = b.need(8);
       return { header, op: name, flags: d.readUInt32LE(o), openFlags: d.readUInt32LE(o + 4) };
     }
-    case 'READ': case 'READDIR': case 'READDIRPLUS': {
+    case 'READ': {
       const o = b.need(40);
       return {
         header, op: name, fh: u64(d, o), offset: u64(d, o + 8), size: d.readUInt32LE(o + 16),
+        readFlags: d.readUInt32LE(o + 20), lockOwner: d.readBigUInt64LE(o + 24), flags: d.readUInt32LE(o + 32),
+      };
+    }
+    case 'READDIR': case 'READDIRPLUS': {
+      const o = b.need(40);
+      return {
+        header, op: name, fh: u64(d, o), offset: u64(d, o + 8), cookie: d.readBigUInt64LE(o + 8), size: d.readUInt32LE(o + 16),
         readFlags: d.readUInt32LE(o + 20), lockOwner: d.readBigUInt64LE(o + 24), flags: d.readUInt32LE(o + 32),
       };
     }

@@ -191,7 +191,7 @@ export class DirBuffer {
     this.buf = Buffer.alloc(OUT_HEADER_SIZE + size);
   }
   /** `off` is the cookie the kernel passes back to continue after this entry. */
-  add(ino: number, off: number, type: number, name: Buffer | string): boolean {
+  add(ino: number, off: number | bigint, type: number, name: Buffer | string): boolean {
     if (typeof name === 'string') name = Buffer.from(name);
     const nameLen = name.length;
     const rec = (DIRENT_HEADER_SIZE + nameLen + 7) & ~7;
@@ -200,7 +200,7 @@ export class DirBuffer {
     this.used += rec;
     return true;
   }
-  addPlus(entry: EntryOut, off: number, type: number, name: Buffer | string): boolean {
+  addPlus(entry: EntryOut, off: number | bigint, type: number, name: Buffer | string): boolean {
     if (typeof name === 'string') name = Buffer.from(name);
     const nameLen = name.length;
     const rec = (DIRENTPLUS_HEADER_SIZE + nameLen + 7) & ~7;
@@ -223,9 +223,10 @@ export class DirBuffer {
     encodeOutHeader(out, this.used, 0, this.unique);
     return out;
   }
-  private writeDirent(at: number, ino: number, off: number, type: number, name: Buffer, nameLen: number): void {
+  private writeDirent(at: number, ino: number, off: number | bigint, type: number, name: Buffer, nameLen: number): void {
     putU64(this.buf, at, ino);
-    putU64(this.buf, at + 8, off);
+    if (typeof off === 'bigint') this.buf.writeBigUInt64LE(off, at + 8);
+    else putU64(this.buf, at + 8, off);
     this.buf.writeUInt32LE(nameLen, at + 16);
     this.buf.writeUInt32LE(type, at + 20);
     name.copy(this.buf, at + 24);

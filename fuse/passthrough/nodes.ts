@@ -18,6 +18,8 @@ export interface Node {
   lookups: number;
   /** File type bits (S_IFMT). */
   readonly type: number;
+  /** A directory's descriptor open for reading entries, opened on first READDIR (see passthrough.ts). */
+  dirFd: number | undefined;
 }
 
 const S_IFMT = 0o170000;
@@ -33,7 +35,7 @@ export class NodeTable {
 
   constructor(source: string) {
     const fd = sys.openat(sys.AT_FDCWD, source, sys.O_PATH | sys.O_DIRECTORY);
-    this.root = { id: 1, fd, key: keyOf(sys.fstat(fd)), lookups: 1, type: S_IFDIR };
+    this.root = { id: 1, fd, key: keyOf(sys.fstat(fd)), lookups: 1, type: S_IFDIR, dirFd: undefined };
     this.byId.set(1, this.root);
     this.byKey.set(this.root.key, this.root);
   }
@@ -75,7 +77,7 @@ export class NodeTable {
   }
 
   private add(fd: number, st: sys.Stat): Node {
-    const node: Node = { id: this.nextId++, fd, key: keyOf(st), lookups: 0, type: st.mode & S_IFMT };
+    const node: Node = { id: this.nextId++, fd, key: keyOf(st), lookups: 0, type: st.mode & S_IFMT, dirFd: undefined };
     this.byId.set(node.id, node);
     this.byKey.set(node.key, node);
     return node;
@@ -89,6 +91,7 @@ export class NodeTable {
       this.byId.delete(id);
       if (this.byKey.get(node.key) === node) this.byKey.delete(node.key);
       sys.close(node.fd);
+      if (node.dirFd !== undefined) sys.close(node.dirFd);
     }
   }
 
@@ -97,6 +100,7 @@ export class NodeTable {
     for (const node of this.byId.values()) {
       try {
         sys.close(node.fd);
+        if (node.dirFd !== undefined) sys.close(node.dirFd);
       } catch {
         // closing at teardown: nothing left to report to
       }

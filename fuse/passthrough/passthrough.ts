@@ -27,7 +27,6 @@ export interface PassthroughOptions {
   directIo: boolean;
 }
 
-interface DirHandle { node: Node; fd: number; entries: sys.Dirent[] | undefined }
 /** nextRead: where the last READ of this handle ended (sequential reads are answered inline). */
 interface OpenFile { fd: number; node: Node; nextRead: number; backingId: number }
 
@@ -61,7 +60,6 @@ const dotAttr = (e: sys.Dirent) => ({
 export class PassthroughFs implements FileSystem {
   readonly nodes: NodeTable;
   private readonly files = new Map<number, OpenFile>();
-  private readonly dirs = new Map<number, DirHandle>();
   private nextFh = 1;
   private kernelPassthrough = false;
   /** The /dev/fuse descriptor that backing files are registered on (enableKernelPassthrough). */
@@ -324,28 +322,23 @@ export class PassthroughFs implements FileSystem {
     await (r.fsyncFlags & 1 ? io.fdatasync(fd) : io.fsync(fd));
   }
 
-  opendir(_ctx: RequestContext, r: RequestOf<'OPENDIR'>): OpenOut {
-    const node = this.node(r.header.nodeId);
-    // "." of the node's own descriptor reopens that directory; cheaper than the /proc magic link.
-    const fd = sys.openat(node.fd, DOT, C.O_RDONLY | C.O_DIRECTORY);
-    const fh = this.nextFh++;
-    this.dirs.set(fh, { node, fd, entries: undefined });
-    // CACHE_DIR alone is not enough: without KEEP_CACHE every opendir drops the cached listing.
-    return { fh, openFlags: this.options.keepCache ? OpenFlag.CACHE_DIR | OpenFlag.KEEP_CACHE : 0 };
-  }
+  // No opendir()/releasedir(): the ENOSYS the session answers makes the kernel stop sending
+  // OPENDIR and RELEASEDIR (two round trips less per directory listed) and cache listings
+  // (KEEP_CACHE|CACHE_DIR is the kernel's default without OPENDIR), revalidated by the directory's
+  // mtime on every listing from the start (AUTO_INVAL_DATA) and dropped by any change made
+  // through the mount. READDIR then comes without a handle: each directory node keeps one
+  // descriptor for reading entries, positioned by the backing filesystem's own cookies (d_off),
+  // so a listing behaves exactly like one on the bare directory while entries come and go.
 
-  releasedir(_ctx: RequestContext, r: RequestOf<'RELEASEDIR'>): void {
-    const dir = this.dirs.get(r.fh);
-    if (!dir) return;
-    this.dirs.delete(r.fh);
-    io.close(dir.fd);
+  private dirFd(node: Node): number {
+    node.dirFd ??= sys.openat(node.fd, DOT, C.O_RDONLY | C.O_DIRECTORY);
+    return node.dirFd;
   }
 
   /** The entries of a directory reach the disk only with an fsync of the directory itself. */
   async fsyncdir(_ctx: RequestContext, r: RequestOf<'FSYNCDIR'>): Promise<void> {
-    const dir = this.dirs.get(r.fh);
-    if (!dir) throw new KernelErrno('EBADF');
-    await (r.fsyncFlags & 1 ? io.fdatasync(dir.fd) : io.fsync(dir.fd));
+    const fd = this.dirFd(this.node(r.header.nodeId));
+    await (r.fsyncFlags & 1 ? io.fdatasync(fd) : io.fsync(fd));
   }
 
   readdir(_ctx: RequestContext, r: RequestOf<'READDIR'>, out: DirBuffer): void {
@@ -357,30 +350,29 @@ export class PassthroughFs implements FileSystem {
   }
 
   /**
-   * Entry i of the listing has cookie i+1. The listing is snapshotted at offset 0 (a rewinddir), so
-   * cookies stay stable while the directory changes. "." and ".." come from the listing itself,
-   * with their inode numbers; in READDIRPLUS they carry node id 0 (no lookup, no attributes).
+   * Entries from cookie r.cookie on, each with the backing d_off as its own cookie. getdents reads
+   * about one reply's worth at a time (the records are of similar size), so a large directory is
+   * read once, not once per reply. "." and ".." in READDIRPLUS carry node id 0 (no lookup).
    */
   private fillDir(r: RequestOf<'READDIR' | 'READDIRPLUS'>, out: DirBuffer, plus: boolean): void {
-    const dir = this.dirs.get(r.fh);
-    if (!dir) throw new KernelErrno('EBADF');
-    if (r.offset === 0 || dir.entries === undefined) {
-      sys.lseek(dir.fd, 0, 0);
-      dir.entries = sys.getdents(dir.fd);
-    }
-    const entries = dir.entries;
-    for (let i = r.offset; i < entries.length; i++) {
-      const e = entries[i]!;
-      const cookie = i + 1;
-      if (!out.fits(e.name.length, plus)) return;
-      if (!plus) {
-        out.add(Number(e.ino), cookie, e.type, e.name);
-      } else if (isDotName(e.name)) {
-        out.addPlus({ nodeId: 0, generation: 0, entryTimeout: 0, attrTimeout: 0, attr: dotAttr(e) }, cookie, e.type, e.name);
-      } else {
-        const st = sys.statatIfExists(dir.fd, e.name, sys.AT_SYMLINK_NOFOLLOW);
-        if (!st) continue; // vanished since the listing: skip it, the cookie stays valid
-        out.addPlus(this.entry(dir.node, e.name, st), cookie, direntType(st.mode), e.name);
+    const dir = this.node(r.header.nodeId);
+    const fd = this.dirFd(dir);
+    sys.seekdir(fd, r.cookie);
+    const buf = Buffer.allocUnsafe(Math.max(r.size, 1024));
+    for (;;) {
+      const batch = sys.getdents(fd, buf);
+      if (batch.length === 0) return;
+      for (const e of batch) {
+        if (!out.fits(e.name.length, plus)) return;
+        if (!plus) {
+          out.add(Number(e.ino), e.off, e.type, e.name);
+        } else if (isDotName(e.name)) {
+          out.addPlus({ nodeId: 0, generation: 0, entryTimeout: 0, attrTimeout: 0, attr: dotAttr(e) }, e.off, e.type, e.name);
+        } else {
+          const st = sys.statatIfExists(fd, e.name, sys.AT_SYMLINK_NOFOLLOW);
+          if (!st) continue; // removed since getdents read it: as if read after the removal
+          out.addPlus(this.entry(dir, e.name, st), e.off, direntType(st.mode), e.name);
+        }
       }
     }
   }
@@ -433,7 +425,7 @@ export class PassthroughFs implements FileSystem {
   }
 
   destroy(): void {
-    for (const f of [...this.files.values(), ...this.dirs.values()]) {
+    for (const f of this.files.values()) {
       try {
         io.close(f.fd);
       } catch {
@@ -441,7 +433,6 @@ export class PassthroughFs implements FileSystem {
       }
     }
     this.files.clear();
-    this.dirs.clear();
     this.nodes.clear();
   }
 }
