@@ -166,3 +166,25 @@ describe('notifications (unique 0, error = code)', () => {
     ));
   });
 });
+
+describe('names are bytes', () => {
+  const latin1 = Buffer.from([0x63, 0x61, 0x66, 0xe9]); // "café" in Latin-1: not UTF-8
+
+  test('a dirent carries the name byte for byte, with a 64-bit cookie', () => {
+    const dir = new DirBuffer(20n, 64);
+    expect(dir.add(5, 0x7fff_ffff_ffff_fff0n, 8, latin1)).toBe(true);
+    const out = dir.finish();
+    expect(out.readBigUInt64LE(16 + 8)).toBe(0x7fff_ffff_ffff_fff0n);
+    expect(out.readUInt32LE(16 + 16)).toBe(4);
+    expect(out.subarray(16 + 24, 16 + 28)).toEqual(latin1);
+  });
+
+  test('INVAL_ENTRY and DELETE carry the name byte for byte', () => {
+    const inval = encodeInvalEntry(1, latin1);
+    expect(inval.readUInt32LE(24)).toBe(4);
+    expect(inval.subarray(32, 37)).toEqual(Buffer.concat([latin1, Buffer.from([0])]));
+    const del = encodeDelete(1, 2, latin1);
+    expect(del.readUInt32LE(32)).toBe(4);
+    expect(del.subarray(40, 45)).toEqual(Buffer.concat([latin1, Buffer.from([0])]));
+  });
+});
