@@ -2,6 +2,7 @@
 // the event loop keeps serving other requests. koffi's own async calls lose errno (it lives on the
 // pool thread that made the call), so the worker makes the plain synchronous call and sends errno
 // back with the result. One worker, started on first use and unref'd: these calls are rare.
+import { existsSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { SysError } from './errors.js';
 
@@ -15,8 +16,17 @@ let worker: Worker | undefined;
 let nextId = 1;
 const waiting = new Map<number, { resolve: (n: number) => void; reject: (e: Error) => void; fn: string }>();
 
+/**
+ * The worker script beside this module; when this module runs from the TypeScript sources (vitest),
+ * there is no .js beside it and a worker thread cannot load .ts: the built one in dist/ is used.
+ */
+function workerScript(): URL {
+  const beside = new URL('./blocking-worker.js', import.meta.url);
+  return existsSync(beside) ? beside : new URL('../dist/sys/blocking-worker.js', import.meta.url);
+}
+
 function start(): Worker {
-  const w = new Worker(new URL('./blocking-worker.js', import.meta.url));
+  const w = new Worker(workerScript());
   w.unref();
   w.on('message', (r: Reply) => {
     const job = waiting.get(r.id);
