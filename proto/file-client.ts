@@ -1,5 +1,7 @@
 // A small typed client for the omfs FileService: promises instead of callbacks, errors as Errno
-// (statusToErrno), large reads/writes split into streamed 1 MiB chunks.
+// (statusToErrno), large reads/writes split into streamed 1 MiB chunks. Names and symlink targets
+// are bytes on the wire: pass a Buffer to send one exactly (a string is sent as its UTF-8 bytes);
+// names and targets come back as Buffers.
 import { credentials as grpcCredentials, type ChannelCredentials, type Client, type ServiceError, type ClientReadableStream } from '@grpc/grpc-js';
 import { Errno, statusToErrno } from './errno.js';
 import { loadFileServiceConstructor } from './load.js';
@@ -11,11 +13,16 @@ export interface Attr {
   blksize: number; atime: Timespec; mtime: Timespec; ctime: Timespec;
 }
 export interface Entry { handle: Buffer; attr: Attr }
-export interface DirEntry { name: string; cookie: string; entry: Entry }
+export interface DirEntry { name: Buffer; cookie: string; entry: Entry }
+/** A file name or symlink target: bytes, or a string sent as UTF-8. */
+export type Name = Buffer | string;
 export interface LockReply { conflict: boolean; start: string; end: string; type: number; pid: number }
 
 export const ROOT_CALLER: Caller = { uid: 0, gid: 0, groups: [], pid: process.pid };
 const CHUNK = 1 << 20;
+
+/** A name as the bytes the wire carries (proto-loader would read a string as base64). */
+export const nameBytes = (n: Name): Buffer => (typeof n === 'string' ? Buffer.from(n, 'utf8') : n);
 
 type UnaryFn = (req: object, cb: (err: ServiceError | null, reply: unknown) => void) => unknown;
 
@@ -39,24 +46,53 @@ export class FileClient {
   }
 
   root(caller: Caller, exportPath: string): Promise<Entry> { return this.call('Root', { caller, export_path: exportPath }); }
-  lookup(caller: Caller, dir: Buffer, name: string): Promise<Entry> { return this.call('Lookup', { caller, dir, name }); }
-  async getAttr(caller: Caller, handle: Buffer): Promise<Attr> { return (await this.call<{ attr: Attr }>('GetAttr', { caller, handle })).attr; }
+  lookup(caller: Caller, dir: Buffer, name: Name): Promise<Entry> { return this.call('Lookup', { caller, dir, name: nameBytes(name) }); }
+  /** fh: an open file of this caller, used instead of the handle's name (an unlinked open file works). */
+  async getAttr(caller: Caller, handle: Buffer, fh = '0'): Promise<Attr> { return (await this.call<{ attr: Attr }>('GetAttr', { caller, handle, fh })).attr; }
   async setAttr(caller: Caller, handle: Buffer, fields: Record<string, unknown>): Promise<Attr> {
     return (await this.call<{ attr: Attr }>('SetAttr', { caller, handle, ...fields })).attr;
   }
-  mkdir(caller: Caller, dir: Buffer, name: string, mode = 0o755, umask = 0): Promise<Entry> { return this.call('Mkdir', { caller, dir, name, mode, umask }); }
-  create(caller: Caller, dir: Buffer, name: string, flags: number, mode = 0o644, umask = 0): Promise<{ entry: Entry; fh: string }> {
-    return this.call('Create', { caller, dir, name, flags, mode, umask });
+  access(caller: Caller, handle: Buffer, mask: number): Promise<unknown> { return this.call('Access', { caller, handle, mask }); }
+  mkdir(caller: Caller, dir: Buffer, name: Name, mode = 0o755, umask = 0): Promise<Entry> { return this.call('Mkdir', { caller, dir, name: nameBytes(name), mode, umask }); }
+  /** mode carries the file type (S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK, S_IFREG); rdev a Linux dev_t. */
+  mknod(caller: Caller, dir: Buffer, name: Name, mode: number, umask = 0, rdev: number | string = 0): Promise<Entry> {
+    return this.call('Mknod', { caller, dir, name: nameBytes(name), mode, umask, rdev: String(rdev) });
+  }
+  create(caller: Caller, dir: Buffer, name: Name, flags: number, mode = 0o644, umask = 0): Promise<{ entry: Entry; fh: string }> {
+    return this.call('Create', { caller, dir, name: nameBytes(name), flags, mode, umask });
   }
   async open(caller: Caller, handle: Buffer, flags: number): Promise<string> { return (await this.call<{ fh: string }>('Open', { caller, handle, flags })).fh; }
   release(caller: Caller, fh: string, handle?: Buffer): Promise<unknown> { return this.call('Release', { caller, fh, handle }); }
-  unlink(caller: Caller, dir: Buffer, name: string): Promise<unknown> { return this.call('Unlink', { caller, dir, name }); }
-  rmdir(caller: Caller, dir: Buffer, name: string): Promise<unknown> { return this.call('Rmdir', { caller, dir, name }); }
-  rename(caller: Caller, oldDir: Buffer, oldName: string, newDir: Buffer, newName: string, flags = 0): Promise<unknown> {
-    return this.call('Rename', { caller, old_dir: oldDir, old_name: oldName, new_dir: newDir, new_name: newName, flags });
+  unlink(caller: Caller, dir: Buffer, name: Name): Promise<unknown> { return this.call('Unlink', { caller, dir, name: nameBytes(name) }); }
+  rmdir(caller: Caller, dir: Buffer, name: Name): Promise<unknown> { return this.call('Rmdir', { caller, dir, name: nameBytes(name) }); }
+  /** flags: 1 = RENAME_NOREPLACE, 2 = RENAME_EXCHANGE. */
+  rename(caller: Caller, oldDir: Buffer, oldName: Name, newDir: Buffer, newName: Name, flags = 0): Promise<unknown> {
+    return this.call('Rename', { caller, old_dir: oldDir, old_name: nameBytes(oldName), new_dir: newDir, new_name: nameBytes(newName), flags });
   }
-  symlink(caller: Caller, dir: Buffer, name: string, target: string): Promise<Entry> { return this.call('Symlink', { caller, dir, name, target }); }
-  async readlink(caller: Caller, handle: Buffer): Promise<string> { return (await this.call<{ target: string }>('Readlink', { caller, handle })).target; }
+  link(caller: Caller, handle: Buffer, newDir: Buffer, newName: Name): Promise<Entry> {
+    return this.call('Link', { caller, handle, new_dir: newDir, new_name: nameBytes(newName) });
+  }
+  symlink(caller: Caller, dir: Buffer, name: Name, target: Name): Promise<Entry> {
+    return this.call('Symlink', { caller, dir, name: nameBytes(name), target: nameBytes(target) });
+  }
+  async readlink(caller: Caller, handle: Buffer): Promise<Buffer> { return (await this.call<{ target: Buffer }>('Readlink', { caller, handle })).target; }
+  statFs(caller: Caller, handle: Buffer, fh = '0'): Promise<Record<string, string | number>> { return this.call('StatFs', { caller, handle, fh }); }
+  fsync(caller: Caller, handle: Buffer, fh: string, datasync = false): Promise<unknown> { return this.call('Fsync', { caller, handle, fh, datasync }); }
+  /** mode: Linux FALLOC_FL_* bits, passed to fallocate(2) as they are. */
+  fallocate(caller: Caller, handle: Buffer, fh: string, offset: number, length: number, mode = 0): Promise<unknown> {
+    return this.call('Fallocate', { caller, handle, fh, offset: String(offset), length: String(length), mode });
+  }
+  async getXattr(caller: Caller, handle: Buffer, name: string, fh = '0'): Promise<Buffer> {
+    return (await this.call<{ value: Buffer }>('GetXattr', { caller, handle, name, fh })).value;
+  }
+  /** flags: 1 = XATTR_CREATE, 2 = XATTR_REPLACE. */
+  setXattr(caller: Caller, handle: Buffer, name: string, value: Buffer, flags = 0, fh = '0'): Promise<unknown> {
+    return this.call('SetXattr', { caller, handle, name, value, flags, fh });
+  }
+  async listXattr(caller: Caller, handle: Buffer, fh = '0'): Promise<string[]> {
+    return (await this.call<{ names: string[] }>('ListXattr', { caller, handle, fh })).names;
+  }
+  removeXattr(caller: Caller, handle: Buffer, name: string, fh = '0'): Promise<unknown> { return this.call('RemoveXattr', { caller, handle, name, fh }); }
 
   /** Reads up to `size` bytes at `offset` (streamed in chunks, no message-size cap). */
   read(caller: Caller, handle: Buffer, fh: string, offset: number, size: number, flags = 0): Promise<Buffer> {

@@ -4,18 +4,22 @@
 //
 // Decisions and known limits (details at each definition):
 // - Handles, file ids and inode numbers: server/handles.ts. Confinement: server/local-fs.ts.
+// - Names and symlink targets are bytes end to end (any bytes but '/' and NUL, not only UTF-8), from
+//   the wire to the *at syscalls of sys/ (a directory fd plus one name); ReadDir sends them as stored.
 // - I/O: Open/Create return an fh (a cache of an open fd, usable only by the uid it was opened
 //   for); Read/Write also carry the handle and open flags, so after a restart the file is reopened
 //   from its handle with the open(2) checks. fh 0 = stateless I/O. Reads and writes stream 1 MiB chunks.
-// - RENAME_EXCHANGE: EINVAL (no renameat2 in Node, no atomic emulation). RENAME_NOREPLACE is
-//   atomic for non-directories (link + unlink), check-then-rename for directories.
+//   GetAttr, SetAttr, Fallocate, Fsync, StatFs and the xattr calls go through the caller's fh when
+//   the request carries one the server knows: an open file keeps working after its name is removed.
+// - Rename is renameat2(2): RENAME_NOREPLACE and RENAME_EXCHANGE are the kernel's, atomic.
 // - New files are created by root then chowned/chmodded to the caller: for an instant they are root's.
-// - xattrs through getfattr/setfattr (package attr), never on symlinks; XATTR_CREATE/REPLACE are
-//   checked before the set (not atomic). Fallocate: mode 0 only, through fallocate(1).
-// - Mknod: fifo and devices through mknod(1), sockets by bind + link; devices for root only.
-// - Times are reported and set to the microsecond (Node's non-bigint Stats).
+// - xattrs by syscall, never on symlinks; XATTR_CREATE/REPLACE are the kernel's (atomic).
+//   Fallocate: every mode the kernel accepts, on the blocking-call worker. Mknod: mknodat(2)
+//   (fifo, socket; devices for root only). No child processes.
+// - Times are reported (statx) and set (utimensat) to the nanosecond.
 // - A file or directory moved by a local process (not through the service) makes handles below
 //   it ESTALE until looked up again; a file reusing an inode number is told apart by birth time.
+//   A file with several hard links is found under any of the last 8 names it was seen under.
 import type * as grpc from '@grpc/grpc-js';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -72,7 +76,7 @@ export async function createFileService(opts: FileServiceOptions): Promise<FileS
   const implementation: grpc.UntypedServiceImplementation = {
     Root: unary((r: Parameters<typeof meta.root>[1]) => meta.root(lfs, r)),
     Lookup: unary((r: Parameters<typeof meta.lookup>[1]) => meta.lookup(lfs, r)),
-    GetAttr: unary((r: Parameters<typeof meta.getAttr>[1]) => meta.getAttr(lfs, r)),
+    GetAttr: unary((r: Parameters<typeof meta.getAttr>[2]) => meta.getAttr(lfs, files, r)),
     SetAttr: unary((r: Parameters<typeof meta.setAttr>[2]) => meta.setAttr(lfs, files, r)),
     Access: unary((r: Parameters<typeof meta.access>[1]) => meta.access(lfs, r)),
     ReadDir: (call: grpc.ServerWritableStream<Parameters<typeof meta.readDir>[1], unknown>) => {
@@ -113,11 +117,11 @@ export async function createFileService(opts: FileServiceOptions): Promise<FileS
     Link: unary((r: Parameters<typeof names.link>[1]) => names.link(lfs, r)),
     Symlink: unary((r: Parameters<typeof names.symlink>[1]) => names.symlink(lfs, r)),
     Readlink: unary((r: Parameters<typeof meta.readlink>[1]) => meta.readlink(lfs, r)),
-    StatFs: unary((r: Parameters<typeof meta.statFs>[1]) => meta.statFs(lfs, r)),
-    GetXattr: unary((r: Parameters<typeof extra.getXattr>[1]) => extra.getXattr(lfs, r)),
-    SetXattr: unary((r: Parameters<typeof extra.setXattr>[1]) => extra.setXattr(lfs, r)),
-    ListXattr: unary((r: Parameters<typeof extra.listXattr>[1]) => extra.listXattr(lfs, r)),
-    RemoveXattr: unary((r: Parameters<typeof extra.removeXattr>[1]) => extra.removeXattr(lfs, r)),
+    StatFs: unary((r: Parameters<typeof meta.statFs>[2]) => meta.statFs(lfs, files, r)),
+    GetXattr: unary((r: Parameters<typeof extra.getXattr>[2]) => extra.getXattr(lfs, files, r)),
+    SetXattr: unary((r: Parameters<typeof extra.setXattr>[2]) => extra.setXattr(lfs, files, r)),
+    ListXattr: unary((r: Parameters<typeof extra.listXattr>[2]) => extra.listXattr(lfs, files, r)),
+    RemoveXattr: unary((r: Parameters<typeof extra.removeXattr>[2]) => extra.removeXattr(lfs, files, r)),
     Fallocate: unary((r: Parameters<typeof io.fallocate>[2]) => io.fallocate(lfs, files, r)),
     GetLk: unary((r: Parameters<typeof extra.getLk>[2]) => extra.getLk(locks, lfs, r)),
     SetLk: unary((r: Parameters<typeof extra.setLk>[2]) => extra.setLk(locks, lfs, r)),

@@ -10,16 +10,73 @@
 // The secret is per node and kept in the state dir, so a forged handle or one minted by another node
 // fails verification (ESTALE). LevelDB maps local id -> {parent id, name, dev, ino}: a directory
 // rename rewrites one record, and on use the (dev, ino) found is checked against the record.
+// Names are bytes (stored base64); a file with several hard links also keeps up to
+// MAX_OTHER_NAMES other names it was seen under, tried in turn when its newest name is gone.
 import { Level } from 'level';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { Errno } from '../proto/errno.js';
 
+/** One name of a file: the local id of its directory (decimal, '' for an export root) and the name's bytes in it. */
+export interface FileName { parent: string; name: Buffer }
+
 /**
- * Where a file lives. `btime` (birth time, ms) tells a file from a later one that reuses its inode
- * number (the NFS "generation" problem); 0 when the filesystem does not report it.
+ * Where a file lives. `btime` (birth time, ms, computed as Node's birthtimeMs) tells a file from a
+ * later one that reuses its inode number (the NFS "generation" problem); 0 when the filesystem does
+ * not report it. `others`: earlier names of a file with several hard links, newest first.
  */
-export interface FileRecord { parent: string /* local id as decimal, '' for an export root */; name: string; dev: number; ino: number; btime: number }
+export interface FileRecord extends FileName { dev: number; ino: bigint; btime: number; others?: FileName[] }
+
+/** The stored form. Records written before names were bytes have `name` as text and `ino` as a number. */
+interface StoredRecord {
+  parent: string; name?: string; name64?: string; dev: number; ino: number | string; btime: number;
+  others?: Array<{ parent: string; name64: string }>;
+}
+
+export const MAX_OTHER_NAMES = 7;
+
+/** A copy with its own memory: a name sliced from a request or a dirent buffer would pin all of it. */
+export function ownName(name: Buffer): Buffer {
+  const b = Buffer.allocUnsafeSlow(name.length);
+  name.copy(b);
+  return b;
+}
+
+const sameName = (a: FileName, b: FileName): boolean => a.parent === b.parent && a.name.equals(b.name);
+const sameIdentity = (a: FileRecord, b: FileRecord): boolean => a.dev === b.dev && a.ino === b.ino && a.btime === b.btime;
+
+/** Every name a record knows, the newest first. */
+export function namesOf(rec: FileRecord): FileName[] {
+  return [{ parent: rec.parent, name: rec.name }, ...(rec.others ?? [])];
+}
+
+function withNames(rec: FileRecord, names: FileName[]): FileRecord {
+  const unique: FileName[] = [];
+  for (const n of names) if (!unique.some((u) => sameName(u, n))) unique.push({ parent: n.parent, name: ownName(n.name) });
+  const [first, ...others] = unique;
+  const out: FileRecord = { parent: first!.parent, name: first!.name, dev: rec.dev, ino: rec.ino, btime: rec.btime };
+  if (others.length > 0) out.others = others.slice(0, MAX_OTHER_NAMES);
+  return out;
+}
+
+function encode(rec: FileRecord): string {
+  const stored: StoredRecord = {
+    parent: rec.parent, name64: rec.name.toString('base64'), dev: rec.dev, ino: rec.ino.toString(), btime: rec.btime,
+  };
+  if (rec.others) stored.others = rec.others.map((o) => ({ parent: o.parent, name64: o.name.toString('base64') }));
+  return JSON.stringify(stored);
+}
+
+function decode(raw: string): FileRecord {
+  const s = JSON.parse(raw) as StoredRecord;
+  const rec: FileRecord = {
+    parent: s.parent,
+    name: s.name64 !== undefined ? Buffer.from(s.name64, 'base64') : Buffer.from(s.name ?? '', 'utf8'),
+    dev: s.dev, ino: BigInt(s.ino), btime: s.btime,
+  };
+  if (s.others) rec.others = s.others.map((o) => ({ parent: o.parent, name: Buffer.from(o.name64, 'base64') }));
+  return rec;
+}
 
 const VERSION = 1;
 const HANDLE_LENGTH = 25;
@@ -73,10 +130,9 @@ export class HandleStore {
   }
 
   /** The node-local id of the file (dev, ino). */
-  async localId(dev: number, ino: number): Promise<bigint> {
+  async localId(dev: number, ino: bigint): Promise<bigint> {
     const index = await this.devIndex(dev);
-    const bigIno = BigInt(ino);
-    if (bigIno < 1n << INO_BITS) return (index << INO_BITS) | bigIno;
+    if (ino < 1n << INO_BITS) return (index << INO_BITS) | ino;
     const key = `big:${dev}:${ino}`;
     const known = await this.db.get(key);
     if (known !== undefined) return BigInt(known);
@@ -86,13 +142,38 @@ export class HandleStore {
     return id;
   }
 
-  /** Remembers where a file lives; writes to LevelDB only when the record is new or changed. */
-  async remember(id: bigint, rec: FileRecord): Promise<void> {
+  /**
+   * Remembers that a file was seen under `rec`'s name; writes to LevelDB only when the record is
+   * new or changed. When `linked` (a non-directory with more than one link) the names it was seen
+   * under before are kept as other names: one of them may outlive the newest.
+   */
+  async remember(id: bigint, rec: FileRecord, linked = false): Promise<void> {
+    const old = await this.record(id);
+    if (old && sameIdentity(old, rec)) {
+      if (sameName(old, rec)) return;
+      await this.put(id, withNames(rec, linked ? [rec, ...namesOf(old)] : [rec]));
+    } else {
+      await this.put(id, withNames(rec, [rec]));
+    }
+  }
+
+  /** The file was renamed from `from` to `rec`'s name: `from` is gone, its other names stay. */
+  async moved(id: bigint, from: FileName, rec: FileRecord): Promise<void> {
+    const old = await this.record(id);
+    const kept = old && sameIdentity(old, rec) ? namesOf(old).filter((n) => !sameName(n, from)) : [];
+    await this.put(id, withNames(rec, [rec, ...kept]));
+  }
+
+  /** The file was found under one of its other names: that one becomes the first tried. */
+  async promote(id: bigint, at: FileName): Promise<void> {
+    const old = await this.record(id);
+    if (old && !sameName(old, at)) await this.put(id, withNames(old, [at, ...namesOf(old)]));
+  }
+
+  private async put(id: bigint, rec: FileRecord): Promise<void> {
     const key = id.toString();
-    const old = this.records.get(key) ?? (await this.load(key));
-    if (old && old.parent === rec.parent && old.name === rec.name && old.dev === rec.dev && old.ino === rec.ino && old.btime === rec.btime) return;
     this.records.set(key, rec);
-    await this.db.put(`file:${key}`, JSON.stringify(rec));
+    await this.db.put(`file:${key}`, encode(rec));
   }
 
   async record(id: bigint): Promise<FileRecord | undefined> {
@@ -103,7 +184,7 @@ export class HandleStore {
   private async load(key: string): Promise<FileRecord | undefined> {
     const raw = await this.db.get(`file:${key}`);
     if (raw === undefined) return undefined;
-    const rec = JSON.parse(raw) as FileRecord;
+    const rec = decode(raw);
     this.records.set(key, rec);
     return rec;
   }

@@ -1,52 +1,66 @@
 // The core of the file service: resolves handles to files under an export without ever leaving it.
 //
-// Confinement: every export root is held open as a directory fd (O_DIRECTORY|O_NOFOLLOW); a child is
-// addressed as /proc/self/fd/<dirfd>/<name> with a single-component name, and the final component is
-// never followed (lstat, O_NOFOLLOW, O_PATH). Directories on the way are opened the same way and kept
-// in an LRU of fds. Resolving a handle walks its record chain up to the export root and checks, at
-// every level, that the (dev, ino) found under the parent fd is the one recorded: a moved-away,
-// replaced or deleted file is ESTALE. Metadata syscalls are synchronous: they are short local
+// Confinement: every export root is held open as a directory fd; a child is addressed by the *at
+// syscalls (sys/) as a directory fd plus a single-component name (bytes), and the final component is
+// never followed (AT_SYMLINK_NOFOLLOW, O_NOFOLLOW, O_PATH). Directories on the way are opened the
+// same way and kept in an LRU of fds. Resolving a handle walks its record chain up to the export
+// root and checks, at every level, that the (dev, ino, birth time) found under the parent fd is the
+// one recorded: a moved-away, replaced or deleted file is ESTALE. A file with several hard links is
+// also looked for under the other names it was seen under. A request that names an open file (fh)
+// of its caller uses that fd instead, so a file keeps working after its name is removed, as an
+// open file does on the bare directory. Metadata syscalls are synchronous: they are short local
 // syscalls, and going through the libuv pool would cost more than it saves on this hot path.
-import * as fs from 'node:fs';
+import { closeSync, close as closeAsync } from 'node:fs';
 import { LRUCache } from 'lru-cache';
-import { Errno } from '../proto/errno.js';
-import { HandleStore, type FileRecord } from './handles.js';
+import { Errno, toErrno } from '../proto/errno.js';
+import * as sys from '../sys/index.js';
+import { HandleStore, namesOf, type FileName, type FileRecord } from './handles.js';
+import type { OpenFile, OpenFiles } from './open-files.js';
 import { checkAccess, squash, X_OK, type Caller } from './permissions.js';
 import type { ExportSpec } from './export-spec.js';
+import { bigU64, type U64 } from './wire.js';
 
-const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW } = fs.constants;
-export const O_PATH = 0o10000000;
+const O_RDONLY = 0;
+const NOFOLLOW = sys.AT_SYMLINK_NOFOLLOW;
+/** For the *at calls on an fd's own file: "" with these flags (a symlink's O_PATH fd included). */
+export const ON_FD = sys.AT_EMPTY_PATH | sys.AT_SYMLINK_NOFOLLOW;
 const MAX_DEPTH = 4096;
 const RETIRE_GRACE_MS = 30_000;
+const DOT = Buffer.from('.');
+const NO_NAME = Buffer.alloc(0);
 
-export interface ExportCtx { id: number; spec: ExportSpec; rootId: bigint; rootFd: number; rootDev: number; rootIno: number }
+export interface ExportCtx { id: number; spec: ExportSpec; rootId: bigint; rootFd: number; rootDev: number; rootIno: bigint }
 
-/** A resolved file: its path through a parent fd (or the root fd), its lstat, and its parent's. */
+/**
+ * A resolved file: its statx, the directory fd it is named in and its name there (the export root
+ * is "." in its own fd), and its parent's. When the request named an open file of its caller,
+ * `open` is that file and the name is not used (dirFd -1): the file may have no name any more.
+ */
 export interface Node {
-  exp: ExportCtx; id: bigint; caller: Caller; path: string; st: fs.Stats;
-  parent: { id: bigint; fd: number; st: fs.Stats } | null; name: string;
+  exp: ExportCtx; id: bigint; caller: Caller; st: sys.Stat;
+  dirFd: number; name: Buffer;
+  parent: { id: bigint; fd: number; st: sys.Stat } | null;
+  open?: OpenFile;
 }
 
-export const fdPath = (fd: number): string => `/proc/self/fd/${fd}`;
-export const childPath = (dirFd: number, name: string): string => `/proc/self/fd/${dirFd}/${name}`;
-
-function lstatOrStale(path: string): fs.Stats {
-  try {
-    return fs.lstatSync(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new Errno('ESTALE', 'file is gone');
-    throw err;
-  }
+/** Birth time in ms exactly as Node's birthtimeMs computes it (records written before sys/ hold that). */
+export function btimeMs(st: sys.Stat): number {
+  return st.btime ? st.btime.sec * 1e3 + st.btime.nsec / 1e6 : 0;
 }
 
 /** The same file as recorded: same (dev, ino) and, when known, the same birth time. */
-export function sameFile(st: fs.Stats, rec: FileRecord): boolean {
-  return st.dev === rec.dev && st.ino === rec.ino && (!rec.btime || st.birthtimeMs === rec.btime);
+export function sameFile(st: sys.Stat, rec: FileRecord): boolean {
+  return st.dev === rec.dev && st.ino === rec.ino && (!rec.btime || btimeMs(st) === rec.btime);
 }
 
-export function recordOf(parent: bigint, name: string, st: fs.Stats): FileRecord {
-  return { parent: parent.toString(), name, dev: st.dev, ino: st.ino, btime: st.birthtimeMs };
+export function recordOf(parent: bigint, name: Buffer, st: sys.Stat): FileRecord {
+  return { parent: parent.toString(), name, dev: st.dev, ino: st.ino, btime: btimeMs(st) };
 }
+
+/** Whether a file may have other names worth remembering (directories never do). */
+export const multiLinked = (st: sys.Stat): boolean => !sys.isDir(st.mode) && st.nlink > 1;
+
+const isStale = (err: unknown): boolean => (err as { code?: string } | null)?.code === 'ESTALE';
 
 export class LocalFs {
   readonly byId = new Map<number, ExportCtx>();
@@ -72,14 +86,16 @@ export class LocalFs {
   }
 
   private async addExport(spec: ExportSpec): Promise<void> {
-    let st: fs.Stats;
+    // The export path itself may go through symlinks (it is the administrator's choice).
+    let found: sys.Stat;
     try {
-      st = fs.statSync(spec.path);
+      found = sys.statat(sys.AT_FDCWD, spec.path, 0);
     } catch (err) {
-      throw new Errno((err as NodeJS.ErrnoException).code ?? 'ENOENT', `export ${spec.path} is missing or unreadable`);
+      throw new Errno(toErrno(err).code, `export ${spec.path} is missing or unreadable`);
     }
-    if (!st.isDirectory()) throw new Errno('ENOTDIR', `export ${spec.path} is not a directory`);
-    const rootFd = fs.openSync(spec.path, O_RDONLY | O_DIRECTORY);
+    if (!sys.isDir(found.mode)) throw new Errno('ENOTDIR', `export ${spec.path} is not a directory`);
+    const rootFd = sys.openat(sys.AT_FDCWD, spec.path, O_RDONLY | sys.O_DIRECTORY);
+    const st = sys.fstat(rootFd);
     const id = await this.store.exportId(spec.path);
     const rootId = await this.store.localId(st.dev, st.ino);
     const ctx: ExportCtx = { id, spec, rootId, rootFd, rootDev: st.dev, rootIno: st.ino };
@@ -92,14 +108,14 @@ export class LocalFs {
   }
 
   private reap(before: number): void {
-    while (this.retired.length > 0 && this.retired[0]!.at <= before) fs.close(this.retired.shift()!.fd, () => {});
+    while (this.retired.length > 0 && this.retired[0]!.at <= before) closeAsync(this.retired.shift()!.fd, () => {});
   }
 
   close(): void {
     clearInterval(this.reaper);
     this.dirFds.clear();
     this.reap(Infinity);
-    for (const ctx of this.byId.values()) fs.closeSync(ctx.rootFd);
+    for (const ctx of this.byId.values()) closeSync(ctx.rootFd);
     this.byId.clear();
   }
 
@@ -118,44 +134,69 @@ export class LocalFs {
     return exp;
   }
 
-  /** Resolves a handle, checking search permission on every directory from the export root down. */
-  async resolve(handle: unknown, rawCaller: Caller): Promise<Node> {
+  /** A verified handle's export, file id and the caller as this export treats it. */
+  private identify(handle: unknown, rawCaller: Caller): { exp: ExportCtx; id: bigint; caller: Caller } {
     const { exportId, id } = this.store.parse(handle);
     const exp = this.exportOf(exportId);
-    const caller = this.effectiveCaller(exp, rawCaller);
+    return { exp, id, caller: this.effectiveCaller(exp, rawCaller) };
+  }
+
+  /** Resolves a handle, checking search permission on every directory from the export root down. */
+  async resolve(handle: unknown, rawCaller: Caller): Promise<Node> {
+    const { exp, id, caller } = this.identify(handle, rawCaller);
     if (id === exp.rootId) {
-      const st = fs.fstatSync(exp.rootFd);
-      // "/." so that lstat and O_NOFOLLOW see the directory, not the /proc magic link.
-      return { exp, id, caller, path: `${fdPath(exp.rootFd)}/.`, st, parent: null, name: '' };
+      return { exp, id, caller, st: sys.fstat(exp.rootFd), dirFd: exp.rootFd, name: DOT, parent: null };
     }
     const rec = await this.store.record(id);
     if (!rec || rec.parent === '') throw new Errno('ESTALE', 'unknown file');
-    const parent = await this.dir(exp, BigInt(rec.parent), caller, 0);
-    checkAccess(parent.st, caller, X_OK, 'directory');
-    const path = childPath(parent.fd, rec.name);
-    const st = lstatOrStale(path);
-    if (!sameFile(st, rec)) throw new Errno('ESTALE', 'file was replaced');
-    return { exp, id, caller, path, st, parent: { id: BigInt(rec.parent), fd: parent.fd, st: parent.st }, name: rec.name };
+    // The newest name first, then the other names of a hard-linked file. A name that is gone or
+    // now another file is skipped; any other failure (a directory on the way not searchable) is
+    // the answer when no name works.
+    let failure: unknown;
+    for (const at of namesOf(rec)) {
+      try {
+        const parent = await this.dir(exp, BigInt(at.parent), caller, 0);
+        checkAccess(parent.st, caller, X_OK, 'directory');
+        const st = sys.statatIfExists(parent.fd, at.name, NOFOLLOW);
+        if (!st || !sameFile(st, rec)) continue;
+        if (at.parent !== rec.parent || !at.name.equals(rec.name)) await this.store.promote(id, at);
+        return { exp, id, caller, st, dirFd: parent.fd, name: at.name, parent: { id: BigInt(at.parent), fd: parent.fd, st: parent.st } };
+      } catch (err) {
+        if (!isStale(err)) failure ??= err;
+      }
+    }
+    throw failure ?? new Errno('ESTALE', 'file is gone or was replaced');
+  }
+
+  /**
+   * Resolves a handle for a request that may name an open file: when `fh` is open on this very file
+   * for this caller, the file is used through that fd (its name may be gone: unlinked while open);
+   * otherwise it is resolved by name like any handle.
+   */
+  async resolveFile(handle: unknown, rawCaller: Caller, files: OpenFiles, fh: U64 | number | undefined): Promise<Node> {
+    const { exp, id, caller } = this.identify(handle, rawCaller);
+    const open = files.get(bigU64(fh), id, caller.uid);
+    if (!open) return this.resolve(handle, rawCaller);
+    return { exp, id, caller, st: sys.fstat(open.fd), dirFd: -1, name: NO_NAME, parent: null, open };
   }
 
   /** An open fd of directory `id` under `exp`, verified in place, with search permission above it. */
-  private async dir(exp: ExportCtx, id: bigint, caller: Caller, depth: number): Promise<{ fd: number; st: fs.Stats }> {
-    if (id === exp.rootId) return { fd: exp.rootFd, st: fs.fstatSync(exp.rootFd) };
+  private async dir(exp: ExportCtx, id: bigint, caller: Caller, depth: number): Promise<{ fd: number; st: sys.Stat }> {
+    if (id === exp.rootId) return { fd: exp.rootFd, st: sys.fstat(exp.rootFd) };
     if (depth > MAX_DEPTH) throw new Errno('ESTALE', 'directory chain too deep');
     const rec: FileRecord | undefined = await this.store.record(id);
     if (!rec || rec.parent === '') throw new Errno('ESTALE', 'unknown directory');
     const parent = await this.dir(exp, BigInt(rec.parent), caller, depth + 1);
     checkAccess(parent.st, caller, X_OK, 'directory');
-    const path = childPath(parent.fd, rec.name);
-    const st = lstatOrStale(path);
-    if (!sameFile(st, rec) || !st.isDirectory()) throw new Errno('ESTALE', 'directory was replaced');
+    const st = sys.statatIfExists(parent.fd, rec.name, NOFOLLOW);
+    if (!st || !sameFile(st, rec) || !sys.isDir(st.mode)) throw new Errno('ESTALE', 'directory is gone or was replaced');
     const key = id.toString();
     let fd = this.dirFds.get(key);
     if (fd === undefined) {
-      fd = fs.openSync(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
-      const opened = fs.fstatSync(fd);
+      fd = sys.openat(parent.fd, rec.name, O_RDONLY | sys.O_DIRECTORY | sys.O_NOFOLLOW);
+      const opened = sys.fstat(fd);
       if (opened.dev !== rec.dev || opened.ino !== rec.ino) {
-        fs.closeSync(fd);
+        closeSync(fd);
         throw new Errno('ESTALE', 'directory was replaced');
       }
       this.dirFds.set(key, fd);
@@ -166,47 +207,69 @@ export class LocalFs {
   /** Resolves a directory handle and returns an fd for it (the root fd or a cached one). */
   async resolveDir(handle: unknown, caller: Caller): Promise<Node & { fd: number }> {
     const node = await this.resolve(handle, caller);
-    if (!node.st.isDirectory()) throw new Errno('ENOTDIR', 'not a directory');
+    if (!sys.isDir(node.st.mode)) throw new Errno('ENOTDIR', 'not a directory');
     const fd = node.id === node.exp.rootId ? node.exp.rootFd : (await this.dir(node.exp, node.id, node.caller, 0)).fd;
     return { ...node, fd };
   }
 
   /** Records a child found under `dir` and returns its id and handle. */
-  async remember(exp: ExportCtx, dirId: bigint, name: string, st: fs.Stats): Promise<{ id: bigint; handle: Buffer }> {
+  async remember(exp: ExportCtx, dirId: bigint, name: Buffer, st: sys.Stat): Promise<{ id: bigint; handle: Buffer }> {
     const id = await this.store.localId(st.dev, st.ino);
-    if (id !== exp.rootId) await this.store.remember(id, recordOf(dirId, name, st));
+    if (id !== exp.rootId) await this.store.remember(id, recordOf(dirId, name, st), multiLinked(st));
     return { id, handle: this.store.mint(exp.id, id) };
+  }
+
+  /** The file was renamed (through the service) from `from` to `name` in `dirId`. */
+  async moved(id: bigint, from: FileName, dirId: bigint, name: Buffer, st: sys.Stat): Promise<void> {
+    await this.store.moved(id, from, recordOf(dirId, name, st));
   }
 
   /** Drops a cached directory fd (after rmdir/rename) so it is reopened and re-verified. */
   forgetDir(id: bigint): void {
     this.dirFds.delete(id.toString());
   }
+}
 
-  /**
-   * Runs `fn` on a /proc path of an O_PATH fd of the node, verified to be the same file: the fd
-   * pins the inode, so a symlink swapped in after the lookup is never followed.
-   */
-  withPinned<T>(node: Node, fn: (pinned: string) => T): T {
-    const fd = fs.openSync(node.path, O_PATH | O_NOFOLLOW);
-    try {
-      const st = fs.fstatSync(fd);
-      if (st.dev !== node.st.dev || st.ino !== node.st.ino) throw new Errno('ESTALE', 'file was replaced');
-      return fn(fdPath(fd));
-    } finally {
-      fs.closeSync(fd);
-    }
+/**
+ * An O_PATH fd of the node's name, verified to be the same file: the fd pins the inode, so a
+ * symlink swapped in after the lookup is never followed. Close it with closeSync.
+ */
+function pin(node: Node): number {
+  const fd = sys.openat(node.dirFd, node.name, sys.O_PATH | sys.O_NOFOLLOW);
+  const st = sys.fstat(fd);
+  if (st.dev !== node.st.dev || st.ino !== node.st.ino) {
+    closeSync(fd);
+    throw new Errno('ESTALE', 'file was replaced');
+  }
+  return fd;
+}
+
+/**
+ * Runs `fn` on an fd of the node's file: the caller's open file when the request named one
+ * (`io` true: an fd open for I/O), else a verified O_PATH fd of its name, closed afterwards.
+ */
+export function withPinned<T>(node: Node, fn: (fd: number, io: boolean) => T): T {
+  if (node.open) return fn(node.open.fd, true);
+  const fd = pin(node);
+  try {
+    return fn(fd, false);
+  } finally {
+    closeSync(fd);
   }
 }
 
 /** withPinned for async work: the O_PATH fd stays open until `fn` settles. */
-export async function withPinnedAsync<T>(node: Node, fn: (pinned: string) => Promise<T>): Promise<T> {
-  const fd = fs.openSync(node.path, O_PATH | O_NOFOLLOW);
+export async function withPinnedAsync<T>(node: Node, fn: (fd: number, io: boolean) => Promise<T>): Promise<T> {
+  if (node.open) return fn(node.open.fd, true);
+  const fd = pin(node);
   try {
-    const st = fs.fstatSync(fd);
-    if (st.dev !== node.st.dev || st.ino !== node.st.ino) throw new Errno('ESTALE', 'file was replaced');
-    return await fn(fdPath(fd));
+    return await fn(fd, false);
   } finally {
-    fs.closeSync(fd);
+    closeSync(fd);
   }
+}
+
+/** A new fd on the same file as `fd` (an O_PATH one included), through its /proc magic link. */
+export function reopen(fd: number, flags: number): number {
+  return sys.openat(sys.AT_FDCWD, sys.fdPath(fd), flags);
 }

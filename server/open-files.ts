@@ -8,6 +8,11 @@ const O_ACCMODE = 3;
 /** An open file; `uid` is the caller it was opened for: only that caller may use it through its fh. */
 export interface OpenFile { fd: number; id: bigint; flags: number; uid: number }
 
+export function openForWriting(f: OpenFile): boolean {
+  const mode = f.flags & O_ACCMODE;
+  return mode === O_WRONLY || mode === O_RDWR;
+}
+
 export class OpenFiles {
   private readonly files = new Map<bigint, OpenFile>();
   // Fresh fhs start from a random point so an fh from before a restart is unlikely to name another file.
@@ -23,13 +28,6 @@ export class OpenFiles {
   get(fh: bigint, id: bigint, uid: number): OpenFile | undefined {
     const f = this.files.get(fh);
     return f && f.id === id && f.uid === uid ? f : undefined;
-  }
-
-  getWritable(fh: bigint, id: bigint, uid: number): number | undefined {
-    const f = this.get(fh, id, uid);
-    if (!f) return undefined;
-    const mode = f.flags & O_ACCMODE;
-    return mode === O_WRONLY || mode === O_RDWR ? f.fd : undefined;
   }
 
   /**

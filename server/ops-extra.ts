@@ -1,17 +1,13 @@
-// Extended attributes (through the attr package's getfattr/setfattr: Node has no xattr API) and
-// POSIX byte-range locks (held in the LockTable, keyed by the file's node-local id so that every
-// handle and open of the same file locks together).
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
+// Extended attributes (by syscall, sys/) and POSIX byte-range locks (held in the LockTable, keyed
+// by the file's node-local id so that every handle and open of the same file locks together).
 import { Errno } from '../proto/errno.js';
-import { withPinnedAsync, type LocalFs, type Node } from './local-fs.js';
-import { checkAccess, isRoot, R_OK, W_OK } from './permissions.js';
+import * as sys from '../sys/index.js';
+import { withPinned, type LocalFs, type Node } from './local-fs.js';
+import { checkAccess, isOwnerOrRoot, isRoot, R_OK, W_OK } from './permissions.js';
 import type { LockTable, LockType } from './locks.js';
-import { bigU64, callerOf, type WireCaller } from './wire.js';
+import type { OpenFiles } from './open-files.js';
+import { bigU64, callerOf, type U64, type WireCaller } from './wire.js';
 
-const run = promisify(execFile);
-const XATTR_CREATE = 1;
-const XATTR_REPLACE = 2;
 const XATTR_SIZE_MAX = 65536;
 
 function checkXattrName(name: unknown, node: Node, writing: boolean): string {
@@ -21,83 +17,68 @@ function checkXattrName(name: unknown, node: Node, writing: boolean): string {
   if (!['user.', 'trusted.', 'security.', 'system.'].includes(ns) || name === ns) throw new Errno('EOPNOTSUPP', 'unknown xattr namespace');
   if (ns === 'trusted.' && !isRoot(node.caller)) throw new Errno(writing ? 'EPERM' : 'ENODATA', 'trusted xattrs are root only');
   if (ns === 'security.' && writing && !isRoot(node.caller)) throw new Errno('EPERM', 'security xattrs are root only');
-  if (ns === 'user.' && writing && !node.st.isFile() && !node.st.isDirectory()) throw new Errno('EPERM', 'user xattrs only on files and directories');
+  // system.posix_acl_*: an ACL is the file's permissions; Linux lets only the owner change them.
+  if (ns === 'system.' && writing && !isOwnerOrRoot(node.st, node.caller)) throw new Errno('EPERM', 'only the owner sets system xattrs');
+  if (ns === 'user.' && writing && !sys.isReg(node.st.mode) && !sys.isDir(node.st.mode)) throw new Errno('EPERM', 'user xattrs only on files and directories');
   checkAccess(node.st, node.caller, writing ? W_OK : R_OK);
   if (writing && node.exp.spec.readOnly) throw new Errno('EROFS', 'read-only export');
   return name;
 }
 
-/** Runs getfattr/setfattr on the pinned file, mapping their messages back to errnos. */
-async function attrTool(node: Node, tool: 'getfattr' | 'setfattr', args: string[]): Promise<Buffer> {
-  // The tools would follow a symlink (through the /proc link too): a symlink's xattrs are never
-  // looked at, so nothing outside the export can be read or changed through one.
-  if (node.st.isSymbolicLink()) {
-    if (tool === 'setfattr') throw new Errno('EPERM', 'no xattrs on symlinks');
-    if (args.includes('--only-values')) throw new Errno('ENODATA', 'no xattrs on symlinks');
-    return Buffer.alloc(0);
-  }
-  return withPinnedAsync(node, async (pinned) => {
-    const path = pinned.replace('/proc/self/', `/proc/${process.pid}/`);
-    try {
-      const { stdout } = await run(tool, [...(tool === 'getfattr' ? ['--absolute-names'] : []), ...args, path], { encoding: 'buffer', maxBuffer: 4 * XATTR_SIZE_MAX });
-      return stdout;
-    } catch (err) {
-      const msg = String((err as { stderr?: Buffer }).stderr ?? '');
-      if (/No such attribute/.test(msg)) throw new Errno('ENODATA', 'no such attribute');
-      if (/not supported/i.test(msg)) throw new Errno('EOPNOTSUPP', msg.trim());
-      if (/Permission denied/.test(msg)) throw new Errno('EACCES', msg.trim());
-      if (/No space/.test(msg)) throw new Errno('ENOSPC', msg.trim());
-      throw new Errno('EIO', `${tool} failed: ${msg.trim()}`);
-    }
-  });
+interface XattrIn { caller: WireCaller; handle: Buffer; name: string; fh?: U64 }
+
+/**
+ * Runs an xattr call on the node's file: through the caller's open fd (f*xattr), or through the
+ * /proc link of a verified O_PATH fd, which resolves to the pinned inode itself. A symlink's
+ * xattrs are never looked at (the /proc link would be followed through it): `onSymlink` answers.
+ */
+function xattrCall<T>(node: Node, onSymlink: () => T, fn: (t: sys.XattrTarget) => T): T {
+  if (sys.isLnk(node.st.mode)) return onSymlink();
+  return withPinned(node, (fd, io) => fn(io ? { fd } : { path: sys.fdPath(fd), follow: true }));
 }
 
-export async function getXattr(lfs: LocalFs, req: { caller: WireCaller; handle: Buffer; name: string }): Promise<{ value: Buffer }> {
-  const node = await lfs.resolve(req.handle, callerOf(req.caller));
+const noXattrsOnSymlinks = (code: string) => (): never => {
+  throw new Errno(code, 'no xattrs on symlinks');
+};
+
+export async function getXattr(lfs: LocalFs, files: OpenFiles, req: XattrIn): Promise<{ value: Buffer }> {
+  const node = await lfs.resolveFile(req.handle, callerOf(req.caller), files, req.fh);
   const name = checkXattrName(req.name, node, false);
-  return { value: await attrTool(node, 'getfattr', ['--only-values', '-n', name]) };
+  return { value: xattrCall(node, noXattrsOnSymlinks('ENODATA'), (t) => sys.getxattr(t, name)) };
 }
 
-export async function listXattr(lfs: LocalFs, req: { caller: WireCaller; handle: Buffer }): Promise<{ names: string[] }> {
-  const node = await lfs.resolve(req.handle, callerOf(req.caller));
+export async function listXattr(lfs: LocalFs, files: OpenFiles, req: { caller: WireCaller; handle: Buffer; fh?: U64 }): Promise<{ names: string[] }> {
+  const node = await lfs.resolveFile(req.handle, callerOf(req.caller), files, req.fh);
   checkAccess(node.st, node.caller, R_OK);
-  const out = (await attrTool(node, 'getfattr', ['-m', '-'])).toString('utf8');
-  const names = out.split('\n').filter((l) => l !== '' && !l.startsWith('#'));
+  const list = xattrCall(node, () => Buffer.alloc(0), (t) => sys.listxattr(t));
+  const names: string[] = [];
+  for (let at = 0; at < list.length;) {
+    let end = list.indexOf(0, at);
+    if (end < 0) end = list.length;
+    if (end > at) names.push(list.toString('utf8', at, end));
+    at = end + 1;
+  }
   return { names: isRoot(node.caller) ? names : names.filter((n) => !n.startsWith('trusted.')) };
 }
 
-async function hasXattr(node: Node, name: string): Promise<boolean> {
-  try {
-    await attrTool(node, 'getfattr', ['--only-values', '-n', name]);
-    return true;
-  } catch (err) {
-    if ((err as Errno).code === 'ENODATA') return false;
-    throw err;
-  }
-}
-
-/** XATTR_CREATE/XATTR_REPLACE are checked before setting: a concurrent set can slip between (documented). */
+/** XATTR_CREATE (EEXIST when present) and XATTR_REPLACE (ENODATA when missing) are the kernel's, atomic. */
 export async function setXattr(
-  lfs: LocalFs, req: { caller: WireCaller; handle: Buffer; name: string; value: Buffer; flags: number },
+  lfs: LocalFs, files: OpenFiles, req: XattrIn & { value: Buffer; flags: number },
 ): Promise<Record<string, never>> {
-  const node = await lfs.resolve(req.handle, callerOf(req.caller));
+  const node = await lfs.resolveFile(req.handle, callerOf(req.caller), files, req.fh);
   const name = checkXattrName(req.name, node, true);
   const value = Buffer.isBuffer(req.value) ? req.value : Buffer.alloc(0);
   if (value.length > XATTR_SIZE_MAX) throw new Errno('E2BIG', 'xattr value too large');
-  if (req.flags & ~(XATTR_CREATE | XATTR_REPLACE)) throw new Errno('EINVAL', 'unknown xattr flags');
-  if (req.flags & (XATTR_CREATE | XATTR_REPLACE)) {
-    const has = await hasXattr(node, name);
-    if ((req.flags & XATTR_CREATE) && has) throw new Errno('EEXIST', 'attribute exists');
-    if ((req.flags & XATTR_REPLACE) && !has) throw new Errno('ENODATA', 'no such attribute');
-  }
-  await attrTool(node, 'setfattr', ['-n', name, '-v', `0s${value.toString('base64')}`]);
+  const flags = req.flags >>> 0;
+  if (flags & ~(sys.XATTR_CREATE | sys.XATTR_REPLACE)) throw new Errno('EINVAL', 'unknown xattr flags');
+  xattrCall(node, noXattrsOnSymlinks('EPERM'), (t) => sys.setxattr(t, name, value, flags));
   return {};
 }
 
-export async function removeXattr(lfs: LocalFs, req: { caller: WireCaller; handle: Buffer; name: string }): Promise<Record<string, never>> {
-  const node = await lfs.resolve(req.handle, callerOf(req.caller));
+export async function removeXattr(lfs: LocalFs, files: OpenFiles, req: XattrIn): Promise<Record<string, never>> {
+  const node = await lfs.resolveFile(req.handle, callerOf(req.caller), files, req.fh);
   const name = checkXattrName(req.name, node, true);
-  await attrTool(node, 'setfattr', ['-x', name]);
+  xattrCall(node, noXattrsOnSymlinks('EPERM'), (t) => sys.removexattr(t, name));
   return {};
 }
 

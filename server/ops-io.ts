@@ -1,18 +1,18 @@
 // Open files and data: open, create, read, write, fsync, release, fallocate.
 import * as fs from 'node:fs';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { Errno } from '../proto/errno.js';
-import { withPinnedAsync, type LocalFs, type Node } from './local-fs.js';
+import * as sys from '../sys/index.js';
+import { reopen, withPinnedAsync, type LocalFs, type Node } from './local-fs.js';
 import { checkName } from './names.js';
 import { checkAccess, modeAfterWrite, R_OK, W_OK, X_OK } from './permissions.js';
-import type { OpenFiles, OpenFile } from './open-files.js';
+import { openForWriting, type OpenFiles, type OpenFile } from './open-files.js';
 import { entryOf } from './ops-meta.js';
-import { giveToCaller, inDir, writableDir } from './ops-names.js';
+import { giveToCaller, writableDir } from './ops-names.js';
 import { bigU64, callerOf, u64, type Entry, type WireCaller } from './wire.js';
 
-const run = promisify(execFile);
 const C = fs.constants;
+const S_IFMT = 0o170000;
+const S_IFIFO = 0o010000;
 const O_ACCMODE = 3;
 /** Open flags the server passes on; O_CREAT/O_EXCL are handled by Create, and O_NOFOLLOW is always added. */
 const PASSED_FLAGS = O_ACCMODE | C.O_APPEND | C.O_TRUNC | C.O_SYNC | C.O_DSYNC | C.O_NOATIME | C.O_DIRECTORY;
@@ -23,18 +23,20 @@ const wantsWrite = (flags: number): boolean => (flags & O_ACCMODE) !== C.O_RDONL
 /** Opens a resolved file for the caller, with the permission checks open(2) makes. */
 export function openNode(node: Node, flags: number): OpenFile {
   const st = node.st;
-  if (st.isSymbolicLink()) throw new Errno('ELOOP', 'the server never follows symlinks');
+  const isDir = sys.isDir(st.mode);
+  if (sys.isLnk(st.mode)) throw new Errno('ELOOP', 'the server never follows symlinks');
   if ((flags & O_ACCMODE) === O_ACCMODE) throw new Errno('EINVAL', 'bad access mode');
-  if (st.isDirectory() && wantsWrite(flags)) throw new Errno('EISDIR', 'is a directory');
-  if ((flags & C.O_DIRECTORY) && !st.isDirectory()) throw new Errno('ENOTDIR', 'not a directory');
+  if (isDir && wantsWrite(flags)) throw new Errno('EISDIR', 'is a directory');
+  if ((flags & C.O_DIRECTORY) && !isDir) throw new Errno('ENOTDIR', 'not a directory');
   if (wantsWrite(flags) && node.exp.spec.readOnly) throw new Errno('EROFS', 'read-only export');
   const acc = flags & O_ACCMODE;
   let mask = 0;
   if (acc === C.O_RDONLY || acc === C.O_RDWR) mask |= R_OK;
   if (acc === C.O_WRONLY || acc === C.O_RDWR || (flags & C.O_TRUNC)) mask |= W_OK;
   checkAccess(st, node.caller, mask);
-  const fd = fs.openSync(node.path, (flags & PASSED_FLAGS) | C.O_NOFOLLOW | C.O_NONBLOCK * (st.isFIFO() ? 1 : 0));
-  const opened = fs.fstatSync(fd);
+  const fifo = (st.mode & S_IFMT) === S_IFIFO;
+  const fd = sys.openat(node.dirFd, node.name, (flags & PASSED_FLAGS) | C.O_NOFOLLOW | (fifo ? C.O_NONBLOCK : 0));
+  const opened = sys.fstat(fd);
   if (opened.dev !== st.dev || opened.ino !== st.ino) {
     fs.closeSync(fd);
     throw new Errno('ESTALE', 'file was replaced');
@@ -44,8 +46,8 @@ export function openNode(node: Node, flags: number): OpenFile {
 }
 
 function clearSetIdAfterWrite(fd: number, node: Node): void {
-  const mode = modeAfterWrite(fs.fstatSync(fd), node.caller);
-  if (mode !== null) fs.fchmodSync(fd, mode);
+  const mode = modeAfterWrite(sys.fstat(fd), node.caller);
+  if (mode !== null) sys.fchmod(fd, mode);
 }
 
 export async function open(lfs: LocalFs, files: OpenFiles, req: { caller: WireCaller; handle: Buffer; flags: number }): Promise<{ fh: string }> {
@@ -58,37 +60,32 @@ export async function open(lfs: LocalFs, files: OpenFiles, req: { caller: WireCa
  * on the directory, and works on a read-only export for reading). Null when the name is free.
  */
 async function openExisting(
-  lfs: LocalFs, files: OpenFiles, req: { caller: WireCaller; dir: Buffer; name: string; flags: number },
+  lfs: LocalFs, files: OpenFiles, req: { caller: WireCaller; dir: Buffer; name: Buffer; flags: number },
 ): Promise<{ entry: Entry; fh: string } | null> {
   const dir = await lfs.resolveDir(req.dir, callerOf(req.caller));
   const name = checkName(req.name);
   checkAccess(dir.st, dir.caller, X_OK, 'directory');
-  let st: fs.Stats;
-  try {
-    st = fs.lstatSync(inDir(dir, name));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
-  }
+  const st = sys.statatIfExists(dir.fd, name, sys.AT_SYMLINK_NOFOLLOW);
+  if (!st) return null;
   const { id, handle } = await lfs.remember(dir.exp, dir.id, name, st);
   const node = await lfs.resolve(handle, callerOf(req.caller));
-  const fh = files.add(openNode(node, req.flags >>> 0));
-  return { entry: entryOf(lfs, id, handle, fs.lstatSync(node.path)), fh: fh.toString() };
+  const file = openNode(node, req.flags >>> 0);
+  const fh = files.add(file);
+  return { entry: entryOf(lfs, id, handle, sys.fstat(file.fd)), fh: fh.toString() };
 }
 
 export async function create(
   lfs: LocalFs, files: OpenFiles,
-  req: { caller: WireCaller; dir: Buffer; name: string; flags: number; mode: number; umask: number },
+  req: { caller: WireCaller; dir: Buffer; name: Buffer; flags: number; mode: number; umask: number },
 ): Promise<{ entry: Entry; fh: string }> {
   const flags = req.flags >>> 0;
   const existing = (flags & C.O_EXCL) === 0 ? await openExisting(lfs, files, req) : null;
   if (existing) return existing;
   const dir = await writableDir(lfs, req.dir, req.caller);
   const name = checkName(req.name);
-  const path = inDir(dir, name);
   let fd: number;
   try {
-    fd = fs.openSync(path, (flags & PASSED_FLAGS & ~C.O_DIRECTORY) | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
+    fd = sys.openat(dir.fd, name, (flags & PASSED_FLAGS & ~C.O_DIRECTORY) | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || (flags & C.O_EXCL)) throw err;
     // Created by someone else since the check: an ordinary open after all.
@@ -97,7 +94,7 @@ export async function create(
     return raced;
   }
   try {
-    const st = giveToCaller(path, dir, dir.caller, req.mode & ~req.umask, false);
+    const st = giveToCaller(dir, name, dir.caller, req.mode & ~req.umask, false);
     const { id, handle } = await lfs.remember(dir.exp, dir.id, name, st);
     return { entry: entryOf(lfs, id, handle, st), fh: files.add({ fd, id, flags, uid: dir.caller.uid }).toString() };
   } catch (err) {
@@ -107,19 +104,17 @@ export async function create(
 }
 
 /**
- * The open file behind (handle, fh): the cached fd, or the file reopened from its handle with the
- * open(2) checks (fh 0 = stateless I/O, or an fh from before a restart). `done` closes a file
- * opened for this call only.
+ * The open file behind (handle, fh): the caller's open fd (used as it is, whether or not the file
+ * still has a name), or the file reopened from its handle with the open(2) checks (fh 0 =
+ * stateless I/O, or an fh from before a restart). `done` closes a file opened for this call only.
  */
 export async function fileFor(
   lfs: LocalFs, files: OpenFiles, req: { caller: WireCaller; handle: Buffer; fh: string; flags: number },
 ): Promise<{ node: Node; file: OpenFile; done: () => void }> {
-  const node = await lfs.resolve(req.handle, callerOf(req.caller));
-  const fh = bigU64(req.fh);
-  const cached = files.get(fh, node.id, node.caller.uid);
-  if (cached) return { node, file: cached, done: () => {} };
+  const node = await lfs.resolveFile(req.handle, callerOf(req.caller), files, req.fh);
+  if (node.open) return { node, file: node.open, done: () => {} };
   const file = openNode(node, req.flags >>> 0);
-  if (files.adopt(fh, file)) return { node, file, done: () => {} };
+  if (files.adopt(bigU64(req.fh), file)) return { node, file, done: () => {} };
   return { node, file, done: () => fs.closeSync(file.fd) };
 }
 
@@ -146,7 +141,7 @@ export async function read(
 
 async function readFile(node: Node, file: OpenFile, req: { offset: string; size: string }, emit: (chunk: Buffer) => Promise<void>): Promise<void> {
   if ((file.flags & O_ACCMODE) === C.O_WRONLY) throw new Errno('EBADF', 'file not open for reading');
-  if (node.st.isDirectory()) throw new Errno('EISDIR', 'is a directory');
+  if (sys.isDir(node.st.mode)) throw new Errno('EISDIR', 'is a directory');
   let pos = u64(req.offset, 'offset');
   let left = u64(req.size, 'size');
   while (left > 0) {
@@ -204,29 +199,36 @@ export async function fsync(lfs: LocalFs, files: OpenFiles, req: { caller: WireC
   return {};
 }
 
-/** Fallocate mode 0 (allocate, extending the size) through util-linux `fallocate`; other modes EOPNOTSUPP. */
+/**
+ * fallocate(2) with the mode as given (KEEP_SIZE, PUNCH_HOLE, ZERO_RANGE, COLLAPSE_RANGE,
+ * INSERT_RANGE...): the kernel decides what it supports and its errno comes back. It runs on the
+ * blocking-call worker, through the caller's fh when that is open for writing, else on a file
+ * opened for writing for this call (write permission checked).
+ */
 export async function fallocate(
   lfs: LocalFs, files: OpenFiles,
   req: { caller: WireCaller; handle: Buffer; fh: string; offset: string; length: string; mode: number },
 ): Promise<Record<string, never>> {
-  const node = await lfs.resolve(req.handle, callerOf(req.caller));
+  const node = await lfs.resolveFile(req.handle, callerOf(req.caller), files, req.fh);
   if (node.exp.spec.readOnly) throw new Errno('EROFS', 'read-only export');
-  if (req.mode !== 0) throw new Errno('EOPNOTSUPP', 'only fallocate mode 0 is supported');
-  if (node.st.isDirectory()) throw new Errno('EISDIR', 'is a directory');
-  if (!node.st.isFile()) throw new Errno('ENODEV', 'not a regular file');
+  const type = node.st.mode & S_IFMT;
+  if (type === S_IFIFO) throw new Errno('ESPIPE', 'a fifo');
+  if (sys.isDir(node.st.mode)) throw new Errno('EISDIR', 'is a directory');
+  if (!sys.isReg(node.st.mode)) throw new Errno('ENODEV', 'not a regular file');
+  const mode = req.mode >>> 0;
   const offset = u64(req.offset, 'offset');
   const length = u64(req.length, 'length');
-  if (length === 0) throw new Errno('EINVAL', 'zero length');
-  if (files.getWritable(bigU64(req.fh), node.id, node.caller.uid) === undefined) checkAccess(node.st, node.caller, W_OK);
-  await withPinnedAsync(node, async (pinned) => {
-    const forChild = pinned.replace('/proc/self/', `/proc/${process.pid}/`);
+  await withPinnedAsync(node, async (fd, io) => {
+    if (io && openForWriting(node.open!)) {
+      await sys.runBlocking({ fn: 'fallocate', args: [fd, mode, offset, length] });
+      return;
+    }
+    checkAccess(node.st, node.caller, W_OK);
+    const w = reopen(fd, C.O_WRONLY);
     try {
-      await run('fallocate', ['-o', String(offset), '-l', String(length), forChild]);
-    } catch (err) {
-      const msg = String((err as { stderr?: string }).stderr ?? '');
-      if (/No space/.test(msg)) throw new Errno('ENOSPC', msg.trim());
-      if (/not supported/i.test(msg)) throw new Errno('EOPNOTSUPP', msg.trim());
-      throw new Errno('EIO', `fallocate failed: ${msg.trim()}`);
+      await sys.runBlocking({ fn: 'fallocate', args: [w, mode, offset, length] });
+    } finally {
+      fs.closeSync(w);
     }
   });
   return {};

@@ -1,7 +1,7 @@
 // Request/reply shapes as proto-loader decodes omfs.proto (keepCase, longs as decimal strings,
 // bytes as Buffer), plus checked conversions of wire values.
-import type { Stats } from 'node:fs';
 import { Errno } from '../proto/errno.js';
+import type { Stat, Timespec as SysTimespec } from '../sys/index.js';
 import type { Caller } from './permissions.js';
 
 export type U64 = string;
@@ -36,17 +36,21 @@ export function bigU64(value: U64 | number | undefined): bigint {
   }
 }
 
-/** A Stats time (ms as a double, good to about a microsecond) as seconds and nanoseconds. */
-function timespec(ms: number): Timespec {
-  const sec = Math.floor(ms / 1000);
-  const nsec = Math.min(999_999_999, Math.max(0, Math.round((ms - sec * 1000) * 1e6)));
-  return { sec: String(sec), nsec };
-}
+const timespec = (t: SysTimespec): Timespec => ({ sec: String(t.sec), nsec: t.nsec });
 
-export function toAttr(st: Stats, ino: bigint): Attr {
+/** Attributes as statx gave them, times to the nanosecond. */
+export function toAttr(st: Stat, ino: bigint): Attr {
   return {
     ino: ino.toString(), mode: st.mode, nlink: st.nlink, uid: st.uid, gid: st.gid, rdev: String(st.rdev),
     size: String(st.size), blocks: String(st.blocks), blksize: st.blksize,
-    atime: timespec(st.atimeMs), mtime: timespec(st.mtimeMs), ctime: timespec(st.ctimeMs),
+    atime: timespec(st.atime), mtime: timespec(st.mtime), ctime: timespec(st.ctime),
   };
+}
+
+/** A wire time for utimensat: whole seconds (int64, may be negative) and 0..999999999 ns. */
+export function fromWireTime(t: Timespec | null | undefined): SysTimespec {
+  const sec = Number(t?.sec);
+  const nsec = Number(t?.nsec);
+  if (!t || !Number.isSafeInteger(sec) || !Number.isInteger(nsec) || nsec < 0 || nsec >= 1e9) throw new Errno('EINVAL', 'missing or invalid time');
+  return { sec, nsec };
 }
