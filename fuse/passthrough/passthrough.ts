@@ -64,6 +64,8 @@ export class PassthroughFs implements FileSystem {
   private kernelPassthrough = false;
   /** The /dev/fuse descriptor that backing files are registered on (enableKernelPassthrough). */
   private device: number | undefined;
+  /** Kernel passthrough: each open node's backing id and how many of our open files use it. */
+  private readonly backing = new Map<Node, { id: number; opens: number }>();
   /** Called after a node is looked up (the CLI's cache watcher hooks here). */
   onLookup: ((node: Node) => void) | undefined;
   /**
@@ -200,7 +202,7 @@ export class PassthroughFs implements FileSystem {
     let openFlags = 0;
     let backingId = 0;
     if (this.kernelPassthrough && node.type === C.S_IFREG) {
-      backingId = this.registerBacking(fd);
+      backingId = this.backingFor(node, fd);
       if (backingId > 0) openFlags |= OpenFlag.PASSTHROUGH;
     }
     this.files.set(fh, { fd, node, nextRead: 0, backingId });
@@ -212,15 +214,29 @@ export class PassthroughFs implements FileSystem {
     return { fh, openFlags };
   }
 
-  /** FUSE_DEV_IOC_BACKING_OPEN: the kernel will read and write this fd itself. 0 if refused. */
-  private registerBacking(fd: number): number {
+  /**
+   * The backing id of a node for kernel passthrough, registered with FUSE_DEV_IOC_BACKING_OPEN on
+   * its first open and shared by every later open while one is open: the kernel refuses (EIO to
+   * the caller's open) a second backing file for an inode. The kernel opens its own file on the
+   * backing path with each open's flags, so the first fd's access mode does not limit later opens.
+   * 0 if refused (e.g. a backing file on a stacked fs): then this open is served through us.
+   */
+  private backingFor(node: Node, fd: number): number {
+    const held = this.backing.get(node);
+    if (held) {
+      held.opens++;
+      return held.id;
+    }
     const map = Buffer.alloc(16);
     map.writeInt32LE(fd, 0);
+    let id: number;
     try {
-      return sys.ioctl(this.device!, FUSE_DEV_IOC_BACKING_OPEN, map);
+      id = sys.ioctl(this.device!, FUSE_DEV_IOC_BACKING_OPEN, map);
     } catch {
-      return 0; // e.g. a backing file on a stacked fs: serve this one through us instead
+      return 0;
     }
+    this.backing.set(node, { id, opens: 1 });
+    return id;
   }
 
   open(ctx: RequestContext, r: RequestOf<'OPEN'>): OpenOut {
@@ -299,13 +315,17 @@ export class PassthroughFs implements FileSystem {
     const f = this.files.get(r.fh);
     if (!f) return;
     this.files.delete(r.fh);
-    if (f.backingId > 0) this.unregisterBacking(f.backingId);
+    if (f.backingId > 0) this.releaseBacking(f.node);
     io.close(f.fd);
   }
 
-  private unregisterBacking(id: number): void {
+  /** One open of the node's backing file is gone; the last one unregisters it. */
+  private releaseBacking(node: Node): void {
+    const held = this.backing.get(node);
+    if (!held || --held.opens > 0) return;
+    this.backing.delete(node);
     const arg = Buffer.alloc(4);
-    arg.writeUInt32LE(id, 0);
+    arg.writeUInt32LE(held.id, 0);
     try {
       sys.ioctl(this.device!, FUSE_DEV_IOC_BACKING_CLOSE, arg);
     } catch {
