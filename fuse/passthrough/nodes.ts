@@ -67,6 +67,11 @@ export class NodeTable {
     return { node, st };
   }
 
+  /** The node of the inode `st` describes, if the kernel knows it. */
+  find(st: sys.Stat): Node | undefined {
+    return this.byKey.get(keyOf(st));
+  }
+
   /** The node of a descriptor we opened ourselves (create, mkdir...); counts one lookup. */
   adopt(fd: number, st: sys.Stat): Node {
     let node = this.byKey.get(keyOf(st));

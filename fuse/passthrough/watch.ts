@@ -1,14 +1,21 @@
-// --keep-cache: the kernel may keep pages and attributes for an hour, so when a backing file changes
-// behind the mount we must say so. Each looked-up node gets an fs.watch (inotify); a change sends
-// INVAL_INODE for the node (attributes and all pages) and INVAL_ENTRY for a name in a watched dir.
-// Notifications go through the session's notify worker, never from a request's code path.
+// --keep-cache: the kernel may keep pages, attributes and names for an hour, so when SOURCE changes
+// behind the mount we must say so. Each directory the kernel has looked up gets one inotify watch
+// (fs.watch on its descriptor's magic link: the inode itself, under whatever name it has now).
+// inotify reports, by name, both changes to the directory's entries and changes to the files in
+// it, so one watch per directory covers its files too: a name that appeared, went or moved gets
+// INVAL_ENTRY (which also drops the directory's attributes), and the file now under that name, if
+// the kernel knows it, gets INVAL_INODE with its pages. Files get no watch of their own (a watch
+// per file cost a syscall and a libuv handle on every lookup). A change made through a hard link
+// in a directory the kernel never looked up is not seen. Notifications go through the session's
+// notify worker, never from a request's code path.
 import { watch, type FSWatcher } from 'node:fs';
 import type { Notifier } from '../kernel/index.js';
-import { fdPath } from '../../sys/index.js';
+import * as sys from '../../sys/index.js';
 import type { Node } from './nodes.js';
 import type { PassthroughFs } from './passthrough.js';
 
 const MAX_WATCHES = 8192;
+const S_IFDIR = 0o040000;
 
 export class CacheWatcher {
   private readonly watchers = new Map<number, FSWatcher>();
@@ -16,37 +23,36 @@ export class CacheWatcher {
   constructor(private readonly fs: PassthroughFs, private readonly notifier: Notifier) {}
 
   attach(): void {
-    this.fs.onLookup = (node) => this.watchNode(node);
-    this.watchNode(this.fs.nodes.root);
+    this.fs.onLookup = (node) => {
+      if (node.type === S_IFDIR) this.watchDir(node);
+    };
+    this.watchDir(this.fs.nodes.root);
   }
 
-  private watchNode(node: Node): void {
-    if (this.watchers.has(node.id) || this.watchers.size >= MAX_WATCHES) return;
+  private watchDir(dir: Node): void {
+    if (this.watchers.has(dir.id) || this.watchers.size >= MAX_WATCHES) return;
     let w: FSWatcher;
     try {
-      // inotify on the magic link watches the inode itself, under whatever names it has.
-      w = watch(fdPath(node.fd), { persistent: false, encoding: 'buffer' });
+      w = watch(sys.fdPath(dir.fd), { persistent: false, encoding: 'buffer' });
     } catch {
-      return; // gone already, or not watchable (fifo, socket)
+      return; // gone already
     }
-    this.watchers.set(node.id, w);
-    const isDir = node.type === 0o040000;
-    w.on('change', (_event, filename) => {
-      if (this.fs.nodes.get(node.id) !== node) {
-        w.close();
-        this.watchers.delete(node.id);
+    this.watchers.set(dir.id, w);
+    const stop = (): void => {
+      w.close();
+      this.watchers.delete(dir.id);
+    };
+    w.on('change', (_event, name) => {
+      if (this.fs.nodes.get(dir.id) !== dir) return stop(); // forgotten by the kernel
+      if (!Buffer.isBuffer(name) || name.length === 0) {
+        void this.notifier.invalInode(dir.id, -1, 0);
         return;
       }
-      if (isDir && Buffer.isBuffer(filename) && filename.length > 0) {
-        void this.notifier.invalEntry(node.id, filename);
-        void this.notifier.invalInode(node.id, -1, 0);
-      } else if (!isDir) {
-        void this.notifier.invalInode(node.id, 0, 0);
-      }
+      void this.notifier.invalEntry(dir.id, name);
+      const st = sys.statatIfExists(dir.fd, name, sys.AT_SYMLINK_NOFOLLOW);
+      const child = st && this.fs.nodes.find(st);
+      if (child) void this.notifier.invalInode(child.id, 0, 0);
     });
-    w.on('error', () => {
-      w.close();
-      this.watchers.delete(node.id);
-    });
+    w.on('error', stop);
   }
 }

@@ -114,4 +114,13 @@ describe('with --keep-cache', () => {
     expect(gone).toBe(true);
     expect((await must('ls "$1"', [pt.mnt])).trim()).toBe('new');
   });
+
+  test('mode, owner and times changed in the source show on the mount, in a subdirectory too', async ({ pt }) => {
+    await must('mkdir -p "$1/sub" && echo x > "$1/sub/f" && chmod 0644 "$1/sub/f"', [pt.source]);
+    const seen = async (): Promise<string> => (await must("stat -c '%a %u %Y' \"$1\"", [join(pt.mnt, 'sub/f')])).trim();
+    const before = await seen();
+    expect(before.startsWith('644 0 ')).toBe(true);
+    await must('chmod 0600 "$1" && chown 1000 "$1" && touch -m -d @1000000000 "$1"', [join(pt.source, 'sub/f')]);
+    expect(await eventually(async () => (await seen()) === '600 1000 1000000000', DEADLINE_MS)).toBe(true);
+  });
 });
