@@ -1,7 +1,7 @@
 // Mounting through `mount -i -t fuse`: we open /dev/fuse ourselves and hand the fd to mount(8) as
 // its fd 3, so no setuid helper and no libfuse are involved.
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, openSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 
 export interface MountOptions {
   source: string;
@@ -29,16 +29,16 @@ export function cleanStaleMount(mountPoint: string): boolean {
 }
 
 /** The mount whose mount point is `path` (an absolute path without symlinks), from /proc/self/mountinfo. */
-export function mountAt(path: string): { fsType: string; source: string } | undefined {
+export function mountAt(path: string): { fsType: string; source: string; device: string } | undefined {
   // mountinfo escapes space, tab, newline and backslash as \ooo.
   const unescape = (s: string): string => s.replace(/\\([0-7]{3})/g, (_m, oct: string) => String.fromCharCode(parseInt(oct, 8)));
-  let found: { fsType: string; source: string } | undefined;
+  let found: { fsType: string; source: string; device: string } | undefined;
   for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
     // Fields: id parent maj:min root mountpoint options [optional...] - fstype source superopts
     const sep = line.indexOf(' - ');
     if (sep < 0 || unescape(line.slice(0, sep).split(' ')[4] ?? '') !== path) continue;
     const [fsType = '', source = ''] = line.slice(sep + 3).split(' ');
-    found = { fsType, source: unescape(source) }; // the last one is on top
+    found = { fsType, source: unescape(source), device: line.split(' ')[2] ?? '' }; // the last one is on top
   }
   return found;
 }
@@ -83,5 +83,25 @@ export function closeFuseDevice(fd: number): void {
     closeSync(fd);
   } catch {
     // already closed
+  }
+}
+
+/**
+ * Sets the readahead of a mounted FUSE filesystem's backing device (its bdi). The kernel starts a
+ * FUSE mount at min(its default 128 KiB, the max_readahead we answered at INIT), so sequential
+ * reads arrive as 128 KiB READs; at 1 MiB there are 8x fewer round trips (seq read through
+ * omfs-passthrough 0.8-1.1 GB/s -> 1.8-2.2 GB/s on this VM). Best effort: returns false if the
+ * knob is not there or not writable.
+ */
+export function setMountReadahead(mountPoint: string, bytes: number): boolean {
+  // The device comes from mountinfo: a stat of our own mount point from this thread would wait for
+  // a GETATTR that only this thread can answer.
+  const device = mountAt(mountPoint)?.device;
+  if (!device) return false;
+  try {
+    writeFileSync(`/sys/class/bdi/${device}/read_ahead_kb`, String(Math.floor(bytes / 1024)));
+    return true;
+  } catch {
+    return false;
   }
 }
