@@ -5,7 +5,7 @@
 import { describe, test } from 'vitest';
 import { runSteps, withSides } from './driver.js';
 import {
-  DEEP, DEEP_COMPONENTS, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE, hex, O_CREAT, O_DIRECTORY, O_EXCL,
+  DEEP, DEEP_COMPONENTS, FALLOC_FL_KEEP_SIZE, O_APPEND, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE, hex, O_CREAT, O_DIRECTORY, O_EXCL,
   O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY, RENAME_EXCHANGE, RENAME_NOREPLACE, S_IFIFO, SEEK_DATA, SEEK_END, SEEK_HOLE,
   XATTR_CREATE, XATTR_REPLACE, type Op, type Step, type Time,
 } from './ops.js';
@@ -37,6 +37,14 @@ function file(user: number, path: string, id: number, content: string, mode = 0o
 /** A world-writable dir 'd' for the unprivileged users. */
 const SHARED_DIR: Step[] = [
   root({ op: 'mkdir', path: p('d'), mode: 0o777, umask: 0 }),
+];
+
+/** A file, a dir, a symlink and a fifo, for the xattr cases. */
+const XATTR_TREE: Step[] = [
+  ...file(ROOT, p('f'), 100, data(10, 1)),
+  root({ op: 'mkdir', path: p('dir'), mode: 0o755, umask: 0o022 }),
+  root({ op: 'symlink', target: p('f'), path: p('ln') }),
+  root({ op: 'mknod', path: p('fifo'), mode: S_IFIFO | 0o666, major: 0, minor: 0, umask: 0 }),
 ];
 
 const NON_UTF8 = [0xe9, 0xff, 0x2d, 0x80];
@@ -233,11 +241,8 @@ const CASES: Record<string, Step[]> = {
     root({ op: 'stat', path: p('dir/f'), follow: false }),
   ],
 
-  'xattrs: namespaces, flags, and where they may be set': [
-    ...file(ROOT, p('f'), 1, data(10, 1)),
-    root({ op: 'mkdir', path: p('dir'), mode: 0o755, umask: 0o022 }),
-    root({ op: 'symlink', target: p('f'), path: p('ln') }),
-    root({ op: 'mknod', path: p('fifo'), mode: S_IFIFO | 0o666, major: 0, minor: 0, umask: 0 }),
+  'user.* xattrs: CREATE and REPLACE, empty values, on files and dirs but not on symlinks or fifos': [
+    ...XATTR_TREE,
     root({ op: 'setxattr', target: { path: p('f'), follow: false }, name: 'user.a', value: data(3, 1), flags: XATTR_REPLACE }),
     root({ op: 'setxattr', target: { path: p('f'), follow: false }, name: 'user.a', value: data(3, 1), flags: XATTR_CREATE }),
     root({ op: 'setxattr', target: { path: p('f'), follow: false }, name: 'user.a', value: data(3, 2), flags: XATTR_CREATE }),
@@ -248,35 +253,88 @@ const CASES: Record<string, Step[]> = {
     root({ op: 'setxattr', target: { path: p('ln'), follow: true }, name: 'user.l', value: data(3, 4), flags: 0 }),
     root({ op: 'setxattr', target: { path: p('fifo'), follow: false }, name: 'user.p', value: data(3, 5), flags: 0 }),
     root({ op: 'listxattr', target: { path: p('f'), follow: false } }),
-    root({ op: 'setxattr', target: { path: p('f'), follow: false }, name: 'bogus.x', value: data(3, 6), flags: 0 }),
-    root({ op: 'getxattr', target: { path: p('f'), follow: false }, name: 'bogus.x' }),
-    root({ op: 'removexattr', target: { path: p('f'), follow: false }, name: 'bogus.x' }),
-    root({ op: 'setxattr', target: { path: p('f'), follow: false }, name: 'trusted.t', value: data(3, 7), flags: 0 }),
-    root({ op: 'setxattr', target: { path: p('f'), follow: false }, name: 'security.s', value: data(3, 8), flags: 0 }),
-    root({ op: 'setxattr', target: { path: p('ln'), follow: false }, name: 'security.s', value: data(3, 9), flags: 0 }),
-    root({ op: 'listxattr', target: { path: p('f'), follow: false } }),
-    as(U1000, { op: 'getxattr', target: { path: p('f'), follow: false }, name: 'trusted.t' }),
     as(U1000, { op: 'setxattr', target: { path: p('f'), follow: false }, name: 'user.a', value: data(3, 1), flags: 0 }),
+    as(U1000, { op: 'getxattr', target: { path: p('f'), follow: false }, name: 'user.a' }),
     as(U1000, { op: 'listxattr', target: { path: p('f'), follow: false } }),
     root({ op: 'removexattr', target: { path: p('f'), follow: false }, name: 'user.a' }),
     root({ op: 'removexattr', target: { path: p('f'), follow: false }, name: 'user.a' }),
+    root({ op: 'getxattr', target: { path: p('f'), follow: false }, name: 'user.a' }),
   ],
 
-  'set-id bits: chown keeps a setgid that is no group-exec, writes and fallocate by others clear them': [
+  'an xattr name outside the known namespaces: EOPNOTSUPP for root and for users': [
+    ...XATTR_TREE,
+    root({ op: 'setxattr', target: { path: p('f'), follow: false }, name: 'bogus.x', value: data(3, 6), flags: 0 }),
+    root({ op: 'getxattr', target: { path: p('f'), follow: false }, name: 'bogus.x' }),
+    root({ op: 'removexattr', target: { path: p('f'), follow: false }, name: 'bogus.x' }),
+    as(U1000, { op: 'setxattr', target: { path: p('dir'), follow: false }, name: 'bogus.x', value: data(3, 6), flags: 0 }),
+    as(U1000, { op: 'getxattr', target: { path: p('dir'), follow: false }, name: 'bogus.x' }),
+    as(U1001, { op: 'getxattr', target: { path: p('ln'), follow: false }, name: 'bogus.x' }),
+    as(U1001, { op: 'removexattr', target: { path: p('ln'), follow: false }, name: 'bogus.x' }),
+  ],
+
+  'trusted.* and security.* xattrs: root sets them (on a symlink too), users do not see trusted.*': [
+    ...XATTR_TREE,
+    root({ op: 'setxattr', target: { path: p('f'), follow: false }, name: 'trusted.t', value: data(3, 7), flags: 0 }),
+    root({ op: 'getxattr', target: { path: p('f'), follow: false }, name: 'trusted.t' }),
+    root({ op: 'setxattr', target: { path: p('f'), follow: false }, name: 'security.s', value: data(3, 8), flags: 0 }),
+    root({ op: 'setxattr', target: { path: p('ln'), follow: false }, name: 'trusted.t', value: data(3, 9), flags: 0 }),
+    root({ op: 'setxattr', target: { path: p('ln'), follow: false }, name: 'security.s', value: data(3, 9), flags: 0 }),
+    root({ op: 'listxattr', target: { path: p('f'), follow: false } }),
+    as(U1000, { op: 'listxattr', target: { path: p('f'), follow: false } }),
+    as(U1000, { op: 'getxattr', target: { path: p('f'), follow: false }, name: 'trusted.t' }),
+    as(U1000, { op: 'setxattr', target: { path: p('f'), follow: false }, name: 'trusted.t', value: data(3, 1), flags: 0 }),
+    as(U1000, { op: 'getxattr', target: { path: p('f'), follow: false }, name: 'security.s' }),
+    root({ op: 'removexattr', target: { path: p('ln'), follow: false }, name: 'trusted.t' }),
+  ],
+
+  'chown keeps the setgid bit of a file that is not group-executable': [
     ...SHARED_DIR,
     ...file(ROOT, p('d/g'), 1, data(10, 1)),
     root({ op: 'chmod', path: p('d/g'), mode: 0o2664, follow: true }),
     root({ op: 'chown', path: p('d/g'), uid: 1000, gid: 1000, follow: true }),
     root({ op: 'stat', path: p('d/g'), follow: true }),
-    root({ op: 'chmod', path: p('d/g'), mode: 0o6775, follow: true }),
-    root({ op: 'chown', path: p('d/g'), uid: -1, gid: 1001, follow: true }),
+    as(U1000, { op: 'chown', path: p('d/g'), uid: -1, gid: 1000, follow: true }),
     root({ op: 'stat', path: p('d/g'), follow: true }),
+  ],
+
+  'chown clears setuid, and setgid with group-exec, even when it changes nothing': [
+    ...SHARED_DIR,
+    ...file(ROOT, p('d/s'), 1, data(10, 1)),
+    root({ op: 'chmod', path: p('d/s'), mode: 0o6775, follow: true }),
+    root({ op: 'chown', path: p('d/s'), uid: -1, gid: -1, follow: true }),
+    root({ op: 'stat', path: p('d/s'), follow: true }),
+    root({ op: 'chmod', path: p('d/s'), mode: 0o6775, follow: true }),
+    root({ op: 'chown', path: p('d/s'), uid: 0, gid: 0, follow: true }),
+    root({ op: 'stat', path: p('d/s'), follow: true }),
+    root({ op: 'chmod', path: p('d/s'), mode: 0o6775, follow: true }),
+    root({ op: 'chown', path: p('d/s'), uid: 1000, gid: 1001, follow: true }),
+    as(U1000, { op: 'chmod', path: p('d/s'), mode: 0o4755, follow: true }),
+    as(U1000, { op: 'open', id: 2, path: p('d/s'), flags: O_RDONLY, mode: 0, umask: 0o022 }),
+    as(U1000, { op: 'fchown', id: 2, uid: -1, gid: -1 }),
+    as(U1000, { op: 'fstat', id: 2 }),
+    // A directory keeps its set-id bits through chown.
+    root({ op: 'mkdir', path: p('d/dir'), mode: 0o755, umask: 0 }),
+    root({ op: 'chmod', path: p('d/dir'), mode: 0o6775, follow: true }),
+    root({ op: 'chown', path: p('d/dir'), uid: 1000, gid: 1000, follow: true }),
+  ],
+
+  'fallocate by a user without CAP_FSETID clears setuid and setgid': [
+    ...SHARED_DIR,
     ...file(ROOT, p('d/s'), 2, data(10, 2)),
     root({ op: 'chmod', path: p('d/s'), mode: 0o6777, follow: true }),
     as(U1000, { op: 'open', id: 3, path: p('d/s'), flags: O_RDWR, mode: 0, umask: 0o022 }),
     as(U1000, { op: 'fallocate', id: 3, mode: FALLOC_FL_KEEP_SIZE, off: 0, len: 8192 }),
     as(U1000, { op: 'fstat', id: 3 }),
     root({ op: 'chmod', path: p('d/s'), mode: 0o6777, follow: true }),
+    as(U1000, { op: 'fallocate', id: 3, mode: FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off: 0, len: 4096 }),
+    as(U1000, { op: 'fstat', id: 3 }),
+  ],
+
+  'writes and truncates by a user without CAP_FSETID clear setuid and setgid': [
+    ...SHARED_DIR,
+    ...file(ROOT, p('d/s'), 2, data(10, 2)),
+    root({ op: 'chmod', path: p('d/s'), mode: 0o6777, follow: true }),
+    as(U1000, { op: 'open', id: 3, path: p('d/s'), flags: O_RDWR, mode: 0, umask: 0o022 }),
     as(U1000, { op: 'write', id: 3, data: data(10, 3) }),
     as(U1000, { op: 'fstat', id: 3 }),
     root({ op: 'chmod', path: p('d/s'), mode: 0o6777, follow: true }),
@@ -284,10 +342,27 @@ const CASES: Record<string, Step[]> = {
     as(U1000, { op: 'close', id: 3 }),
     root({ op: 'chmod', path: p('d/s'), mode: 0o6777, follow: true }),
     as(U1000, { op: 'truncate', path: p('d/s'), len: 0 }),
-    // An owner outside the file's group sets setgid: the kernel drops it silently.
+    // The owner's own write clears them too (setgid only with group-exec), and root's does not.
+    ...file(U1000, p('d/own'), 4, data(10, 4)),
+    as(U1000, { op: 'chmod', path: p('d/own'), mode: 0o6775, follow: true }),
+    as(U1000, { op: 'open', id: 5, path: p('d/own'), flags: O_WRONLY | O_APPEND, mode: 0, umask: 0o022 }),
+    as(U1000, { op: 'write', id: 5, data: data(5000, 5) }),
+    as(U1000, { op: 'chmod', path: p('d/own'), mode: 0o6765, follow: true }),
+    as(U1000, { op: 'write', id: 5, data: data(5, 6) }),
+    as(U1000, { op: 'close', id: 5 }),
+    root({ op: 'chmod', path: p('d/own'), mode: 0o6775, follow: true }),
+    root({ op: 'open', id: 6, path: p('d/own'), flags: O_WRONLY, mode: 0, umask: 0o022 }),
+    root({ op: 'write', id: 6, data: data(5, 7) }),
+    root({ op: 'fallocate', id: 6, mode: FALLOC_FL_ZERO_RANGE, off: 0, len: 4096 }),
+    root({ op: 'close', id: 6 }),
+  ],
+
+  'set-id bits on creation: dropped by a chmod outside the group, inherited from a setgid dir': [
+    ...SHARED_DIR,
     ...file(U1000, p('d/mine'), 4, data(10, 4)),
     as(U1000, { op: 'chmod', path: p('d/mine'), mode: 0o2755, follow: true }),
     root({ op: 'chown', path: p('d/mine'), uid: -1, gid: 1001, follow: true }),
+    // An owner outside the file's group sets setgid: the kernel drops it silently.
     as(U1000, { op: 'chmod', path: p('d/mine'), mode: 0o2755, follow: true }),
     as(U1001, { op: 'chown', path: p('d/mine'), uid: -1, gid: 1000, follow: true }),
     as(U1000, { op: 'chown', path: p('d/mine'), uid: -1, gid: 1001, follow: true }),
@@ -299,6 +374,8 @@ const CASES: Record<string, Step[]> = {
     as(U1001, { op: 'open', id: 5, path: p('sg/f'), flags: O_CREAT | O_WRONLY, mode: 0o2755, umask: 0o022 }),
     as(U1000, { op: 'open', id: 6, path: p('sg/f2'), flags: O_CREAT | O_WRONLY | O_DIRECTORY, mode: 0o2755, umask: 0o022 }),
     as(U1000, { op: 'open', id: 7, path: p('sg/f3'), flags: O_CREAT | O_WRONLY, mode: 0o2755, umask: 0o022 }),
+    as(U1001, { op: 'mknod', path: p('sg/fifo'), mode: S_IFIFO | 0o2777, major: 0, minor: 0, umask: 0 }),
+    as(U1001, { op: 'symlink', target: p('f'), path: p('sg/ln') }),
   ],
 };
 

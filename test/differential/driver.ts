@@ -403,7 +403,7 @@ export class Differ {
       if (!y) continue;
       for (const k of new Set([...Object.keys(x), ...Object.keys(y)])) {
         if (JSON.stringify(x[k]) !== JSON.stringify(y[k])) {
-          diffs.push(`${path === '' ? '(root)' : showPath(path)} ${k}: ${this.a.label} ${JSON.stringify(x[k]) ?? '-'}, ${this.b.label} ${JSON.stringify(y[k]) ?? '-'}`);
+          diffs.push(`${k}: ${this.a.label} ${JSON.stringify(x[k]) ?? '-'}, ${this.b.label} ${JSON.stringify(y[k]) ?? '-'}, of ${path === '' ? 'the root' : showPath(path)}`);
         }
       }
     }
