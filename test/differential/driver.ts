@@ -131,7 +131,7 @@ export class Mismatch extends Error {
 }
 
 type Ts = { sec: number; nsec: number };
-interface Pin { atime?: Ts; mtime?: Ts }
+interface Pin { atime?: Ts; mtime?: Ts; /** the pinned inode's type, '' when pinned through an fd */ type: string }
 
 const showTs = (t: Ts | undefined): string => (t ? `${t.sec}.${String(t.nsec).padStart(9, '0')}` : '-');
 const sameTs = (x: Ts | undefined, y: Ts | undefined): boolean => x?.sec === y?.sec && x?.nsec === y?.nsec;
@@ -204,6 +204,16 @@ export class Differ {
 
   /** One step on both sides, then the state compared. Returns side B's reply. */
   async step(step: Step, label: StepLabel): Promise<Reply> {
+    try {
+      return await this.stepAndCompare(step, label);
+    } catch (e) {
+      if (e instanceof Mismatch) throw e;
+      // An executor that died or hung (a mount that stopped answering): say where it happened.
+      this.fail(label, `${USERS[step.user]!.name}: ${showOp(step.op)}: ${(e as Error).message}`);
+    }
+  }
+
+  private async stepAndCompare(step: Step, label: StepLabel): Promise<Reply> {
     const { user, op } = step;
     if (op.op === 'sleep') {
       await new Promise((resolve) => setTimeout(resolve, op.ms));
@@ -255,7 +265,11 @@ export class Differ {
     const [p0, p1] = probe;
     switch (op.op) {
       case 'open':
-        if (op.flags & O_CREAT) this.touch(p0?.p?.ino, 'mtime');
+        if (op.flags & O_CREAT) {
+          this.touch(p0?.p?.ino, 'mtime');
+          // Through a (dangling) symlink the file is made in a directory the probe does not name.
+          if (p0?.l?.type === 'symlink') for (const pin of this.pins.values()) if (pin.type !== 'file') delete pin.mtime;
+        }
         if (op.flags & O_TRUNC) {
           this.touch(p0?.s?.ino, 'mtime');
           this.touch(p0?.l?.ino, 'mtime');
@@ -295,7 +309,7 @@ export class Differ {
         const t = op.target;
         const target = 'id' in t ? { ino: this.fdIno.get(t.id), type: '' } : t.follow ? p0?.s : p0?.l;
         if (!target?.ino) break;
-        const pin = this.pins.get(target.ino) ?? {};
+        const pin = this.pins.get(target.ino) ?? { type: target.type };
         for (const field of ['atime', 'mtime'] as const) {
           const v = op[field];
           // A symlink's atime changes whenever a path is resolved through it: never pinned.
