@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import {
   cleanStaleMount, InitFlag, MAX_READAHEAD, mountAt, mountFuse, openFuseDevice, Session, setMountReadahead, unmountFuse,
 } from '../fuse/kernel/index.js';
-import { PASSTHROUGH_INIT_FLAGS, PassthroughFs } from '../fuse/passthrough/index.js';
+import { PASSTHROUGH_INIT_FLAGS, PASSTHROUGH_INIT_FLAGS_OFF, PassthroughFs } from '../fuse/passthrough/index.js';
 import { raiseFdLimit } from '../sys/index.js';
 import { CacheWatcher } from '../fuse/passthrough/watch.js';
 
@@ -87,7 +87,7 @@ async function main(): Promise<void> {
   // Kernel-local POSIX locks already exclude processes on this one mount; nothing to gain here.
   const session = new Session(fd, fs, {
     debug: cli.debug,
-    withoutFlags: InitFlag.POSIX_LOCKS,
+    withoutFlags: InitFlag.POSIX_LOCKS | PASSTHROUGH_INIT_FLAGS_OFF,
     withFlags: PASSTHROUGH_INIT_FLAGS | (cli.kernelPassthrough ? InitFlag.PASSTHROUGH : 0n),
   });
   if (cli.keepCache) new CacheWatcher(fs, session.notifier).attach();

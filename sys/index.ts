@@ -288,3 +288,4 @@ export const fdPath = (fd: number): string => `/proc/self/fd/${fd}`;
 
 export { sharedError };
 export { asCaller, raiseFdLimit, type Credentials } from './credentials.js';
+export { getxattrAt, listxattrAt, removexattrAt, setxattrAt } from './xattr-at.js';

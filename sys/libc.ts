@@ -62,3 +62,20 @@ const SYS_setgroups = process.arch === 'arm64' ? 159 : 116;
 const sysSetgroups = libc.func('long syscall(long nr, size_t size, const uint32_t *list)');
 export const setgroupsThread = (list: Uint32Array): number => Number(sysSetgroups(SYS_setgroups, list.length, list));
 export const setrlimit = libc.func('int setrlimit(int resource, const uint64_t *rlim)');
+
+// The *xattrat calls (Linux 6.13): xattrs of a name relative to a directory fd, symlinks included.
+const SYS_setxattrat = 463;
+const SYS_getxattrat = 464;
+const SYS_listxattrat = 465;
+const SYS_removexattrat = 466;
+const sysXattrat = libc.func('long syscall(long nr, int dfd, const char *path, uint32_t atFlags, const char *name, uint8_t *args, size_t size)');
+const sysListxattrat = libc.func('long syscall(long nr, int dfd, const char *path, uint32_t atFlags, _Out_ uint8_t *list, size_t size)');
+const sysRemovexattrat = libc.func('long syscall(long nr, int dfd, const char *path, uint32_t atFlags, const char *name)');
+export const getxattrat = (dfd: number, path: Buffer | string, atFlags: number, name: string, args: Buffer): number =>
+  Number(sysXattrat(SYS_getxattrat, dfd, path, atFlags, name, args, args.length));
+export const setxattrat = (dfd: number, path: Buffer | string, atFlags: number, name: string, args: Buffer): number =>
+  Number(sysXattrat(SYS_setxattrat, dfd, path, atFlags, name, args, args.length));
+export const listxattrat = (dfd: number, path: Buffer | string, atFlags: number, list: Buffer): number =>
+  Number(sysListxattrat(SYS_listxattrat, dfd, path, atFlags, list, list.length));
+export const removexattrat = (dfd: number, path: Buffer | string, atFlags: number, name: string): number =>
+  Number(sysRemovexattrat(SYS_removexattrat, dfd, path, atFlags, name));

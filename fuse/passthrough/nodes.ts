@@ -20,10 +20,16 @@ export interface Node {
   readonly type: number;
   /** A directory's descriptor open for reading entries, opened on first READDIR (see passthrough.ts). */
   dirFd: number | undefined;
+  /**
+   * A symlink's latest name: its own xattrs can only be reached by name (xattr.ts). Checked against
+   * `key` before use, since the name may have moved on.
+   */
+  link?: { parent: Node; name: Buffer };
 }
 
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
+const S_IFLNK = 0o120000;
 
 export const keyOf = (st: sys.Stat): string => `${st.dev}:${st.ino}`;
 
@@ -64,6 +70,7 @@ export class NodeTable {
       st = opened;
     }
     node.lookups++;
+    if (node.type === S_IFLNK) node.link = { parent, name: Buffer.from(name) };
     return { node, st };
   }
 
@@ -73,12 +80,18 @@ export class NodeTable {
   }
 
   /** The node of a descriptor we opened ourselves (create, mkdir...); counts one lookup. */
-  adopt(fd: number, st: sys.Stat): Node {
+  adopt(fd: number, st: sys.Stat, parent: Node, name: Buffer): Node {
     let node = this.byKey.get(keyOf(st));
     if (node !== undefined) sys.close(fd);
     else node = this.add(fd, st);
     node.lookups++;
+    if (node.type === S_IFLNK) node.link = { parent, name };
     return node;
+  }
+
+  /** True while `node` is still the live node of its id (its descriptor has not been closed). */
+  isLive(node: Node): boolean {
+    return this.byId.get(node.id) === node;
   }
 
   private add(fd: number, st: sys.Stat): Node {

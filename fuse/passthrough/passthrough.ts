@@ -8,8 +8,7 @@
 // arrives with the request instead of being applied to the mode).
 import { constants as C, readSync, statfsSync } from 'node:fs';
 import {
-  FUSE_DEV_IOC_BACKING_CLOSE, FUSE_DEV_IOC_BACKING_OPEN, InitFlag, KernelErrno, OPEN_KILL_SUIDGID, OpenFlag, ROOT_ID,
-  SetattrValid, WRITE_KILL_SUIDGID,
+  FUSE_DEV_IOC_BACKING_CLOSE, FUSE_DEV_IOC_BACKING_OPEN, InitFlag, KernelErrno, OpenFlag, ROOT_ID, SetattrValid,
   type AttrOut, type CreateOut, type DirBuffer, type EntryOut, type FileSystem, type InitInfo, type OpenOut,
   type RequestContext, type RequestOf, type StatfsOut,
 } from '../kernel/index.js';
@@ -34,10 +33,20 @@ const COPY_CHUNK = 1024 * 1024;
 /** Shared: the session reads only its code. */
 const NOT_FOUND = new KernelErrno('ENOENT');
 const O_DIRECT = 0o40000;
+const O_NOATIME = 0o1000000;
 const DOT = Buffer.from('.');
 const DOTDOT = Buffer.from('..');
 /** INIT flags this filesystem wants beyond the kernel layer's defaults (the CLI passes them on). */
 export const PASSTHROUGH_INIT_FLAGS = InitFlag.POSIX_ACL | InitFlag.DONT_MASK;
+/**
+ * INIT flags of the kernel layer's defaults this filesystem does not want. HANDLE_KILLPRIV_V2: with
+ * it the kernel leaves clearing set-id bits to us and then drops chown(-1, -1) altogether (no
+ * request reaches us, so the bits it must clear stay). Without it the kernel clears them itself on
+ * write, truncate and chown, with a GETATTR and a SETATTR, only for files that have a set-id bit.
+ * FUSE's own rule keeps a setgid bit without group-execute when the writer is outside the group,
+ * where a local filesystem drops it: dropSetid() below adds that case.
+ */
+export const PASSTHROUGH_INIT_FLAGS_OFF = InitFlag.HANDLE_KILLPRIV_V2;
 
 /** fn under the caller's credentials and umask: creation exactly as the caller would do it. */
 function asCreator<T>(ctx: RequestContext, umask: number, fn: () => T): T {
@@ -149,7 +158,7 @@ export class PassthroughFs implements FileSystem {
   private made(parent: Node, name: Buffer): EntryOut {
     const fd = sys.openat(parent.fd, name, sys.O_PATH | sys.O_NOFOLLOW);
     const st = sys.fstat(fd);
-    return this.entryOf(this.nodes.adopt(fd, st), st);
+    return this.entryOf(this.nodes.adopt(fd, st, parent, name), st);
   }
 
   symlink(ctx: RequestContext, r: RequestOf<'SYMLINK'>): EntryOut {
@@ -244,7 +253,7 @@ export class PassthroughFs implements FileSystem {
     // O_DIRECT would impose alignment on our buffers; the kernel already bypasses its cache.
     // O_CREAT/O_EXCL never reach OPEN; reopening the magic link opens this very inode.
     const fd = sys.openat(sys.AT_FDCWD, sys.fdPath(node.fd), r.flags & ~(O_DIRECT | C.O_NOFOLLOW | C.O_CREAT | C.O_EXCL));
-    if (r.openFlags & OPEN_KILL_SUIDGID && r.flags & C.O_TRUNC) killSuidgid(ctx, node, fd);
+    if (r.flags & C.O_TRUNC) this.dropSetid(ctx, node, fd);
     return this.openReply(fd, node);
   }
 
@@ -253,7 +262,7 @@ export class PassthroughFs implements FileSystem {
     const fd = asCreator(ctx, r.umask, () => sys.openat(parent.fd, r.name, (r.flags & ~O_DIRECT) | C.O_CREAT, r.mode & 0o7777));
     try {
       const st = sys.fstat(fd);
-      const node = this.nodes.adopt(this.pathFdOf(parent, r.name, fd, st), st);
+      const node = this.nodes.adopt(this.pathFdOf(parent, r.name, fd, st), st, parent, r.name);
       return { entry: this.entryOf(node, st), open: this.openReply(fd, node) };
     } catch (err) {
       io.close(fd);
@@ -271,6 +280,17 @@ export class PassthroughFs implements FileSystem {
     if (found.ino === st.ino && found.dev === st.dev) return byName;
     sys.close(byName);
     return sys.openat(sys.AT_FDCWD, sys.fdPath(fd), sys.O_PATH);
+  }
+
+  /**
+   * A change of a file's data by a caller without CAP_FSETID (anyone but root here) drops its
+   * setuid bit, and its setgid bit when group-executable or when the caller is outside the file's
+   * group, as a local filesystem does. We write as root, so the backing fs would not; the kernel
+   * has done the first two cases already, this catches the third. One fstat per such change.
+   * Returns whether the mode changed (the kernel's cached mode is then stale).
+   */
+  private dropSetid(ctx: RequestContext, node: Node, fd: number): boolean {
+    return ctx.uid !== 0 && killSuidgid(ctx, node, fd);
   }
 
   private file(fh: number): OpenFile {
@@ -300,7 +320,7 @@ export class PassthroughFs implements FileSystem {
     const f = this.file(r.fh);
     // Awaited before the reply so the caller's next stat sees the new mode; attrs-only
     // invalidation takes no lock this WRITE holds (fuse-protocol.md A6).
-    if (r.writeFlags & WRITE_KILL_SUIDGID && killSuidgid(ctx, f.node, f.fd) && this.onAttrsChanged) {
+    if (this.dropSetid(ctx, f.node, f.fd) && this.onAttrsChanged) {
       return this.onAttrsChanged(r.header.nodeId).then(() => io.writeAll(f.fd, r.data, r.offset));
     }
     return io.writeAll(f.fd, r.data, r.offset);
@@ -351,7 +371,8 @@ export class PassthroughFs implements FileSystem {
   // so a listing behaves exactly like one on the bare directory while entries come and go.
 
   private dirFd(node: Node): number {
-    node.dirFd ??= sys.openat(node.fd, DOT, C.O_RDONLY | C.O_DIRECTORY);
+    // O_NOATIME: our reading is not the caller's (a cached listing is served without us at all).
+    node.dirFd ??= sys.openat(node.fd, DOT, C.O_RDONLY | C.O_DIRECTORY | O_NOATIME);
     return node.dirFd;
   }
 
@@ -398,24 +419,27 @@ export class PassthroughFs implements FileSystem {
   }
 
   /** Every mode the backing filesystem supports (keep-size, punch-hole, zero-range...), off-thread. */
-  async fallocate(_ctx: RequestContext, r: RequestOf<'FALLOCATE'>): Promise<void> {
-    await sys.runBlocking({ fn: 'fallocate', args: [this.fd(r.fh), r.mode, r.offset, r.length] });
+  async fallocate(ctx: RequestContext, r: RequestOf<'FALLOCATE'>): Promise<void> {
+    const f = this.file(r.fh);
+    await sys.runBlocking({ fn: 'fallocate', args: [f.fd, r.mode, r.offset, r.length] });
+    // The kernel clears no set-id bits for a FUSE fallocate; a local filesystem does.
+    if (this.dropSetid(ctx, f.node, f.fd)) await this.onAttrsChanged?.(r.header.nodeId);
   }
 
   getxattr(_ctx: RequestContext, r: RequestOf<'GETXATTR'>): Buffer {
-    return xattr.getxattr(this.node(r.header.nodeId), r.name);
+    return xattr.getxattr(this.nodes, this.node(r.header.nodeId), r.name);
   }
 
-  listxattr(_ctx: RequestContext, r: RequestOf<'LISTXATTR'>): Buffer {
-    return xattr.listxattr(this.node(r.header.nodeId));
+  listxattr(ctx: RequestContext, r: RequestOf<'LISTXATTR'>): Buffer {
+    return xattr.listxattr(this.nodes, this.node(r.header.nodeId), ctx.uid);
   }
 
   setxattr(_ctx: RequestContext, r: RequestOf<'SETXATTR'>): void {
-    xattr.setxattr(this.node(r.header.nodeId), r.name, r.value, r.flags);
+    xattr.setxattr(this.nodes, this.node(r.header.nodeId), r.name, r.value, r.flags);
   }
 
   removexattr(_ctx: RequestContext, r: RequestOf<'REMOVEXATTR'>): void {
-    xattr.removexattr(this.node(r.header.nodeId), r.name);
+    xattr.removexattr(this.nodes, this.node(r.header.nodeId), r.name);
   }
 
   /** SEEK_DATA / SEEK_HOLE, answered by the backing file (the kernel answers the other whences). */

@@ -21,7 +21,9 @@ export function applySetattr(node: Node, fd: number | undefined, r: RequestOf<'S
     if (fd !== undefined) ftruncateSync(fd, r.size);
     else truncateSync(sys.fdPath(node.fd), r.size);
   }
-  if (v & SetattrValid.KILL_SUIDGID && !(v & SetattrValid.MODE)) killSuidgid(caller, node, fd);
+  // A truncate by anyone but root drops set-id bits (see PassthroughFs.dropSetid); a chown (done
+  // as root) drops them in the backing fs itself, with the rules chown has.
+  if (v & SetattrValid.SIZE && !(v & SetattrValid.MODE) && caller.uid !== 0) killSuidgid(caller, node, fd);
   if (v & (SetattrValid.ATIME | SetattrValid.MTIME)) {
     const time = (set: number, now: number, t: sys.Timespec): sys.TimeArg => (!(v & set) ? 'omit' : v & now ? 'now' : t);
     sys.utimensat(node.fd, '', time(SetattrValid.ATIME, SetattrValid.ATIME_NOW, r.atime), time(SetattrValid.MTIME, SetattrValid.MTIME_NOW, r.mtime), ON_FD);
@@ -35,7 +37,7 @@ function chmod(node: Node, fd: number | undefined, mode: number): void {
 }
 
 /** Who asked (RequestContext fits). */
-export interface Caller { gid: number; groups: number[] }
+export interface Caller { uid: number; gid: number; groups: number[] }
 
 /**
  * Clear the set-id bits the way the kernel would for an unprivileged writer: suid always; sgid
