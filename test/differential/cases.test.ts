@@ -5,7 +5,7 @@
 import { describe, test } from 'vitest';
 import { runSteps, withSides } from './driver.js';
 import {
-  DEEP, DEEP_COMPONENTS, FALLOC_FL_KEEP_SIZE, O_APPEND, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE, hex, O_CREAT, O_DIRECTORY, O_EXCL,
+  DEEP, DEEP_COMPONENTS, FALLOC_FL_KEEP_SIZE, O_APPEND, O_TRUNC, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE, hex, O_CREAT, O_DIRECTORY, O_EXCL,
   O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY, RENAME_EXCHANGE, RENAME_NOREPLACE, S_IFIFO, SEEK_DATA, SEEK_END, SEEK_HOLE,
   XATTR_CREATE, XATTR_REPLACE, type Op, type Step, type Time,
 } from './ops.js';
@@ -355,6 +355,27 @@ const CASES: Record<string, Step[]> = {
     root({ op: 'write', id: 6, data: data(5, 7) }),
     root({ op: 'fallocate', id: 6, mode: FALLOC_FL_ZERO_RANGE, off: 0, len: 4096 }),
     root({ op: 'close', id: 6 }),
+  ],
+
+  'open with O_TRUNC by a user without CAP_FSETID clears setuid and setgid': [
+    ...SHARED_DIR,
+    ...file(U1001, p('d/t'), 1, data(100, 1)),
+    as(U1001, { op: 'chmod', path: p('d/t'), mode: 0o6775, follow: true }),
+    as(U1001, { op: 'open', id: 2, path: p('d/t'), flags: O_RDONLY | O_TRUNC, mode: 0, umask: 0o022 }),
+    as(U1001, { op: 'fstat', id: 2 }),
+    // Already empty: truncated all the same.
+    as(U1001, { op: 'chmod', path: p('d/t'), mode: 0o3777, follow: true }),
+    as(U1001, { op: 'open', id: 6, path: p('d/t'), flags: O_RDONLY | O_TRUNC | O_APPEND, mode: 0, umask: 0o022 }),
+    as(U1001, { op: 'fstat', id: 6 }),
+    ...file(ROOT, p('d/r'), 3, data(100, 2)),
+    root({ op: 'chmod', path: p('d/r'), mode: 0o6777, follow: true }),
+    as(U1000, { op: 'open', id: 4, path: p('d/r'), flags: O_WRONLY | O_TRUNC, mode: 0, umask: 0o022 }),
+    as(U1000, { op: 'fstat', id: 4 }),
+    // Root's O_TRUNC keeps them.
+    root({ op: 'chmod', path: p('d/r'), mode: 0o6777, follow: true }),
+    root({ op: 'write', id: 3, data: data(1, 3) }),
+    root({ op: 'open', id: 5, path: p('d/r'), flags: O_WRONLY | O_TRUNC, mode: 0, umask: 0o022 }),
+    root({ op: 'fstat', id: 5 }),
   ],
 
   'set-id bits on creation: dropped by a chmod outside the group, inherited from a setgid dir': [
