@@ -87,8 +87,11 @@ async function main(): Promise<void> {
   // Kernel-local POSIX locks already exclude processes on this one mount; nothing to gain here.
   const session = new Session(fd, fs, {
     debug: cli.debug,
-    withoutFlags: InitFlag.POSIX_LOCKS | PASSTHROUGH_INIT_FLAGS_OFF,
-    withFlags: PASSTHROUGH_INIT_FLAGS | (cli.kernelPassthrough ? InitFlag.PASSTHROUGH : 0n),
+    withoutFlags: InitFlag.POSIX_LOCKS | PASSTHROUGH_INIT_FLAGS_OFF | (cli.keepCache ? InitFlag.AUTO_INVAL_DATA : 0n),
+    // --keep-cache: pages go only when we say so (the watcher's INVAL_INODE). With AUTO_INVAL_DATA
+    // the kernel would drop a file's pages at the first GETATTR after any write through the mount,
+    // since the mtime it sees then is new to it.
+    withFlags: PASSTHROUGH_INIT_FLAGS | (cli.kernelPassthrough ? InitFlag.PASSTHROUGH : 0n) | (cli.keepCache ? InitFlag.EXPLICIT_INVAL_DATA : 0n),
   });
   if (cli.keepCache) new CacheWatcher(fs, session.notifier).attach();
   fs.onAttrsChanged = (nodeId) => session.notifier.invalInode(nodeId, -1, 0);

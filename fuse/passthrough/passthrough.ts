@@ -84,6 +84,13 @@ export class PassthroughFs implements FileSystem {
    * kernel does not expect that and keeps the old mode cached unless told (attrs-only INVAL_INODE).
    */
   onAttrsChanged: ((nodeId: number) => Promise<unknown>) | undefined;
+  /**
+   * Called after we changed a node (its data, attributes or, for a directory, its entries) for a
+   * request: the cache watcher then knows the inotify events that follow are ours, not news.
+   */
+  onChanged: ((node: Node) => void) | undefined;
+  /** Called after we made, removed or moved `name` in `dir` for a request (same purpose). */
+  onNameChanged: ((dir: Node, name: Buffer) => void) | undefined;
 
   constructor(readonly source: string, private readonly options: PassthroughOptions) {
     this.nodes = new NodeTable(source);
@@ -149,7 +156,10 @@ export class PassthroughFs implements FileSystem {
 
   setattr(ctx: RequestContext, r: RequestOf<'SETATTR'>): AttrOut {
     const fd = r.valid & SetattrValid.FH ? this.files.get(r.fh)?.fd : undefined;
-    return { attr: toAttr(applySetattr(this.node(r.header.nodeId), fd, r, ctx)), attrTimeout: this.options.timeout };
+    const node = this.node(r.header.nodeId);
+    const st = applySetattr(node, fd, r, ctx);
+    this.onChanged?.(node);
+    return { attr: toAttr(st), attrTimeout: this.options.timeout };
   }
 
   readlink(_ctx: RequestContext, r: RequestOf<'READLINK'>): Buffer {
@@ -160,7 +170,9 @@ export class PassthroughFs implements FileSystem {
   private made(parent: Node, name: Buffer): EntryOut {
     const fd = sys.openat(parent.fd, name, sys.O_PATH | sys.O_NOFOLLOW);
     const st = sys.fstat(fd);
-    return this.entryOf(this.nodes.adopt(fd, st, parent, name), st);
+    const node = this.nodes.adopt(fd, st, parent, name);
+    this.changedName(parent, name, node);
+    return this.entryOf(node, st);
   }
 
   symlink(ctx: RequestContext, r: RequestOf<'SYMLINK'>): EntryOut {
@@ -183,16 +195,36 @@ export class PassthroughFs implements FileSystem {
   }
 
   unlink(_ctx: RequestContext, r: RequestOf<'UNLINK'>): void {
-    sys.unlinkat(this.node(r.header.nodeId).fd, r.name, 0);
+    const dir = this.node(r.header.nodeId);
+    sys.unlinkat(dir.fd, r.name, 0);
+    this.changedName(dir, r.name);
   }
 
   rmdir(_ctx: RequestContext, r: RequestOf<'RMDIR'>): void {
-    sys.unlinkat(this.node(r.header.nodeId).fd, r.name, sys.AT_REMOVEDIR);
+    const dir = this.node(r.header.nodeId);
+    sys.unlinkat(dir.fd, r.name, sys.AT_REMOVEDIR);
+    this.changedName(dir, r.name);
   }
 
   /** RENAME and RENAME2 with all of renameat2's flags (NOREPLACE, EXCHANGE, WHITEOUT). */
   rename(_ctx: RequestContext, r: RequestOf<'RENAME'>): void {
-    sys.renameat2(this.node(r.header.nodeId).fd, r.name, this.node(r.newDir).fd, r.newName, r.flags);
+    const from = this.node(r.header.nodeId);
+    const to = this.node(r.newDir);
+    sys.renameat2(from.fd, r.name, to.fd, r.newName, r.flags);
+    if (!this.onChanged) return;
+    // a rename changes the ctime of what moved (both files, for an exchange)
+    for (const [dir, name] of [[to, r.newName], [from, r.name]] as const) {
+      const st = sys.statatIfExists(dir.fd, name, sys.AT_SYMLINK_NOFOLLOW);
+      this.changedName(dir, name, st && this.nodes.find(st));
+    }
+  }
+
+  /** Reports a name we changed in `dir`, and the node now under it, to the cache watcher. */
+  private changedName(dir: Node, name: Buffer, node?: Node): void {
+    if (!this.onChanged) return;
+    this.onNameChanged?.(dir, name);
+    this.onChanged(dir);
+    if (node) this.onChanged(node);
   }
 
   /**
@@ -205,6 +237,7 @@ export class PassthroughFs implements FileSystem {
     sys.linkat(node.fd, '', parent.fd, r.name, sys.AT_EMPTY_PATH);
     const st = sys.fstat(node.fd);
     node.lookups++;
+    this.changedName(parent, r.name, node);
     return this.entryOf(node, st);
   }
 
@@ -265,6 +298,7 @@ export class PassthroughFs implements FileSystem {
     try {
       const st = sys.fstat(fd);
       const node = this.nodes.adopt(this.pathFdOf(parent, r.name, fd, st), st, parent, r.name);
+      this.changedName(parent, r.name, node);
       return { entry: this.entryOf(node, st), open: this.openReply(fd, node) };
     } catch (err) {
       io.close(fd);
@@ -323,9 +357,15 @@ export class PassthroughFs implements FileSystem {
     // Awaited before the reply so the caller's next stat sees the new mode; attrs-only
     // invalidation takes no lock this WRITE holds (fuse-protocol.md A6).
     if (this.dropSetid(ctx, f.node, f.fd) && this.onAttrsChanged) {
-      return this.onAttrsChanged(r.header.nodeId).then(() => io.writeAll(f.fd, r.data, r.offset));
+      return this.onAttrsChanged(r.header.nodeId).then(() => this.writeNow(f, r));
     }
-    return io.writeAll(f.fd, r.data, r.offset);
+    return this.writeNow(f, r);
+  }
+
+  private writeNow(f: OpenFile, r: RequestOf<'WRITE'>): number {
+    const n = io.writeAll(f.fd, r.data, r.offset);
+    this.onChanged?.(f.node);
+    return n;
   }
 
   statfs(_ctx: RequestContext, r: RequestOf<'STATFS'>): StatfsOut {
@@ -432,6 +472,7 @@ export class PassthroughFs implements FileSystem {
   async fallocate(ctx: RequestContext, r: RequestOf<'FALLOCATE'>): Promise<void> {
     const f = this.file(r.fh);
     await sys.runBlocking({ fn: 'fallocate', args: [f.fd, r.mode, r.offset, r.length] });
+    this.onChanged?.(f.node);
     // The kernel clears no set-id bits for a FUSE fallocate; a local filesystem does.
     if (this.dropSetid(ctx, f.node, f.fd)) await this.onAttrsChanged?.(r.header.nodeId);
   }
@@ -461,7 +502,8 @@ export class PassthroughFs implements FileSystem {
   copyFileRange(_ctx: RequestContext, r: RequestOf<'COPY_FILE_RANGE'>): number {
     if (r.flags !== 0) throw new KernelErrno('EINVAL');
     const fdIn = this.fd(r.fhIn);
-    const fdOut = this.fd(r.fhOut);
+    const out = this.file(r.fhOut);
+    const fdOut = out.fd;
     const chunk = Buffer.allocUnsafe(Math.min(r.len, COPY_CHUNK));
     let done = 0;
     while (done < r.len) {
@@ -471,6 +513,7 @@ export class PassthroughFs implements FileSystem {
       while (written < n) written += io.pwrite(fdOut, chunk.subarray(written, n), r.offOut + done + written);
       done += n;
     }
+    this.onChanged?.(out.node);
     return done;
   }
 

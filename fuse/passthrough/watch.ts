@@ -8,6 +8,15 @@
 // per file cost a syscall and a libuv handle on every lookup). A change made through a hard link
 // in a directory the kernel never looked up is not seen. Notifications go through the session's
 // notify worker, never from a request's code path.
+//
+// Our own changes raise the same events (a WRITE through the mount is an IN_MODIFY of the backing
+// file), and invalidating on them would drop the very pages --keep-cache is for. So after each
+// change made for a request the passthrough reports the node (onChanged) and we note its ctime: a
+// change event is news only if the ctime is no longer the one we noted (every change to an inode
+// moves its ctime, and we read it after each of ours, so the next change gets a distinct one).
+// Names we made, removed or moved are noted too (onNameChanged), and the first name event for each
+// is taken as ours; any other name event invalidates the entry.
+
 import { watch, type FSWatcher } from 'node:fs';
 import type { Notifier } from '../kernel/index.js';
 import * as sys from '../../sys/index.js';
@@ -15,6 +24,7 @@ import type { Node } from './nodes.js';
 import type { PassthroughFs } from './passthrough.js';
 
 const MAX_WATCHES = 8192;
+const MAX_OWN_NAMES = 4096;
 const S_IFDIR = 0o040000;
 
 export class CacheWatcher {
@@ -22,9 +32,21 @@ export class CacheWatcher {
 
   constructor(private readonly fs: PassthroughFs, private readonly notifier: Notifier) {}
 
+  /** The ctime we saw right after our own latest change of each node. */
+  private readonly ownCtime = new WeakMap<Node, string>();
+  /** Names changed by us in each directory whose event has not come yet (latin1: bytes kept). */
+  private readonly ownNames = new WeakMap<Node, Set<string>>();
+
   attach(): void {
     this.fs.onLookup = (node) => {
       if (node.type === S_IFDIR) this.watchDir(node);
+    };
+    this.fs.onChanged = (node) => this.ownCtime.set(node, ctimeKey(sys.fstat(node.fd)));
+    this.fs.onNameChanged = (dir, name) => {
+      let names = this.ownNames.get(dir);
+      if (!names) this.ownNames.set(dir, (names = new Set()));
+      if (names.size >= MAX_OWN_NAMES) names.clear(); // events lost: forget, invalidate more
+      names.add(name.toString('latin1'));
     };
     this.watchDir(this.fs.nodes.root);
   }
@@ -42,17 +64,26 @@ export class CacheWatcher {
       w.close();
       this.watchers.delete(dir.id);
     };
-    w.on('change', (_event, name) => {
+    w.on('change', (event, name) => {
       if (this.fs.nodes.get(dir.id) !== dir) return stop(); // forgotten by the kernel
       if (!Buffer.isBuffer(name) || name.length === 0) {
-        void this.notifier.invalInode(dir.id, -1, 0);
+        if (this.isNews(dir, sys.fstat(dir.fd))) void this.notifier.invalInode(dir.id, -1, 0);
         return;
       }
-      void this.notifier.invalEntry(dir.id, name);
+      // 'rename': a name appeared, went or moved; 'change': data or attributes of the file changed.
+      if (event === 'rename' && !this.ownNames.get(dir)?.delete(name.toString('latin1'))) {
+        void this.notifier.invalEntry(dir.id, name);
+      }
       const st = sys.statatIfExists(dir.fd, name, sys.AT_SYMLINK_NOFOLLOW);
       const child = st && this.fs.nodes.find(st);
-      if (child) void this.notifier.invalInode(child.id, 0, 0);
+      if (child && this.isNews(child, st)) void this.notifier.invalInode(child.id, 0, 0);
     });
     w.on('error', stop);
   }
+
+  private isNews(node: Node, st: sys.Stat): boolean {
+    return this.ownCtime.get(node) !== ctimeKey(st);
+  }
 }
+
+const ctimeKey = (st: sys.Stat): string => `${st.ctime.sec}.${st.ctime.nsec}`;

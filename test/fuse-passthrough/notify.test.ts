@@ -38,6 +38,21 @@ describe('with --keep-cache', () => {
     expect(keptAcrossOpen).toBe(true);
   });
 
+  test('a write through the mount keeps the other cached pages (our own change is no news)', async ({ pt }) => {
+    const data = seededBytes(3, 256 * 1024);
+    await writeFile(join(pt.source, 'own'), data);
+    await new Promise((r) => setTimeout(r, 300)); // that change behind the mount has been reported
+    const path = join(pt.mnt, 'own');
+    expect(await eventually(async () => {
+      await readFile(path);
+      return (await residentBytes(path)) === data.length;
+    }, DEADLINE_MS)).toBe(true);
+    await must('printf X | dd of="$1" bs=1 seek=100 conv=notrunc status=none', [path]);
+    await new Promise((r) => setTimeout(r, 300)); // the inotify events of that write have come and gone
+    expect(await residentBytes(path)).toBe(data.length);
+    expect((await readFile(path))[100]).toBe(0x58);
+  });
+
   test('a same-size rewrite of the backing file shows on the next read through the mount', async ({ pt }) => {
     const before = seededBytes(2, 200_000);
     const after = seededBytes(3, 200_000);
