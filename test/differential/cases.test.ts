@@ -231,6 +231,25 @@ const CASES: Record<string, Step[]> = {
     root({ op: 'stat', path: p('d/own'), follow: false }, { via: 'backing' }),
   ],
 
+  'changes made in the source behind the mount show through it after the attribute timeout': [
+    // Before anything was looked up through the mount but its root.
+    root({ op: 'mkdir', path: p('first'), mode: 0o755, umask: 0o022 }, { via: 'backing', check: false }),
+    root({ op: 'sleep', ms: 1_100 }),
+    root({ op: 'stat', path: p('.'), follow: false }),
+    root({ op: 'mkdir', path: p('seen'), mode: 0o755, umask: 0o022 }),
+    ...file(ROOT, p('seen/f'), 1, data(10, 1)),
+    root({ op: 'mkdir', path: p('behind'), mode: 0o755, umask: 0o022 }, { via: 'backing', check: false }),
+    root({ op: 'mkdir', path: p('seen/sub'), mode: 0o755, umask: 0o022 }, { via: 'backing', check: false }),
+    root({ op: 'chmod', path: p('seen/f'), mode: 0o600, follow: false }, { via: 'backing', check: false }),
+    root({ op: 'open', id: 2, path: p('seen/f'), flags: O_WRONLY | O_APPEND, mode: 0, umask: 0o022 }, { via: 'backing', check: false }),
+    root({ op: 'write', id: 2, data: data(5000, 2) }, { via: 'backing', check: false }),
+    root({ op: 'close', id: 2 }, { via: 'backing', check: false }),
+    root({ op: 'sleep', ms: 1_100 }),
+    root({ op: 'stat', path: p('.'), follow: false }),
+    root({ op: 'readdirNode', path: p('.') }),
+    root({ op: 'stat', path: p('seen/f'), follow: false }),
+  ],
+
   'reads with O_NOATIME (the walk) leave a set atime alone': [
     root({ op: 'mkdir', path: p('dir'), mode: 0o755, umask: 0o022 }),
     ...file(ROOT, p('dir/f'), 1, data(100, 1)),
@@ -295,6 +314,19 @@ const CASES: Record<string, Step[]> = {
     root({ op: 'stat', path: p('d/g'), follow: true }),
     as(U1000, { op: 'chown', path: p('d/g'), uid: -1, gid: 1000, follow: true }),
     root({ op: 'stat', path: p('d/g'), follow: true }),
+  ],
+
+  'chown by an owner outside the file\'s group drops a setgid that is no group-exec': [
+    ...SHARED_DIR,
+    ...file(U1000, p('d/g'), 1, data(10, 1)),
+    root({ op: 'chown', path: p('d/g'), uid: -1, gid: 1001, follow: true }),
+    root({ op: 'chmod', path: p('d/g'), mode: 0o2664, follow: true }),
+    as(U1000, { op: 'chown', path: p('d/g'), uid: -1, gid: 1001, follow: true }),
+    root({ op: 'stat', path: p('d/g'), follow: true }),
+    root({ op: 'chmod', path: p('d/g'), mode: 0o2664, follow: true }),
+    as(U1000, { op: 'open', id: 2, path: p('d/g'), flags: O_RDONLY, mode: 0, umask: 0o022 }),
+    as(U1000, { op: 'fchown', id: 2, uid: -1, gid: -1 }),
+    as(U1000, { op: 'fstat', id: 2 }),
   ],
 
   'chown clears setuid, and setgid with group-exec, even when it changes nothing': [
