@@ -182,6 +182,8 @@ export class Differ {
   private readonly pins = new Map<string, Pin>();
   /** Side B's inode of each open logical fd. */
   private readonly fdIno = new Map<number, string>();
+  /** Which user's executor holds each open logical fd (only those are asked for fstats). */
+  private readonly fdUser = new Map<number, number>();
   private readonly history: string[] = [];
   /** What was compared, so a run can show it compared something (and the self-check can insist). */
   readonly stats = { steps: 0, ok: 0, names: 0, pinnedTimes: 0, openFds: 0, unlinkedOpenFds: 0 };
@@ -245,6 +247,8 @@ export class Differ {
     if (rb.ok) this.stats.ok++;
     if (process.env.DIFF_TRACE) process.stderr.write(`${text}\n`);
     this.effects(op, probe, rb);
+    if (op.op === 'open' && rb.ok && step.via !== 'backing') this.fdUser.set(op.id, user);
+    if (op.op === 'close' && step.via !== 'backing') this.fdUser.delete(op.id);
     if (step.check !== false) await this.compareState(label, `after ${showOp(op)}`);
     return rb;
   }
@@ -383,14 +387,17 @@ export class Differ {
     const diffs = this.diffTrees(ea, eb);
     if (diffs.length) this.fail(label, `the trees differ ${after}:\n${diffs.slice(0, 12).map((d) => `  ${d}`).join('\n')}${diffs.length > 12 ? `\n  ... ${diffs.length - 12} more` : ''}`);
 
+    // fstat every open fd, in the executors that hold one.
+    const holders = [...new Set(this.fdUser.values())];
     const [fa, fb] = await Promise.all([
-      Promise.all(this.a.execs.map((e) => e.request({ op: 'fstatAll' }))),
-      Promise.all(this.b.execs.map((e) => e.request({ op: 'fstatAll' }))),
+      Promise.all(holders.map((u) => this.a.execs[u]!.request({ op: 'fstatAll' }))),
+      Promise.all(holders.map((u) => this.b.execs[u]!.request({ op: 'fstatAll' }))),
     ]);
     const fdDiffs: string[] = [];
     const openInos = new Set<string>();
-    fb.forEach((rb, i) => {
-      const sa = (fa[i] as { value: Record<string, StatJson | { err: string }> }).value;
+    fb.forEach((rb, k) => {
+      const i = holders[k]!;
+      const sa = (fa[k] as { value: Record<string, StatJson | { err: string }> }).value;
       const sb = (rb as { value: Record<string, StatJson | { err: string }> }).value;
       for (const id of new Set([...Object.keys(sa), ...Object.keys(sb)])) {
         const x = sa[id];
