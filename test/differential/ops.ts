@@ -629,7 +629,16 @@ export class Generator {
       }
       case 'rmdir': return { op: 'rmdir', path: this.path(0.7, 'dir') };
       case 'link': return { op: 'link', from: this.path(0.8), to: this.newPath(), follow: r.chance(0.1) };
-      case 'rename': return { op: 'rename', from: this.path(0.85), to: this.path(0.4), flags: r.pick([0, 0, RENAME_NOREPLACE, RENAME_EXCHANGE]) };
+      case 'rename': {
+        const flags = r.pick([0, 0, RENAME_NOREPLACE, RENAME_EXCHANGE]);
+        if (r.chance(0.05)) {
+          // A directory into itself (EINVAL), or over its own parent (ENOTEMPTY or EINVAL).
+          const dir = this.path(1, 'dir');
+          const inside = hex(cat(unhex(dir), '/', this.name()));
+          return r.chance(0.5) ? { op: 'rename', from: dir, to: inside, flags } : { op: 'rename', from: inside, to: dir, flags };
+        }
+        return { op: 'rename', from: this.path(0.85), to: this.path(0.4), flags };
+      }
       case 'mkdir': return { op: 'mkdir', path: this.newPath(), mode: r.pick(MODES_DIR), umask: r.pick(UMASKS) };
       case 'mknod': {
         const [type, major, minor] = r.pick([[S_IFIFO, 0, 0], [S_IFIFO, 0, 0], [S_IFSOCK, 0, 0], [S_IFREG, 0, 0],
