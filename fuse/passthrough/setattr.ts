@@ -15,7 +15,11 @@ export function applySetattr(node: Node, fd: number | undefined, r: RequestOf<'S
   const v = r.valid;
   if (v & SetattrValid.MODE) chmod(node, fd, r.mode & 0o7777);
   if (v & (SetattrValid.UID | SetattrValid.GID)) {
+    const before = caller.uid !== 0 ? sys.fstat(node.fd) : undefined;
     sys.fchownat(node.fd, '', v & SetattrValid.UID ? r.uid : -1, v & SetattrValid.GID ? r.gid : -1, ON_FD);
+    // We chown as root, who may keep a setgid bit; a caller outside the file's group may not
+    // (setattr_should_drop_sgid, judged on the group the file had).
+    if (before && !sys.isDir(before.mode) && before.mode & S_ISGID && !inGroup(caller, before.gid)) chmod(node, fd, sys.fstat(node.fd).mode & 0o7777 & ~S_ISGID);
   }
   if (v & SetattrValid.SIZE) {
     if (fd !== undefined) ftruncateSync(fd, r.size);
@@ -48,8 +52,10 @@ export interface Caller { uid: number; gid: number; groups: number[] }
 export function killSuidgid(caller: Caller, node: Node, fd?: number): boolean {
   const st = sys.fstat(fd ?? node.fd);
   let cleared = st.mode & ~S_ISUID;
-  if (st.mode & C.S_IXGRP || (caller.gid !== st.gid && !caller.groups.includes(st.gid))) cleared &= ~S_ISGID;
+  if (st.mode & C.S_IXGRP || !inGroup(caller, st.gid)) cleared &= ~S_ISGID;
   if (cleared === st.mode) return false;
   chmod(node, fd, cleared & 0o7777);
   return true;
 }
+
+const inGroup = (caller: Caller, gid: number): boolean => caller.gid === gid || caller.groups.includes(gid);

@@ -3,8 +3,8 @@
 // (fs.watch on its descriptor's magic link: the inode itself, under whatever name it has now).
 // inotify reports, by name, both changes to the directory's entries and changes to the files in
 // it, so one watch per directory covers its files too: a name that appeared, went or moved gets
-// INVAL_ENTRY (which also drops the directory's attributes), and the file now under that name, if
-// the kernel knows it, gets INVAL_INODE with its pages. Files get no watch of their own (a watch
+// INVAL_ENTRY and the directory INVAL_INODE (attributes and cached listing), and the file now
+// under that name, if the kernel knows it, gets INVAL_INODE with its pages. Files get no watch of their own (a watch
 // per file cost a syscall and a libuv handle on every lookup). A change made through a hard link
 // in a directory the kernel never looked up is not seen. Notifications go through the session's
 // notify worker, never from a request's code path.
@@ -73,6 +73,9 @@ export class CacheWatcher {
       // 'rename': a name appeared, went or moved; 'change': data or attributes of the file changed.
       if (event === 'rename' && !this.ownNames.get(dir)?.delete(name.toString('latin1'))) {
         void this.notifier.invalEntry(dir.id, name);
+        // INVAL_ENTRY of a name the kernel never looked up does nothing at all (ENOENT), not even
+        // to the directory: drop its attributes (nlink, mtime) and its cached listing (its pages).
+        void this.notifier.invalInode(dir.id, 0, 0);
       }
       const st = sys.statatIfExists(dir.fd, name, sys.AT_SYMLINK_NOFOLLOW);
       const child = st && this.fs.nodes.find(st);
