@@ -1,19 +1,12 @@
 // The worker side of blocking.ts: plain synchronous libc calls, errno read on this same thread.
 import { parentPort } from 'node:worker_threads';
-import koffi from 'koffi';
 import * as c from './libc.js';
-
-const libc = koffi.load('libc.so.6');
-const fsync = libc.func('int fsync(int fd)');
-const fdatasync = libc.func('int fdatasync(int fd)');
 
 parentPort!.on('message', (m: { id: number; fn: string; args: number[] }) => {
   let ret: number;
   const a = m.args;
   switch (m.fn) {
     case 'fallocate': ret = c.fallocate(a[0], a[1], a[2], a[3]); break;
-    case 'fsync': ret = fsync(a[0]); break;
-    case 'fdatasync': ret = fdatasync(a[0]); break;
     default: ret = -1;
   }
   parentPort!.postMessage({ id: m.id, ret, errno: ret === -1 ? c.errno() : 0 });

@@ -6,9 +6,7 @@ import { existsSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { SysError } from './errors.js';
 
-export type BlockingCall =
-  | { fn: 'fallocate'; args: [fd: number, mode: number, offset: number, len: number] }
-  | { fn: 'fsync' | 'fdatasync'; args: [fd: number] };
+export type BlockingCall = { fn: 'fallocate'; args: [fd: number, mode: number, offset: number, len: number] };
 
 interface Reply { id: number; ret: number; errno: number }
 

@@ -23,17 +23,3 @@ export class SysError extends Error {
     this.code = code;
   }
 }
-
-/**
- * Shared instances for the errors that hot paths throw and nobody inspects beyond `code` (a miss on
- * every create is ENOENT): building an Error captures a stack, which costs more than the syscall.
- */
-const shared = new Map<number, SysError>();
-export function sharedError(errno: number, syscall: string): SysError {
-  let e = shared.get(errno);
-  if (!e) {
-    e = new SysError(errno, syscall);
-    shared.set(errno, e);
-  }
-  return e;
-}

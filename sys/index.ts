@@ -4,14 +4,15 @@
 // pass a Buffer to keep a name exactly (a string is encoded as UTF-8). Failures throw SysError
 // (`code` "ENOENT", `errno`), shaped like Node's own SystemError.
 import * as c from './libc.js';
-import { SysError, sharedError } from './errors.js';
+import { cstr, type PathArg } from './libc.js';
+import { SysError } from './errors.js';
 import { decodeStatx, STATX_BASIC_STATS, STATX_BTIME, STATX_BUFFER_SIZE, type Stat, type Timespec } from './stat.js';
 
 export { SysError, errnoName } from './errors.js';
 export { decodeStatx, isDir, isLnk, isReg, makedev, type Stat, type Timespec } from './stat.js';
 export { runBlocking } from './blocking.js';
 
-export type PathArg = Buffer | string;
+export { cstr, type PathArg } from './libc.js';
 
 export const AT_FDCWD = -100;
 export const AT_SYMLINK_NOFOLLOW = 0x100;
@@ -45,14 +46,6 @@ const ENOENT = 2;
 const ERANGE = 34;
 const EMPTY = Buffer.from([0]);
 
-/** A NUL-terminated copy for C (koffi passes a Buffer's bytes as they are). */
-export function cstr(p: PathArg): Buffer | string {
-  if (typeof p === 'string') return p;
-  const b = Buffer.allocUnsafe(p.length + 1);
-  p.copy(b);
-  b[p.length] = 0;
-  return b;
-}
 
 function fail(syscall: string): never {
   throw new SysError(c.errno(), syscall);
@@ -76,8 +69,7 @@ export function openat2(dirfd: number, path: PathArg, flags: number, mode: numbe
   how.writeBigUInt64LE(BigInt(flags | O_CLOEXEC), 0);
   how.writeBigUInt64LE(BigInt(mode), 8);
   how.writeBigUInt64LE(BigInt(resolve), 16);
-  const p = cstr(path);
-  return check(c.openat2(dirfd, typeof p === 'string' ? Buffer.from(p + '\0') : p, how), 'openat2');
+  return check(c.openat2(dirfd, cstr(path), how), 'openat2');
 }
 
 const statBuf = Buffer.alloc(STATX_BUFFER_SIZE);
@@ -148,9 +140,8 @@ export function fchownat(dirfd: number, path: PathArg, uid: number, gid: number,
  * (fchmodat2, Linux 6.6; a symlink itself then answers EOPNOTSUPP, as on the bare directory).
  */
 export function fchmodat(dirfd: number, path: PathArg, mode: number, flags: number): void {
-  const p = cstr(path);
-  if (flags === 0) check(c.fchmodat(dirfd, p, mode, 0), 'fchmodat');
-  else check(c.fchmodat2(dirfd, typeof p === 'string' ? Buffer.from(p + '\0') : p, mode, flags), 'fchmodat2');
+  if (flags === 0) check(c.fchmodat(dirfd, cstr(path), mode, 0), 'fchmodat');
+  else check(c.fchmodat2(dirfd, cstr(path), mode, flags), 'fchmodat2');
 }
 
 export function fchmod(fd: number, mode: number): void {
@@ -286,6 +277,5 @@ export function removexattr(t: XattrTarget, name: string): void {
 /** /proc/self/fd/N: the magic link that names an fd's file by its inode, not by any name. */
 export const fdPath = (fd: number): string => `/proc/self/fd/${fd}`;
 
-export { sharedError };
 export { asCaller, raiseFdLimit, type Credentials } from './credentials.js';
 export { getxattrAt, listxattrAt, removexattrAt, setxattrAt } from './xattr-at.js';

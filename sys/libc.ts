@@ -10,6 +10,18 @@ import koffi from 'koffi';
 
 const libc = koffi.load('libc.so.6');
 
+/** A path or name as C wants it: a string goes as UTF-8 (koffi adds the NUL), bytes as they are. */
+export type PathArg = Buffer | string;
+
+/** A NUL-terminated copy of bytes for C (koffi passes a Buffer's bytes as they are, with no NUL). */
+export function cstr(p: PathArg): PathArg {
+  if (typeof p === 'string') return p;
+  const b = Buffer.allocUnsafe(p.length + 1);
+  p.copy(b);
+  b[p.length] = 0;
+  return b;
+}
+
 /** errno of the last call on this thread. */
 export const errno = (): number => koffi.errno();
 
@@ -47,10 +59,10 @@ export const fremovexattr = libc.func('int fremovexattr(int fd, const char *name
 
 const SYS_openat2 = 437;
 const SYS_fchmodat2 = 452;
-export const openat2 = (dirfd: number, path: Buffer, how: Buffer): number =>
+export const openat2 = (dirfd: number, path: PathArg, how: Buffer): number =>
   Number(sysOpenat2(SYS_openat2, dirfd, path, how, how.length));
 const sysOpenat2 = libc.func('long syscall(long nr, int dirfd, const char *path, const uint8_t *how, size_t size)');
-export const fchmodat2 = (dirfd: number, path: Buffer, mode: number, flags: number): number =>
+export const fchmodat2 = (dirfd: number, path: PathArg, mode: number, flags: number): number =>
   Number(sysFchmodat2(SYS_fchmodat2, dirfd, path, mode, flags));
 const sysFchmodat2 = libc.func('long syscall(long nr, int dirfd, const char *path, uint32_t mode, int flags)');
 
@@ -71,11 +83,11 @@ const SYS_removexattrat = 466;
 const sysXattrat = libc.func('long syscall(long nr, int dfd, const char *path, uint32_t atFlags, const char *name, uint8_t *args, size_t size)');
 const sysListxattrat = libc.func('long syscall(long nr, int dfd, const char *path, uint32_t atFlags, _Out_ uint8_t *list, size_t size)');
 const sysRemovexattrat = libc.func('long syscall(long nr, int dfd, const char *path, uint32_t atFlags, const char *name)');
-export const getxattrat = (dfd: number, path: Buffer | string, atFlags: number, name: string, args: Buffer): number =>
+export const getxattrat = (dfd: number, path: PathArg, atFlags: number, name: string, args: Buffer): number =>
   Number(sysXattrat(SYS_getxattrat, dfd, path, atFlags, name, args, args.length));
-export const setxattrat = (dfd: number, path: Buffer | string, atFlags: number, name: string, args: Buffer): number =>
+export const setxattrat = (dfd: number, path: PathArg, atFlags: number, name: string, args: Buffer): number =>
   Number(sysXattrat(SYS_setxattrat, dfd, path, atFlags, name, args, args.length));
-export const listxattrat = (dfd: number, path: Buffer | string, atFlags: number, list: Buffer): number =>
+export const listxattrat = (dfd: number, path: PathArg, atFlags: number, list: Buffer): number =>
   Number(sysListxattrat(SYS_listxattrat, dfd, path, atFlags, list, list.length));
-export const removexattrat = (dfd: number, path: Buffer | string, atFlags: number, name: string): number =>
+export const removexattrat = (dfd: number, path: PathArg, atFlags: number, name: string): number =>
   Number(sysRemovexattrat(SYS_removexattrat, dfd, path, atFlags, name));

@@ -6,10 +6,8 @@
 // never moves. Each call returns undefined when the kernel lacks the syscall (ENOSYS).
 import koffi from 'koffi';
 import * as c from './libc.js';
+import { cstr, type PathArg } from './libc.js';
 import { SysError } from './errors.js';
-
-type PathArg = Buffer | string;
-const cstr = (p: PathArg): PathArg => (typeof p === 'string' ? p : Buffer.concat([p, Buffer.alloc(1)]));
 
 const AT = 0x100; // AT_SYMLINK_NOFOLLOW
 const ENOSYS = 38;
