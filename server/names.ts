@@ -7,7 +7,8 @@ export const NAME_MAX = 255;
 const SLASH = 0x2f;
 const DOT = 0x2e;
 
-const isDotOrDotDot = (b: Buffer): boolean => (b.length === 1 && b[0] === DOT) || (b.length === 2 && b[0] === DOT && b[1] === DOT);
+/** "." or "..", as bytes. */
+export const isDotOrDotDot = (b: Buffer): boolean => (b.length === 1 && b[0] === DOT) || (b.length === 2 && b[0] === DOT && b[1] === DOT);
 
 /** A name from the wire: non-empty bytes with no '/' or NUL, not "." or "..", at most NAME_MAX bytes. */
 export function checkName(name: unknown): Buffer {

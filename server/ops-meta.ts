@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { Errno } from '../proto/errno.js';
 import * as sys from '../sys/index.js';
 import { ON_FD, reopen, withPinned, type LocalFs, type Node } from './local-fs.js';
-import { checkName } from './names.js';
+import { checkName, isDotOrDotDot } from './names.js';
 import {
   checkAccess, chmodBits, inGroup, isOwnerOrRoot, isRoot, modeAfterWrite, mayAccess, R_OK, W_OK, X_OK,
 } from './permissions.js';
@@ -133,7 +133,6 @@ export function nameCookie(name: Buffer): bigint {
 }
 
 const direntBuf = Buffer.alloc(64 * 1024);
-const isDotOrDotDot = (n: Buffer): boolean => n[0] === 0x2e && (n.length === 1 || (n.length === 2 && n[1] === 0x2e));
 
 /** Every name in the directory open at `dirFd` but "." and "..", as the bytes stored. */
 function listNames(dirFd: number): Buffer[] {
