@@ -75,7 +75,6 @@ async function main(): Promise<void> {
     keepCache: cli.keepCache,
     directIo: cli.directIo,
   });
-  await fs.start();
   let fd: number;
   try {
     fd = openFuseDevice();

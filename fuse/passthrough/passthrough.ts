@@ -96,10 +96,6 @@ export class PassthroughFs implements FileSystem {
     this.nodes = new NodeTable(source);
   }
 
-  async start(): Promise<void> {
-    // the root's descriptor is opened by the NodeTable; nothing else to prepare
-  }
-
   /**
    * Offer the kernel's own passthrough (FUSE_PASSTHROUGH; the session must ask for the INIT flag):
    * each opened regular file is registered on `device`, and the kernel then reads and writes it
