@@ -26,6 +26,9 @@ export interface InitOut {
   maxStackDepth?: number;
 }
 
+/** A name as the kernel takes it: bytes as they are, a string as UTF-8 (names are bytes; see decode.ts). */
+const bytesOf = (name: Buffer | string): Buffer => (typeof name === 'string' ? Buffer.from(name) : name);
+
 function putU64(buf: Buffer, at: number, v: number): void {
   buf.writeUInt32LE(v >>> 0, at);
   buf.writeUInt32LE(Math.floor(v / 0x1_0000_0000) >>> 0, at + 4);
@@ -191,8 +194,8 @@ export class DirBuffer {
     this.buf = Buffer.alloc(OUT_HEADER_SIZE + size);
   }
   /** `off` is the cookie the kernel passes back to continue after this entry. */
-  add(ino: number, off: number | bigint, type: number, name: Buffer | string): boolean {
-    if (typeof name === 'string') name = Buffer.from(name);
+  add(ino: number, off: number | bigint, type: number, nameOrText: Buffer | string): boolean {
+    const name = bytesOf(nameOrText);
     const nameLen = name.length;
     const rec = (DIRENT_HEADER_SIZE + nameLen + 7) & ~7;
     if (this.used + rec > this.buf.length || nameLen > NAME_BYTES_MAX) return false;
@@ -200,8 +203,8 @@ export class DirBuffer {
     this.used += rec;
     return true;
   }
-  addPlus(entry: EntryOut, off: number | bigint, type: number, name: Buffer | string): boolean {
-    if (typeof name === 'string') name = Buffer.from(name);
+  addPlus(entry: EntryOut, off: number | bigint, type: number, nameOrText: Buffer | string): boolean {
+    const name = bytesOf(nameOrText);
     const nameLen = name.length;
     const rec = (DIRENTPLUS_HEADER_SIZE + nameLen + 7) & ~7;
     if (this.used + rec > this.buf.length || nameLen > NAME_BYTES_MAX) return false;
@@ -250,8 +253,8 @@ export function encodeInvalInode(nodeId: number, off: number, len: number): Buff
   return buf;
 }
 
-export function encodeInvalEntry(parent: number, name: Buffer | string, flags = 0): Buffer {
-  if (typeof name === 'string') name = Buffer.from(name);
+export function encodeInvalEntry(parent: number, nameOrText: Buffer | string, flags = 0): Buffer {
+  const name = bytesOf(nameOrText);
   const nameLen = name.length;
   const buf = notifyBuffer(NotifyCode.INVAL_ENTRY, 16 + nameLen + 1);
   putU64(buf, 16, parent);
@@ -261,8 +264,8 @@ export function encodeInvalEntry(parent: number, name: Buffer | string, flags = 
   return buf;
 }
 
-export function encodeDelete(parent: number, child: number, name: Buffer | string): Buffer {
-  if (typeof name === 'string') name = Buffer.from(name);
+export function encodeDelete(parent: number, child: number, nameOrText: Buffer | string): Buffer {
+  const name = bytesOf(nameOrText);
   const nameLen = name.length;
   const buf = notifyBuffer(NotifyCode.DELETE, 24 + nameLen + 1);
   putU64(buf, 16, parent);
