@@ -5,6 +5,10 @@
 // Bytes (names, paths, symlink targets, data) travel as hex strings: names are arbitrary bytes,
 // never UTF-8 text. Paths are relative to the executor's root (its cwd), never absolute, and no
 // symlink target contains '..' or starts with '/': whatever the sequence does stays inside the root.
+import {
+  FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE, O_DIRECTORY, O_NOFOLLOW, O_PATH, RENAME_EXCHANGE,
+  RENAME_NOREPLACE, SEEK_DATA, SEEK_HOLE, XATTR_CREATE, XATTR_REPLACE,
+} from '../../sys/index.js';
 
 /** A time for utimensat: exact seconds and nanoseconds, or UTIME_NOW, or UTIME_OMIT. */
 export type Time = { sec: number; nsec: number } | 'now' | 'omit';
@@ -104,6 +108,11 @@ export interface ProbeJson {
   p: { ino: string; type: string } | null;
 }
 
+// The ABI numbers sys/ already names come from there; the rest are the usual Linux values.
+export {
+  FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE, O_DIRECTORY, O_NOFOLLOW, O_PATH, RENAME_EXCHANGE,
+  RENAME_NOREPLACE, SEEK_DATA, SEEK_HOLE, XATTR_CREATE, XATTR_REPLACE,
+};
 export const O_RDONLY = 0;
 export const O_WRONLY = 1;
 export const O_RDWR = 2;
@@ -112,10 +121,7 @@ export const O_EXCL = 0o200;
 export const O_TRUNC = 0o1000;
 export const O_APPEND = 0o2000;
 export const O_NONBLOCK = 0o4000;
-export const O_DIRECTORY = 0o200000;
-export const O_NOFOLLOW = 0o400000;
 export const O_NOATIME = 0o1000000;
-export const O_PATH = 0o10000000;
 export const S_IFIFO = 0o010000;
 export const S_IFCHR = 0o020000;
 export const S_IFDIR = 0o040000;
@@ -123,18 +129,9 @@ export const S_IFBLK = 0o060000;
 export const S_IFREG = 0o100000;
 export const S_IFLNK = 0o120000;
 export const S_IFSOCK = 0o140000;
-export const RENAME_NOREPLACE = 1;
-export const RENAME_EXCHANGE = 2;
-export const XATTR_CREATE = 1;
-export const XATTR_REPLACE = 2;
-export const FALLOC_FL_KEEP_SIZE = 1;
-export const FALLOC_FL_PUNCH_HOLE = 2;
-export const FALLOC_FL_ZERO_RANGE = 0x10;
 export const SEEK_SET = 0;
 export const SEEK_CUR = 1;
 export const SEEK_END = 2;
-export const SEEK_DATA = 3;
-export const SEEK_HOLE = 4;
 
 export function typeName(mode: number): string {
   switch (mode & 0o170000) {
