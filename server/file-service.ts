@@ -32,8 +32,10 @@ import type { LockTable } from './locks.js';
 import { OpenFiles } from './open-files.js';
 import * as extra from './ops-extra.js';
 import * as io from './ops-io.js';
+import * as locking from './ops-locks.js';
 import * as meta from './ops-meta.js';
 import * as names from './ops-names.js';
+import * as listing from './ops-readdir.js';
 import { bigU64, callerOf, type WireCaller } from './wire.js';
 
 export type { ExportSpec };
@@ -79,8 +81,8 @@ export async function createFileService(opts: FileServiceOptions): Promise<FileS
     GetAttr: unary((r: Parameters<typeof meta.getAttr>[2]) => meta.getAttr(lfs, files, r)),
     SetAttr: unary((r: Parameters<typeof meta.setAttr>[2]) => meta.setAttr(lfs, files, r)),
     Access: unary((r: Parameters<typeof meta.access>[1]) => meta.access(lfs, r)),
-    ReadDir: (call: grpc.ServerWritableStream<Parameters<typeof meta.readDir>[1], unknown>) => {
-      meta.readDir(lfs, call.request, (e) => !call.cancelled && (call.write(e), true))
+    ReadDir: (call: grpc.ServerWritableStream<Parameters<typeof listing.readDir>[1], unknown>) => {
+      listing.readDir(lfs, call.request, (e) => !call.cancelled && (call.write(e), true))
         .then(() => call.end(), (err: unknown) => call.emit('error', errnoToStatus(err)));
     },
     Open: unary((r: Parameters<typeof io.open>[2]) => io.open(lfs, files, r)),
@@ -106,7 +108,7 @@ export async function createFileService(opts: FileServiceOptions): Promise<FileS
     Release: unary(async (r: { caller: WireCaller; fh: string; flush_locks: boolean; client_id: string; lock_owner: string }) => {
       callerOf(r.caller);
       const file = files.release(bigU64(r.fh));
-      if (r.flush_locks && file) extra.unlockAll(locks, file.id.toString(), `${r.client_id}:${bigU64(r.lock_owner)}`, 0);
+      if (r.flush_locks && file) locking.unlockAll(locks, file.id.toString(), `${r.client_id}:${bigU64(r.lock_owner)}`, 0);
       return {};
     }),
     Mkdir: unary((r: Parameters<typeof names.mkdir>[1]) => names.mkdir(lfs, r)),
@@ -123,13 +125,13 @@ export async function createFileService(opts: FileServiceOptions): Promise<FileS
     ListXattr: unary((r: Parameters<typeof extra.listXattr>[2]) => extra.listXattr(lfs, files, r)),
     RemoveXattr: unary((r: Parameters<typeof extra.removeXattr>[2]) => extra.removeXattr(lfs, files, r)),
     Fallocate: unary((r: Parameters<typeof io.fallocate>[2]) => io.fallocate(lfs, files, r)),
-    GetLk: unary((r: Parameters<typeof extra.getLk>[2]) => extra.getLk(locks, lfs, r)),
-    SetLk: unary((r: Parameters<typeof extra.setLk>[2]) => extra.setLk(locks, lfs, r)),
-    SetLkW: unary((r: extra.LockIn, call) => {
+    GetLk: unary((r: Parameters<typeof locking.getLk>[2]) => locking.getLk(locks, lfs, r)),
+    SetLk: unary((r: Parameters<typeof locking.setLk>[2]) => locking.setLk(locks, lfs, r)),
+    SetLkW: unary((r: locking.LockIn, call) => {
       // A client cancelling its call (or going away) aborts the wait.
       const abort = new AbortController();
       call.on('cancelled', () => abort.abort());
-      return extra.setLkW(locks, lfs, r, abort.signal);
+      return locking.setLkW(locks, lfs, r, abort.signal);
     }),
   };
 
