@@ -16,7 +16,8 @@ import { Errno, toErrno } from '../proto/errno.js';
 import * as sys from '../sys/index.js';
 import { HandleStore, namesOf, type FileName, type FileRecord } from './handles.js';
 import type { OpenFile, OpenFiles } from './open-files.js';
-import { checkAccess, squash, X_OK, type Caller } from './permissions.js';
+import { asCaller } from './as-caller.js';
+import { squash, type Caller } from './permissions.js';
 import type { ExportSpec } from './export-spec.js';
 import { bigU64, type U64 } from './wire.js';
 
@@ -141,7 +142,7 @@ export class LocalFs {
     return { exp, id, caller: this.effectiveCaller(exp, rawCaller) };
   }
 
-  /** Resolves a handle, checking search permission on every directory from the export root down. */
+  /** Resolves a handle; the kernel checks the caller's search permission on every directory from the export root down. */
   async resolve(handle: unknown, rawCaller: Caller): Promise<Node> {
     const { exp, id, caller } = this.identify(handle, rawCaller);
     if (id === exp.rootId) {
@@ -156,8 +157,8 @@ export class LocalFs {
     for (const at of namesOf(rec)) {
       try {
         const parent = await this.dir(exp, BigInt(at.parent), caller, 0);
-        checkAccess(parent.st, caller, X_OK, 'directory');
-        const st = sys.statatIfExists(parent.fd, at.name, NOFOLLOW);
+        // As the caller: the kernel checks search permission on the parent (ACLs included).
+        const st = asCaller(caller, () => sys.statatIfExists(parent.fd, at.name, NOFOLLOW));
         if (!st || !sameFile(st, rec)) continue;
         if (at.parent !== rec.parent || !at.name.equals(rec.name)) await this.store.promote(id, at);
         return { exp, id, caller, st, dirFd: parent.fd, name: at.name, parent: { id: BigInt(at.parent), fd: parent.fd, st: parent.st } };
@@ -187,8 +188,7 @@ export class LocalFs {
     const rec: FileRecord | undefined = await this.store.record(id);
     if (!rec || rec.parent === '') throw new Errno('ESTALE', 'unknown directory');
     const parent = await this.dir(exp, BigInt(rec.parent), caller, depth + 1);
-    checkAccess(parent.st, caller, X_OK, 'directory');
-    const st = sys.statatIfExists(parent.fd, rec.name, NOFOLLOW);
+    const st = asCaller(caller, () => sys.statatIfExists(parent.fd, rec.name, NOFOLLOW));
     if (!st || !sameFile(st, rec) || !sys.isDir(st.mode)) throw new Errno('ESTALE', 'directory is gone or was replaced');
     const key = id.toString();
     let fd = this.dirFds.get(key);

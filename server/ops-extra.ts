@@ -1,8 +1,13 @@
-// Extended attributes, by syscall (sys/).
+// Extended attributes, by syscall (sys/), run as the caller: the kernel decides who may read and
+// write user.* (read/write permission, ACLs, regular files and directories only, the sticky-directory
+// owner rule) and system.posix_acl_* (only the owner or root sets an ACL). mfsd keeps its own rule
+// only where a root daemon keeps a capability under the caller's fsuid: trusted.* (CAP_SYS_ADMIN)
+// is root only, and so is writing security.*.
 import { Errno } from '../proto/errno.js';
 import * as sys from '../sys/index.js';
 import { withPinned, type LocalFs, type Node } from './local-fs.js';
-import { checkAccess, isOwnerOrRoot, isRoot, R_OK, W_OK } from './permissions.js';
+import { asCaller } from './as-caller.js';
+import { isRoot } from './permissions.js';
 import type { OpenFiles } from './open-files.js';
 import { callerOf, type U64, type WireCaller } from './wire.js';
 
@@ -13,12 +18,9 @@ function checkXattrName(name: unknown, node: Node, writing: boolean): string {
   if (Buffer.byteLength(name) > 255) throw new Errno('ERANGE', 'xattr name too long');
   const ns = name.slice(0, name.indexOf('.') + 1);
   if (!['user.', 'trusted.', 'security.', 'system.'].includes(ns) || name === ns) throw new Errno('EOPNOTSUPP', 'unknown xattr namespace');
+  // As the kernel answers a caller without CAP_SYS_ADMIN (which setfsuid leaves to the daemon).
   if (ns === 'trusted.' && !isRoot(node.caller)) throw new Errno(writing ? 'EPERM' : 'ENODATA', 'trusted xattrs are root only');
   if (ns === 'security.' && writing && !isRoot(node.caller)) throw new Errno('EPERM', 'security xattrs are root only');
-  // system.posix_acl_*: an ACL is the file's permissions; Linux lets only the owner change them.
-  if (ns === 'system.' && writing && !isOwnerOrRoot(node.st, node.caller)) throw new Errno('EPERM', 'only the owner sets system xattrs');
-  if (ns === 'user.' && writing && !sys.isReg(node.st.mode) && !sys.isDir(node.st.mode)) throw new Errno('EPERM', 'user xattrs only on files and directories');
-  checkAccess(node.st, node.caller, writing ? W_OK : R_OK);
   if (writing && node.exp.spec.readOnly) throw new Errno('EROFS', 'read-only export');
   return name;
 }
@@ -27,12 +29,13 @@ interface XattrIn { caller: WireCaller; handle: Buffer; name: string; fh?: U64 }
 
 /**
  * Runs an xattr call on the node's file: through the caller's open fd (f*xattr), or through the
- * /proc link of a verified O_PATH fd, which resolves to the pinned inode itself. A symlink's
+ * /proc link of a verified O_PATH fd, which resolves to the pinned inode itself; as the caller
+ * (the failure names the syscall, never the /proc path). A symlink's
  * xattrs are never looked at (the /proc link would be followed through it): `onSymlink` answers.
  */
 function xattrCall<T>(node: Node, onSymlink: () => T, fn: (t: sys.XattrTarget) => T): T {
   if (sys.isLnk(node.st.mode)) return onSymlink();
-  return withPinned(node, (fd, io) => fn(io ? { fd } : { path: sys.fdPath(fd), follow: true }));
+  return withPinned(node, (fd, io) => asCaller(node.caller, () => fn(io ? { fd } : { path: sys.fdPath(fd), follow: true })));
 }
 
 const noXattrsOnSymlinks = (code: string) => (): never => {
@@ -47,7 +50,7 @@ export async function getXattr(lfs: LocalFs, files: OpenFiles, req: XattrIn): Pr
 
 export async function listXattr(lfs: LocalFs, files: OpenFiles, req: { caller: WireCaller; handle: Buffer; fh?: U64 }): Promise<{ names: string[] }> {
   const node = await lfs.resolveFile(req.handle, callerOf(req.caller), files, req.fh);
-  checkAccess(node.st, node.caller, R_OK);
+  // listxattr(2) needs no permission on the file, as on the bare directory.
   const list = xattrCall(node, () => Buffer.alloc(0), (t) => sys.listxattr(t));
   const names: string[] = [];
   for (let at = 0; at < list.length;) {

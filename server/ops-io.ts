@@ -4,10 +4,11 @@ import { Errno } from '../proto/errno.js';
 import * as sys from '../sys/index.js';
 import { reopen, withPinnedAsync, type LocalFs, type Node } from './local-fs.js';
 import { checkName } from './names.js';
-import { checkAccess, modeAfterWrite, R_OK, W_OK, X_OK } from './permissions.js';
+import { asCaller, asCreator } from './as-caller.js';
+import { modeAfterWrite } from './permissions.js';
 import { openForWriting, type OpenFiles, type OpenFile } from './open-files.js';
 import { entryOf } from './ops-meta.js';
-import { giveToCaller, writableDir } from './ops-names.js';
+import { writableDir } from './ops-names.js';
 import { bigU64, callerOf, u64, type Entry, type WireCaller } from './wire.js';
 
 const C = fs.constants;
@@ -20,7 +21,11 @@ export const CHUNK = 1 << 20;
 
 const wantsWrite = (flags: number): boolean => (flags & O_ACCMODE) !== C.O_RDONLY || (flags & C.O_TRUNC) !== 0;
 
-/** Opens a resolved file for the caller, with the permission checks open(2) makes. */
+/**
+ * Opens a resolved file for the caller, as the caller: the kernel makes the open(2) checks (read
+ * and write permission with ACLs, O_NOATIME for the owner only) and, for O_TRUNC, clears the
+ * set-id bits as it would for the caller.
+ */
 export function openNode(node: Node, flags: number): OpenFile {
   const st = node.st;
   const isDir = sys.isDir(st.mode);
@@ -29,22 +34,18 @@ export function openNode(node: Node, flags: number): OpenFile {
   if (isDir && wantsWrite(flags)) throw new Errno('EISDIR', 'is a directory');
   if ((flags & C.O_DIRECTORY) && !isDir) throw new Errno('ENOTDIR', 'not a directory');
   if (wantsWrite(flags) && node.exp.spec.readOnly) throw new Errno('EROFS', 'read-only export');
-  const acc = flags & O_ACCMODE;
-  let mask = 0;
-  if (acc === C.O_RDONLY || acc === C.O_RDWR) mask |= R_OK;
-  if (acc === C.O_WRONLY || acc === C.O_RDWR || (flags & C.O_TRUNC)) mask |= W_OK;
-  checkAccess(st, node.caller, mask);
   const fifo = (st.mode & S_IFMT) === S_IFIFO;
-  const fd = sys.openat(node.dirFd, node.name, (flags & PASSED_FLAGS) | C.O_NOFOLLOW | (fifo ? C.O_NONBLOCK : 0));
+  const how = (flags & PASSED_FLAGS) | C.O_NOFOLLOW | (fifo ? C.O_NONBLOCK : 0);
+  const fd = asCaller(node.caller, () => sys.openat(node.dirFd, node.name, how));
   const opened = sys.fstat(fd);
   if (opened.dev !== st.dev || opened.ino !== st.ino) {
     fs.closeSync(fd);
     throw new Errno('ESTALE', 'file was replaced');
   }
-  if (flags & C.O_TRUNC) clearSetIdAfterWrite(fd, node);
   return { fd, id: node.id, flags, uid: node.caller.uid };
 }
 
+/** Data is written by libuv's pool as root, so the set-id bits a write by the caller drops are dropped here. */
 function clearSetIdAfterWrite(fd: number, node: Node): void {
   const mode = modeAfterWrite(sys.fstat(fd), node.caller);
   if (mode !== null) sys.fchmod(fd, mode);
@@ -64,8 +65,7 @@ async function openExisting(
 ): Promise<{ entry: Entry; fh: string } | null> {
   const dir = await lfs.resolveDir(req.dir, callerOf(req.caller));
   const name = checkName(req.name);
-  checkAccess(dir.st, dir.caller, X_OK, 'directory');
-  const st = sys.statatIfExists(dir.fd, name, sys.AT_SYMLINK_NOFOLLOW);
+  const st = asCaller(dir.caller, () => sys.statatIfExists(dir.fd, name, sys.AT_SYMLINK_NOFOLLOW));
   if (!st) return null;
   const { id, handle } = await lfs.remember(dir.exp, dir.id, name, st);
   const node = await lfs.resolve(handle, callerOf(req.caller));
@@ -83,9 +83,15 @@ export async function create(
   if (existing) return existing;
   const dir = await writableDir(lfs, req.dir, req.caller);
   const name = checkName(req.name);
+  // Created as the caller with its umask (the kernel sets owner, group, mode and default ACL).
+  const how = (flags & PASSED_FLAGS & ~C.O_DIRECTORY) | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW;
   let fd: number;
+  let st: sys.Stat;
   try {
-    fd = sys.openat(dir.fd, name, (flags & PASSED_FLAGS & ~C.O_DIRECTORY) | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
+    ({ fd, st } = asCreator(dir.caller, req.umask, () => {
+      const created = sys.openat(dir.fd, name, how, req.mode & 0o7777);
+      return { fd: created, st: sys.fstat(created) };
+    }));
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || (flags & C.O_EXCL)) throw err;
     // Created by someone else since the check: an ordinary open after all.
@@ -94,7 +100,6 @@ export async function create(
     return raced;
   }
   try {
-    const st = giveToCaller(dir, name, dir.caller, req.mode & ~req.umask, false);
     const { id, handle } = await lfs.remember(dir.exp, dir.id, name, st);
     return { entry: entryOf(lfs, id, handle, st), fh: files.add({ fd, id, flags, uid: dir.caller.uid }).toString() };
   } catch (err) {
@@ -105,16 +110,17 @@ export async function create(
 
 /**
  * The open file behind (handle, fh): the caller's open fd (used as it is, whether or not the file
- * still has a name), or the file reopened from its handle with the open(2) checks (fh 0 =
- * stateless I/O, or an fh from before a restart). `done` closes a file opened for this call only.
+ * still has a name), or for fh 0 (stateless I/O) the file opened from its handle with the open(2)
+ * checks for this call only (`done` closes it). Any other fh this peer does not hold on this file
+ * for this uid is EBADF: never reopened, so a made-up fh costs nothing (open-files.ts).
  */
 export async function fileFor(
   lfs: LocalFs, files: OpenFiles, req: { caller: WireCaller; handle: Buffer; fh: string; flags: number },
 ): Promise<{ node: Node; file: OpenFile; done: () => void }> {
   const node = await lfs.resolveFile(req.handle, callerOf(req.caller), files, req.fh);
   if (node.open) return { node, file: node.open, done: () => {} };
+  if (bigU64(req.fh) !== 0n) throw new Errno('EBADF', 'unknown open file');
   const file = openNode(node, req.flags >>> 0);
-  if (files.adopt(bigU64(req.fh), file)) return { node, file, done: () => {} };
   return { node, file, done: () => fs.closeSync(file.fd) };
 }
 
@@ -221,12 +227,14 @@ export async function fallocate(
   await withPinnedAsync(node, async (fd, io) => {
     if (io && openForWriting(node.open!)) {
       await sys.runBlocking({ fn: 'fallocate', args: [fd, mode, offset, length] });
+      clearSetIdAfterWrite(fd, node);
       return;
     }
-    checkAccess(node.st, node.caller, W_OK);
-    const w = reopen(fd, C.O_WRONLY);
+    // Reopened for writing as the caller: the kernel checks write permission.
+    const w = asCaller(node.caller, () => reopen(fd, C.O_WRONLY));
     try {
       await sys.runBlocking({ fn: 'fallocate', args: [w, mode, offset, length] });
+      clearSetIdAfterWrite(w, node);
     } finally {
       fs.closeSync(w);
     }

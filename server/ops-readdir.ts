@@ -4,7 +4,8 @@ import { createHash } from 'node:crypto';
 import * as sys from '../sys/index.js';
 import type { LocalFs } from './local-fs.js';
 import { isDotOrDotDot } from './names.js';
-import { checkAccess, R_OK } from './permissions.js';
+import { checkAccess } from './as-caller.js';
+import { R_OK } from './permissions.js';
 import { entryOf } from './ops-meta.js';
 import { callerOf, bigU64, type Entry, type WireCaller } from './wire.js';
 
@@ -43,7 +44,7 @@ export async function readDir(
   lfs: LocalFs, req: { caller: WireCaller; dir: Buffer; cookie: string }, emit: (e: DirEntryOut) => boolean,
 ): Promise<void> {
   const dir = await lfs.resolveDir(req.dir, callerOf(req.caller));
-  checkAccess(dir.st, dir.caller, R_OK, 'directory');
+  checkAccess(dir.fd, dir.caller, R_OK);
   const after = bigU64(req.cookie);
   const names = listNames(dir.fd)
     .map((name) => ({ name, cookie: nameCookie(name) }))

@@ -19,6 +19,8 @@ export const AT_SYMLINK_NOFOLLOW = 0x100;
 export const AT_REMOVEDIR = 0x200;
 export const AT_SYMLINK_FOLLOW = 0x400;
 export const AT_EMPTY_PATH = 0x1000;
+/** faccessat2: check with the filesystem uid/gid/groups (as set by asCaller), not the real ids. */
+export const AT_EACCESS = 0x200;
 export const O_PATH = 0o10000000;
 export const O_NOFOLLOW = 0o400000;
 export const O_DIRECTORY = 0o200000;
@@ -167,6 +169,30 @@ export function utimensat(dirfd: number, path: PathArg, atime: TimeArg, mtime: T
   putTime(times, 0, atime);
   putTime(times, 16, mtime);
   check(c.utimensat(dirfd, cstr(path), times, flags), 'utimensat');
+}
+
+/**
+ * faccessat2(2): whether the current filesystem credentials may access the file for `mode`
+ * (R_OK 4 | W_OK 2 | X_OK 1), by the kernel's own rules (ACLs included). With AT_EACCESS inside
+ * asCaller it checks the caller; "" with AT_EMPTY_PATH checks the fd's own file (O_PATH allowed).
+ */
+export function faccessat2(dirfd: number, path: PathArg, mode: number, flags: number): void {
+  check(c.faccessat2(dirfd, cstr(path), mode, flags), 'faccessat2');
+}
+
+/** What fstatfs(2) tells about the filesystem an fd (O_PATH included) is on. */
+export interface StatFs { type: bigint; bsize: number; blocks: bigint; bfree: bigint; bavail: bigint; files: bigint; ffree: bigint; namelen: number; frsize: number }
+
+/** fstatfs(2) on any fd: no path is involved, so a failure can never name one. */
+export function fstatfs(fd: number): StatFs {
+  // struct statfs on 64-bit Linux (x86_64 and arm64 alike): eleven 8-byte words, then spares.
+  const b = Buffer.alloc(120);
+  check(c.fstatfs(fd, b), 'fstatfs');
+  const w = (i: number): bigint => b.readBigUInt64LE(i * 8);
+  return {
+    type: w(0), bsize: Number(w(1)), blocks: w(2), bfree: w(3), bavail: w(4), files: w(5), ffree: w(6),
+    namelen: Number(w(8)), frsize: Number(w(9)),
+  };
 }
 
 /** fallocate(2) on the calling thread; see blocking.ts for the off-thread version. */

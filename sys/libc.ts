@@ -62,6 +62,12 @@ const SYS_fchmodat2 = 452;
 export const openat2 = (dirfd: number, path: PathArg, how: Buffer): number =>
   Number(sysOpenat2(SYS_openat2, dirfd, path, how, how.length));
 const sysOpenat2 = libc.func('long syscall(long nr, int dirfd, const char *path, const uint8_t *how, size_t size)');
+const SYS_faccessat2 = 439;
+/** faccessat2(2) (glibc's faccessat may emulate AT_EACCESS from mode bits; the syscall never does). */
+export const faccessat2 = (dirfd: number, path: PathArg, mode: number, flags: number): number =>
+  Number(sysFaccessat2(SYS_faccessat2, dirfd, path, mode, flags));
+const sysFaccessat2 = libc.func('long syscall(long nr, int dirfd, const char *path, int mode, int flags)');
+export const fstatfs = libc.func('int fstatfs(int fd, _Out_ uint8_t *buf)');
 export const fchmodat2 = (dirfd: number, path: PathArg, mode: number, flags: number): number =>
   Number(sysFchmodat2(SYS_fchmodat2, dirfd, path, mode, flags));
 const sysFchmodat2 = libc.func('long syscall(long nr, int dirfd, const char *path, uint32_t mode, int flags)');
