@@ -5,12 +5,35 @@ import { isAbsolute, normalize } from 'node:path';
 import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import type { ExportSpec } from './file-service.js';
+import { DEFAULT_PEER_LIMITS, type PeerLimits } from './peers.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/omfs/mfsd.json';
 export const DEFAULT_LISTEN = '0.0.0.0:7117';
 export const DEFAULT_STATE_DIR = '/var/lib/omfs';
 export const DEFAULT_TLS_DIR = '/etc/omfs/tls';
 export const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
+
+/** What protects the daemon from its peers (per authenticated peer) and from hosts that never authenticate. */
+export interface Limits extends PeerLimits {
+  /** Connections that have not finished their TLS handshake, at once; more are closed at once. */
+  unauthenticatedConnections: number;
+  /** A TLS client that has not finished its handshake by then is disconnected. */
+  tlsHandshakeTimeoutMs: number;
+}
+export const DEFAULT_LIMITS: Readonly<Limits> = {
+  ...DEFAULT_PEER_LIMITS,
+  unauthenticatedConnections: 256,
+  tlsHandshakeTimeoutMs: 10_000,
+};
+/** Each knob's range: at least 1 (0 would refuse every peer), at most what makes sense on one host. */
+const LIMIT_RANGES: Readonly<Record<keyof Limits, readonly [number, number]>> = {
+  openFilesPerPeer: [1, 1_048_576],
+  requestsPerPeer: [1, 1_000_000],
+  locksPerPeer: [1, 10_000_000],
+  lockWaitersPerPeer: [1, 1_000_000],
+  unauthenticatedConnections: [1, 1_000_000],
+  tlsHandshakeTimeoutMs: [100, 600_000],
+};
 
 export interface TlsPaths { ca: string; cert: string; key: string }
 export interface ListenAddress { host: string; port: number }
@@ -23,6 +46,7 @@ export interface MfsdConfig {
   insecure: boolean;
   /** How long SIGTERM waits for in-flight calls before cancelling them. */
   shutdownGraceMs: number;
+  limits: Limits;
 }
 
 /** A bad config file or flag; the message is the whole story, one line. */
@@ -38,7 +62,9 @@ export const USAGE = `usage: mfsd [--config PATH] [--node N] [--listen HOST:PORT
             [--tls-key FILE] [--insecure] [--shutdown-grace-ms MS]
 Config file (JSON, default ${DEFAULT_CONFIG_PATH}): { "node": 1, "listen": "${DEFAULT_LISTEN}",
   "stateDir": "${DEFAULT_STATE_DIR}", "exports": [{ "path": "/srv", "dfsa": 1, "readOnly": false,
-  "rootSquash": false }], "tls": { "ca": "...", "cert": "...", "key": "..." }, "insecure": false }`;
+  "rootSquash": false }], "tls": { "ca": "...", "cert": "...", "key": "..." }, "insecure": false,
+  "limits": { "openFilesPerPeer": ${DEFAULT_LIMITS.openFilesPerPeer}, "requestsPerPeer": ${DEFAULT_LIMITS.requestsPerPeer}, "locksPerPeer": ${DEFAULT_LIMITS.locksPerPeer},
+  "lockWaitersPerPeer": ${DEFAULT_LIMITS.lockWaitersPerPeer}, "unauthenticatedConnections": ${DEFAULT_LIMITS.unauthenticatedConnections}, "tlsHandshakeTimeoutMs": ${DEFAULT_LIMITS.tlsHandshakeTimeoutMs} } }`;
 
 export interface CliResult { config: MfsdConfig | null; help: boolean; version: boolean }
 
@@ -103,7 +129,7 @@ function readConfigFile(explicitPath: string | undefined): Record<string, unknow
   return json as Record<string, unknown>;
 }
 
-const FILE_FIELDS = new Set(['node', 'listen', 'stateDir', 'exports', 'tls', 'insecure', 'shutdownGraceMs']);
+const FILE_FIELDS = new Set(['node', 'listen', 'stateDir', 'exports', 'tls', 'insecure', 'shutdownGraceMs', 'limits']);
 
 function buildConfig(file: Record<string, unknown>, v: Flags): MfsdConfig {
   for (const key of Object.keys(file)) {
@@ -118,7 +144,24 @@ function buildConfig(file: Record<string, unknown>, v: Flags): MfsdConfig {
   const insecure = v.insecure ?? boolField('insecure', file['insecure'] ?? false);
   const grace = v['shutdown-grace-ms'] ?? file['shutdownGraceMs'] ?? DEFAULT_SHUTDOWN_GRACE_MS;
   const shutdownGraceMs = integer('shutdownGraceMs', grace, 0, 3_600_000);
-  return { node, listen, stateDir, exports, tls, insecure, shutdownGraceMs };
+  const limits = parseLimits(file['limits']);
+  return { node, listen, stateDir, exports, tls, insecure, shutdownGraceMs, limits };
+}
+
+/** `"limits": { ... }`: any subset of the knobs; the others keep their defaults. */
+function parseLimits(raw: unknown): Limits {
+  if (raw === undefined) return { ...DEFAULT_LIMITS };
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new ConfigError(`limits: must be an object with any of ${Object.keys(LIMIT_RANGES).join(', ')}`);
+  }
+  const o = raw as Record<string, unknown>;
+  const out: Limits = { ...DEFAULT_LIMITS };
+  for (const [key, value] of Object.entries(o)) {
+    const range = (LIMIT_RANGES as Record<string, readonly [number, number] | undefined>)[key];
+    if (!range) throw new ConfigError(`limits: unknown field "${key}" (known: ${Object.keys(LIMIT_RANGES).join(', ')})`);
+    out[key as keyof Limits] = integer(`limits.${key}`, value, range[0], range[1]);
+  }
+  return out;
 }
 
 function integer(field: string, raw: unknown, min: number, max: number): number {

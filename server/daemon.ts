@@ -1,6 +1,9 @@
 // mfsd lifecycle: check everything that can be wrong before serving, then bind; on stop, drain
 // in-flight calls for a bounded grace period, cancel the rest, close the file service.
 // A failed start undoes what it did, so no half-started daemon is left behind.
+// Limits (config "limits"): per peer through Peers (open files, calls in flight) and the LockTable
+// (locks, waiters); before authentication through transport.ts (handshake deadline, cap). A peer
+// is released when its connection closes.
 import * as grpc from '@grpc/grpc-js';
 import { stat } from 'node:fs/promises';
 import { formatListen, type MfsdConfig } from './config.js';
@@ -8,7 +11,10 @@ import { createFileService, type FileService } from './file-service.js';
 import { LockTable } from './locks.js';
 import { mkdirp } from './mkdirp.js';
 import { createNodeService } from './node-service.js';
+import { Peers } from './peers.js';
+import * as sys from '../sys/index.js';
 import { readTlsMaterial, serverCredentials } from './tls.js';
+import { trackConnections } from './transport.js';
 
 /** Why mfsd could not start; `exitCode` is 2 for a config the admin must fix, 1 otherwise. */
 export class StartupError extends Error {
@@ -79,10 +85,14 @@ export async function startDaemon(cfg: MfsdConfig): Promise<RunningDaemon> {
   } catch (err) {
     throw new StartupError(`stateDir ${cfg.stateDir}: cannot create (${(err as NodeJS.ErrnoException).code ?? String(err)})`, 2);
   }
+  // Peers are held to their own open-file limit; the daemon's own must cover them all (best effort:
+  // without CAP_SYS_RESOURCE the hard limit stays).
+  sys.raiseFdLimit();
+  const peers = new Peers(cfg.limits);
   const locks = new LockTable();
   let files: FileService;
   try {
-    files = await createFileService({ nodeId: cfg.node, exports: cfg.exports, stateDir: cfg.stateDir, locks });
+    files = await createFileService({ nodeId: cfg.node, exports: cfg.exports, stateDir: cfg.stateDir, locks, peers });
   } catch (err) {
     throw new StartupError(`file service: ${(err as Error).message}`, 1);
   }
@@ -90,6 +100,12 @@ export async function startDaemon(cfg: MfsdConfig): Promise<RunningDaemon> {
     // A peer that went silent must not pin a SetLkW or a stream forever: ping it.
     'grpc.keepalive_time_ms': 30_000,
     'grpc.keepalive_timeout_ms': 10_000,
+    interceptors: [peers.interceptor()],
+  });
+  trackConnections(server, {
+    onConnectionClosed: (key) => peers.end(key),
+    handshakeTimeoutMs: cfg.limits.tlsHandshakeTimeoutMs,
+    maxUnauthenticated: cfg.limits.unauthenticatedConnections,
   });
   let port: number;
   try {

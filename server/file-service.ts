@@ -6,9 +6,15 @@
 // - Handles, file ids and inode numbers: server/handles.ts. Confinement: server/local-fs.ts.
 // - Names and symlink targets are bytes end to end (any bytes but '/' and NUL, not only UTF-8), from
 //   the wire to the *at syscalls of sys/ (a directory fd plus one name); ReadDir sends them as stored.
-// - I/O: Open/Create return an fh (a cache of an open fd, usable only by the uid it was opened
-//   for); Read/Write also carry the handle and open flags, so after a restart the file is reopened
-//   from its handle with the open(2) checks. fh 0 = stateless I/O. Reads and writes stream 1 MiB chunks.
+// - Peers (server/peers.ts): every call belongs to the peer (connection) it came on. Each peer may
+//   hold limits.openFilesPerPeer open files (then Open/Create fail EMFILE for that peer only) and
+//   have limits.requestsPerPeer calls in flight (then EAGAIN, Peers.interceptor). When the peer
+//   ends (its connection closes: server/transport.ts), its open files are closed and its locks and
+//   lock waiters dropped. Without trackConnections() on the grpc.Server nothing would end a peer.
+// - I/O: Open/Create return an fh: an open fd usable only by the peer that opened it and the uid it
+//   was opened for. fh 0 = stateless I/O (opened for the call, closed after). Any other fh the
+//   peer does not hold is EBADF, never reopened (a made-up fh must not cost an fd), so an fh does
+//   not survive a daemon restart: the client opens again. Reads and writes stream 1 MiB chunks.
 //   GetAttr, SetAttr, Fallocate, Fsync, StatFs and the xattr calls go through the caller's fh when
 //   the request carries one the server knows: an open file keeps working after its name is removed.
 // - Rename is renameat2(2): RENAME_NOREPLACE and RENAME_EXCHANGE are the kernel's, atomic.
@@ -29,20 +35,28 @@ import type { ExportSpec } from './export-spec.js';
 import { HandleStore } from './handles.js';
 import { LocalFs } from './local-fs.js';
 import type { LockTable } from './locks.js';
-import { OpenFiles } from './open-files.js';
+import { OpenFileTable, type OpenFiles } from './open-files.js';
 import * as extra from './ops-extra.js';
 import * as io from './ops-io.js';
 import * as locking from './ops-locks.js';
 import * as meta from './ops-meta.js';
 import * as names from './ops-names.js';
 import * as listing from './ops-readdir.js';
+import { Peers, type Peer } from './peers.js';
 import { bigU64, callerOf, type WireCaller } from './wire.js';
 
 export type { ExportSpec };
-export interface FileServiceOptions { nodeId: number; exports: ExportSpec[]; stateDir: string; locks: LockTable }
+export interface FileServiceOptions {
+  nodeId: number; exports: ExportSpec[]; stateDir: string; locks: LockTable;
+  /** Who calls, and their limits; default: a private registry with the default limits. */
+  peers?: Peers;
+}
 export interface FileService {
   definition: grpc.ServiceDefinition;
   implementation: grpc.UntypedServiceImplementation;
+  peers: Peers;
+  /** Open files of every peer (tests and diagnostics). */
+  openFiles: OpenFileTable;
   close(): Promise<void>;
 }
 
@@ -72,23 +86,39 @@ export async function createFileService(opts: FileServiceOptions): Promise<FileS
     await store.close();
     throw err;
   }
-  const files = new OpenFiles();
+  const peers = opts.peers ?? new Peers();
+  const table = new OpenFileTable(peers.limits.openFilesPerPeer);
   const locks = opts.locks;
+  peers.whenEnded((peer) => table.releasePeer(peer));
+  const files = (call: { getPeer(): string }): OpenFiles => table.forPeer(peers.of(call));
+  /** Open/Create for the calling peer: EMFILE before anything is opened or created when it is full. */
+  const opening = async <T>(call: { getPeer(): string }, fn: (files: OpenFiles) => Promise<T>): Promise<T> => {
+    const peer: Peer = peers.of(call);
+    table.checkRoom(peer);
+    peer.opening += 1;
+    try {
+      return await fn(table.forPeer(peer));
+    } finally {
+      peer.opening -= 1;
+      // The peer went away while this call ran: what the call just opened goes with it.
+      if (peer.gone) table.releasePeer(peer);
+    }
+  };
 
   const implementation: grpc.UntypedServiceImplementation = {
     Root: unary((r: Parameters<typeof meta.root>[1]) => meta.root(lfs, r)),
     Lookup: unary((r: Parameters<typeof meta.lookup>[1]) => meta.lookup(lfs, r)),
-    GetAttr: unary((r: Parameters<typeof meta.getAttr>[2]) => meta.getAttr(lfs, files, r)),
-    SetAttr: unary((r: Parameters<typeof meta.setAttr>[2]) => meta.setAttr(lfs, files, r)),
+    GetAttr: unary((r: Parameters<typeof meta.getAttr>[2], call) => meta.getAttr(lfs, files(call), r)),
+    SetAttr: unary((r: Parameters<typeof meta.setAttr>[2], call) => meta.setAttr(lfs, files(call), r)),
     Access: unary((r: Parameters<typeof meta.access>[1]) => meta.access(lfs, r)),
     ReadDir: (call: grpc.ServerWritableStream<Parameters<typeof listing.readDir>[1], unknown>) => {
       listing.readDir(lfs, call.request, (e) => !call.cancelled && (call.write(e), true))
         .then(() => call.end(), (err: unknown) => call.emit('error', errnoToStatus(err)));
     },
-    Open: unary((r: Parameters<typeof io.open>[2]) => io.open(lfs, files, r)),
-    Create: unary((r: Parameters<typeof io.create>[2]) => io.create(lfs, files, r)),
+    Open: unary((r: Parameters<typeof io.open>[2], call) => opening(call, (mine) => io.open(lfs, mine, r))),
+    Create: unary((r: Parameters<typeof io.create>[2], call) => opening(call, (mine) => io.create(lfs, mine, r))),
     Read: (call: grpc.ServerWritableStream<Parameters<typeof io.read>[2], unknown>) => {
-      io.read(lfs, files, call.request, (data) => new Promise<void>((resolve) => {
+      io.read(lfs, files(call), call.request, (data) => new Promise<void>((resolve) => {
         if (call.cancelled) throw Object.assign(new Error('cancelled'), { code: 'EINTR' });
         if (call.write({ data })) return resolve();
         // Wait for the client to take more, or for it to go away (the next chunk then stops the read).
@@ -102,12 +132,12 @@ export async function createFileService(opts: FileServiceOptions): Promise<FileS
       })).then(() => call.end(), (err: unknown) => call.emit('error', errnoToStatus(err)));
     },
     Write: (call: grpc.ServerReadableStream<io.WriteChunkIn, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-      io.write(lfs, files, call).then((reply) => callback(null, reply), (err: unknown) => callback(errnoToStatus(err)));
+      io.write(lfs, files(call), call).then((reply) => callback(null, reply), (err: unknown) => callback(errnoToStatus(err)));
     },
-    Fsync: unary((r: Parameters<typeof io.fsync>[2]) => io.fsync(lfs, files, r)),
-    Release: unary(async (r: { caller: WireCaller; fh: string; flush_locks: boolean; client_id: string; lock_owner: string }) => {
+    Fsync: unary((r: Parameters<typeof io.fsync>[2], call) => io.fsync(lfs, files(call), r)),
+    Release: unary(async (r: { caller: WireCaller; fh: string; flush_locks: boolean; client_id: string; lock_owner: string }, call) => {
       callerOf(r.caller);
-      const file = files.release(bigU64(r.fh));
+      const file = files(call).release(bigU64(r.fh));
       if (r.flush_locks && file) locking.unlockAll(locks, file.id.toString(), `${r.client_id}:${bigU64(r.lock_owner)}`, 0);
       return {};
     }),
@@ -119,12 +149,12 @@ export async function createFileService(opts: FileServiceOptions): Promise<FileS
     Link: unary((r: Parameters<typeof names.link>[1]) => names.link(lfs, r)),
     Symlink: unary((r: Parameters<typeof names.symlink>[1]) => names.symlink(lfs, r)),
     Readlink: unary((r: Parameters<typeof meta.readlink>[1]) => meta.readlink(lfs, r)),
-    StatFs: unary((r: Parameters<typeof meta.statFs>[2]) => meta.statFs(lfs, files, r)),
-    GetXattr: unary((r: Parameters<typeof extra.getXattr>[2]) => extra.getXattr(lfs, files, r)),
-    SetXattr: unary((r: Parameters<typeof extra.setXattr>[2]) => extra.setXattr(lfs, files, r)),
-    ListXattr: unary((r: Parameters<typeof extra.listXattr>[2]) => extra.listXattr(lfs, files, r)),
-    RemoveXattr: unary((r: Parameters<typeof extra.removeXattr>[2]) => extra.removeXattr(lfs, files, r)),
-    Fallocate: unary((r: Parameters<typeof io.fallocate>[2]) => io.fallocate(lfs, files, r)),
+    StatFs: unary((r: Parameters<typeof meta.statFs>[2], call) => meta.statFs(lfs, files(call), r)),
+    GetXattr: unary((r: Parameters<typeof extra.getXattr>[2], call) => extra.getXattr(lfs, files(call), r)),
+    SetXattr: unary((r: Parameters<typeof extra.setXattr>[2], call) => extra.setXattr(lfs, files(call), r)),
+    ListXattr: unary((r: Parameters<typeof extra.listXattr>[2], call) => extra.listXattr(lfs, files(call), r)),
+    RemoveXattr: unary((r: Parameters<typeof extra.removeXattr>[2], call) => extra.removeXattr(lfs, files(call), r)),
+    Fallocate: unary((r: Parameters<typeof io.fallocate>[2], call) => io.fallocate(lfs, files(call), r)),
     GetLk: unary((r: Parameters<typeof locking.getLk>[2]) => locking.getLk(locks, lfs, r)),
     SetLk: unary((r: Parameters<typeof locking.setLk>[2]) => locking.setLk(locks, lfs, r)),
     SetLkW: unary((r: locking.LockIn, call) => {
@@ -138,8 +168,10 @@ export async function createFileService(opts: FileServiceOptions): Promise<FileS
   return {
     definition: fileServiceDefinition(),
     implementation,
+    peers,
+    openFiles: table,
     async close() {
-      files.closeAll();
+      table.closeAll();
       lfs.close();
       await store.close();
     },

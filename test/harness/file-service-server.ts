@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createFileService, type ExportSpec, type FileService } from '../../server/file-service.js';
 import { LockTable } from '../../server/locks.js';
+import { Peers, type PeerLimits } from '../../server/peers.js';
+import { trackConnections } from '../../server/transport.js';
 import { FileClient } from '../../proto/file-client.js';
 
 export interface Harness {
@@ -14,10 +16,16 @@ export interface Harness {
   stop(): Promise<void>;
 }
 
-export interface HarnessOptions { nodeId?: number; exports?: Array<Partial<ExportSpec> & { name: string }> }
+export interface HarnessOptions {
+  nodeId?: number; exports?: Array<Partial<ExportSpec> & { name: string }>;
+  /** Per-peer limits (default: the daemon's defaults). */
+  limits?: Partial<PeerLimits>;
+}
 
+/** Served as mfsd serves it: per-peer call limit, and a peer released when its connection closes. */
 async function serve(service: FileService): Promise<{ server: grpc.Server; address: string }> {
-  const server = new grpc.Server();
+  const server = new grpc.Server({ interceptors: [service.peers.interceptor()] });
+  trackConnections(server, { onConnectionClosed: (key) => service.peers.end(key), handshakeTimeoutMs: 10_000, maxUnauthenticated: 256 });
   server.addService(service.definition, service.implementation);
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
@@ -34,14 +42,14 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   });
   const locks = new LockTable();
   const nodeId = opts.nodeId ?? 7;
-  let service = await createFileService({ nodeId, exports: specs, stateDir, locks });
+  let service = await createFileService({ nodeId, exports: specs, stateDir, locks, peers: new Peers(opts.limits) });
   let { server, address } = await serve(service);
   const h: Harness = {
     dir, stateDir, exports: specs.map((s) => s.path), address, client: new FileClient(address), service, server, locks,
     async restart() {
       h.server.forceShutdown();
       await h.service.close();
-      service = await createFileService({ nodeId, exports: specs, stateDir, locks: new LockTable() });
+      service = await createFileService({ nodeId, exports: specs, stateDir, locks: new LockTable(), peers: new Peers(opts.limits) });
       ({ server, address } = await serve(service));
       h.client.close();
       Object.assign(h, { service, server, address, client: new FileClient(address) });

@@ -45,6 +45,10 @@ describe('loadConfig', () => {
       tls: { ca: '/etc/omfs/tls/ca.crt', cert: '/etc/omfs/tls/node.crt', key: '/etc/omfs/tls/node.key' },
       insecure: false,
       shutdownGraceMs: 10_000,
+      limits: {
+        openFilesPerPeer: 4096, requestsPerPeer: 1024, locksPerPeer: 4096, lockWaitersPerPeer: 256,
+        unauthenticatedConnections: 256, tlsHandshakeTimeoutMs: 10_000,
+      },
     });
   });
 
