@@ -24,7 +24,10 @@
 //   (fifo, socket; devices for root only). No child processes.
 // - Times are reported (statx) and set (utimensat) to the nanosecond.
 // - A file or directory moved by a local process (not through the service) makes handles below
-//   it ESTALE until looked up again; a file reusing an inode number is told apart by birth time.
+//   it ESTALE until looked up again; a file reusing an inode number is told apart by birth time,
+//   and gets a new handle generation: an old handle to the number is ESTALE (handles.ts).
+// - ReadDir: cookies are the backing filesystem's d_off; entries go out one getdents batch at a time,
+//   waiting while the client does not take them (ops-readdir.ts).
 //   A file with several hard links is found under any of the last 8 names it was seen under.
 import type * as grpc from '@grpc/grpc-js';
 import { mkdirSync } from 'node:fs';
@@ -112,8 +115,20 @@ export async function createFileService(opts: FileServiceOptions): Promise<FileS
     SetAttr: unary((r: Parameters<typeof meta.setAttr>[2], call) => meta.setAttr(lfs, files(call), r)),
     Access: unary((r: Parameters<typeof meta.access>[1]) => meta.access(lfs, r)),
     ReadDir: (call: grpc.ServerWritableStream<Parameters<typeof listing.readDir>[1], unknown>) => {
-      listing.readDir(lfs, call.request, (e) => !call.cancelled && (call.write(e), true))
-        .then(() => call.end(), (err: unknown) => call.emit('error', errnoToStatus(err)));
+      listing.readDir(lfs, call.request, (e) => {
+        if (call.cancelled) return false;
+        if (call.write(e)) return true;
+        // The stream's buffer is full: the listing waits until the client takes it or goes away.
+        return new Promise<boolean>((resolve) => {
+          const go = (): void => {
+            call.off('drain', go);
+            call.off('cancelled', go);
+            resolve(!call.cancelled);
+          };
+          call.once('drain', go);
+          call.once('cancelled', go);
+        });
+      }).then(() => call.end(), (err: unknown) => call.emit('error', errnoToStatus(err)));
     },
     Open: unary((r: Parameters<typeof io.open>[2], call) => opening(call, (mine) => io.open(lfs, mine, r))),
     Create: unary((r: Parameters<typeof io.create>[2], call) => opening(call, (mine) => io.create(lfs, mine, r))),

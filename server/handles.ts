@@ -6,10 +6,18 @@
 // Inode numbers reported to clients: `nodeId << 48 | localId`, unique across the cluster as long as
 // node numbers are (16 bits of node number, 48 bits of local id), and stable across restarts.
 //
-// A handle is `version (1) | export id (2) | local id (6) | HMAC-SHA256(secret, first 9 bytes)[0..16]`.
-// The secret is per node and kept in the state dir, so a forged handle or one minted by another node
-// fails verification (ESTALE). LevelDB maps local id -> {parent id, name, dev, ino}: a directory
-// rename rewrites one record, and on use the (dev, ino) found is checked against the record.
+// A handle is `version (1) | export id (2) | local id (6) | generation (6) | HMAC-SHA256(secret,
+// first 15 bytes)[0..16]`. The secret is per node and kept in the state dir, so a forged handle or
+// one minted by another node fails verification (ESTALE). LevelDB maps local id -> {parent id, name,
+// dev, ino, birth time, generation}: a directory rename rewrites one record, and on use the (dev,
+// ino, birth time) found is checked against the record.
+// Generation: a record made for an id whose stored identity (dev, ino, birth time) differs, i.e. a
+// new file reusing an inode number, gets a fresh number from a persisted counter, and a handle
+// carries the generation it was minted with: an old handle to a reused inode number no longer
+// matches its record and is ESTALE, never the new file (the NFS generation rule). Generations are
+// reserved from LevelDB in blocks (GEN_BLOCK), so a crash skips numbers but never repeats one.
+// The export root's handle has generation 0 and is stable. Handles of version 1 (before
+// generations) are ESTALE: clients look their files up again.
 // Names are bytes (stored base64); a file with several hard links also keeps up to
 // MAX_OTHER_NAMES other names it was seen under, tried in turn when its newest name is gone.
 import { Level } from 'level';
@@ -23,13 +31,17 @@ export interface FileName { parent: string; name: Buffer }
 /**
  * Where a file lives. `btime` (birth time, ms, computed as Node's birthtimeMs) tells a file from a
  * later one that reuses its inode number (the NFS "generation" problem); 0 when the filesystem does
- * not report it. `others`: earlier names of a file with several hard links, newest first.
+ * not report it. `gen`: the generation handles of this file carry (see the header); 0 in records
+ * written before generations. `others`: earlier names of a file with several hard links, newest first.
  */
-export interface FileRecord extends FileName { dev: number; ino: bigint; btime: number; others?: FileName[] }
+export interface FileRecord extends FileName { dev: number; ino: bigint; btime: number; gen: number; others?: FileName[] }
+
+/** What a caller tells the store about a file it found: the generation is the store's to assign. */
+export type FoundFile = Omit<FileRecord, 'gen'>;
 
 /** The stored form. Records written before names were bytes have `name` as text and `ino` as a number. */
 interface StoredRecord {
-  parent: string; name?: string; name64?: string; dev: number; ino: number | string; btime: number;
+  parent: string; name?: string; name64?: string; dev: number; ino: number | string; btime: number; gen?: number;
   others?: Array<{ parent: string; name64: string }>;
 }
 
@@ -43,25 +55,25 @@ export function ownName(name: Buffer): Buffer {
 }
 
 const sameName = (a: FileName, b: FileName): boolean => a.parent === b.parent && a.name.equals(b.name);
-const sameIdentity = (a: FileRecord, b: FileRecord): boolean => a.dev === b.dev && a.ino === b.ino && a.btime === b.btime;
+const sameIdentity = (a: FoundFile, b: FoundFile): boolean => a.dev === b.dev && a.ino === b.ino && a.btime === b.btime;
 
 /** Every name a record knows, the newest first. */
 export function namesOf(rec: FileRecord): FileName[] {
   return [{ parent: rec.parent, name: rec.name }, ...(rec.others ?? [])];
 }
 
-function withNames(rec: FileRecord, names: FileName[]): FileRecord {
+function withNames(rec: FoundFile, gen: number, names: FileName[]): FileRecord {
   const unique: FileName[] = [];
   for (const n of names) if (!unique.some((u) => sameName(u, n))) unique.push({ parent: n.parent, name: ownName(n.name) });
   const [first, ...others] = unique;
-  const out: FileRecord = { parent: first!.parent, name: first!.name, dev: rec.dev, ino: rec.ino, btime: rec.btime };
+  const out: FileRecord = { parent: first!.parent, name: first!.name, dev: rec.dev, ino: rec.ino, btime: rec.btime, gen };
   if (others.length > 0) out.others = others.slice(0, MAX_OTHER_NAMES);
   return out;
 }
 
 function encode(rec: FileRecord): string {
   const stored: StoredRecord = {
-    parent: rec.parent, name64: rec.name.toString('base64'), dev: rec.dev, ino: rec.ino.toString(), btime: rec.btime,
+    parent: rec.parent, name64: rec.name.toString('base64'), dev: rec.dev, ino: rec.ino.toString(), btime: rec.btime, gen: rec.gen,
   };
   if (rec.others) stored.others = rec.others.map((o) => ({ parent: o.parent, name64: o.name.toString('base64') }));
   return JSON.stringify(stored);
@@ -72,24 +84,44 @@ function decode(raw: string): FileRecord {
   const rec: FileRecord = {
     parent: s.parent,
     name: s.name64 !== undefined ? Buffer.from(s.name64, 'base64') : Buffer.from(s.name ?? '', 'utf8'),
-    dev: s.dev, ino: BigInt(s.ino), btime: s.btime,
+    dev: s.dev, ino: BigInt(s.ino), btime: s.btime, gen: s.gen ?? 0,
   };
   if (s.others) rec.others = s.others.map((o) => ({ parent: o.parent, name: Buffer.from(o.name64, 'base64') }));
   return rec;
 }
 
-const VERSION = 1;
-const HANDLE_LENGTH = 25;
+const VERSION = 2;
+const SIGNED_LENGTH = 15;
 const MAC_LENGTH = 16;
+const HANDLE_LENGTH = SIGNED_LENGTH + MAC_LENGTH;
 const INO_BITS = 40n;
 const ALLOCATED_DEV_INDEX = 255n;
+/** Generations reserved per LevelDB write; a restart skips the unused rest of a block. */
+const GEN_BLOCK = 4096;
+const MAX_GEN = 2 ** 48 - 1;
+
+/** One file found under a name, for remember(). `linked`: see remember(). */
+export interface Sighting { id: bigint; found: FoundFile; linked: boolean }
+
+export interface ParsedHandle { exportId: number; id: bigint; gen: number }
 
 export class HandleStore {
   private readonly records = new LRUCache<string, FileRecord>({ max: 200_000 });
+  // Records whose LevelDB write is still in flight: one evicted from the LRU meanwhile must not be
+  // read back from the database in its older state.
+  private readonly writing = new Map<string, FileRecord>();
+  // Record writes go to LevelDB one batch after another, in the order they were decided: two batches
+  // racing in LevelDB's threads could otherwise leave the older record on disk.
+  private writes: Promise<void> = Promise.resolve();
   private readonly devIndexes = new Map<number, bigint>();
   // Handles already verified: saves the HMAC on the hot path (a handle's validity never changes).
-  private readonly verified = new LRUCache<string, { exportId: number; id: bigint }>({ max: 100_000 });
-  private constructor(private readonly db: Level<string, string>, private readonly secret: Buffer) {}
+  private readonly verified = new LRUCache<string, ParsedHandle>({ max: 100_000 });
+  private nextGen: number;
+  private genLimit: number;
+  private reserving: Promise<void> | undefined;
+  private constructor(private readonly db: Level<string, string>, private readonly secret: Buffer, genLimit: number) {
+    this.nextGen = this.genLimit = genLimit;
+  }
 
   static async open(dir: string): Promise<HandleStore> {
     const db = new Level<string, string>(dir, { valueEncoding: 'utf8' });
@@ -99,10 +131,14 @@ export class HandleStore {
       secretHex = randomBytes(32).toString('hex');
       await db.put('secret', secretHex);
     }
-    return new HandleStore(db, Buffer.from(secretHex, 'hex'));
+    // Generation 0 is the export roots' (and records from before generations).
+    return new HandleStore(db, Buffer.from(secretHex, 'hex'), Number((await db.get('gen-limit')) ?? '1'));
   }
 
-  async close(): Promise<void> { await this.db.close(); }
+  async close(): Promise<void> {
+    await this.writes;
+    await this.db.close();
+  }
 
   /** The persisted id of an export path; assigned on first sight, never reused. */
   async exportId(path: string): Promise<number> {
@@ -143,69 +179,142 @@ export class HandleStore {
   }
 
   /**
-   * Remembers that a file was seen under `rec`'s name; writes to LevelDB only when the record is
-   * new or changed. When `linked` (a non-directory with more than one link) the names it was seen
-   * under before are kept as other names: one of them may outlive the newest.
+   * Remembers that a file was seen under `rec`'s name and returns the generation its handles carry;
+   * writes to LevelDB only when the record is new or changed. When `linked` (a non-directory with
+   * more than one link) the names it was seen under before are kept as other names: one of them may
+   * outlive the newest. A file whose identity differs from the record's (an inode number reused)
+   * gets a new generation.
    */
-  async remember(id: bigint, rec: FileRecord, linked = false): Promise<void> {
-    const old = await this.record(id);
-    if (old && sameIdentity(old, rec)) {
-      if (sameName(old, rec)) return;
-      await this.put(id, withNames(rec, linked ? [rec, ...namesOf(old)] : [rec]));
-    } else {
-      await this.put(id, withNames(rec, [rec]));
-    }
+  async remember(id: bigint, rec: FoundFile, linked = false): Promise<number> {
+    return (await this.rememberAll([{ id, found: rec, linked }]))[0]!;
+  }
+
+  /** remember() for many files: one LevelDB batch for every record that is new or changed. */
+  async rememberAll(seen: Sighting[]): Promise<number[]> {
+    return this.update(seen.map((s) => s.id), (i, old) => {
+      const { found, linked } = seen[i]!;
+      if (!old || !sameIdentity(old, found)) return withNames(found, this.takeGen(), [found]);
+      if (sameName(old, found)) return old;
+      return withNames(found, old.gen, linked ? [found, ...namesOf(old)] : [found]);
+    });
   }
 
   /** The file was renamed from `from` to `rec`'s name: `from` is gone, its other names stay. */
-  async moved(id: bigint, from: FileName, rec: FileRecord): Promise<void> {
-    const old = await this.record(id);
-    const kept = old && sameIdentity(old, rec) ? namesOf(old).filter((n) => !sameName(n, from)) : [];
-    await this.put(id, withNames(rec, [rec, ...kept]));
+  async moved(id: bigint, from: FileName, rec: FoundFile): Promise<void> {
+    await this.update([id], (_, old) => {
+      if (!old || !sameIdentity(old, rec)) return withNames(rec, this.takeGen(), [rec]);
+      return withNames(rec, old.gen, [rec, ...namesOf(old).filter((n) => !sameName(n, from))]);
+    });
   }
 
   /** The file was found under one of its other names: that one becomes the first tried. */
   async promote(id: bigint, at: FileName): Promise<void> {
-    const old = await this.record(id);
-    if (old && !sameName(old, at)) await this.put(id, withNames(old, [at, ...namesOf(old)]));
+    await this.update([id], (_, old) => (old && !sameName(old, at) ? withNames(old, old.gen, [at, ...namesOf(old)]) : old));
   }
 
-  private async put(id: bigint, rec: FileRecord): Promise<void> {
-    const key = id.toString();
-    this.records.set(key, rec);
-    await this.db.put(`file:${key}`, encode(rec));
+  /**
+   * Applies `next` to the records of `ids` and returns their generations. From the last await to
+   * the cache update nothing yields, so two requests about the same file never both decide it is
+   * new (which would give it two generations, one of them handed out stale).
+   */
+  private async update(ids: bigint[], next: (i: number, old: FileRecord | undefined) => FileRecord | undefined): Promise<number[]> {
+    const keys = ids.map((id) => id.toString());
+    for (;;) {
+      await this.loadMissing(keys);
+      if (this.genLimit - this.nextGen < keys.length) {
+        await this.reserveGens(keys.length);
+        continue; // the records may have changed meanwhile
+      }
+      const changed: Array<[string, FileRecord]> = [];
+      const gens = keys.map((key, i) => {
+        const old = this.cached(key);
+        const rec = next(i, old);
+        if (rec && rec !== old) {
+          this.records.set(key, rec);
+          this.writing.set(key, rec);
+          changed.push([key, rec]);
+        }
+        return rec?.gen ?? 0;
+      });
+      if (changed.length > 0) await this.write(changed);
+      return gens;
+    }
+  }
+
+  private takeGen(): number {
+    if (this.nextGen >= this.genLimit) throw new Error('generation taken without a reservation'); // update() reserves first
+    return this.nextGen++;
+  }
+
+  /** Persists a higher generation limit before any generation below it is handed out. */
+  private async reserveGens(atLeast: number): Promise<void> {
+    this.reserving ??= (async () => {
+      const limit = this.genLimit + Math.max(GEN_BLOCK, atLeast);
+      if (limit > MAX_GEN) throw new Errno('ENOSPC', 'file generations exhausted');
+      await this.db.put('gen-limit', String(limit));
+      this.genLimit = limit;
+    })().finally(() => {
+      this.reserving = undefined;
+    });
+    await this.reserving;
+  }
+
+  private write(changed: Array<[string, FileRecord]>): Promise<void> {
+    const run = async (): Promise<void> => {
+      try {
+        await this.db.batch(changed.map(([key, rec]) => ({ type: 'put' as const, key: `file:${key}`, value: encode(rec) })));
+      } finally {
+        for (const [key, rec] of changed) if (this.writing.get(key) === rec) this.writing.delete(key);
+      }
+    };
+    const done = this.writes.then(run, run);
+    this.writes = done.catch(() => {});
+    return done;
+  }
+
+  private cached(key: string): FileRecord | undefined {
+    return this.records.get(key) ?? this.writing.get(key);
+  }
+
+  /** Loads into the cache the records of `keys` it lacks (one LevelDB read for all). */
+  private async loadMissing(keys: string[]): Promise<void> {
+    const missing = [...new Set(keys.filter((k) => !this.cached(k)))];
+    if (missing.length === 0) return;
+    const raws = await this.db.getMany(missing.map((k) => `file:${k}`));
+    missing.forEach((key, i) => {
+      const raw = raws[i];
+      // A record decided while we read is newer than the stored one.
+      if (raw !== undefined && !this.cached(key)) this.records.set(key, decode(raw));
+    });
   }
 
   async record(id: bigint): Promise<FileRecord | undefined> {
     const key = id.toString();
-    return this.records.get(key) ?? (await this.load(key));
+    const known = this.cached(key);
+    if (known) return known;
+    await this.loadMissing([key]);
+    return this.cached(key);
   }
 
-  private async load(key: string): Promise<FileRecord | undefined> {
-    const raw = await this.db.get(`file:${key}`);
-    if (raw === undefined) return undefined;
-    const rec = decode(raw);
-    this.records.set(key, rec);
-    return rec;
-  }
-
-  mint(exportId: number, id: bigint): Buffer {
+  /** A handle of file `id` of export `exportId` with generation `gen` (0 for an export root). */
+  mint(exportId: number, id: bigint, gen: number): Buffer {
     const handle = Buffer.alloc(HANDLE_LENGTH);
     handle.writeUInt8(VERSION, 0);
     handle.writeUInt16BE(exportId, 1);
     handle.writeUIntBE(Number(id), 3, 6);
-    this.mac(handle.subarray(0, 9)).copy(handle, 9);
+    handle.writeUIntBE(gen, 9, 6);
+    this.mac(handle.subarray(0, SIGNED_LENGTH)).copy(handle, SIGNED_LENGTH);
     return handle;
   }
 
-  /** Verifies a handle; anything not minted by this node's secret is ESTALE. */
-  parse(handle: unknown): { exportId: number; id: bigint } {
+  /** Verifies a handle; anything not minted by this node's secret (or by an older version) is ESTALE. */
+  parse(handle: unknown): ParsedHandle {
     if (!Buffer.isBuffer(handle) || handle.length !== HANDLE_LENGTH || handle[0] !== VERSION) throw new Errno('ESTALE', 'not a handle of this node');
     const key = handle.toString('latin1');
     const known = this.verified.get(key);
     if (known) return known;
-    if (!timingSafeEqual(this.mac(handle.subarray(0, 9)), handle.subarray(9))) throw new Errno('ESTALE', 'handle not minted by this node');
-    const parsed = { exportId: handle.readUInt16BE(1), id: BigInt(handle.readUIntBE(3, 6)) };
+    if (!timingSafeEqual(this.mac(handle.subarray(0, SIGNED_LENGTH)), handle.subarray(SIGNED_LENGTH))) throw new Errno('ESTALE', 'handle not minted by this node');
+    const parsed = { exportId: handle.readUInt16BE(1), id: BigInt(handle.readUIntBE(3, 6)), gen: handle.readUIntBE(9, 6) };
     this.verified.set(key, parsed);
     return parsed;
   }

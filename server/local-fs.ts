@@ -5,8 +5,9 @@
 // never followed (AT_SYMLINK_NOFOLLOW, O_NOFOLLOW, O_PATH). Directories on the way are opened the
 // same way and kept in an LRU of fds. Resolving a handle walks its record chain up to the export
 // root and checks, at every level, that the (dev, ino, birth time) found under the parent fd is the
-// one recorded: a moved-away, replaced or deleted file is ESTALE. A file with several hard links is
-// also looked for under the other names it was seen under. A request that names an open file (fh)
+// one recorded: a moved-away, replaced or deleted file is ESTALE. A handle's generation must be its
+// record's: a handle of a file whose inode number was since reused is ESTALE (handles.ts). A file
+// with several hard links is also looked for under the other names it was seen under. A request that names an open file (fh)
 // of its caller uses that fd instead, so a file keeps working after its name is removed, as an
 // open file does on the bare directory. Metadata syscalls are synchronous: they are short local
 // syscalls, and going through the libuv pool would cost more than it saves on this hot path.
@@ -14,7 +15,7 @@ import { closeSync, close as closeAsync } from 'node:fs';
 import { LRUCache } from 'lru-cache';
 import { Errno, toErrno } from '../proto/errno.js';
 import * as sys from '../sys/index.js';
-import { HandleStore, namesOf, type FileName, type FileRecord } from './handles.js';
+import { HandleStore, namesOf, type FileName, type FileRecord, type FoundFile, type Sighting } from './handles.js';
 import type { OpenFile, OpenFiles } from './open-files.js';
 import { asCaller } from './as-caller.js';
 import { squash, type Caller } from './permissions.js';
@@ -50,11 +51,11 @@ export function btimeMs(st: sys.Stat): number {
 }
 
 /** The same file as recorded: same (dev, ino) and, when known, the same birth time. */
-export function sameFile(st: sys.Stat, rec: FileRecord): boolean {
+export function sameFile(st: sys.Stat, rec: FoundFile): boolean {
   return st.dev === rec.dev && st.ino === rec.ino && (!rec.btime || btimeMs(st) === rec.btime);
 }
 
-export function recordOf(parent: bigint, name: Buffer, st: sys.Stat): FileRecord {
+export function recordOf(parent: bigint, name: Buffer, st: sys.Stat): FoundFile {
   return { parent: parent.toString(), name, dev: st.dev, ino: st.ino, btime: btimeMs(st) };
 }
 
@@ -135,21 +136,24 @@ export class LocalFs {
     return exp;
   }
 
-  /** A verified handle's export, file id and the caller as this export treats it. */
-  private identify(handle: unknown, rawCaller: Caller): { exp: ExportCtx; id: bigint; caller: Caller } {
-    const { exportId, id } = this.store.parse(handle);
+  /** A verified handle's export, file id, generation and the caller as this export treats it. */
+  private identify(handle: unknown, rawCaller: Caller): { exp: ExportCtx; id: bigint; gen: number; caller: Caller } {
+    const { exportId, id, gen } = this.store.parse(handle);
     const exp = this.exportOf(exportId);
-    return { exp, id, caller: this.effectiveCaller(exp, rawCaller) };
+    return { exp, id, gen, caller: this.effectiveCaller(exp, rawCaller) };
   }
 
   /** Resolves a handle; the kernel checks the caller's search permission on every directory from the export root down. */
   async resolve(handle: unknown, rawCaller: Caller): Promise<Node> {
-    const { exp, id, caller } = this.identify(handle, rawCaller);
+    const { exp, id, gen, caller } = this.identify(handle, rawCaller);
     if (id === exp.rootId) {
+      if (gen !== 0) throw new Errno('ESTALE', 'not the export root\'s handle');
       return { exp, id, caller, st: sys.fstat(exp.rootFd), dirFd: exp.rootFd, name: DOT, parent: null };
     }
     const rec = await this.store.record(id);
     if (!rec || rec.parent === '') throw new Errno('ESTALE', 'unknown file');
+    // The record now describes a newer file with this inode number: the handle's file is gone.
+    if (rec.gen !== gen) throw new Errno('ESTALE', 'file is gone (its inode number was reused)');
     // The newest name first, then the other names of a hard-linked file. A name that is gone or
     // now another file is skipped; any other failure (a directory on the way not searchable) is
     // the answer when no name works.
@@ -214,9 +218,22 @@ export class LocalFs {
 
   /** Records a child found under `dir` and returns its id and handle. */
   async remember(exp: ExportCtx, dirId: bigint, name: Buffer, st: sys.Stat): Promise<{ id: bigint; handle: Buffer }> {
-    const id = await this.store.localId(st.dev, st.ino);
-    if (id !== exp.rootId) await this.store.remember(id, recordOf(dirId, name, st), multiLinked(st));
-    return { id, handle: this.store.mint(exp.id, id) };
+    return (await this.rememberAll(exp, dirId, [{ name, st }]))[0]!;
+  }
+
+  /** remember() for many children of one directory, with one LevelDB write for all (ReadDir). */
+  async rememberAll(exp: ExportCtx, dirId: bigint, found: Array<{ name: Buffer; st: sys.Stat }>): Promise<Array<{ id: bigint; handle: Buffer }>> {
+    const ids: bigint[] = [];
+    for (const { st } of found) ids.push(await this.store.localId(st.dev, st.ino));
+    // The export root has no record and keeps generation 0 (it is not a child of anything in it).
+    const seen: Sighting[] = [];
+    const seenAt = found.map(({ name, st }, i) => {
+      if (ids[i] === exp.rootId) return -1;
+      seen.push({ id: ids[i]!, found: recordOf(dirId, name, st), linked: multiLinked(st) });
+      return seen.length - 1;
+    });
+    const gens = seen.length > 0 ? await this.store.rememberAll(seen) : [];
+    return ids.map((id, i) => ({ id, handle: this.store.mint(exp.id, id, seenAt[i]! < 0 ? 0 : gens[seenAt[i]!]!) }));
   }
 
   /** The file was renamed (through the service) from `from` to `name` in `dirId`. */

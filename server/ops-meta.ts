@@ -36,7 +36,7 @@ export async function root(lfs: LocalFs, req: { caller: WireCaller; export_path:
   callerOf(req.caller);
   const exp = lfs.byPath.get(String(req.export_path));
   if (!exp) throw new Errno('ENOENT', `no export ${JSON.stringify(req.export_path)}`);
-  return entryOf(lfs, exp.rootId, lfs.store.mint(exp.id, exp.rootId), sys.fstat(exp.rootFd));
+  return entryOf(lfs, exp.rootId, lfs.store.mint(exp.id, exp.rootId, 0), sys.fstat(exp.rootFd));
 }
 
 export async function lookup(lfs: LocalFs, req: { caller: WireCaller; dir: Buffer; name: Buffer }): Promise<Entry> {

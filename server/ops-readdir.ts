@@ -1,6 +1,13 @@
 // ReadDir: the entries of a directory after a cookie, each with its handle and attributes.
+//
+// Cookies are the backing filesystem's own d_off (as the FUSE passthrough's): each call opens its own
+// fd of the directory, seeks to the cookie and reads one getdents buffer at a time, so nothing grows
+// with the directory's size. A batch is stat'ed, remembered in one LevelDB write and sent; the event
+// loop gets a turn between batches, and when the client does not take entries (the stream's buffer
+// is full) the listing waits for it, holding one batch at most. Entries come in the directory's own
+// order, which is what makes d_off cookies resumable: after any cookie returned, the listing goes on
+// after that entry, entries added or removed meanwhile as on the bare directory.
 import { closeSync } from 'node:fs';
-import { createHash } from 'node:crypto';
 import * as sys from '../sys/index.js';
 import type { LocalFs } from './local-fs.js';
 import { isDotOrDotDot } from './names.js';
@@ -10,55 +17,52 @@ import { entryOf } from './ops-meta.js';
 import { callerOf, bigU64, type Entry, type WireCaller } from './wire.js';
 
 const O_RDONLY = 0;
-
-/**
- * A directory cookie is a 62-bit hash of the entry name's bytes (never 0): entries are sent in
- * cookie order, so resuming after a cookie stays right when entries are added or removed between
- * two calls.
- */
-export function nameCookie(name: Buffer): bigint {
-  const h = createHash('sha256').update(name).digest().readBigUInt64BE(0) & ((1n << 62n) - 1n);
-  return h === 0n ? 1n : h;
-}
-
-const direntBuf = Buffer.alloc(64 * 1024);
-
-/** Every name in the directory open at `dirFd` but "." and "..", as the bytes stored. */
-function listNames(dirFd: number): Buffer[] {
-  // A fresh fd: getdents reads from the fd's position, and the cached directory fd is shared.
-  const fd = sys.openat(dirFd, '.', O_RDONLY | sys.O_DIRECTORY);
-  const out: Buffer[] = [];
-  try {
-    for (let batch = sys.getdents(fd, direntBuf); batch.length > 0; batch = sys.getdents(fd, direntBuf)) {
-      for (const d of batch) if (!isDotOrDotDot(d.name)) out.push(d.name);
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return out;
-}
+/** One getdents64 call: a few hundred to a couple of thousand entries, depending on name lengths. */
+const BATCH_BYTES = 32 * 1024;
 
 export interface DirEntryOut { name: Buffer; cookie: string; entry: Entry }
 
-export async function readDir(
-  lfs: LocalFs, req: { caller: WireCaller; dir: Buffer; cookie: string }, emit: (e: DirEntryOut) => boolean,
-): Promise<void> {
+/**
+ * Sends one entry. Returns true to go on; false to stop (the call is gone); or a promise of that
+ * when the client must take what was sent before the next entry (backpressure).
+ */
+export type EmitEntry = (e: DirEntryOut) => boolean | Promise<boolean>;
+
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+export async function readDir(lfs: LocalFs, req: { caller: WireCaller; dir: Buffer; cookie: string }, emit: EmitEntry): Promise<void> {
   const dir = await lfs.resolveDir(req.dir, callerOf(req.caller));
   checkAccess(dir.fd, dir.caller, R_OK);
-  const after = bigU64(req.cookie);
-  const names = listNames(dir.fd)
-    .map((name) => ({ name, cookie: nameCookie(name) }))
-    .filter((e) => e.cookie > after)
-    .sort((a, b) => (a.cookie < b.cookie ? -1 : a.cookie > b.cookie ? 1 : 0));
-  for (const { name, cookie } of names) {
-    let st: sys.Stat | undefined;
-    try {
-      st = sys.statatIfExists(dir.fd, name, sys.AT_SYMLINK_NOFOLLOW);
-    } catch {
-      st = undefined;
+  const cookie = bigU64(req.cookie);
+  // A fresh fd: getdents reads from the fd's position, and the cached directory fd is shared.
+  const fd = sys.openat(dir.fd, '.', O_RDONLY | sys.O_DIRECTORY);
+  const buf = Buffer.allocUnsafe(BATCH_BYTES);
+  try {
+    // d_off is a signed 64-bit value (loff_t); the wire's u64 carries it unchanged.
+    if (cookie !== 0n) sys.seekdir(fd, BigInt.asIntN(64, cookie));
+    for (let batch = sys.getdents(fd, buf); batch.length > 0; batch = sys.getdents(fd, buf)) {
+      const found: Array<{ name: Buffer; st: sys.Stat; off: bigint }> = [];
+      for (const d of batch) {
+        if (isDotOrDotDot(d.name)) continue;
+        let st: sys.Stat | undefined;
+        try {
+          st = sys.statatIfExists(fd, d.name, sys.AT_SYMLINK_NOFOLLOW);
+        } catch {
+          st = undefined;
+        }
+        if (st) found.push({ name: d.name, st, off: d.off }); // else removed while listing
+      }
+      const remembered = await lfs.rememberAll(dir.exp, dir.id, found);
+      for (let i = 0; i < found.length; i++) {
+        const { name, st, off } = found[i]!;
+        const { id, handle } = remembered[i]!;
+        let go = emit({ name, cookie: BigInt.asUintN(64, off).toString(), entry: entryOf(lfs, id, handle, st) });
+        if (typeof go !== 'boolean') go = await go;
+        if (!go) return;
+      }
+      await nextTurn();
     }
-    if (!st) continue; // removed while listing
-    const { id, handle } = await lfs.remember(dir.exp, dir.id, name, st);
-    if (!emit({ name, cookie: cookie.toString(), entry: entryOf(lfs, id, handle, st) })) return;
+  } finally {
+    closeSync(fd);
   }
 }
