@@ -15,8 +15,8 @@
 // - unlock: no check. The caller's fd is already open on a local kernel, so a later chmod never
 //   keeps a process from dropping its own locks;
 // - GetLk: the caller needs R_OK or W_OK (EACCES otherwise), as it needs some fd for F_GETLK.
-// A read-only export fails W_OK with EROFS: a write lock there is EBADF when readable (an fd on a
-// read-only mount can only be open for reading).
+// A read-only export (or filesystem) opens nothing for writing: a write lock there is EBADF when the
+// file is readable, as on a read-only mount, where an fd can only be open for reading.
 import { constants } from 'node:fs';
 import { Errno, toErrno } from '../proto/errno.js';
 import * as sys from '../sys/index.js';
@@ -51,11 +51,16 @@ function refusal(node: Node, mask: number): Errno | null {
   }
 }
 
+/** Whether the caller could open the file for writing: never a directory, never on a read-only export. */
+function canWrite(node: Node): boolean {
+  return !sys.isDir(node.st.mode) && !node.exp.spec.readOnly && refusal(node, constants.W_OK) === null;
+}
+
 /** Throws unless the caller could hold an fd on the file good for a `type` lock (see the header). */
 function mayLock(node: Node, type: LockType): void {
   if (type === 'unlock') return;
   const readable = refusal(node, constants.R_OK) === null;
-  const writable = !sys.isDir(node.st.mode) && refusal(node, constants.W_OK) === null;
+  const writable = canWrite(node);
   if (type === 'read' ? readable : writable) return;
   if (readable || writable) throw new Errno('EBADF', `the caller cannot open this file for ${type === 'read' ? 'reading' : 'writing'}, as a ${type} lock needs`);
   throw new Errno('EACCES', 'the caller cannot open this file');
@@ -64,7 +69,7 @@ function mayLock(node: Node, type: LockType): void {
 /** For GetLk: some fd, of either mode. */
 function mayOpen(node: Node): void {
   if (refusal(node, constants.R_OK) === null) return;
-  if (!sys.isDir(node.st.mode) && refusal(node, constants.W_OK) === null) return;
+  if (canWrite(node)) return;
   throw new Errno('EACCES', 'the caller cannot open this file');
 }
 
