@@ -4,14 +4,31 @@
 import { Metadata, status, type ServiceError, type StatusObject } from '@grpc/grpc-js';
 import { constants } from 'node:os';
 
-const errnoByName: Readonly<Record<string, number>> = constants.errno;
-// Two names share a number (EAGAIN = EWOULDBLOCK, ENOTSUP = EOPNOTSUPP); a number comes back as
-// the name Linux's errno(1) prints, so a client sees the same code the server threw.
-const preferredAliases = new Set(['EAGAIN', 'EOPNOTSUPP']);
+// Linux errnos that Node's os.constants.errno leaves out (checked against
+// /usr/include/asm-generic/errno-base.h and errno.h, the numbering of every Linux architecture
+// Node runs on but mips/sparc/alpha). Without them `new Errno('EHOSTDOWN')` threw a TypeError
+// inside a gRPC callback and killed the client process (issue 8).
+const LINUX_ONLY_ERRNOS: Readonly<Record<string, number>> = {
+  ENOTBLK: 15, EDEADLOCK: 35, ECHRNG: 44, EL2NSYNC: 45, EL3HLT: 46, EL3RST: 47, ELNRNG: 48, EUNATCH: 49,
+  ENOCSI: 50, EL2HLT: 51, EBADE: 52, EBADR: 53, EXFULL: 54, ENOANO: 55, EBADRQC: 56, EBADSLT: 57,
+  EBFONT: 59, ENONET: 64, ENOPKG: 65, EREMOTE: 66, EADV: 68, ESRMNT: 69, ECOMM: 70, EDOTDOT: 73,
+  ENOTUNIQ: 76, EBADFD: 77, EREMCHG: 78, ELIBACC: 79, ELIBBAD: 80, ELIBSCN: 81, ELIBMAX: 82,
+  ELIBEXEC: 83, ERESTART: 85, ESTRPIPE: 86, EUSERS: 87, ESOCKTNOSUPPORT: 94, EPFNOSUPPORT: 96,
+  ESHUTDOWN: 108, ETOOMANYREFS: 109, EHOSTDOWN: 112, EUCLEAN: 117, ENOTNAM: 118, ENAVAIL: 119,
+  EISNAM: 120, EREMOTEIO: 121, ENOMEDIUM: 123, EMEDIUMTYPE: 124, ENOKEY: 126, EKEYEXPIRED: 127,
+  EKEYREVOKED: 128, EKEYREJECTED: 129, EOWNERDEAD: 130, ENOTRECOVERABLE: 131, ERFKILL: 132, EHWPOISON: 133,
+};
+const errnoByName: Readonly<Record<string, number>> = { ...LINUX_ONLY_ERRNOS, ...constants.errno };
+// Some names share a number (EAGAIN = EWOULDBLOCK, ENOTSUP = EOPNOTSUPP, EDEADLK = EDEADLOCK); a
+// number comes back as the name Linux's errno(1) prints, so a client sees the code the server threw.
+const preferredAliases = new Set(['EAGAIN', 'EOPNOTSUPP', 'EDEADLK']);
 const nameByErrno = new Map<number, string>();
 for (const [name, n] of Object.entries(errnoByName)) {
   if (!nameByErrno.has(n) || preferredAliases.has(name)) nameByErrno.set(n, name);
 }
+
+/** Whether `name` is an errno name Errno knows (every Linux one). */
+export const isErrnoName = (name: string): boolean => Object.hasOwn(errnoByName, name);
 
 /** The metadata key that carries the errno number (Linux numbering) on an error status. */
 export const ERRNO_METADATA_KEY = 'omfs-errno';
@@ -25,7 +42,8 @@ export class Errno extends Error {
   readonly code: string;
 
   constructor(code: keyof typeof constants.errno | string, message?: string) {
-    const errno = errnoByName[code];
+    const errno = Object.hasOwn(errnoByName, code) ? errnoByName[code] : undefined;
+    // A name no Linux errno has is a bug in the caller; toErrno and statusToErrno never pass one.
     if (errno === undefined) throw new TypeError(`unknown errno name ${code}`);
     super(message ? `${code}: ${message}` : code);
     this.name = 'Errno';
@@ -45,10 +63,17 @@ export class Errno extends Error {
 export function toErrno(err: unknown): Errno {
   if (err instanceof Errno) return err;
   const code = (err as { code?: unknown } | null)?.code;
-  if (typeof code === 'string' && code in errnoByName) {
-    return new Errno(code, (err as Error).message);
+  const message = messageOf(err);
+  if (typeof code === 'string' && isErrnoName(code)) return new Errno(code, message);
+  return new Errno('EIO', message);
+}
+
+function messageOf(err: unknown): string {
+  try {
+    return err instanceof Error ? err.message : String(err);
+  } catch {
+    return 'unprintable error'; // String() of an object whose toString throws
   }
-  return new Errno('EIO', err instanceof Error ? err.message : String(err));
 }
 
 // gRPC status codes for the errnos a client may want to tell apart without the metadata
@@ -86,9 +111,19 @@ export function errnoToStatus(err: unknown): Partial<StatusObject> {
 /**
  * The Errno a client sees for a failed call. A status without our metadata (deadline, transport
  * failure, a peer that is not mfsd) maps to the errno a local filesystem would give for the
- * same situation.
+ * same situation. UNAVAILABLE (nothing listens, the connection broke, TLS refused us or we refused
+ * it) is EHOSTDOWN, 112 on Linux: the node cannot be talked to. Never throws, whatever it is given:
+ * it runs inside gRPC callbacks, where a throw kills the process.
  */
 export function statusToErrno(err: ServiceError): Errno {
+  try {
+    return fromStatus(err);
+  } catch (e) {
+    return new Errno('EIO', messageOf(e));
+  }
+}
+
+function fromStatus(err: ServiceError): Errno {
   const carried = err.metadata?.get(ERRNO_METADATA_KEY)[0];
   if (carried !== undefined) return Errno.fromNumber(Number(carried), err.details);
   switch (err.code) {

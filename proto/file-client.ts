@@ -2,8 +2,13 @@
 // (statusToErrno), large reads/writes split into streamed 1 MiB chunks. Names and symlink targets
 // are bytes on the wire: pass a Buffer to send one exactly (a string is sent as its UTF-8 bytes);
 // names and targets come back as Buffers.
+//
+// Never throws from a gRPC callback or stream event (issue 8: a TypeError there killed every
+// FileClient user when a node was down): every failure, whatever it is, rejects the call's promise
+// with an Errno. A node that cannot be reached (nothing listens, TLS refused either way) is
+// EHOSTDOWN (proto/errno.ts statusToErrno).
 import { credentials as grpcCredentials, type ChannelCredentials, type Client, type ServiceError, type ClientReadableStream } from '@grpc/grpc-js';
-import { Errno, statusToErrno } from './errno.js';
+import { Errno, statusToErrno, toErrno } from './errno.js';
 import { loadFileServiceConstructor } from './load.js';
 
 export interface Caller { uid: number; gid: number; groups: number[]; pid: number }
@@ -26,6 +31,17 @@ export const nameBytes = (n: Name): Buffer => (typeof n === 'string' ? Buffer.fr
 
 type UnaryFn = (req: object, cb: (err: ServiceError | null, reply: unknown) => void) => unknown;
 
+/** Runs `fn`; anything it throws rejects with an Errno instead of escaping into gRPC's event code. */
+function guarded<A extends unknown[]>(reject: (e: Errno) => void, fn: (...args: A) => void): (...args: A) => void {
+  return (...args: A) => {
+    try {
+      fn(...args);
+    } catch (err) {
+      reject(toErrno(err));
+    }
+  };
+}
+
 export class FileClient {
   readonly raw: Client & Record<string, unknown>;
 
@@ -41,7 +57,9 @@ export class FileClient {
     const fn = this.raw[method] as UnaryFn | undefined;
     if (!fn) return Promise.reject(new Errno('ENOSYS', method));
     return new Promise<T>((resolve, reject) => {
-      fn.call(this.raw, req, (err, reply) => (err ? reject(statusToErrno(err)) : resolve(reply as T)));
+      guarded(reject, () => {
+        fn.call(this.raw, req, guarded(reject, (err: ServiceError | null, reply: unknown) => (err ? reject(statusToErrno(err)) : resolve(reply as T))));
+      })();
     });
   }
 
@@ -96,38 +114,46 @@ export class FileClient {
 
   /** Reads up to `size` bytes at `offset` (streamed in chunks, no message-size cap). */
   read(caller: Caller, handle: Buffer, fh: string, offset: number, size: number, flags = 0): Promise<Buffer> {
-    const stream = (this.raw['Read'] as (req: object) => ClientReadableStream<{ data: Buffer }>).call(this.raw, {
-      caller, handle, fh, flags, offset: String(offset), size: String(size),
-    });
     return new Promise((resolve, reject) => {
-      const parts: Buffer[] = [];
-      stream.on('data', (c: { data: Buffer }) => parts.push(c.data));
-      stream.on('error', (err: ServiceError) => reject(statusToErrno(err)));
-      stream.on('end', () => resolve(Buffer.concat(parts)));
+      guarded(reject, () => {
+        const stream = (this.raw['Read'] as (req: object) => ClientReadableStream<{ data: Buffer }>).call(this.raw, {
+          caller, handle, fh, flags, offset: String(offset), size: String(size),
+        });
+        const parts: Buffer[] = [];
+        stream.on('data', guarded(reject, (c: { data: Buffer }) => void parts.push(c.data)));
+        stream.on('error', guarded(reject, (err: ServiceError) => reject(statusToErrno(err))));
+        stream.on('end', guarded(reject, () => resolve(Buffer.concat(parts))));
+      })();
     });
   }
 
   /** Writes `data` at `offset` as a stream of 1 MiB chunks; resolves with the bytes written. */
   write(caller: Caller, handle: Buffer, fh: string, offset: number, data: Buffer, flags = 0): Promise<number> {
     return new Promise((resolve, reject) => {
-      const stream = (this.raw['Write'] as (cb: (err: ServiceError | null, r?: { written: string }) => void) => NodeJS.WritableStream)
-        .call(this.raw, (err, r) => (err ? reject(statusToErrno(err)) : resolve(Number(r?.written ?? 0))));
-      for (let off = 0; off < data.length || (off === 0 && data.length === 0); off += CHUNK) {
-        stream.write({ caller, handle, fh, flags, offset: String(offset + off), data: data.subarray(off, off + CHUNK) } as never);
-        if (data.length === 0) break;
-      }
-      stream.end();
+      guarded(reject, () => {
+        const stream = (this.raw['Write'] as (cb: (err: ServiceError | null, r?: { written: string }) => void) => NodeJS.WritableStream)
+          .call(this.raw, guarded(reject, (err: ServiceError | null, r?: { written: string }) => (err ? reject(statusToErrno(err)) : resolve(Number(r?.written ?? 0)))));
+        // A failed call also emits 'error' on the stream; the callback above already rejected.
+        stream.on('error', () => {});
+        for (let off = 0; off < data.length || (off === 0 && data.length === 0); off += CHUNK) {
+          stream.write({ caller, handle, fh, flags, offset: String(offset + off), data: data.subarray(off, off + CHUNK) } as never);
+          if (data.length === 0) break;
+        }
+        stream.end();
+      })();
     });
   }
 
   /** All entries after `cookie`. */
   readDir(caller: Caller, dir: Buffer, cookie = '0'): Promise<DirEntry[]> {
-    const stream = (this.raw['ReadDir'] as (req: object) => ClientReadableStream<DirEntry>).call(this.raw, { caller, dir, cookie });
     return new Promise((resolve, reject) => {
-      const out: DirEntry[] = [];
-      stream.on('data', (e: DirEntry) => out.push(e));
-      stream.on('error', (err: ServiceError) => reject(statusToErrno(err)));
-      stream.on('end', () => resolve(out));
+      guarded(reject, () => {
+        const stream = (this.raw['ReadDir'] as (req: object) => ClientReadableStream<DirEntry>).call(this.raw, { caller, dir, cookie });
+        const out: DirEntry[] = [];
+        stream.on('data', guarded(reject, (e: DirEntry) => void out.push(e)));
+        stream.on('error', guarded(reject, (err: ServiceError) => reject(statusToErrno(err))));
+        stream.on('end', guarded(reject, () => resolve(out)));
+      })();
     });
   }
 }
