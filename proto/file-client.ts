@@ -7,7 +7,7 @@
 // FileClient user when a node was down): every failure, whatever it is, rejects the call's promise
 // with an Errno. A node that cannot be reached (nothing listens, TLS refused either way) is
 // EHOSTDOWN (proto/errno.ts statusToErrno).
-import { credentials as grpcCredentials, type ChannelCredentials, type Client, type ServiceError, type ClientReadableStream } from '@grpc/grpc-js';
+import { credentials as grpcCredentials, type ChannelCredentials, type ChannelOptions, type Client, type ServiceError, type ClientReadableStream } from '@grpc/grpc-js';
 import { Errno, statusToErrno, toErrno } from './errno.js';
 import { loadFileServiceConstructor } from './load.js';
 
@@ -45,9 +45,10 @@ function guarded<A extends unknown[]>(reject: (e: Errno) => void, fn: (...args: 
 export class FileClient {
   readonly raw: Client & Record<string, unknown>;
 
-  constructor(address: string, creds: ChannelCredentials = grpcCredentials.createInsecure()) {
+  /** options: extra gRPC channel options (e.g. grpc.use_local_subchannel_pool for a connection of its own). */
+  constructor(address: string, creds: ChannelCredentials = grpcCredentials.createInsecure(), options: ChannelOptions = {}) {
     const Ctor = loadFileServiceConstructor();
-    this.raw = new Ctor(address, creds, { 'grpc.max_receive_message_length': 8 * CHUNK }) as Client & Record<string, unknown>;
+    this.raw = new Ctor(address, creds, { 'grpc.max_receive_message_length': 8 * CHUNK, ...options }) as Client & Record<string, unknown>;
   }
 
   close(): void { this.raw.close(); }
