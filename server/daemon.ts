@@ -89,7 +89,7 @@ export async function startDaemon(cfg: MfsdConfig): Promise<RunningDaemon> {
   // without CAP_SYS_RESOURCE the hard limit stays).
   sys.raiseFdLimit();
   const peers = new Peers(cfg.limits);
-  const locks = new LockTable();
+  const locks = new LockTable({ maxLocksPerPeer: cfg.limits.locksPerPeer, maxWaitersPerPeer: cfg.limits.lockWaitersPerPeer });
   let files: FileService;
   try {
     files = await createFileService({ nodeId: cfg.node, exports: cfg.exports, stateDir: cfg.stateDir, locks, peers });

@@ -92,7 +92,10 @@ export async function createFileService(opts: FileServiceOptions): Promise<FileS
   const peers = opts.peers ?? new Peers();
   const table = new OpenFileTable(peers.limits.openFilesPerPeer);
   const locks = opts.locks;
-  peers.whenEnded((peer) => table.releasePeer(peer));
+  peers.whenEnded((peer) => {
+    table.releasePeer(peer);
+    locks.releasePeer(peer.key);
+  });
   const files = (call: { getPeer(): string }): OpenFiles => table.forPeer(peers.of(call));
   /** Open/Create for the calling peer: EMFILE before anything is opened or created when it is full. */
   const opening = async <T>(call: { getPeer(): string }, fn: (files: OpenFiles) => Promise<T>): Promise<T> => {
@@ -153,7 +156,7 @@ export async function createFileService(opts: FileServiceOptions): Promise<FileS
     Release: unary(async (r: { caller: WireCaller; fh: string; flush_locks: boolean; client_id: string; lock_owner: string }, call) => {
       callerOf(r.caller);
       const file = files(call).release(bigU64(r.fh));
-      if (r.flush_locks && file) locking.unlockAll(locks, file.id.toString(), `${r.client_id}:${bigU64(r.lock_owner)}`, 0);
+      if (r.flush_locks && file) locking.unlockAll(locks, file.id.toString(), `${r.client_id}:${bigU64(r.lock_owner)}`, 0, peers.of(call).key);
       return {};
     }),
     Mkdir: unary((r: Parameters<typeof names.mkdir>[1]) => names.mkdir(lfs, r)),
@@ -170,13 +173,13 @@ export async function createFileService(opts: FileServiceOptions): Promise<FileS
     ListXattr: unary((r: Parameters<typeof extra.listXattr>[2], call) => extra.listXattr(lfs, files(call), r)),
     RemoveXattr: unary((r: Parameters<typeof extra.removeXattr>[2], call) => extra.removeXattr(lfs, files(call), r)),
     Fallocate: unary((r: Parameters<typeof io.fallocate>[2], call) => io.fallocate(lfs, files(call), r)),
-    GetLk: unary((r: Parameters<typeof locking.getLk>[2]) => locking.getLk(locks, lfs, r)),
-    SetLk: unary((r: Parameters<typeof locking.setLk>[2]) => locking.setLk(locks, lfs, r)),
+    GetLk: unary((r: Parameters<typeof locking.getLk>[2], call) => locking.getLk(locks, lfs, r, peers.of(call).key)),
+    SetLk: unary((r: Parameters<typeof locking.setLk>[2], call) => locking.setLk(locks, lfs, r, peers.of(call).key)),
     SetLkW: unary((r: locking.LockIn, call) => {
       // A client cancelling its call (or going away) aborts the wait.
       const abort = new AbortController();
       call.on('cancelled', () => abort.abort());
-      return locking.setLkW(locks, lfs, r, abort.signal);
+      return locking.setLkW(locks, lfs, r, abort.signal, peers.of(call).key);
     }),
   };
 

@@ -40,7 +40,12 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     mkdirSync(path, { recursive: true });
     return { path, dfsa: e.dfsa ?? i + 1, readOnly: e.readOnly ?? false, rootSquash: e.rootSquash ?? false };
   });
-  const locks = new LockTable();
+  // Only the knobs given: the LockTable's defaults stand for the rest.
+  const lockLimits = {
+    ...(opts.limits?.locksPerPeer !== undefined ? { maxLocksPerPeer: opts.limits.locksPerPeer } : {}),
+    ...(opts.limits?.lockWaitersPerPeer !== undefined ? { maxWaitersPerPeer: opts.limits.lockWaitersPerPeer } : {}),
+  };
+  const locks = new LockTable(lockLimits);
   const nodeId = opts.nodeId ?? 7;
   let service = await createFileService({ nodeId, exports: specs, stateDir, locks, peers: new Peers(opts.limits) });
   let { server, address } = await serve(service);
@@ -49,7 +54,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     async restart() {
       h.server.forceShutdown();
       await h.service.close();
-      service = await createFileService({ nodeId, exports: specs, stateDir, locks: new LockTable(), peers: new Peers(opts.limits) });
+      service = await createFileService({ nodeId, exports: specs, stateDir, locks: new LockTable(lockLimits), peers: new Peers(opts.limits) });
       ({ server, address } = await serve(service));
       h.client.close();
       Object.assign(h, { service, server, address, client: new FileClient(address) });
