@@ -45,7 +45,9 @@ export class Errno extends Error {
     const errno = Object.hasOwn(errnoByName, code) ? errnoByName[code] : undefined;
     // A name no Linux errno has is a bug in the caller; toErrno and statusToErrno never pass one.
     if (errno === undefined) throw new TypeError(`unknown errno name ${code}`);
-    super(message ? `${code}: ${message}` : code);
+    // A message carried over from another error of the same code (a status's details, a SysError)
+    // already starts with the code: prefixing it again gave "EACCES: EACCES: openat".
+    super(!message ? code : message === code || message.startsWith(`${code}: `) ? message : `${code}: ${message}`);
     this.name = 'Errno';
     this.errno = errno;
     this.code = code;

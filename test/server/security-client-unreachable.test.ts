@@ -68,6 +68,16 @@ describe('errno names Node does not know', () => {
     const broken = { code: grpc.status.UNAVAILABLE, details: 'd', metadata: { get: () => { throw new Error('boom'); } } };
     expect(statusToErrno(broken as unknown as grpc.ServiceError).code).toBe('EIO');
   });
+
+  it('an error re-wrapped on its way (SysError, status details) names its code once', () => {
+    const sysError = Object.assign(new Error('EACCES: openat'), { code: 'EACCES' });
+    expect(toErrno(sysError).message).toBe('EACCES: openat');
+    const carried = new grpc.Metadata();
+    carried.set(ERRNO_METADATA_KEY, '13');
+    const wire = Object.assign(new Error('x'), { code: grpc.status.PERMISSION_DENIED, details: 'EACCES: permission denied', metadata: carried });
+    expect(statusToErrno(wire).message).toBe('EACCES: permission denied');
+    expect(new Errno('ENOENT', 'no such file').message).toBe('ENOENT: no such file');
+  });
 });
 
 describe('a FileClient talking to a node it cannot reach', () => {
