@@ -18,7 +18,8 @@ export interface Attr {
   blksize: number; atime: Timespec; mtime: Timespec; ctime: Timespec;
 }
 export interface Entry { handle: Buffer; attr: Attr }
-export interface DirEntry { name: Buffer; cookie: string; entry: Entry }
+/** `entry` is absent when the caller may read the directory but not search it (names only). */
+export interface DirEntry { name: Buffer; cookie: string; entry?: Entry }
 /** A file name or symlink target: bytes, or a string sent as UTF-8. */
 export type Name = Buffer | string;
 export interface LockReply { conflict: boolean; start: string; end: string; type: number; pid: number }

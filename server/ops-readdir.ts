@@ -6,13 +6,15 @@
 // loop gets a turn between batches, and when the client does not take entries (the stream's buffer
 // is full) the listing waits for it, holding one batch at most. Entries come in the directory's own
 // order, which is what makes d_off cookies resumable: after any cookie returned, the listing goes on
-// after that entry, entries added or removed meanwhile as on the bare directory.
+// after that entry, entries added or removed meanwhile as on the bare directory. A caller who may
+// read the directory but not search it gets the names without handles or attributes, as `ls -l`
+// of such a directory on the bare filesystem lists names whose stat fails.
 import { closeSync } from 'node:fs';
 import * as sys from '../sys/index.js';
 import type { LocalFs } from './local-fs.js';
 import { isDotOrDotDot } from './names.js';
 import { checkAccess } from './as-caller.js';
-import { R_OK } from './permissions.js';
+import { R_OK, X_OK } from './permissions.js';
 import { entryOf } from './ops-meta.js';
 import { callerOf, bigU64, type Entry, type WireCaller } from './wire.js';
 
@@ -20,7 +22,8 @@ const O_RDONLY = 0;
 /** One getdents64 call: a few hundred to a couple of thousand entries, depending on name lengths. */
 const BATCH_BYTES = 32 * 1024;
 
-export interface DirEntryOut { name: Buffer; cookie: string; entry: Entry }
+/** `entry` is absent when the caller cannot search the directory (no stat of its entries). */
+export interface DirEntryOut { name: Buffer; cookie: string; entry?: Entry }
 
 /**
  * Sends one entry. Returns true to go on; false to stop (the call is gone); or a promise of that
@@ -28,11 +31,21 @@ export interface DirEntryOut { name: Buffer; cookie: string; entry: Entry }
  */
 export type EmitEntry = (e: DirEntryOut) => boolean | Promise<boolean>;
 
+function maySearch(fd: number, caller: Parameters<typeof checkAccess>[1]): boolean {
+  try {
+    checkAccess(fd, caller, X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 export async function readDir(lfs: LocalFs, req: { caller: WireCaller; dir: Buffer; cookie: string }, emit: EmitEntry): Promise<void> {
   const dir = await lfs.resolveDir(req.dir, callerOf(req.caller));
   checkAccess(dir.fd, dir.caller, R_OK);
+  const searchable = maySearch(dir.fd, dir.caller);
   const cookie = bigU64(req.cookie);
   // A fresh fd: getdents reads from the fd's position, and the cached directory fd is shared.
   const fd = sys.openat(dir.fd, '.', O_RDONLY | sys.O_DIRECTORY);
@@ -42,6 +55,16 @@ export async function readDir(lfs: LocalFs, req: { caller: WireCaller; dir: Buff
     if (cookie !== 0n) sys.seekdir(fd, BigInt.asIntN(64, cookie));
     for (let batch = sys.getdents(fd, buf); batch.length > 0; batch = sys.getdents(fd, buf)) {
       const found: Array<{ name: Buffer; st: sys.Stat; off: bigint }> = [];
+      if (!searchable) {
+        for (const d of batch) {
+          if (isDotOrDotDot(d.name)) continue;
+          let go = emit({ name: d.name, cookie: BigInt.asUintN(64, d.off).toString() });
+          if (typeof go !== 'boolean') go = await go;
+          if (!go) return;
+        }
+        await nextTurn();
+        continue;
+      }
       for (const d of batch) {
         if (isDotOrDotDot(d.name)) continue;
         let st: sys.Stat | undefined;

@@ -308,7 +308,7 @@ describe('large directories', () => {
     const all = await h.client.readDir(root, d.handle);
     expect(all.length).toBe(5000);
     expect(new Set(all.map((e) => e.name)).size).toBe(5000);
-    expect(all.every((e) => e.entry.attr.mode === fs.lstatSync(join(h.exports[0]!, 'many', e.name.toString())).mode)).toBe(true);
+    expect(all.every((e) => e.entry!.attr.mode === fs.lstatSync(join(h.exports[0]!, 'many', e.name.toString())).mode)).toBe(true);
     // Entries removed and added between two calls do not shift the resume point.
     fs.unlinkSync(join(h.exports[0]!, 'many', all[10]!.name.toString()));
     const rest = await h.client.readDir(root, d.handle, all[2499]!.cookie);

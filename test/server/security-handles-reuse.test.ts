@@ -95,7 +95,7 @@ describe('stale handles after inode number reuse', () => {
       // Looking the new file up again gives its own handle, not the old one.
       const again = await h.client.readDir(bob, bobDir.handle);
       expect(again.length).toBe(1);
-      expect(again[0]!.entry.handle.equals(reused.handle)).toBe(true);
+      expect(again[0]!.entry!.handle.equals(reused.handle)).toBe(true);
     });
   }
 

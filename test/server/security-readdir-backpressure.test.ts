@@ -115,7 +115,7 @@ describe('listing and resuming by cookie', () => {
     for (const n of byteNames) expect(all.some((e) => e.name.equals(n))).toBe(true);
     // Each entry's handle and attributes are its own.
     for (const e of all.filter((x) => byteNames.some((n) => n.equals(x.name)))) {
-      expect((await h.client.getAttr(root, e.entry.handle)).ino).toBe(e.entry.attr.ino);
+      expect((await h.client.getAttr(root, e.entry!.handle)).ino).toBe(e.entry!.attr.ino);
     }
 
     for (const i of [0, 1, 99, 100, 101, 1500, all.length - 2, all.length - 1]) {
