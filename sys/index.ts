@@ -216,19 +216,37 @@ export function close(fd: number): void {
 /** off: the cookie to seek to for the entry after this one (the filesystem's own telldir value). */
 export interface Dirent { name: Buffer; ino: bigint; type: number; off: bigint }
 
+/** Offsets in a Linux dirent64 record: d_ino (u64) at 0, then these; the name is NUL-terminated. */
+export const DIRENT64 = { OFF: 8, RECLEN: 16, TYPE: 18, NAME: 19 } as const;
+
+/**
+ * One getdents64(2) call into buf[0, size) without parsing: the bytes of records written (0 at the
+ * end). For listings that copy names straight into a reply, allocating nothing per entry: walk the
+ * records with DIRENT64 and direntNameEnd.
+ */
+export function getdentsRaw(fd: number, buf: Buffer, size = buf.length): number {
+  return check(c.getdents64(fd, buf, Math.min(size, buf.length)), 'getdents64');
+}
+
+/** Where the name of the dirent64 record at `at` ends (its NUL, or the record's end). */
+export function direntNameEnd(buf: Buffer, at: number): number {
+  const end = at + buf.readUInt16LE(at + DIRENT64.RECLEN);
+  const nul = buf.indexOf(0, at + DIRENT64.NAME);
+  return nul < 0 || nul > end ? end : nul;
+}
+
 /**
  * One getdents64(2) call on the directory open at fd, from its current position, into `buf`: as
- * many entries as fit, "." and ".." included, names as the bytes stored. [] at the end.
+ * many entries as fit, "." and ".." included, names as the bytes stored (copies). [] at the end.
  */
 export function getdents(fd: number, buf: Buffer): Dirent[] {
   const out: Dirent[] = [];
-  const n = check(c.getdents64(fd, buf, buf.length), 'getdents64');
-  for (let at = 0; at < n;) {
-    const reclen = buf.readUInt16LE(at + 16);
-    const nameEnd = buf.indexOf(0, at + 19);
-    const end = nameEnd < 0 || nameEnd > at + reclen ? at + reclen : nameEnd;
-    out.push({ ino: buf.readBigUInt64LE(at), off: buf.readBigInt64LE(at + 8), type: buf[at + 18]!, name: Buffer.from(buf.subarray(at + 19, end)) });
-    at += reclen;
+  const n = getdentsRaw(fd, buf);
+  for (let at = 0; at < n; at += buf.readUInt16LE(at + DIRENT64.RECLEN)) {
+    out.push({
+      ino: buf.readBigUInt64LE(at), off: buf.readBigInt64LE(at + DIRENT64.OFF), type: buf[at + DIRENT64.TYPE]!,
+      name: Buffer.from(buf.subarray(at + DIRENT64.NAME, direntNameEnd(buf, at))),
+    });
   }
   return out;
 }

@@ -213,6 +213,28 @@ export class DirBuffer {
     this.used += rec;
     return true;
   }
+  /**
+   * A record copied from `src` without allocating: its ino and off are the 16 little-endian bytes at
+   * src[inoAt] (a Linux dirent64 record starts the same way), its name src[nameAt, nameAt+nameLen).
+   * With `plus`, a READDIRPLUS record with node id 0: name and type only, as the kernel reads it.
+   */
+  addCopied(src: Buffer, inoAt: number, type: number, nameAt: number, nameLen: number, plus: boolean): boolean {
+    const header = plus ? DIRENTPLUS_HEADER_SIZE : DIRENT_HEADER_SIZE;
+    const rec = (header + nameLen + 7) & ~7;
+    if (this.used + rec > this.buf.length || nameLen > NAME_BYTES_MAX) return false;
+    // A plus record's entry_out stays zero (the buffer is zeroed): node id 0 means "no entry".
+    const at = this.used + header - DIRENT_HEADER_SIZE;
+    src.copy(this.buf, at, inoAt, inoAt + 16);
+    this.buf.writeUInt32LE(nameLen, at + 16);
+    this.buf.writeUInt32LE(type, at + 20);
+    src.copy(this.buf, at + 24, nameAt, nameAt + nameLen);
+    this.used += rec;
+    return true;
+  }
+  /** Bytes left for records. */
+  get room(): number {
+    return this.buf.length - this.used;
+  }
   /** Room for one more record with a name of this many bytes? */
   fits(nameLen: number, plus: boolean): boolean {
     const rec = ((plus ? DIRENTPLUS_HEADER_SIZE : DIRENT_HEADER_SIZE) + nameLen + 7) & ~7;

@@ -38,6 +38,9 @@ const DOT = Buffer.from('.');
 /** Entries with attributes per READDIRPLUS reply (see fillDir). */
 const PLUS_ENTRIES_MAX = 32;
 const DOTDOT = Buffer.from('..');
+const DT_DIR = 4;
+/** getdents64 records of the READDIR being answered (one at a time: fillDir is synchronous). */
+let direntBuf = Buffer.allocUnsafe(0);
 /** INIT flags this filesystem wants beyond the kernel layer's defaults (the CLI passes them on). */
 export const PASSTHROUGH_INIT_FLAGS = InitFlag.POSIX_ACL | InitFlag.DONT_MASK;
 /**
@@ -60,13 +63,10 @@ function asCreator<T>(ctx: RequestContext, umask: number, fn: () => T): T {
   }
 }
 
-const isDotName = (n: Buffer): boolean => n[0] === 0x2e && (n.length === 1 || (n.length === 2 && n[1] === 0x2e));
-const NO_TIME = { sec: 0, nsec: 0 };
-/** The kernel ignores the attributes of a READDIRPLUS entry with node id 0; only ino and type matter. */
-const dotAttr = (e: sys.Dirent) => ({
-  ino: Number(e.ino), size: 0, blocks: 0, atime: NO_TIME, mtime: NO_TIME, ctime: NO_TIME,
-  mode: e.type << 12, nlink: 0, uid: 0, gid: 0, rdev: 0, blksize: 0,
-});
+const isDotName = (n: Buffer): boolean => isDotAt(n, 0, n.length);
+/** Whether buf[at, at+len) is "." or "..". */
+const isDotAt = (buf: Buffer, at: number, len: number): boolean =>
+  buf[at] === 0x2e && (len === 1 || (len === 2 && buf[at + 1] === 0x2e));
 
 export class PassthroughFs implements FileSystem {
   readonly nodes: NodeTable;
@@ -433,33 +433,43 @@ export class PassthroughFs implements FileSystem {
    * about one reply's worth at a time (the records are of similar size), so a large directory is
    * read once, not once per reply. "." and ".." in READDIRPLUS carry node id 0 (no lookup).
    *
-   * A READDIRPLUS reply stops after PLUS_ENTRIES_MAX entries. The kernel asks for READDIRPLUS at the
-   * start of every listing, also for a program that only wants names (ls -f, find), and each entry
-   * costs an lstat that, on a cold cache, reads the inode from disk: 200 of them made a cold
-   * listing of 3000 names 10x slower than bindfs's. The kernel goes on from where the reply ended,
-   * with READDIRPLUS again only if someone looked up an entry meanwhile (ls -l does, find does not).
+   * Which READDIRPLUS entries get attributes (the rest carry node id 0: name and type only, as a
+   * plain READDIR). Each costs an lstat that, on a cold cache, reads the inode from disk, and the
+   * kernel asks for READDIRPLUS at the start of every listing, also for a program that only wants
+   * names (ls -f, find): 200 of them made a cold listing of 3000 names 10x slower than bindfs's,
+   * which sends no attributes at all. So the first reply of a listing (cookie 0) carries the
+   * attributes of directories only, which a tree walk (find, du, cp -r, rm -r) looks up anyway.
+   * The kernel asks for READDIRPLUS again later in the listing only when entries were looked up
+   * meanwhile (ls -l, stat of each): then every entry gets its attributes, at most PLUS_ENTRIES_MAX
+   * per reply, and the kernel goes on from where the reply ended.
    */
   private fillDir(r: RequestOf<'READDIR' | 'READDIRPLUS'>, out: DirBuffer, plus: boolean): void {
     const dir = this.node(r.header.nodeId);
     const fd = this.dirFd(dir);
     sys.seekdir(fd, r.cookie);
-    const buf = Buffer.allocUnsafe(Math.max(r.size, 1024));
+    if (direntBuf.length < r.size) direntBuf = Buffer.allocUnsafe(r.size);
+    const buf = direntBuf;
     let stated = 0;
+    const dirsOnly = r.cookie === 0n;
     for (;;) {
-      const batch = sys.getdents(fd, buf);
-      if (batch.length === 0) return;
-      for (const e of batch) {
-        if (!out.fits(e.name.length, plus) || stated === PLUS_ENTRIES_MAX) return;
-        if (!plus) {
-          out.add(Number(e.ino), e.off, e.type, e.name);
-        } else if (isDotName(e.name)) {
-          out.addPlus({ nodeId: 0, generation: 0, entryTimeout: 0, attrTimeout: 0, attr: dotAttr(e) }, e.off, e.type, e.name);
-        } else {
-          const st = sys.statatIfExists(fd, e.name, sys.AT_SYMLINK_NOFOLLOW);
-          stated++;
-          if (!st) continue; // removed since getdents read it: as if read after the removal
-          out.addPlus(this.entry(dir, e.name, st), e.off, direntType(st.mode), e.name);
+      // No more than the reply has room for: a dirent64 is never larger than the FUSE record of the
+      // same name, so nearly every entry read is sent, and the next request starts at its cookie.
+      const n = sys.getdentsRaw(fd, buf, Math.max(out.room, 1024));
+      if (n === 0) return;
+      for (let at = 0; at < n; at += buf.readUInt16LE(at + sys.DIRENT64.RECLEN)) {
+        const nameAt = at + sys.DIRENT64.NAME;
+        const nameLen = sys.direntNameEnd(buf, at) - nameAt;
+        const type = buf[at + sys.DIRENT64.TYPE]!;
+        if (!out.fits(nameLen, plus) || stated === PLUS_ENTRIES_MAX) return;
+        if (!plus || isDotAt(buf, nameAt, nameLen) || (dirsOnly && type !== DT_DIR)) {
+          out.addCopied(buf, at, type, nameAt, nameLen, plus);
+          continue;
         }
+        const name = Buffer.from(buf.subarray(nameAt, nameAt + nameLen));
+        const st = sys.statatIfExists(fd, name, sys.AT_SYMLINK_NOFOLLOW);
+        stated++;
+        if (!st) continue; // removed since getdents read it: as if read after the removal
+        out.addPlus(this.entry(dir, name, st), buf.readBigUInt64LE(at + sys.DIRENT64.OFF), direntType(st.mode), name);
       }
     }
   }
