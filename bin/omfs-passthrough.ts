@@ -82,7 +82,8 @@ async function main(): Promise<void> {
     const code = (err as NodeJS.ErrnoException).code;
     fail(1, code === 'EACCES' || code === 'EPERM' ? `cannot open /dev/fuse (${code}): ${NEEDS_ROOT}` : `cannot open /dev/fuse: ${(err as Error).message}`);
   }
-  if (cli.kernelPassthrough) fs.enableKernelPassthrough(fd);
+  fs.useDevice(fd);
+  if (cli.kernelPassthrough) fs.enableKernelPassthrough();
   // Kernel-local POSIX locks already exclude processes on this one mount; nothing to gain here.
   const session = new Session(fd, fs, {
     debug: cli.debug,

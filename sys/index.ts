@@ -200,6 +200,33 @@ export function fallocate(fd: number, mode: number, offset: number, len: number)
   check(c.fallocate(fd, mode, offset, len), 'fallocate');
 }
 
+const RWF_NOWAIT = 0x08;
+const EAGAIN = 11;
+
+/**
+ * pread of buf[0, size) at `offset` that never waits for the disk (preadv2 with RWF_NOWAIT): the
+ * bytes read, or null when some of them are not in the page cache yet (the kernel has then started
+ * reading them ahead). A short count means end of file or only a cached prefix: ask fstat which.
+ */
+export function preadCached(fd: number, buf: Buffer, size: number, offset: number): number | null {
+  const n = Number(c.preadv2(fd, { base: buf, len: Math.min(size, buf.length) }, 1, offset, RWF_NOWAIT));
+  if (n >= 0) return n;
+  const e = c.errno();
+  if (e === EAGAIN) return null;
+  throw new SysError(e, 'preadv2');
+}
+
+const POLLIN = 1;
+const pollFd = Buffer.alloc(8);
+
+/** Whether fd has something to read right now (poll(2) with no wait). */
+export function readableNow(fd: number): boolean {
+  pollFd.writeInt32LE(fd, 0);
+  pollFd.writeInt16LE(POLLIN, 4);
+  pollFd.writeInt16LE(0, 6);
+  return check(c.poll(pollFd, 1, 0), 'poll') > 0 && (pollFd.readInt16LE(6) & POLLIN) !== 0;
+}
+
 /** lseek(2), SEEK_DATA and SEEK_HOLE included. */
 export function lseek(fd: number, offset: number, whence: number): number {
   return check(c.lseek(fd, offset, whence), 'lseek');

@@ -42,6 +42,10 @@ export const fallocate = libc.func('int fallocate(int fd, int mode, int64_t offs
 export const lseek = libc.func('int64_t lseek(int fd, int64_t offset, int whence)');
 export const ioctl = libc.func('int ioctl(int fd, unsigned long request, uint8_t *arg)');
 export const close = libc.func('int close(int fd)');
+// struct iovec, registered by name for preadv2: koffi passes a Buffer given as `base` by its address.
+koffi.struct('omfs_iovec', { base: 'void *', len: 'size_t' });
+export const preadv2 = libc.func('intptr_t preadv2(int fd, const omfs_iovec *iov, int iovcnt, int64_t offset, int flags)');
+export const poll = libc.func('int poll(_Inout_ uint8_t *fds, unsigned long nfds, int timeout)');
 export const getdents64 = libc.func('intptr_t getdents64(int fd, _Out_ uint8_t *buf, size_t size)');
 
 export const getxattr = libc.func('intptr_t getxattr(const char *path, const char *name, _Out_ uint8_t *value, size_t size)');

@@ -26,8 +26,7 @@ export interface PassthroughOptions {
   directIo: boolean;
 }
 
-/** nextRead: where the last READ of this handle ended (sequential reads are answered inline). */
-interface OpenFile { fd: number; node: Node; nextRead: number; backingId: number }
+interface OpenFile { fd: number; node: Node; backingId: number }
 
 const COPY_CHUNK = 1024 * 1024;
 /** Shared: the session reads only its code. */
@@ -73,8 +72,9 @@ export class PassthroughFs implements FileSystem {
   private readonly files = new Map<number, OpenFile>();
   private nextFh = 1;
   private kernelPassthrough = false;
-  /** The /dev/fuse descriptor that backing files are registered on (enableKernelPassthrough). */
+  /** Our /dev/fuse descriptor (useDevice): backing files are registered on it, and reads ask it who waits. */
   private device: number | undefined;
+  private wantsKernelPassthrough = false;
   /** Kernel passthrough: each open node's backing id and how many of our open files use it. */
   private readonly backing = new Map<Node, { id: number; opens: number }>();
   /** Called after a node is looked up (the CLI's cache watcher hooks here). */
@@ -92,21 +92,29 @@ export class PassthroughFs implements FileSystem {
   /** Called after we made, removed or moved `name` in `dir` for a request (same purpose). */
   onNameChanged: ((dir: Node, name: Buffer) => void) | undefined;
 
+  /** Whether a request waits in /dev/fuse (unknown without useDevice: assume so, never block on the disk). */
+  private readonly requestsWaiting = (): boolean => this.device === undefined || sys.readableNow(this.device);
+
   constructor(readonly source: string, private readonly options: PassthroughOptions) {
     this.nodes = new NodeTable(source);
   }
 
-  /**
-   * Offer the kernel's own passthrough (FUSE_PASSTHROUGH; the session must ask for the INIT flag):
-   * each opened regular file is registered on `device`, and the kernel then reads and writes it
-   * directly, with no request to us.
-   */
-  enableKernelPassthrough(device: number): void {
+  /** The session's /dev/fuse descriptor: whether requests wait there decides how READs wait on the disk. */
+  useDevice(device: number): void {
     this.device = device;
   }
 
+  /**
+   * Offer the kernel's own passthrough (FUSE_PASSTHROUGH; the session must ask for the INIT flag):
+   * each opened regular file is registered on the device (useDevice), and the kernel then reads and
+   * writes it directly, with no request to us.
+   */
+  enableKernelPassthrough(): void {
+    this.wantsKernelPassthrough = true;
+  }
+
   init(info: InitInfo): void {
-    this.kernelPassthrough = this.device !== undefined && (info.flags & InitFlag.PASSTHROUGH) !== 0n;
+    this.kernelPassthrough = this.wantsKernelPassthrough && this.device !== undefined && (info.flags & InitFlag.PASSTHROUGH) !== 0n;
   }
 
   /** Whether INIT negotiated the kernel's passthrough (the CLI reports it). */
@@ -245,7 +253,7 @@ export class PassthroughFs implements FileSystem {
       backingId = this.backingFor(node, fd);
       if (backingId > 0) openFlags |= OpenFlag.PASSTHROUGH;
     }
-    this.files.set(fh, { fd, node, nextRead: 0, backingId });
+    this.files.set(fh, { fd, node, backingId });
     // With PASSTHROUGH the kernel takes no cache flags (it answers EIO to the open): the backing
     // file's own page cache serves the data.
     if (backingId > 0) return { fh, openFlags, backingId };
@@ -342,10 +350,7 @@ export class PassthroughFs implements FileSystem {
    * the disk, so it goes to the pool and overlaps with the others.
    */
   read(_ctx: RequestContext, r: RequestOf<'READ'>): Buffer | Promise<Buffer> {
-    const f = this.file(r.fh);
-    const sequential = r.offset === f.nextRead && r.offset !== 0;
-    f.nextRead = r.offset + r.size;
-    return sequential ? io.preadNow(f.fd, r.size, r.offset) : io.pread(f.fd, r.size, r.offset);
+    return io.read(this.file(r.fh).fd, r.size, r.offset, this.requestsWaiting);
   }
 
   write(ctx: RequestContext, r: RequestOf<'WRITE'>): number | Promise<number> {
