@@ -92,7 +92,7 @@ export async function startDaemon(cfg: MfsdConfig): Promise<RunningDaemon> {
   const locks = new LockTable({ maxLocksPerPeer: cfg.limits.locksPerPeer, maxWaitersPerPeer: cfg.limits.lockWaitersPerPeer });
   let files: FileService;
   try {
-    files = await createFileService({ nodeId: cfg.node, exports: cfg.exports, stateDir: cfg.stateDir, locks, peers });
+    files = await createFileService({ nodeId: cfg.node, exports: cfg.exports, stateDir: cfg.stateDir, locks, peers, tls: !cfg.insecure });
   } catch (err) {
     throw new StartupError(`file service: ${(err as Error).message}`, 1);
   }
@@ -110,6 +110,7 @@ export async function startDaemon(cfg: MfsdConfig): Promise<RunningDaemon> {
   let port: number;
   try {
     server.addService(files.definition, files.implementation);
+    server.addService(files.session.definition, files.session.implementation);
     const node = createNodeService({ nodeId: cfg.node, exports: cfg.exports, tls: !cfg.insecure });
     server.addService(node.definition, node.implementation);
     port = await bind(server, formatListen(cfg.listen), creds);

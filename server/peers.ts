@@ -1,6 +1,7 @@
-// Peers: who a call belongs to, and what each peer may hold. A peer is one connection today (its key
-// is grpc-js's getPeer() "ip:port", unique among live connections on the listening socket); the
-// sessions issue will key it by lease instead. Everything a peer holds hangs off its Peer record
+// Peers: who a call belongs to, and what each peer may hold. A unary call's peer is its connection
+// (key: grpc-js's getPeer() "ip:port", unique among live connections on the listening socket); a
+// session frame's peer is its session (key "session:<node>:<session id hex>", server/session.ts), so
+// that a lease can own it later. Everything a peer holds hangs off its Peer record
 // and is dropped by `end()`, whoever decides the peer is gone (the connection closing today, a
 // lease expiring later).
 import * as grpc from '@grpc/grpc-js';
@@ -52,6 +53,11 @@ export class Peers {
       this.live.set(key, p);
     }
     return p;
+  }
+
+  /** Whether `key` names a live peer. */
+  has(key: string): boolean {
+    return this.live.has(key);
   }
 
   /** The peer a call comes from. */

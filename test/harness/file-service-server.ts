@@ -1,4 +1,4 @@
-// In-process FileService on 127.0.0.1:<random port> with temp exports and a typed client.
+// In-process FileService (and its session service) on 127.0.0.1:<random port> with temp exports and a typed client.
 import * as grpc from '@grpc/grpc-js';
 import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -27,6 +27,7 @@ async function serve(service: FileService): Promise<{ server: grpc.Server; addre
   const server = new grpc.Server({ interceptors: [service.peers.interceptor()] });
   trackConnections(server, { onConnectionClosed: (key) => service.peers.end(key), handshakeTimeoutMs: 10_000, maxUnauthenticated: 256 });
   server.addService(service.definition, service.implementation);
+  server.addService(service.session.definition, service.session.implementation);
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
   return { server, address: `127.0.0.1:${port}` };

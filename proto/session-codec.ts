@@ -1,0 +1,126 @@
+// Session frames (proto/session.proto) encoded and decoded with protobufjs directly, not through
+// proto-loader: the hot path then builds no intermediate objects (proto-loader's toObject copies
+// every message), decodes `bytes` as Buffer views into the received frame, and reads 64-bit
+// integers as plain numbers when they fit in 2^53 (the common case: sizes, offsets, fhs, times)
+// and as decimal strings only when they do not (cluster inode numbers, directory cookies), never as
+// Long or BigInt. Every consumer of these values (server/wire.ts u64/bigU64, the client) accepts
+// both forms.
+//
+// The gRPC method's serializers are the identity: each side encodes and decodes the frames itself,
+// so a frame that does not decode is an error the session answers, not a failure inside grpc-js.
+import type { ServiceDefinition } from '@grpc/grpc-js';
+import protobuf from 'protobufjs';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+/** A 64-bit integer as decoded: a number when it is a safe integer, else its decimal string. */
+export type U64 = number | string;
+
+/** A decoded frame: the oneof's name and its message (fields as in omfs.proto, snake_case). */
+export interface ClientFrameIn { id: number; op?: string; [field: string]: unknown }
+export interface ServerFrameIn { id: number; reply?: string; [field: string]: unknown }
+
+const root = new protobuf.Root();
+root.loadSync(join(here, 'session.proto'), { keepCase: true });
+root.resolveAll();
+const ClientFrame = root.lookupType('omfs.ClientFrame');
+const ServerFrame = root.lookupType('omfs.ServerFrame');
+
+const EMPTY = Buffer.alloc(0);
+// Decoded messages take absent fields from their prototype. protobufjs puts a Long there for 64-bit
+// fields and an empty array for `bytes`; ours get 0 and an empty Buffer, the forms present ones have.
+for (const t of [ClientFrame, ServerFrame]) fixDefaults(t, new Set());
+function fixDefaults(type: protobuf.Type, seen: Set<protobuf.Type>): void {
+  if (seen.has(type)) return;
+  seen.add(type);
+  const proto = type.ctor.prototype as Record<string, unknown>;
+  for (const f of type.fieldsArray) {
+    f.resolve();
+    if (f.repeated) continue;
+    if (f.long) proto[f.name] = 0;
+    else if (f.type === 'bytes') proto[f.name] = EMPTY;
+    if (f.resolvedType instanceof protobuf.Type) fixDefaults(f.resolvedType, seen);
+  }
+  for (const f of type.fieldsArray) if (f.repeated && f.resolvedType instanceof protobuf.Type) fixDefaults(f.resolvedType, seen);
+}
+
+interface LongLike { low: number; high: number; toString(): string }
+const TWO_32 = 2 ** 32;
+function fromLong(l: LongLike, unsigned: boolean): U64 {
+  const hi = unsigned ? l.high >>> 0 : l.high | 0;
+  // |value| < 2^53 exactly when hi is within +-2^21.
+  if (hi < 0x200000 && hi >= -0x200000) return hi * TWO_32 + (l.low >>> 0);
+  return l.toString();
+}
+
+const baseUint64 = protobuf.Reader.prototype.uint64 as unknown as (this: protobuf.Reader) => LongLike;
+const baseInt64 = protobuf.Reader.prototype.int64 as unknown as (this: protobuf.Reader) => LongLike;
+
+/** protobufjs's Buffer reader (bytes as views), with 64-bit integers as U64. */
+class FrameReader extends protobuf.BufferReader {
+  override uint64(): never {
+    return fromLong(baseUint64.call(this), true) as never;
+  }
+  override int64(): never {
+    return fromLong(baseInt64.call(this), false) as never;
+  }
+}
+
+function decodeAs<T>(type: protobuf.Type, buf: Buffer): T {
+  return type.decode(new FrameReader(buf)) as unknown as T;
+}
+
+/** Throws (a protobufjs Error) when `buf` is not a ClientFrame. */
+export const decodeClientFrame = (buf: Buffer): ClientFrameIn => decodeAs(ClientFrame, buf);
+export const decodeServerFrame = (buf: Buffer): ServerFrameIn => decodeAs(ServerFrame, buf);
+
+/**
+ * Frames to encode: `{ id, <oneof field>: message }`. 64-bit fields may be numbers or decimal
+ * strings, `bytes` Buffers. Throws on a value protobufjs cannot write.
+ */
+export const encodeClientFrame = (frame: object): Buffer => ClientFrame.encode(frame).finish() as Buffer;
+export const encodeServerFrame = (frame: object): Buffer => ServerFrame.encode(frame).finish() as Buffer;
+
+/**
+ * The field numbers present at the top level of a frame (diagnostics of a frame with no known
+ * operation: was it a reply, 64..127, or an operation this server does not know?). Never throws.
+ */
+export function topLevelFields(buf: Buffer): number[] {
+  const out: number[] = [];
+  try {
+    const r = new protobuf.BufferReader(buf);
+    while (r.pos < r.len) {
+      const tag = r.uint32();
+      out.push(tag >>> 3);
+      r.skipType(tag & 7);
+    }
+  } catch {
+    // a truncated frame: what was read so far
+  }
+  return out;
+}
+
+const identity = (b: Buffer): Buffer => b;
+export const SESSION_METHOD_PATH = '/omfs.SessionService/Session';
+
+/** The Session method with raw Buffer frames both ways (a hand-made definition: no proto-loader). */
+export const sessionServiceDefinition: ServiceDefinition = {
+  Session: {
+    path: SESSION_METHOD_PATH,
+    requestStream: true,
+    responseStream: true,
+    requestSerialize: identity,
+    requestDeserialize: identity,
+    responseSerialize: identity,
+    responseDeserialize: identity,
+    originalName: 'session',
+  },
+};
+
+/** Bytes per Read or Write request on a session. */
+export const SESSION_MAX_IO = 1 << 20;
+/** Entries per ReadDir reply on a session. */
+export const SESSION_DIR_BATCH = 1024;
+export const SESSION_VERSION = 1;

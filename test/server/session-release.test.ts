@@ -1,0 +1,120 @@
+// Issue 9, step 1: a session is a peer of its own. When its stream ends (closed by the client, or
+// the client's connection dropped), the real mfsd closes every file it opened and drops its locks
+// and lock waits, as when a connection closes; its open-file limit is its own.
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import * as fs from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { makeTestCa, startMfsd, type MfsdHandle, type TestCa } from '../harness/mfsd.js';
+import { RawSession, nodeCredentials, openSession } from '../harness/session-peer.js';
+import { ROOT_CALLER as root } from '../../proto/file-client.js';
+import type { Entry, Session } from '../../proto/session-client.js';
+
+const { O_RDWR, O_CREAT, O_RDONLY } = fs.constants;
+const WRITE = 1;
+const OPEN_LIMIT = 64;
+let tmp: string;
+let ca: TestCa;
+let d: MfsdHandle | undefined;
+const sessions: Session[] = [];
+const raws: RawSession[] = [];
+
+beforeAll(async () => {
+  tmp = mkdtempSync(join(tmpdir(), 'omfs-session-release-'));
+  ca = await makeTestCa(tmp);
+  d = await startMfsd({ ca, nodeId: 1, config: { limits: { openFilesPerPeer: OPEN_LIMIT } } });
+}, 120_000);
+
+afterEach(() => {
+  for (const r of raws.splice(0)) r.close();
+  for (const s of sessions.splice(0)) s.close();
+});
+
+afterAll(async () => {
+  await d?.cleanup();
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+async function session(node: number): Promise<Session> {
+  const s = await openSession(d!.address, await nodeCredentials(ca, node), node);
+  sessions.push(s);
+  return s;
+}
+
+const fdCount = (): number => readdirSync(`/proc/${d!.proc.pid!}/fd`).length;
+
+async function waitFor(what: string, ok: () => boolean | Promise<boolean>, ms = 30_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!(await ok())) {
+    if (Date.now() > until) throw new Error(`still not ${what} after ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function someFile(s: Session, name: string): Promise<Entry> {
+  const top = await s.root(root, d!.exports[0]!.path);
+  const { entry, fh } = await s.create(root, top.handle, name, O_RDWR | O_CREAT);
+  await s.release(root, fh);
+  return entry;
+}
+
+const wlock = (owner: string) => ({ clientId: owner, lockOwner: 1, start: 0, end: 9, type: WRITE });
+
+describe('a session that ends releases what it holds', () => {
+  it('closing the session closes its files and drops its locks and lock waits', async () => {
+    const other = await session(8);
+    const f = await someFile(other, 'held');
+    const g = await someFile(other, 'waited');
+    await other.setLk(root, g.handle, wlock('other'));
+
+    const s = await session(7);
+    await s.root(root, d!.exports[0]!.path);
+    const before = fdCount();
+    const fhs = await Promise.all(Array.from({ length: 40 }, () => s.open(root, f.handle, O_RDONLY)));
+    expect(fdCount()).toBeGreaterThanOrEqual(before + 40);
+    await s.setLk(root, f.handle, wlock('s'));
+    // A wait in flight in the closing session: it must not be granted later, to nobody.
+    const waiting = s.setLkW(root, g.handle, wlock('s')).catch((e: unknown) => e);
+    await expect(other.setLk(root, f.handle, wlock('other'))).rejects.toMatchObject({ code: 'EAGAIN' });
+    expect(fhs).toHaveLength(40);
+
+    s.close();
+    expect(await waiting).toMatchObject({ code: 'EHOSTDOWN' });
+    await waitFor('fds released', () => fdCount() <= before);
+    await waitFor('lock released', async () => (await other.getLk(root, f.handle, wlock('other'))).conflict === false);
+    await other.setLk(root, f.handle, wlock('other'));
+    // The dropped waiter did not take g when other let go of it.
+    await other.setLk(root, g.handle, { ...wlock('other'), type: 2 });
+    expect((await other.getLk(root, g.handle, wlock('third'))).conflict).toBe(false);
+  });
+
+  it('a raw stream cancelled mid-flight (the client vanished) is released the same way', async () => {
+    const other = await session(8);
+    const f = await someFile(other, 'held2');
+    const before = fdCount();
+    const r = new RawSession(d!.address, await nodeCredentials(ca, 6));
+    raws.push(r);
+    r.hello(6);
+    expect((await r.reply(1)).kind).toBe('welcome');
+    for (let i = 0; i < 30; i++) r.send({ id: 10 + i, open: { caller: root, handle: f.handle, flags: O_RDONLY } });
+    r.send({ id: 2, set_lk: { caller: root, handle: f.handle, client_id: 'raw', lock_owner: 1, start: 0, end: 9, type: WRITE } });
+    for (let i = 0; i < 30; i++) expect((await r.reply(10 + i)).kind).toBe('open');
+    expect((await r.reply(2)).kind).toBe('empty');
+    expect(fdCount()).toBeGreaterThanOrEqual(before + 30);
+    r.close();
+    await waitFor('fds released', () => fdCount() <= before);
+    await waitFor('lock released', async () => (await other.getLk(root, f.handle, wlock('other'))).conflict === false);
+  });
+
+  it(`open files are limited per session (${OPEN_LIMIT}): EMFILE for that session only`, async () => {
+    const a = await session(4);
+    const b = await session(5);
+    const f = await someFile(a, 'limited');
+    const results = await Promise.allSettled(Array.from({ length: OPEN_LIMIT + 20 }, () => a.open(root, f.handle, O_RDONLY)));
+    expect(results.filter((x) => x.status === 'fulfilled')).toHaveLength(OPEN_LIMIT);
+    expect(results.filter((x) => x.status === 'rejected').map((x) => (x as PromiseRejectedResult).reason.code)).toEqual(Array(20).fill('EMFILE'));
+    // Another session (another node's) still opens.
+    await b.release(root, await b.open(root, f.handle, O_RDONLY));
+  });
+});
