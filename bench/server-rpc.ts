@@ -2,6 +2,13 @@
 // files, in one run. Rows: getattr and lookup calls/s, 1 MiB-block sequential write and read
 // MB/s. Run: `node dist/bench/server-rpc.js [--mib 256] [--calls 20000] [--no-tls]`.
 //
+// Under mutual TLS it also measures the session path (proto/session-client.ts: every call a frame
+// on one bidirectional stream) beside its floor: the same number of bare messages, of about the
+// same sizes and with as many in flight, on one bidirectional stream with Buffer codecs and the same
+// grpc-js (bench/stream-floor.ts, its own process as mfsd is). Targets (issue 9): getattr and
+// lookup >= 0.5x the floor's small messages/s, 1 MiB read and write >= 0.6x its 1 MiB messages.
+// And the latency of a getattr sent while 4 one-MiB reads are in flight on the same session.
+//
 // Concurrency is what a kernel client keeps outstanding: metadata calls come from many processes
 // at once (16 outstanding), sequential I/O from readahead / writeback (4 blocks of 1 MiB in
 // flight). The baseline uses the same concurrency on the libuv pool. Neither side fsyncs: both
@@ -17,6 +24,8 @@ import * as grpc from '@grpc/grpc-js';
 import { FileClient, ROOT_CALLER, type Entry } from '../proto/file-client.js';
 import { clientCredentials, readTlsMaterial } from '../server/tls.js';
 import { loadNodeServiceConstructor } from '../proto/node.js';
+import { Session, type Entry as SessionEntry } from '../proto/session-client.js';
+import { FloorClient } from './stream-floor.js';
 
 const META_CONCURRENCY = 16;
 const IO_CONCURRENCY = 4;
@@ -124,6 +133,89 @@ async function runSuite(c: FileClient, exp: string, mib: number, calls: number):
   return rows;
 }
 
+/** The same rows as runSuite, on a session. */
+async function runSessionSuite(s: Session, exp: string, mib: number, calls: number): Promise<Map<string, number>> {
+  const root = await s.root(ROOT_CALLER, exp);
+  const names = Array.from({ length: FILES }, (_, i) => `f${i}`);
+  const handles = new Array<SessionEntry>(FILES);
+  await timed(FILES, META_CONCURRENCY, async (i) => (handles[i] = await s.lookup(ROOT_CALLER, root.handle, names[i]!)));
+  const pick = <T>(a: T[], i: number): T => a[i % a.length] as T;
+  await timed(FILES, META_CONCURRENCY, (i) => s.getAttr(ROOT_CALLER, pick(handles, i).handle));
+  const out = new Map<string, number>();
+  out.set('getattr', calls / (await timed(calls, META_CONCURRENCY, (i) => s.getAttr(ROOT_CALLER, pick(handles, i).handle))));
+  out.set('lookup', calls / (await timed(calls, META_CONCURRENCY, (i) => s.lookup(ROOT_CALLER, root.handle, pick(names, i)))));
+  const block = Buffer.alloc(BLOCK, 0x5a);
+  const created = await s.create(ROOT_CALLER, root.handle, 'big-session', 0o2 /* O_RDWR */ | 0o1000 /* O_TRUNC */);
+  const h = created.entry.handle;
+  out.set('write', mib / (await timed(mib, IO_CONCURRENCY, (i) => s.writeChunk(ROOT_CALLER, h, created.fh, i * BLOCK, block))));
+  out.set('read', mib / (await timed(mib, IO_CONCURRENCY, async (i) => {
+    const got = await s.readChunk(ROOT_CALLER, h, created.fh, i * BLOCK, BLOCK);
+    if (got.length !== BLOCK) throw new Error(`short session read at block ${i}: ${got.length}`);
+  })));
+  // getattr latency while IO_CONCURRENCY one-MiB reads are kept in flight on the same session.
+  let reading = true;
+  const readers = Array.from({ length: IO_CONCURRENCY }, async (_, k) => {
+    for (let i = k; reading; i += IO_CONCURRENCY) await s.readChunk(ROOT_CALLER, h, created.fh, (i % mib) * BLOCK, BLOCK);
+  });
+  const lat: number[] = [];
+  for (let i = 0; i < 200; i++) {
+    const t0 = performance.now();
+    await s.getAttr(ROOT_CALLER, pick(handles, i).handle);
+    lat.push(performance.now() - t0);
+  }
+  reading = false;
+  await Promise.all(readers);
+  lat.sort((a, b) => a - b);
+  out.set('getattr-under-read-median-ms', lat[Math.floor(lat.length / 2)]!);
+  out.set('getattr-under-read-p99-ms', lat[Math.floor(lat.length * 0.99)]!);
+  await s.release(ROOT_CALLER, created.fh, h);
+  return out;
+}
+
+/** Bare messages on one stream: small (64 B out, 128 B back), 1 MiB back, 1 MiB out. */
+async function runFloor(f: FloorClient, mib: number, calls: number): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  await timed(1000, META_CONCURRENCY, () => f.call(64, 128));
+  out.set('small', calls / (await timed(calls, META_CONCURRENCY, () => f.call(64, 128))));
+  out.set('1MiB-back', mib / (await timed(mib, IO_CONCURRENCY, () => f.call(64, BLOCK))));
+  out.set('1MiB-out', mib / (await timed(mib, IO_CONCURRENCY, () => f.call(BLOCK, 64))));
+  return out;
+}
+
+function startFloor(certDir: string): Promise<Daemon> {
+  const proc = spawn(process.execPath, [join(here, 'stream-floor.js'), '--serve', certDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  proc.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+  return new Promise((resolve, reject) => {
+    let out = '';
+    proc.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /floor listening on (\d+)/.exec(out);
+      if (m?.[1]) resolve({ proc, address: `localhost:${m[1]}` });
+    });
+    proc.once('exit', (code) => reject(new Error(`stream floor exited ${code}: ${err}`)));
+  });
+}
+
+function printSessionRows(session: Map<string, number>, unary: Row[], floor: Map<string, number>): void {
+  const fmt = (n: number): string => (n >= 100 ? n.toFixed(0) : n.toFixed(1));
+  const unaryOf = (prefix: string): number => unary.find((r) => r.name.startsWith(prefix))?.omfs ?? NaN;
+  const rows: Array<[string, number, number, number, number]> = [
+    ['getattr (calls/s)', session.get('getattr')!, unaryOf('getattr'), floor.get('small')!, 0.5],
+    ['lookup (calls/s)', session.get('lookup')!, unaryOf('lookup'), floor.get('small')!, 0.5],
+    ['seq read 1 MiB (MB/s)', session.get('read')!, unaryOf('seq read'), floor.get('1MiB-back')!, 0.6],
+    ['seq write 1 MiB (MB/s)', session.get('write')!, unaryOf('seq write'), floor.get('1MiB-out')!, 0.6],
+  ];
+  process.stdout.write(`\nsession vs one bare bidirectional stream (floor), mutual TLS\n${'name'.padEnd(26)}${'session'.padStart(10)}${'unary'.padStart(10)}` +
+    `${'floor'.padStart(10)}${'sess/floor'.padStart(12)}${'unary/floor'.padStart(13)}${'target'.padStart(8)}\n`);
+  for (const [name, sv, uv, fv, target] of rows) {
+    process.stdout.write(`${name.padEnd(26)}${fmt(sv).padStart(10)}${fmt(uv).padStart(10)}${fmt(fv).padStart(10)}` +
+      `${(sv / fv).toFixed(3).padStart(12)}${(uv / fv).toFixed(3).padStart(13)}${`>=${target}`.padStart(8)}\n`);
+  }
+  process.stdout.write(`getattr while ${IO_CONCURRENCY} x 1 MiB reads are in flight on the same session: median ` +
+    `${session.get('getattr-under-read-median-ms')!.toFixed(2)} ms, p99 ${session.get('getattr-under-read-p99-ms')!.toFixed(2)} ms\n`);
+}
+
 function printRows(title: string, rows: Row[]): void {
   const fmt = (n: number): string => (n >= 100 ? n.toFixed(0) : n.toFixed(1));
   process.stdout.write(`\n${title}\n${'name'.padEnd(26)}${'omfs'.padStart(12)}${'baseline'.padStart(12)}${'ratio'.padStart(8)}\n`);
@@ -171,7 +263,21 @@ async function main(): Promise<void> {
       tlsRows.push({ name: 'null RPC: Health (calls/s)', omfs: await nullRpcRate(dial, creds, calls), baseline: NaN });
       printRows('mutual TLS (EC P-256)', tlsRows);
       ct.close();
+
+      // The session path, as node 2 (its certificate must name node2), and its floor.
+      execFileSync(process.execPath, [MFSCTL, 'ca', 'issue', 'node2', '--dir', ca, '--out', join(ca, 'node2')]);
+      const nodeCreds = clientCredentials(await readTlsMaterial({ ca: join(ca, 'ca.crt'), cert: join(ca, 'node2', 'node.crt'), key: join(ca, 'node2', 'node.key') }));
+      const session = await Session.open(dial, nodeCreds, { node: 2 });
+      const sessionRows = await runSessionSuite(session, exp, mib, calls);
+      session.close();
       await stopMfsd(tls);
+      const floorDaemon = await startFloor(ca);
+      daemons.push(floorDaemon);
+      const floor = await FloorClient.open(floorDaemon.address, ca);
+      const floorRows = await runFloor(floor, mib, calls);
+      floor.close();
+      await stopMfsd(floorDaemon);
+      printSessionRows(sessionRows, tlsRows, floorRows);
     }
   } finally {
     for (const d of daemons) if (d.proc.exitCode === null && d.proc.signalCode === null) d.proc.kill('SIGKILL');

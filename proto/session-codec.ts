@@ -61,10 +61,32 @@ const baseInt64 = protobuf.Reader.prototype.int64 as unknown as (this: protobuf.
 /** protobufjs's Buffer reader (bytes as views), with 64-bit integers as U64. */
 class FrameReader extends protobuf.BufferReader {
   override uint64(): never {
-    return fromLong(baseUint64.call(this), true) as never;
+    return (this.safeVarint() ?? fromLong(baseUint64.call(this), true)) as never;
   }
   override int64(): never {
-    return fromLong(baseInt64.call(this), false) as never;
+    return (this.safeVarint() ?? fromLong(baseInt64.call(this), false)) as never;
+  }
+  /**
+   * A varint whose value is at most 2^53-1, read with plain number arithmetic (no Long); null, with
+   * the position unchanged, for anything larger (negative int64s included: protobufjs's path then).
+   * The sum is exact: every partial sum is at most the value.
+   */
+  private safeVarint(): number | null {
+    const buf = this.buf;
+    let pos = this.pos;
+    let value = 0;
+    let mul = 1;
+    for (let i = 0; i < 8 && pos < this.len; i++) {
+      const b = buf[pos++]!;
+      value += (b & 0x7f) * mul;
+      if (b < 0x80) {
+        if (value > Number.MAX_SAFE_INTEGER) return null;
+        this.pos = pos;
+        return value;
+      }
+      mul *= 128;
+    }
+    return null;
   }
 }
 

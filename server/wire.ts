@@ -1,15 +1,26 @@
 // Request/reply shapes as proto-loader decodes omfs.proto (keepCase, longs as decimal strings,
-// bytes as Buffer), plus checked conversions of wire values.
+// bytes as Buffer) or proto/session-codec.ts decodes session frames (64-bit values as numbers when
+// they are safe integers, decimal strings when not), plus checked conversions of wire values.
+// Replies carry 64-bit values the same way (U64Out): both encoders take numbers and decimal
+// strings, and a number costs a session's encoder far less than a string (no decimal parsing).
 import { Errno } from '../proto/errno.js';
 import type { Stat, Timespec as SysTimespec } from '../sys/index.js';
 import type { Caller } from './permissions.js';
 
 export type U64 = string;
+/** A 64-bit value in a reply: a number when it is a safe integer, else its decimal string. */
+export type U64Out = number | string;
 export interface WireCaller { uid: number; gid: number; groups: number[]; pid: number }
-export interface Timespec { sec: U64; nsec: number }
+export interface Timespec { sec: U64Out; nsec: number }
 export interface Attr {
-  ino: U64; mode: number; nlink: number; uid: number; gid: number; rdev: U64; size: U64; blocks: U64;
+  ino: U64Out; mode: number; nlink: number; uid: number; gid: number; rdev: U64Out; size: U64Out; blocks: U64Out;
   blksize: number; atime: Timespec; mtime: Timespec; ctime: Timespec;
+}
+
+/** A 64-bit reply value as U64Out. */
+export function u64Out(v: bigint | number): U64Out {
+  if (typeof v === 'number') return Number.isSafeInteger(v) ? v : String(v);
+  return v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(v) : v.toString();
 }
 export interface Entry { handle: Buffer; attr: Attr }
 
@@ -36,13 +47,13 @@ export function bigU64(value: U64 | number | undefined): bigint {
   }
 }
 
-const timespec = (t: SysTimespec): Timespec => ({ sec: String(t.sec), nsec: t.nsec });
+const timespec = (t: SysTimespec): Timespec => ({ sec: u64Out(t.sec), nsec: t.nsec });
 
 /** Attributes as statx gave them, times to the nanosecond. */
 export function toAttr(st: Stat, ino: bigint): Attr {
   return {
-    ino: ino.toString(), mode: st.mode, nlink: st.nlink, uid: st.uid, gid: st.gid, rdev: String(st.rdev),
-    size: String(st.size), blocks: String(st.blocks), blksize: st.blksize,
+    ino: u64Out(ino), mode: st.mode, nlink: st.nlink, uid: st.uid, gid: st.gid, rdev: u64Out(st.rdev),
+    size: u64Out(st.size), blocks: u64Out(st.blocks), blksize: st.blksize,
     atime: timespec(st.atime), mtime: timespec(st.mtime), ctime: timespec(st.ctime),
   };
 }
