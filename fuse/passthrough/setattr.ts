@@ -9,12 +9,17 @@ import type { Node } from './nodes.js';
 const S_ISUID = 0o4000;
 const S_ISGID = 0o2000;
 const ON_FD = sys.AT_EMPTY_PATH | sys.AT_SYMLINK_NOFOLLOW;
+/** The fields a SETATTR changes (the others say how: FH, LOCKOWNER, KILL_SUIDGID, *_NOW, CTIME). */
+const CHANGES = SetattrValid.MODE | SetattrValid.UID | SetattrValid.GID | SetattrValid.SIZE | SetattrValid.ATIME | SetattrValid.MTIME;
 
 /** Apply the requested changes; `fd` is the open file the kernel named, if any. Returns the new stat. */
 export function applySetattr(node: Node, fd: number | undefined, r: RequestOf<'SETATTR'>, caller: Caller): sys.Stat {
   const v = r.valid;
   if (v & SetattrValid.MODE) chmod(node, fd, r.mode & 0o7777);
-  if (v & (SetattrValid.UID | SetattrValid.GID)) {
+  // With HANDLE_KILLPRIV_V2 a chown that changes nothing, chown(f, -1, -1), still comes: as a
+  // SETATTR with none of these fields. It must clear set-id bits as a chown does, so it is one.
+  const changesNothing = (v & CHANGES) === 0;
+  if (v & (SetattrValid.UID | SetattrValid.GID) || changesNothing) {
     const before = caller.uid !== 0 ? sys.fstat(node.fd) : undefined;
     sys.fchownat(node.fd, '', v & SetattrValid.UID ? r.uid : -1, v & SetattrValid.GID ? r.gid : -1, ON_FD);
     // We chown as root, who may keep a setgid bit; a caller outside the file's group may not

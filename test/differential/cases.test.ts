@@ -10,6 +10,8 @@ import {
   XATTR_CREATE, XATTR_REPLACE, type Op, type Step, type Time,
 } from './ops.js';
 
+/** A version-2 file capability (cap_net_bind_service=ep), as hex: magic, permitted, inheritable x2. */
+const FILE_CAP = '01000002' + '00040000' + '00000000' + '00000000' + '00000000';
 const MOUNT_ARGS = (process.env.DIFF_MOUNT_ARGS ?? '').split(/\s+/).filter(Boolean);
 const TIMEOUT_MS = 60_000;
 
@@ -390,6 +392,32 @@ const CASES: Record<string, Step[]> = {
     root({ op: 'write', id: 6, data: data(5, 7) }),
     root({ op: 'fallocate', id: 6, mode: FALLOC_FL_ZERO_RANGE, off: 0, len: 4096 }),
     root({ op: 'close', id: 6 }),
+  ],
+
+  // HANDLE_KILLPRIV_V2 leaves all of this to the filesystem (the kernel asks nothing before a write).
+  'a write, truncate or chown removes security.capability; a user\'s fchown(-1, -1) clears setuid': [
+    ...SHARED_DIR,
+    ...file(ROOT, p('d/c'), 1, data(100, 1)),
+    root({ op: 'chmod', path: p('d/c'), mode: 0o4777, follow: true }),
+    root({ op: 'setxattr', target: { path: p('d/c'), follow: true }, name: 'security.capability', value: FILE_CAP, flags: 0 }),
+    root({ op: 'write', id: 1, data: data(4, 2) }),
+    root({ op: 'getxattr', target: { path: p('d/c'), follow: true }, name: 'security.capability' }),
+    root({ op: 'fstat', id: 1 }),
+    root({ op: 'setxattr', target: { path: p('d/c'), follow: true }, name: 'security.capability', value: FILE_CAP, flags: 0 }),
+    as(U1000, { op: 'open', id: 2, path: p('d/c'), flags: O_RDWR, mode: 0, umask: 0o022 }),
+    as(U1000, { op: 'write', id: 2, data: data(4, 3) }),
+    as(U1000, { op: 'fstat', id: 2 }),
+    root({ op: 'getxattr', target: { path: p('d/c'), follow: true }, name: 'security.capability' }),
+    root({ op: 'setxattr', target: { path: p('d/c'), follow: true }, name: 'security.capability', value: FILE_CAP, flags: 0 }),
+    root({ op: 'ftruncate', id: 1, len: 10 }),
+    root({ op: 'getxattr', target: { path: p('d/c'), follow: true }, name: 'security.capability' }),
+    root({ op: 'setxattr', target: { path: p('d/c'), follow: true }, name: 'security.capability', value: FILE_CAP, flags: 0 }),
+    root({ op: 'chown', path: p('d/c'), uid: -1, gid: -1, follow: true }),
+    root({ op: 'getxattr', target: { path: p('d/c'), follow: true }, name: 'security.capability' }),
+    root({ op: 'chown', path: p('d/c'), uid: 1000, gid: 1000, follow: true }),
+    root({ op: 'chmod', path: p('d/c'), mode: 0o4755, follow: true }),
+    as(U1000, { op: 'fchown', id: 2, uid: -1, gid: -1 }),
+    as(U1000, { op: 'fstat', id: 2 }),
   ],
 
   'open with O_TRUNC by a user without CAP_FSETID clears setuid and setgid': [
