@@ -206,7 +206,7 @@ function printSessionRows(session: Map<string, number>, unary: Row[], floor: Map
     ['seq read 1 MiB (MB/s)', session.get('read')!, unaryOf('seq read'), floor.get('1MiB-back')!, 0.6],
     ['seq write 1 MiB (MB/s)', session.get('write')!, unaryOf('seq write'), floor.get('1MiB-out')!, 0.6],
   ];
-  process.stdout.write(`\nsession vs one bare bidirectional stream (floor), mutual TLS\n${'name'.padEnd(26)}${'session'.padStart(10)}${'unary'.padStart(10)}` +
+  process.stdout.write(`\nsession (reads and writes on its bulk stream) vs one bare bidirectional stream (floor), mutual TLS\n${'name'.padEnd(26)}${'session'.padStart(10)}${'unary'.padStart(10)}` +
     `${'floor'.padStart(10)}${'sess/floor'.padStart(12)}${'unary/floor'.padStart(13)}${'target'.padStart(8)}\n`);
   for (const [name, sv, uv, fv, target] of rows) {
     process.stdout.write(`${name.padEnd(26)}${fmt(sv).padStart(10)}${fmt(uv).padStart(10)}${fmt(fv).padStart(10)}` +

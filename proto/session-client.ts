@@ -10,6 +10,10 @@
 // with an Errno: the one the server's status carries (EACCES for a Hello refused) or EHOSTDOWN (the
 // node cannot be talked to). Nothing here throws from a gRPC callback (issue 8).
 //
+// Streams: the session's main stream carries every operation but reads and writes, which go on a
+// second, bulk stream of the same session (SessionOptions.bulkStream), so that a getattr's reply
+// is not queued behind whole 1 MiB messages: HTTP/2 interleaves the two streams' data.
+//
 // Not yet (issue 9, next steps): reconnect, leases, hard/soft mounts. 'invalidate' events are
 // emitted for Invalidate frames and acknowledged after the listeners ran; no server sends any yet.
 import { Client, credentials as grpcCredentials, Metadata, type ChannelCredentials, type ChannelOptions, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
@@ -43,9 +47,16 @@ export interface SessionOptions {
   bootId?: Buffer;
   /** Extra gRPC channel options (e.g. grpc.use_local_subchannel_pool for a connection of its own). */
   channelOptions?: ChannelOptions;
+  /** Reads and writes on a bulk stream of their own (default true); false: everything on one stream. */
+  bulkStream?: boolean;
 }
 
 const PROCESS_BOOT_ID = randomBytes(16);
+/** Hello.channel: the session's main stream, a bulk stream joining it. */
+const MAIN = 0;
+const BULK = 1;
+/** 1 MiB requests one read() keeps in flight. */
+const READ_AHEAD = 8;
 const identity = (b: Buffer): Buffer => b;
 
 interface Waiting { expect: string; resolve(v: unknown): void; reject(e: Errno): void }
@@ -53,6 +64,8 @@ interface Waiting { expect: string; resolve(v: unknown): void; reject(e: Errno):
 export class Session extends EventEmitter {
   private readonly client: Client;
   private readonly stream: ClientDuplexStream<Buffer, Buffer>;
+  /** Where reads and writes go: the bulk stream once it is open, else the main one. */
+  private bulk: ClientDuplexStream<Buffer, Buffer>;
   private readonly pending = new Map<number, Waiting>();
   private nextId = 0;
   /** Set once: the stream failed or ended; every call is rejected with it. */
@@ -63,19 +76,30 @@ export class Session extends EventEmitter {
   private constructor(address: string, creds: ChannelCredentials, opts: SessionOptions) {
     super();
     this.client = new Client(address, creds, { 'grpc.max_receive_message_length': 8 * SESSION_MAX_IO, ...opts.channelOptions });
-    this.stream = this.client.makeBidiStreamRequest(SESSION_METHOD_PATH, identity, identity, new Metadata());
-    this.stream.on('data', (buf: Buffer) => this.guard(() => this.onFrame(buf)));
-    this.stream.on('error', (err: ServiceError) => this.guard(() => this.fail(this.errnoOf(err))));
-    this.stream.on('end', () => this.guard(() => this.fail(new Errno('EHOSTDOWN', 'the session stream ended'))));
+    this.stream = this.openStream();
+    this.bulk = this.stream;
+  }
+
+  /** A stream of this session; its replies resolve the shared pending calls, its failure fails the session. */
+  private openStream(): ClientDuplexStream<Buffer, Buffer> {
+    const stream = this.client.makeBidiStreamRequest(SESSION_METHOD_PATH, identity, identity, new Metadata());
+    stream.on('data', (buf: Buffer) => this.guard(() => this.onFrame(buf, stream)));
+    stream.on('error', (err: ServiceError) => this.guard(() => this.fail(this.errnoOf(err))));
+    stream.on('end', () => this.guard(() => this.fail(new Errno('EHOSTDOWN', 'the session stream ended'))));
+    return stream;
   }
 
   /** Opens a session (Hello, Welcome). Rejects with the server's Errno (EACCES: wrong node) or EHOSTDOWN. */
   static async open(address: string, creds: ChannelCredentials = grpcCredentials.createInsecure(), opts: SessionOptions): Promise<Session> {
     const s = new Session(address, creds, opts);
+    const hello = { node: opts.node, session_id: opts.sessionId ?? randomBytes(16), boot_id: opts.bootId ?? PROCESS_BOOT_ID, version: SESSION_VERSION };
     try {
-      s.welcome = await s.request<Welcome>('hello', {
-        node: opts.node, session_id: opts.sessionId ?? randomBytes(16), boot_id: opts.bootId ?? PROCESS_BOOT_ID, version: SESSION_VERSION,
-      }, 'welcome');
+      s.welcome = await s.request<Welcome>('hello', { ...hello, channel: MAIN }, 'welcome');
+      if (opts.bulkStream ?? true) {
+        const bulk = s.openStream();
+        await s.request<Welcome>('hello', { ...hello, channel: BULK }, 'welcome', bulk);
+        s.bulk = bulk;
+      }
     } catch (err) {
       s.close();
       throw err;
@@ -86,10 +110,12 @@ export class Session extends EventEmitter {
   /** Ends the session: the server closes its open files and drops its locks. Calls in flight fail EHOSTDOWN. */
   close(): void {
     this.fail(new Errno('EHOSTDOWN', 'session closed'));
-    try {
-      this.stream.cancel();
-    } catch {
-      // already gone
+    for (const stream of new Set([this.bulk, this.stream])) {
+      try {
+        stream.cancel();
+      } catch {
+        // already gone
+      }
     }
     this.client.close();
   }
@@ -103,14 +129,14 @@ export class Session extends EventEmitter {
    * Sends one operation (the ClientFrame field name, e.g. 'get_attr') and resolves with its reply
    * message (the ServerFrame field `expect`). Every typed method below is this.
    */
-  request<T>(op: string, req: object, expect: string): Promise<T> {
+  request<T>(op: string, req: object, expect: string, stream = this.stream): Promise<T> {
     if (this.failure) return Promise.reject(this.failure);
     return new Promise<T>((resolve, reject) => {
       try {
         const id = this.freeId();
         const frame = encodeClientFrame({ id, [op]: req });
         this.pending.set(id, { expect, resolve: resolve as (v: unknown) => void, reject });
-        this.stream.write(frame);
+        stream.write(frame);
       } catch (err) {
         reject(toErrno(err));
       }
@@ -124,7 +150,7 @@ export class Session extends EventEmitter {
     return this.nextId;
   }
 
-  private onFrame(buf: Buffer): void {
+  private onFrame(buf: Buffer, from: ClientDuplexStream<Buffer, Buffer>): void {
     let f: ServerFrameIn;
     try {
       f = decodeServerFrame(buf);
@@ -134,7 +160,7 @@ export class Session extends EventEmitter {
     if (f.reply === 'invalidate') {
       const inv = f['invalidate'] as Invalidation;
       this.emit('invalidate', inv);
-      this.stream.write(encodeClientFrame({ id: 0, ack: { seq: inv.seq } }));
+      from.write(encodeClientFrame({ id: 0, ack: { seq: inv.seq } }));
       return;
     }
     const w = this.pending.get(f.id);
@@ -245,24 +271,34 @@ export class Session extends EventEmitter {
 
   /** One read of at most 1 MiB: one request, one reply. */
   async readChunk(caller: Caller, handle: Buffer, fh: U64, offset: number, size: number, flags = 0): Promise<Buffer> {
-    return (await this.request<{ data: Buffer }>('read', { caller, handle, fh, flags, offset, size }, 'data')).data;
+    return (await this.request<{ data: Buffer }>('read', { caller, handle, fh, flags, offset, size }, 'data', this.bulk)).data;
   }
 
-  /** Reads up to `size` bytes at `offset`: 1 MiB requests in flight together, cut at the first short one. */
+  /**
+   * Reads up to `size` bytes at `offset` in 1 MiB requests, READ_AHEAD of them in flight at a time
+   * (well under any server's in-flight cap); stops at the first short one (end of file).
+   */
   async read(caller: Caller, handle: Buffer, fh: U64, offset: number, size: number, flags = 0): Promise<Buffer> {
-    const parts: Array<Promise<Buffer>> = [];
-    for (let off = 0; off < size || (off === 0 && size === 0); off += SESSION_MAX_IO) {
-      parts.push(this.readChunk(caller, handle, fh, offset + off, Math.min(SESSION_MAX_IO, size - off), flags));
+    const parts: Buffer[] = [];
+    for (let off = 0; off < size || off === 0; off += READ_AHEAD * SESSION_MAX_IO) {
+      const batch: Array<Promise<Buffer>> = [];
+      for (let k = 0; k < READ_AHEAD && (off + k * SESSION_MAX_IO < size || (size === 0 && k === 0)); k++) {
+        const at = off + k * SESSION_MAX_IO;
+        batch.push(this.readChunk(caller, handle, fh, offset + at, Math.min(SESSION_MAX_IO, size - at), flags));
+      }
+      const got = await Promise.all(batch);
+      for (let k = 0; k < got.length; k++) {
+        parts.push(got[k]!);
+        if (got[k]!.length < Math.min(SESSION_MAX_IO, size - off - k * SESSION_MAX_IO)) return Buffer.concat(parts);
+      }
       if (size === 0) break;
     }
-    const got = await Promise.all(parts);
-    const firstShort = got.findIndex((b, i) => b.length < Math.min(SESSION_MAX_IO, size - i * SESSION_MAX_IO));
-    return Buffer.concat(firstShort < 0 ? got : got.slice(0, firstShort + 1));
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
   }
 
   /** One write of at most 1 MiB; resolves with the bytes written. */
   async writeChunk(caller: Caller, handle: Buffer, fh: U64, offset: number, data: Buffer, flags = 0): Promise<number> {
-    return Number((await this.request<{ written: U64 }>('write', { caller, handle, fh, flags, offset, data }, 'written')).written);
+    return Number((await this.request<{ written: U64 }>('write', { caller, handle, fh, flags, offset, data }, 'written', this.bulk)).written);
   }
 
   /** Writes `data` at `offset` in 1 MiB requests, one after the other (O_APPEND keeps their order). */

@@ -6,11 +6,16 @@
 // Decisions:
 // - A session is one Peer, keyed "session:<node>:<session id hex>" (not by connection): its open
 //   files, its locks and its requests in flight are its own, limited by the same limits.*PerPeer
-//   as a connection's (requestsPerPeer: a request beyond it is answered EAGAIN before any work).
-//   When the stream ends, however it ends, the peer ends: its open files are closed and its locks
-//   and lock waits dropped, as when a connection closes. (Leases, which will keep them for a while,
-//   hang off this same peer.) A second stream claiming a session that is live is refused (EBUSY);
+//   as a connection's (requestsPerPeer, counted over all its streams: a request beyond it is
+//   answered EAGAIN before any work). When its main stream ends, however it ends, the peer ends:
+//   its open files are closed and its locks and lock waits dropped, as when a connection closes,
+//   and its bulk streams are ended (EHOSTDOWN). (Leases, which will keep them for a while, hang off
+//   this same SessionState.) A second main stream claiming a live session is refused (EBUSY);
 //   resuming comes with leases.
+// - Bulk streams (Hello.channel 1) join a live session: the client sends its 1 MiB reads and writes
+//   there, so that HTTP/2 interleaves small replies on the main stream with the bulk data instead
+//   of queueing them behind whole 1 MiB messages. A bulk stream that ends alone only loses its own
+//   requests in flight.
 // - Hello first. Under mutual TLS the node number it claims must be the one the client certificate
 //   names (CN node<N>), else the stream ends with EACCES. A first frame that is not a Hello ends the
 //   stream with EINVAL. Session-level failures end the stream with an errno status
@@ -75,43 +80,56 @@ function routesOf(ops: Ops): Readonly<Record<string, Route>> {
 /** ServerFrame field numbers of replies (session.proto): a client frame carrying one is a reply sent the wrong way. */
 const isReplyField = (n: number): boolean => n >= 64 && n <= 127;
 const MAX_SESSION_ID = 64;
+const MAIN = 0;
+const BULK = 1;
 
-export function createSessionService(opts: SessionServiceOptions): SessionService {
-  const routes = routesOf(opts.ops);
-  const bootId = randomBytes(16);
-  let live = 0;
-  const implementation: grpc.UntypedServiceImplementation = {
-    Session: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
-      live += 1;
-      new ServerSession(call, opts, routes, bootId, () => (live -= 1));
-    },
-  };
-  return { definition: sessionServiceDefinition, implementation, live: () => live };
+/** One session: its peer, its requests in flight over all its streams, its streams. */
+class SessionState {
+  inFlight = 0;
+  readonly bulk = new Set<ServerStream>();
+  constructor(readonly peer: Peer) {}
 }
 
-class ServerSession {
-  private peer: Peer | null = null;
-  /** Requests in flight by id; aborting one tells its operation the session is gone. */
+interface Shared {
+  opts: SessionServiceOptions;
+  routes: Readonly<Record<string, Route>>;
+  bootId: Buffer;
+  /** Live sessions by peer key. */
+  sessions: Map<string, SessionState>;
+}
+
+export function createSessionService(opts: SessionServiceOptions): SessionService {
+  const shared: Shared = { opts, routes: routesOf(opts.ops), bootId: randomBytes(16), sessions: new Map() };
+  const implementation: grpc.UntypedServiceImplementation = {
+    Session: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
+      new ServerStream(call, shared);
+    },
+  };
+  return { definition: sessionServiceDefinition, implementation, live: () => shared.sessions.size };
+}
+
+/** One stream of a session (its main stream or a bulk one). */
+class ServerStream {
+  private state: SessionState | null = null;
+  private main = false;
+  /** This stream's requests in flight by id; aborting one tells its operation the stream is gone. */
   private readonly pending = new Map<number, AbortController>();
   private clientDone = false;
   private closed = false;
   private readonly cap: number;
+  private readonly opts: SessionServiceOptions;
 
-  constructor(
-    private readonly call: grpc.ServerDuplexStream<Buffer, Buffer>,
-    private readonly opts: SessionServiceOptions,
-    private readonly routes: Readonly<Record<string, Route>>,
-    private readonly bootId: Buffer,
-    private readonly onClosed: () => void,
-  ) {
-    this.cap = opts.peers.limits.requestsPerPeer;
+  constructor(private readonly call: grpc.ServerDuplexStream<Buffer, Buffer>, private readonly shared: Shared) {
+    this.opts = shared.opts;
+    this.cap = shared.opts.peers.limits.requestsPerPeer;
     call.on('data', (buf: Buffer) => this.onFrame(buf));
     call.on('end', () => {
       this.clientDone = true;
       this.finishIfDone();
     });
     call.on('drain', () => call.resume());
-    // The client cancelled, the connection broke, or the call ended: the session is over.
+    // The client cancelled, the connection broke, or the call ended: this stream is over (and the
+    // session with it when it is the main stream).
     call.on('cancelled', () => this.close());
     call.on('close', () => this.close());
     call.on('finish', () => this.close());
@@ -127,7 +145,7 @@ class ServerSession {
       this.sendError(0, new Errno('EINVAL', `undecodable frame: ${(err as Error).message}`));
       return;
     }
-    if (!this.peer) {
+    if (!this.state) {
       this.hello(f);
       return;
     }
@@ -135,23 +153,25 @@ class ServerSession {
     const op = f.op;
     if (op === 'ack') return; // no invalidation is sent yet: nothing to acknowledge
     if (op === 'hello') return this.sendError(id, new Errno('EINVAL', 'the session is already open: one Hello per stream'));
-    const route = op === undefined ? undefined : this.routes[op];
+    const route = op === undefined ? undefined : this.shared.routes[op];
     if (!route) {
       const reply = topLevelFields(buf).some(isReplyField);
       return this.sendError(id, reply ? new Errno('EINVAL', 'a reply frame: a client sends requests') : new Errno('ENOSYS', 'no operation this server knows'));
     }
     if (id === 0) return this.sendError(0, new Errno('EINVAL', 'request id 0 is reserved'));
     if (this.pending.has(id)) return this.sendError(id, new Errno('EINVAL', `request id ${id} is already in flight`));
-    if (this.pending.size >= this.cap) {
+    if (this.state.inFlight >= this.cap) {
       return this.sendError(id, new Errno('EAGAIN', `more than ${this.cap} requests in flight on this session (limits.requestsPerPeer)`));
     }
     this.run(id, route, f[op!] as never);
   }
 
   private run(id: number, route: Route, req: never): void {
-    const peer = this.peer!;
+    const state = this.state!;
+    const peer = state.peer;
     const abort = new AbortController();
     this.pending.set(id, abort);
+    state.inFlight += 1;
     let done: Promise<unknown>;
     try {
       done = route.run(peer, req, abort.signal);
@@ -159,13 +179,15 @@ class ServerSession {
       done = Promise.reject(err);
     }
     done.then(
-      (reply) => this.settle(id, peer, () => this.send({ id, [route.reply]: reply })),
-      (err: unknown) => this.settle(id, peer, () => this.sendError(id, err)),
+      (reply) => this.settle(id, state, () => this.send({ id, [route.reply]: reply })),
+      (err: unknown) => this.settle(id, state, () => this.sendError(id, err)),
     );
   }
 
-  private settle(id: number, peer: Peer, answer: () => void): void {
+  private settle(id: number, state: SessionState, answer: () => void): void {
     this.pending.delete(id);
+    state.inFlight -= 1;
+    const peer = state.peer;
     if (peer.gone) {
       // The session ended while this ran: what it opened or locked goes with the session.
       this.opts.releaseLeftovers(peer);
@@ -177,22 +199,34 @@ class ServerSession {
 
   private hello(f: ClientFrameIn): void {
     if (f.op !== 'hello') return this.fail(new Errno('EINVAL', 'the first frame of a session must be a Hello'));
-    const h = f['hello'] as { node: number; session_id: Buffer; boot_id: Buffer };
+    const h = f['hello'] as { node: number; session_id: Buffer; boot_id: Buffer; channel: number };
     if (h.session_id.length === 0 || h.session_id.length > MAX_SESSION_ID) {
       return this.fail(new Errno('EINVAL', `a session id is 1 to ${MAX_SESSION_ID} bytes`));
     }
+    if (h.channel !== MAIN && h.channel !== BULK) return this.fail(new Errno('EINVAL', `unknown channel ${h.channel}`));
     if (this.opts.checkNodeCertificate) {
       const cn = this.call.getAuthContext()?.sslPeerCertificate?.subject?.CN;
       if (typeof cn !== 'string' || cn !== `node${h.node}`) {
         return this.fail(new Errno('EACCES', `the session claims node ${h.node} but the client certificate names ${typeof cn === 'string' ? JSON.stringify(cn) : 'no node'}`));
       }
     }
+    // The node is part of the key: under TLS only that node's certificate can name (or join) it.
     const key = `session:${h.node}:${h.session_id.toString('hex')}`;
-    if (this.opts.peers.has(key)) return this.fail(new Errno('EBUSY', 'this session is open on another stream'));
-    this.peer = this.opts.peers.get(key);
+    const sessions = this.shared.sessions;
+    if (h.channel === MAIN) {
+      if (sessions.has(key) || this.opts.peers.has(key)) return this.fail(new Errno('EBUSY', 'this session is open on another stream'));
+      this.state = new SessionState(this.opts.peers.get(key));
+      this.main = true;
+      sessions.set(key, this.state);
+    } else {
+      const state = sessions.get(key);
+      if (!state) return this.fail(new Errno('ENOENT', 'a bulk stream joins an open session: no session with this id is open'));
+      this.state = state;
+      state.bulk.add(this);
+    }
     this.send({
       id: f.id,
-      welcome: { node: this.opts.nodeId, boot_id: this.bootId, max_in_flight: this.cap, max_io: SESSION_MAX_IO, version: SESSION_VERSION },
+      welcome: { node: this.opts.nodeId, boot_id: this.shared.bootId, max_in_flight: this.cap, max_io: SESSION_MAX_IO, version: SESSION_VERSION },
     });
   }
 
@@ -215,7 +249,7 @@ class ServerSession {
   }
 
   /** Ends the stream with an errno status (session-level failure). */
-  private fail(err: Errno): void {
+  fail(err: Errno): void {
     if (this.closed) return;
     this.close();
     this.call.emit('error', errnoToStatus(err));
@@ -232,7 +266,15 @@ class ServerSession {
     if (this.closed) return;
     this.closed = true;
     for (const abort of this.pending.values()) abort.abort();
-    if (this.peer) this.opts.peers.end(this.peer.key);
-    this.onClosed();
+    const state = this.state;
+    if (!state) return;
+    if (!this.main) {
+      state.bulk.delete(this);
+      return;
+    }
+    // The main stream ended: so does the session, its bulk streams with it.
+    this.shared.sessions.delete(state.peer.key);
+    this.opts.peers.end(state.peer.key);
+    for (const b of [...state.bulk]) b.fail(new Errno('EHOSTDOWN', 'the session ended (its main stream closed)'));
   }
 }

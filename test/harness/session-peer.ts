@@ -19,8 +19,8 @@ export async function nodeCredentials(ca: TestCa, node: number): Promise<grpc.Ch
 }
 
 /** A Session on a connection of its own (grpc-js would otherwise share one among same-address clients). */
-export function openSession(address: string, creds: grpc.ChannelCredentials, node: number, sessionId?: Buffer): Promise<Session> {
-  return Session.open(address, creds, { node, ...(sessionId ? { sessionId } : {}), channelOptions: { 'grpc.use_local_subchannel_pool': 1 } });
+export function openSession(address: string, creds: grpc.ChannelCredentials, node: number, sessionId?: Buffer, bulkStream = true): Promise<Session> {
+  return Session.open(address, creds, { node, ...(sessionId ? { sessionId } : {}), bulkStream, channelOptions: { 'grpc.use_local_subchannel_pool': 1 } });
 }
 
 /** A Session method call driven by hand: raw frames out, decoded frames (or the final status) in. */
@@ -66,8 +66,9 @@ export class RawSession {
     this.stream.write(encodeClientFrame(frame));
   }
 
-  hello(node: number, id = 1): void {
-    this.send({ id, hello: { node, session_id: randomBytes(16), boot_id: randomBytes(16), version: 1 } });
+  /** channel 0: open a session (a new random id unless given); 1: join the open session `sessionId` as a bulk stream. */
+  hello(node: number, id = 1, sessionId: Buffer = randomBytes(16), channel = 0): void {
+    this.send({ id, hello: { node, session_id: sessionId, boot_id: randomBytes(16), version: 1, channel } });
   }
 
   /** The first frame received that matches `pred` (removed from the queue); rejects after `ms`. */

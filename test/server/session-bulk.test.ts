@@ -57,7 +57,25 @@ describe('bulk data on a session', () => {
     const got = await Promise.all(reads);
     got.forEach((b, i) => expect(b.equals(chunk(CHUNKS - 1 - i))).toBe(true));
     // Informational only (no timing assertion): how long a getattr waited behind 16 MiB of replies.
-    console.log(`getattr behind ${CHUNKS} x 1 MiB reads: ${getattrMs.toFixed(1)} ms`);
+    console.log(`getattr behind ${CHUNKS} x 1 MiB reads (reads on the bulk stream): ${getattrMs.toFixed(1)} ms`);
+    // One read() of the whole file and more: 1 MiB requests, cut at end of file.
+    expect((await s!.read(root, entry.handle, fh, 0, CHUNKS * MiB + 5)).equals(onDisk)).toBe(true);
     await s!.release(root, fh);
+  });
+
+  it('without a bulk stream (everything on one stream) the same works; a getattr then queues behind the reads', async () => {
+    const one = await openSession(d!.address, await nodeCredentials(ca, 2), 2, undefined, false);
+    try {
+      const top = await one.root(root, d!.exports[0]!.path);
+      const f = await one.lookup(root, top.handle, 'bulk');
+      const reads = Array.from({ length: CHUNKS }, (_, i) => one.readChunk(root, f.handle, 0, i * MiB, MiB));
+      const started = performance.now();
+      await one.getAttr(root, f.handle);
+      const getattrMs = performance.now() - started;
+      (await Promise.all(reads)).forEach((b, i) => expect(b.equals(chunk(i))).toBe(true));
+      console.log(`getattr behind ${CHUNKS} x 1 MiB reads (one stream): ${getattrMs.toFixed(1)} ms`);
+    } finally {
+      one.close();
+    }
   });
 });

@@ -99,6 +99,49 @@ describe('hello', () => {
   });
 });
 
+describe('bulk streams', () => {
+  it('a bulk stream must name an open session of its node (ENOENT); an unknown channel is EINVAL', async () => {
+    const lost = await raw(4, false);
+    lost.hello(4, 1, randomBytes(16), 1);
+    expect(await lost.ended).toMatchObject({ code: 'ENOENT' });
+    const odd = await raw(4, false);
+    odd.hello(4, 1, randomBytes(16), 7);
+    expect(await odd.ended).toMatchObject({ code: 'EINVAL' });
+    // Another node's certificate cannot join node 4's session: its Hello must claim its own node.
+    const id = randomBytes(16);
+    const main = await raw(4, false);
+    main.hello(4, 1, id);
+    expect((await main.reply(1)).kind).toBe('welcome');
+    const intruder = new RawSession(d!.address, await nodeCredentials(ca, 6));
+    raws.push(intruder);
+    intruder.hello(4, 1, id, 1);
+    expect(await intruder.ended).toMatchObject({ code: 'EACCES' });
+  });
+
+  it('a bulk stream shares its session: requests on both, one in-flight cap, and it ends with the main stream', async () => {
+    const id = randomBytes(16);
+    const main = await raw(4, false);
+    main.hello(4, 1, id);
+    expect((await main.reply(1)).kind).toBe('welcome');
+    const bulk = await raw(4, false);
+    bulk.hello(4, 1, id, 1);
+    expect((await bulk.reply(1)).kind).toBe('welcome');
+    // The cap counts both streams: CAP waits on the bulk stream fill it for the main one too.
+    for (let i = 1; i <= CAP; i++) bulk.send(lockWait(10 + i, i));
+    // The two streams are read independently: ask until the waits are in (a bound, not a timing).
+    let refused: unknown;
+    for (let id = 100; id < 200 && !refused; id++) {
+      main.send(getAttr(id));
+      const r = await main.reply(id);
+      if (r.errno) refused = r.errno;
+      else await new Promise((ok) => setTimeout(ok, 50));
+    }
+    expect(refused).toMatchObject({ code: 'EAGAIN' });
+    main.close();
+    expect(await bulk.ended).toMatchObject({ code: 'EHOSTDOWN' });
+  });
+});
+
 describe('hostile frames after the hello', () => {
   it('garbage bytes, an unknown operation, a reply frame, id 0: error frames, the session goes on', async () => {
     const r = await raw();
