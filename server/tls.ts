@@ -57,6 +57,9 @@ function openssl(args: string[], input?: string): Promise<string> {
       if (code === 0) resolve(out);
       else reject(new TlsError(`openssl ${args[0]} failed: ${err.trim().split('\n')[0] ?? `exit ${code}`}`));
     });
+    // A command that reads no input may exit before we write it: the pipe then breaks (EPIPE),
+    // which is no failure of ours; openssl's exit status says whether it worked.
+    child.stdin.on('error', () => {});
     child.stdin.end(input ?? '');
   });
 }
