@@ -36,3 +36,13 @@ export function asCreator<T>(c: Caller, umask: number, fn: () => T): T {
 export function checkAccess(fd: number, c: Caller, mask: number): void {
   asCaller(c, () => sys.faccessat2(fd, '', mask, sys.AT_EACCESS | sys.AT_EMPTY_PATH));
 }
+
+/** checkAccess as a question: whether the caller may access the file for `mask`. */
+export function mayAccess(fd: number, c: Caller, mask: number): boolean {
+  try {
+    checkAccess(fd, c, mask);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -18,9 +18,9 @@
 // A read-only export (or filesystem) opens nothing for writing: a write lock there is EBADF when the
 // file is readable, as on a read-only mount, where an fd can only be open for reading.
 import { constants } from 'node:fs';
-import { Errno, toErrno } from '../proto/errno.js';
+import { Errno } from '../proto/errno.js';
 import * as sys from '../sys/index.js';
-import { checkAccess } from './as-caller.js';
+import { mayAccess } from './as-caller.js';
 import { withPinned, type LocalFs, type Node } from './local-fs.js';
 import { TO_EOF, type LockTable, type LockType } from './locks.js';
 import { bigU64, callerOf, type WireCaller } from './wire.js';
@@ -41,25 +41,24 @@ async function lockArgs(lfs: LocalFs, req: LockIn, peer: string) {
   return { node, key: node.id.toString(), lock: { start, end, type, owner, pid: node.caller.pid, peer } };
 }
 
-/** Whether the caller may access the node's file for `mask`: null when it may, else the kernel's errno. */
-function refusal(node: Node, mask: number): Errno | null {
+/** Whether the caller may access the node's file for `mask` (the kernel decides, ACLs included). */
+function may(node: Node, mask: number): boolean {
   try {
-    withPinned(node, (fd) => checkAccess(fd, node.caller, mask));
-    return null;
-  } catch (err) {
-    return toErrno(err);
+    return withPinned(node, (fd) => mayAccess(fd, node.caller, mask));
+  } catch {
+    return false; // the file could not be pinned (replaced meanwhile): no fd could be had either
   }
 }
 
 /** Whether the caller could open the file for writing: never a directory, never on a read-only export. */
 function canWrite(node: Node): boolean {
-  return !sys.isDir(node.st.mode) && !node.exp.spec.readOnly && refusal(node, constants.W_OK) === null;
+  return !sys.isDir(node.st.mode) && !node.exp.spec.readOnly && may(node, constants.W_OK);
 }
 
 /** Throws unless the caller could hold an fd on the file good for a `type` lock (see the header). */
 function mayLock(node: Node, type: LockType): void {
   if (type === 'unlock') return;
-  const readable = refusal(node, constants.R_OK) === null;
+  const readable = may(node, constants.R_OK);
   const writable = canWrite(node);
   if (type === 'read' ? readable : writable) return;
   if (readable || writable) throw new Errno('EBADF', `the caller cannot open this file for ${type === 'read' ? 'reading' : 'writing'}, as a ${type} lock needs`);
@@ -68,7 +67,7 @@ function mayLock(node: Node, type: LockType): void {
 
 /** For GetLk: some fd, of either mode. */
 function mayOpen(node: Node): void {
-  if (refusal(node, constants.R_OK) === null) return;
+  if (may(node, constants.R_OK)) return;
   if (canWrite(node)) return;
   throw new Errno('EACCES', 'the caller cannot open this file');
 }

@@ -11,9 +11,9 @@
 // of such a directory on the bare filesystem lists names whose stat fails.
 import { closeSync } from 'node:fs';
 import * as sys from '../sys/index.js';
-import type { LocalFs } from './local-fs.js';
+import type { LocalFs, Node } from './local-fs.js';
 import { isDotOrDotDot } from './names.js';
-import { checkAccess } from './as-caller.js';
+import { checkAccess, mayAccess } from './as-caller.js';
 import { R_OK, X_OK } from './permissions.js';
 import { entryOf } from './ops-meta.js';
 import { callerOf, bigU64, type Entry, type WireCaller } from './wire.js';
@@ -31,21 +31,33 @@ export interface DirEntryOut { name: Buffer; cookie: string; entry?: Entry }
  */
 export type EmitEntry = (e: DirEntryOut) => boolean | Promise<boolean>;
 
-function maySearch(fd: number, caller: Parameters<typeof checkAccess>[1]): boolean {
-  try {
-    checkAccess(fd, caller, X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+const cookieOf = (off: bigint): string => BigInt.asUintN(64, off).toString();
+
+/** The batch's entries with handles and attributes, stat'ed and remembered together (one LevelDB write). */
+async function withEntries(lfs: LocalFs, dir: Node & { fd: number }, fd: number, listed: sys.Dirent[]): Promise<DirEntryOut[]> {
+  const found: Array<{ name: Buffer; st: sys.Stat; off: bigint }> = [];
+  for (const d of listed) {
+    let st: sys.Stat | undefined;
+    try {
+      st = sys.statatIfExists(fd, d.name, sys.AT_SYMLINK_NOFOLLOW);
+    } catch {
+      st = undefined;
+    }
+    if (st) found.push({ name: d.name, st, off: d.off }); // else removed while listing
+  }
+  const remembered = await lfs.rememberAll(dir.exp, dir.id, found);
+  return found.map(({ name, st, off }, i) => {
+    const { id, handle } = remembered[i]!;
+    return { name, cookie: cookieOf(off), entry: entryOf(lfs, id, handle, st) };
+  });
+}
 
 export async function readDir(lfs: LocalFs, req: { caller: WireCaller; dir: Buffer; cookie: string }, emit: EmitEntry): Promise<void> {
   const dir = await lfs.resolveDir(req.dir, callerOf(req.caller));
   checkAccess(dir.fd, dir.caller, R_OK);
-  const searchable = maySearch(dir.fd, dir.caller);
+  const searchable = mayAccess(dir.fd, dir.caller, X_OK);
   const cookie = bigU64(req.cookie);
   // A fresh fd: getdents reads from the fd's position, and the cached directory fd is shared.
   const fd = sys.openat(dir.fd, '.', O_RDONLY | sys.O_DIRECTORY);
@@ -54,32 +66,12 @@ export async function readDir(lfs: LocalFs, req: { caller: WireCaller; dir: Buff
     // d_off is a signed 64-bit value (loff_t); the wire's u64 carries it unchanged.
     if (cookie !== 0n) sys.seekdir(fd, BigInt.asIntN(64, cookie));
     for (let batch = sys.getdents(fd, buf); batch.length > 0; batch = sys.getdents(fd, buf)) {
-      const found: Array<{ name: Buffer; st: sys.Stat; off: bigint }> = [];
-      if (!searchable) {
-        for (const d of batch) {
-          if (isDotOrDotDot(d.name)) continue;
-          let go = emit({ name: d.name, cookie: BigInt.asUintN(64, d.off).toString() });
-          if (typeof go !== 'boolean') go = await go;
-          if (!go) return;
-        }
-        await nextTurn();
-        continue;
-      }
-      for (const d of batch) {
-        if (isDotOrDotDot(d.name)) continue;
-        let st: sys.Stat | undefined;
-        try {
-          st = sys.statatIfExists(fd, d.name, sys.AT_SYMLINK_NOFOLLOW);
-        } catch {
-          st = undefined;
-        }
-        if (st) found.push({ name: d.name, st, off: d.off }); // else removed while listing
-      }
-      const remembered = await lfs.rememberAll(dir.exp, dir.id, found);
-      for (let i = 0; i < found.length; i++) {
-        const { name, st, off } = found[i]!;
-        const { id, handle } = remembered[i]!;
-        let go = emit({ name, cookie: BigInt.asUintN(64, off).toString(), entry: entryOf(lfs, id, handle, st) });
+      const listed = batch.filter((d) => !isDotOrDotDot(d.name));
+      const out = searchable
+        ? await withEntries(lfs, dir, fd, listed)
+        : listed.map((d) => ({ name: d.name, cookie: cookieOf(d.off) }));
+      for (const e of out) {
+        let go = emit(e);
         if (typeof go !== 'boolean') go = await go;
         if (!go) return;
       }
