@@ -53,6 +53,11 @@ function startMfsd(root: string, tlsDir: string | null): Promise<Daemon> {
     '--export', `${join(root, 'exp')}:dfsa=1`];
   if (tlsDir) args.push('--tls-ca', join(tlsDir, 'ca.crt'), '--tls-cert', join(tlsDir, 'node.crt'), '--tls-key', join(tlsDir, 'node.key'));
   else args.push('--insecure');
+  return spawnUntilReady('mfsd', args, /listening on (127\.0\.0\.1:\d+)/, (m) => m);
+}
+
+/** Starts a node script and resolves once its stdout matches `ready` (its address from the match). */
+function spawnUntilReady(what: string, args: string[], ready: RegExp, address: (match: string) => string): Promise<Daemon> {
   const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   proc.stderr?.on('data', (d: Buffer) => (err += d.toString()));
@@ -60,10 +65,10 @@ function startMfsd(root: string, tlsDir: string | null): Promise<Daemon> {
     let out = '';
     proc.stdout?.on('data', (d: Buffer) => {
       out += d.toString();
-      const m = /listening on (127\.0\.0\.1:\d+)/.exec(out);
-      if (m?.[1]) resolve({ proc, address: m[1] });
+      const m = ready.exec(out);
+      if (m?.[1]) resolve({ proc, address: address(m[1]) });
     });
-    proc.once('exit', (code) => reject(new Error(`mfsd exited ${code}: ${err}`)));
+    proc.once('exit', (code) => reject(new Error(`${what} exited ${code}: ${err}`)));
   });
 }
 
@@ -183,18 +188,7 @@ async function runFloor(f: FloorClient, mib: number, calls: number): Promise<Map
 }
 
 function startFloor(certDir: string): Promise<Daemon> {
-  const proc = spawn(process.execPath, [join(here, 'stream-floor.js'), '--serve', certDir], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let err = '';
-  proc.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-  return new Promise((resolve, reject) => {
-    let out = '';
-    proc.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /floor listening on (\d+)/.exec(out);
-      if (m?.[1]) resolve({ proc, address: `localhost:${m[1]}` });
-    });
-    proc.once('exit', (code) => reject(new Error(`stream floor exited ${code}: ${err}`)));
-  });
+  return spawnUntilReady('stream floor', [join(here, 'stream-floor.js'), '--serve', certDir], /floor listening on (\d+)/, (port) => `localhost:${port}`);
 }
 
 function printSessionRows(session: Map<string, number>, unary: Row[], floor: Map<string, number>): void {
