@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { startHarness, type Harness } from '../harness/file-service-server.js';
 import { ROOT_CALLER as root, type Entry } from '../../proto/file-client.js';
+import { code } from '../harness/outcome.js';
 
 const { O_RDWR, O_CREAT, O_TRUNC } = fs.constants;
 let h: Harness;
@@ -34,9 +35,6 @@ afterEach(async () => {
   }
 });
 
-const code = async (p: Promise<unknown>): Promise<string> => {
-  try { await p; return 'OK'; } catch (err) { return (err as { code: string }).code; }
-};
 
 describe('names', () => {
   it('path-like names are refused', async () => {

@@ -10,6 +10,7 @@ import { startHarness, type Harness } from '../harness/file-service-server.js';
 import { ROOT_CALLER as root, type Caller, type Entry } from '../../proto/file-client.js';
 import { HandleStore } from '../../server/handles.js';
 import * as sys from '../../sys/index.js';
+import { code } from '../harness/outcome.js';
 
 const { O_RDWR, O_RDONLY, O_WRONLY, O_CREAT, O_EXCL } = fs.constants;
 const alice: Caller = { uid: 1000, gid: 1000, groups: [], pid: 1 };
@@ -29,9 +30,6 @@ beforeEach(async () => {
 });
 afterEach(async () => { await h.stop(); });
 
-const code = async (p: Promise<unknown>): Promise<string> => {
-  try { await p; return 'OK'; } catch (err) { return (err as { code: string }).code; }
-};
 const namesOnDisk = (...dir: Array<string | Buffer>): Buffer[] => fs.readdirSync(A(...dir), { encoding: 'buffer' });
 const sortBytes = (l: Buffer[]): Buffer[] => [...l].sort(Buffer.compare);
 

@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { startHarness, type Harness } from '../harness/file-service-server.js';
 import { ROOT_CALLER as root, type Caller, type Entry } from '../../proto/file-client.js';
+import { code } from '../harness/outcome.js';
 
 const { O_RDWR, O_RDONLY, O_WRONLY, O_CREAT } = fs.constants;
 const alice: Caller = { uid: 1000, gid: 1000, groups: [], pid: 1 };
@@ -24,9 +25,6 @@ beforeEach(async () => {
 });
 afterEach(async () => { await h.stop(); });
 
-const code = async (p: Promise<unknown>): Promise<string> => {
-  try { await p; return 'OK'; } catch (err) { return (err as { code: string }).code; }
-};
 
 describe('ownership of new files', () => {
   it('files and dirs belong to the caller; setgid directories pass on group and bit', async () => {

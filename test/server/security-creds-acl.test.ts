@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { startHarness, type Harness } from '../harness/file-service-server.js';
 import { ROOT_CALLER as root, type Caller, type Entry } from '../../proto/file-client.js';
+import { code } from '../harness/outcome.js';
 
 const { O_RDONLY, O_WRONLY } = fs.constants;
 const alice: Caller = { uid: 1000, gid: 1000, groups: [], pid: 1 };
@@ -27,9 +28,6 @@ beforeEach(async () => {
 });
 afterEach(async () => { await h.stop(); });
 
-const code = async (p: Promise<unknown>): Promise<string> => {
-  try { await p; return 'OK'; } catch (err) { return (err as { code: string }).code; }
-};
 const failure = async (p: Promise<unknown>): Promise<Error> => {
   try { await p; } catch (err) { return err as Error; }
   throw new Error('expected a failure');

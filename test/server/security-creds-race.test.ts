@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { startHarness, type Harness } from '../harness/file-service-server.js';
 import { ROOT_CALLER as root, type Caller, type Entry } from '../../proto/file-client.js';
+import { code } from '../harness/outcome.js';
 
 const alice: Caller = { uid: 1000, gid: 1000, groups: [], pid: 1 };
 const S_IFIFO = 0o010000;
@@ -36,9 +37,6 @@ afterEach(async () => {
   await h.stop();
 });
 
-const code = async (p: Promise<unknown>): Promise<string> => {
-  try { await p; return 'OK'; } catch (err) { return (err as { code: string }).code; }
-};
 
 const untouched = (): void => {
   const st = fs.statSync(A('rootfile'));

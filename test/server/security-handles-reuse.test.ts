@@ -8,6 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { startHarness, type Harness } from '../harness/file-service-server.js';
 import { ROOT_CALLER as root, type Caller, type Entry } from '../../proto/file-client.js';
+import { code } from '../harness/outcome.js';
 
 const { O_RDWR, O_CREAT, O_EXCL } = fs.constants;
 const alice: Caller = { uid: 1000, gid: 1000, groups: [], pid: 1 };
@@ -20,14 +21,6 @@ afterEach(async () => {
   h = undefined;
 });
 
-const code = async (p: Promise<unknown>): Promise<string> => {
-  try {
-    await p;
-    return 'OK';
-  } catch (err) {
-    return (err as { code: string }).code;
-  }
-};
 
 /** A directory of the export owned by `c`, and its handle. */
 async function ownDir(hh: Harness, top: Entry, name: string, c: Caller): Promise<Entry> {

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ROOT_CALLER as root, type Caller, type Entry } from '../../proto/file-client.js';
 import { startHarness, type Harness } from '../harness/file-service-server.js';
+import { code } from '../harness/outcome.js';
 
 const READ = 0;
 const WRITE = 1;
@@ -37,14 +38,6 @@ async function rootFile(name: string, mode: number): Promise<Buffer> {
 function lk(who: Caller, handle: Buffer, type: number, owner: number, start = 0, end = 99): object {
   return { caller: who, handle, client_id: clientId, lock_owner: String(owner), start: String(start), end: String(end), type };
 }
-const code = async (p: Promise<unknown>): Promise<string> => {
-  try {
-    await p;
-    return 'OK';
-  } catch (err) {
-    return (err as { code: string }).code;
-  }
-};
 
 describe('locks only on files the caller could open', () => {
   it("uid 1000 cannot lock root's 0600 file; root's own lock then succeeds", async () => {
