@@ -35,6 +35,34 @@ const LIMIT_RANGES: Readonly<Record<keyof Limits, readonly [number, number]>> = 
   tlsHandshakeTimeoutMs: [100, 600_000],
 };
 
+/** Sessions (proto/session.proto): leases, callbacks, direct changes, slow exports. */
+export interface SessionSettings {
+  /** How long a session's open files and locks outlive its stream; also how long a writer waits for an invalidation ack before fencing. */
+  leaseMs: number;
+  /** HTTP/2 keepalive ping interval on session connections (a dead peer is noticed within about twice this). */
+  keepaliveMs: number;
+  /** Callbacks one session may hold; beyond, the oldest are recalled with an invalidation. */
+  callbacksPerSession: number;
+  /** Changes made directly in an export (not through mfsd) are invalidated within this bound (fanotify/inotify batching). */
+  directChangeMs: number;
+  /** A file system call on an export slower than this marks the export slow: its calls then run off the event loop. */
+  slowCallMs: number;
+}
+export const DEFAULT_SESSIONS: Readonly<SessionSettings> = {
+  leaseMs: 15_000,
+  keepaliveMs: 5_000,
+  callbacksPerSession: 65_536,
+  directChangeMs: 100,
+  slowCallMs: 20,
+};
+const SESSION_RANGES: Readonly<Record<keyof SessionSettings, readonly [number, number]>> = {
+  leaseMs: [100, 3_600_000],
+  keepaliveMs: [100, 600_000],
+  callbacksPerSession: [16, 100_000_000],
+  directChangeMs: [1, 60_000],
+  slowCallMs: [1, 60_000],
+};
+
 export interface TlsPaths { ca: string; cert: string; key: string }
 export interface ListenAddress { host: string; port: number }
 export interface MfsdConfig {
@@ -47,6 +75,7 @@ export interface MfsdConfig {
   /** How long SIGTERM waits for in-flight calls before cancelling them. */
   shutdownGraceMs: number;
   limits: Limits;
+  sessions: SessionSettings;
 }
 
 /** A bad config file or flag; the message is the whole story, one line. */
@@ -64,7 +93,9 @@ Config file (JSON, default ${DEFAULT_CONFIG_PATH}): { "node": 1, "listen": "${DE
   "stateDir": "${DEFAULT_STATE_DIR}", "exports": [{ "path": "/srv", "dfsa": 1, "readOnly": false,
   "rootSquash": false }], "tls": { "ca": "...", "cert": "...", "key": "..." }, "insecure": false,
   "limits": { "openFilesPerPeer": ${DEFAULT_LIMITS.openFilesPerPeer}, "requestsPerPeer": ${DEFAULT_LIMITS.requestsPerPeer}, "locksPerPeer": ${DEFAULT_LIMITS.locksPerPeer},
-  "lockWaitersPerPeer": ${DEFAULT_LIMITS.lockWaitersPerPeer}, "unauthenticatedConnections": ${DEFAULT_LIMITS.unauthenticatedConnections}, "tlsHandshakeTimeoutMs": ${DEFAULT_LIMITS.tlsHandshakeTimeoutMs} } }`;
+  "lockWaitersPerPeer": ${DEFAULT_LIMITS.lockWaitersPerPeer}, "unauthenticatedConnections": ${DEFAULT_LIMITS.unauthenticatedConnections}, "tlsHandshakeTimeoutMs": ${DEFAULT_LIMITS.tlsHandshakeTimeoutMs} },
+  "sessions": { "leaseMs": ${DEFAULT_SESSIONS.leaseMs}, "keepaliveMs": ${DEFAULT_SESSIONS.keepaliveMs}, "callbacksPerSession": ${DEFAULT_SESSIONS.callbacksPerSession},
+  "directChangeMs": ${DEFAULT_SESSIONS.directChangeMs}, "slowCallMs": ${DEFAULT_SESSIONS.slowCallMs} } }`;
 
 export interface CliResult { config: MfsdConfig | null; help: boolean; version: boolean }
 
@@ -129,7 +160,7 @@ function readConfigFile(explicitPath: string | undefined): Record<string, unknow
   return json as Record<string, unknown>;
 }
 
-const FILE_FIELDS = new Set(['node', 'listen', 'stateDir', 'exports', 'tls', 'insecure', 'shutdownGraceMs', 'limits']);
+const FILE_FIELDS = new Set(['node', 'listen', 'stateDir', 'exports', 'tls', 'insecure', 'shutdownGraceMs', 'limits', 'sessions']);
 
 function buildConfig(file: Record<string, unknown>, v: Flags): MfsdConfig {
   for (const key of Object.keys(file)) {
@@ -144,24 +175,23 @@ function buildConfig(file: Record<string, unknown>, v: Flags): MfsdConfig {
   const insecure = v.insecure ?? boolField('insecure', file['insecure'] ?? false);
   const grace = v['shutdown-grace-ms'] ?? file['shutdownGraceMs'] ?? DEFAULT_SHUTDOWN_GRACE_MS;
   const shutdownGraceMs = integer('shutdownGraceMs', grace, 0, 3_600_000);
-  const limits = parseLimits(file['limits']);
-  return { node, listen, stateDir, exports, tls, insecure, shutdownGraceMs, limits };
+  const limits = knobs('limits', file['limits'], DEFAULT_LIMITS, LIMIT_RANGES);
+  const sessions = knobs('sessions', file['sessions'], DEFAULT_SESSIONS, SESSION_RANGES);
+  return { node, listen, stateDir, exports, tls, insecure, shutdownGraceMs, limits, sessions };
 }
 
-/** `"limits": { ... }`: any subset of the knobs; the others keep their defaults. */
-function parseLimits(raw: unknown): Limits {
-  if (raw === undefined) return { ...DEFAULT_LIMITS };
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-    throw new ConfigError(`limits: must be an object with any of ${Object.keys(LIMIT_RANGES).join(', ')}`);
+/** `"<section>": { ... }` of integer knobs: any subset; the others keep their defaults. */
+function knobs<T extends object>(section: string, raw: unknown, defaults: Readonly<T>, ranges: Readonly<Record<keyof T, readonly [number, number]>>): T {
+  if (raw === undefined) return { ...defaults };
+  const known = Object.keys(ranges).join(', ');
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ConfigError(`${section}: must be an object with any of ${known}`);
+  const out: Record<string, number> = { ...(defaults as Record<string, number>) };
+  for (const [key, value] of Object.entries(raw as Record<string, unknown>)) {
+    const range = (ranges as Record<string, readonly [number, number] | undefined>)[key];
+    if (!range) throw new ConfigError(`${section}: unknown field "${key}" (known: ${known})`);
+    out[key] = integer(`${section}.${key}`, value, range[0], range[1]);
   }
-  const o = raw as Record<string, unknown>;
-  const out: Limits = { ...DEFAULT_LIMITS };
-  for (const [key, value] of Object.entries(o)) {
-    const range = (LIMIT_RANGES as Record<string, readonly [number, number] | undefined>)[key];
-    if (!range) throw new ConfigError(`limits: unknown field "${key}" (known: ${Object.keys(LIMIT_RANGES).join(', ')})`);
-    out[key as keyof Limits] = integer(`limits.${key}`, value, range[0], range[1]);
-  }
-  return out;
+  return out as T;
 }
 
 function integer(field: string, raw: unknown, min: number, max: number): number {

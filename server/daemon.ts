@@ -92,7 +92,7 @@ export async function startDaemon(cfg: MfsdConfig): Promise<RunningDaemon> {
   const locks = new LockTable({ maxLocksPerPeer: cfg.limits.locksPerPeer, maxWaitersPerPeer: cfg.limits.lockWaitersPerPeer });
   let files: FileService;
   try {
-    files = await createFileService({ nodeId: cfg.node, exports: cfg.exports, stateDir: cfg.stateDir, locks, peers, tls: !cfg.insecure });
+    files = await createFileService({ nodeId: cfg.node, exports: cfg.exports, stateDir: cfg.stateDir, locks, peers, tls: !cfg.insecure, sessions: cfg.sessions });
   } catch (err) {
     throw new StartupError(`file service: ${(err as Error).message}`, 1);
   }

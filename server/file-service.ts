@@ -39,7 +39,9 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { errnoToStatus } from '../proto/errno.js';
 import { fileServiceDefinition } from '../proto/load.js';
+import { DEFAULT_SESSIONS, type SessionSettings } from './config.js';
 import type { ExportSpec } from './export-spec.js';
+import { Callbacks } from './callbacks.js';
 import { HandleStore } from './handles.js';
 import { LocalFs } from './local-fs.js';
 import type { LockTable } from './locks.js';
@@ -57,12 +59,16 @@ export interface FileServiceOptions {
   peers?: Peers;
   /** Mutual TLS is on: a session's Hello must claim the node its client certificate names (CN node<N>). */
   tls?: boolean;
+  /** Leases, callbacks, direct changes, slow exports; default DEFAULT_SESSIONS. */
+  sessions?: Partial<SessionSettings>;
 }
 export interface FileService {
   definition: grpc.ServiceDefinition;
   implementation: grpc.UntypedServiceImplementation;
   /** The session service (proto/session.proto): every operation above over one stream per client. */
   session: SessionService;
+  /** Who may cache what (sessions' callbacks), and the invalidations that keep them right. */
+  callbacks: Callbacks;
   peers: Peers;
   /** Open files of every peer (tests and diagnostics). */
   openFiles: OpenFileTable;
@@ -103,6 +109,8 @@ export async function createFileService(opts: FileServiceOptions): Promise<FileS
     locks.releasePeer(peer.key);
   };
   peers.whenEnded(release);
+  const settings: SessionSettings = { ...DEFAULT_SESSIONS, ...opts.sessions };
+  const callbacks = new Callbacks();
   const ops = makeOps({ lfs, locks, table });
   const peerOf = (call: { getPeer(): string }): Peer => peers.of(call);
   /** A unary RPC that is `op` for the calling connection's peer. */
@@ -174,12 +182,15 @@ export async function createFileService(opts: FileServiceOptions): Promise<FileS
       return ops.setLkW(peerOf(call), r, abort.signal);
     }),
   };
-  const session = createSessionService({ ops, peers, nodeId: opts.nodeId, checkNodeCertificate: opts.tls ?? false, releaseLeftovers: release });
+  const session = createSessionService({ ops, peers, nodeId: opts.nodeId, checkNodeCertificate: opts.tls ?? false, releaseLeftovers: release,
+    callbacks, settings,
+  });
 
   return {
     definition: fileServiceDefinition(),
     implementation,
     session,
+    callbacks,
     peers,
     openFiles: table,
     async close() {

@@ -35,6 +35,8 @@ import {
   SESSION_DIR_BATCH, SESSION_MAX_IO, SESSION_VERSION, decodeClientFrame, encodeServerFrame, sessionServiceDefinition, topLevelFields,
   type ClientFrameIn,
 } from '../proto/session-codec.js';
+import type { Callbacks } from './callbacks.js';
+import type { SessionSettings } from './config.js';
 import type { Peer, Peers } from './peers.js';
 import type { Ops } from './service-ops.js';
 
@@ -46,6 +48,10 @@ export interface SessionServiceOptions {
   checkNodeCertificate: boolean;
   /** Releases what an operation finishing after its session ended left behind (an fd, a lock). */
   releaseLeftovers(peer: Peer): void;
+  /** The callback table: attach a session's main stream, pass acks on, stamp replies with `after`. */
+  callbacks: Callbacks;
+  /** Lease, keepalive and callback bounds. */
+  settings: SessionSettings;
 }
 
 export interface SessionService {

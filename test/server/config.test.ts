@@ -49,6 +49,7 @@ describe('loadConfig', () => {
         openFilesPerPeer: 4096, requestsPerPeer: 1024, locksPerPeer: 4096, lockWaitersPerPeer: 256,
         unauthenticatedConnections: 256, tlsHandshakeTimeoutMs: 10_000,
       },
+      sessions: { leaseMs: 15_000, keepaliveMs: 5_000, callbacksPerSession: 65_536, directChangeMs: 100, slowCallMs: 20 },
     });
   });
 
