@@ -27,6 +27,7 @@ export const DATA = 2;
 export const NAMES = 4;
 
 export class Callbacks {
+  constructor(readonly nodeId: number, readonly perSession: number) {}
   /** A session's main stream is up: it may hold callbacks from now on. */
   attach(_session: string, _sink: CallbackSink, _ackTimeoutMs: number): void {}
   /** The session's main stream ended (or it was fenced): its callbacks are dropped, nobody waits for its acks. */

@@ -110,8 +110,8 @@ export async function createFileService(opts: FileServiceOptions): Promise<FileS
   };
   peers.whenEnded(release);
   const settings: SessionSettings = { ...DEFAULT_SESSIONS, ...opts.sessions };
-  const callbacks = new Callbacks();
-  const ops = makeOps({ lfs, locks, table });
+  const callbacks = new Callbacks(opts.nodeId, settings.callbacksPerSession);
+  const ops = makeOps({ lfs, locks, table, callbacks });
   const peerOf = (call: { getPeer(): string }): Peer => peers.of(call);
   /** A unary RPC that is `op` for the calling connection's peer. */
   const rpc = <Req>(op: (peer: Peer, req: Req) => Promise<unknown>) => unary((r: Req, call) => op(peerOf(call), r));

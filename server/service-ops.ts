@@ -9,6 +9,7 @@
 // reply each, through the adapters at the end of this table (readWhole, writeOne, readDirBatch),
 // which call the same core functions.
 import { Errno } from '../proto/errno.js';
+import type { Callbacks } from './callbacks.js';
 import type { LocalFs } from './local-fs.js';
 import type { LockTable } from './locks.js';
 import type { OpenFileTable, OpenFiles } from './open-files.js';
@@ -21,7 +22,7 @@ import * as listing from './ops-readdir.js';
 import type { Peer } from './peers.js';
 import { bigU64, callerOf, u64, type WireCaller } from './wire.js';
 
-export interface OpsContext { lfs: LocalFs; locks: LockTable; table: OpenFileTable }
+export interface OpsContext { lfs: LocalFs; locks: LockTable; table: OpenFileTable; callbacks: Callbacks }
 
 type In<F extends (...args: never[]) => unknown, I extends number> = Parameters<F>[I];
 export interface ReleaseIn { caller: WireCaller; fh: string | number; flush_locks: boolean; client_id: string; lock_owner: string | number }
