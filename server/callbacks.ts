@@ -22,6 +22,16 @@ export interface CallbackSink {
   fence(why: string): void;
 }
 
+/** The Invalidate message of ServerFrame.invalidate for `change` (64-bit values as numbers or decimal strings). */
+export function invalidateMessage(seq: number, change: Change): object {
+  switch (change.kind) {
+    case 'attr': return { seq, attr: { ino: u64(change.ino) } };
+    case 'data': return { seq, data: { ino: u64(change.ino), offset: u64(change.offset), length: u64(change.length) } };
+    case 'name': return { seq, name: { dir: u64(change.dir), name: change.name } };
+  }
+}
+const u64 = (n: bigint): number | string => (n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : n.toString());
+
 export const ATTR = 1;
 export const DATA = 2;
 export const NAMES = 4;
@@ -34,6 +44,10 @@ export class Callbacks {
   detach(_session: string): void {}
   /** An InvalidateAck arrived on the session's stream. */
   ack(_session: string, _seq: number): void {}
+  /** Whether any session holds a callback on `ino` (the direct-change watcher skips the rest). */
+  watched(_ino: bigint): boolean {
+    return false;
+  }
   /** The seq of the last Invalidate sent to `session` (ServerFrame.after); 0 when none. */
   sentUpTo(_session: string): number {
     return 0;

@@ -42,6 +42,7 @@ import { fileServiceDefinition } from '../proto/load.js';
 import { DEFAULT_SESSIONS, type SessionSettings } from './config.js';
 import type { ExportSpec } from './export-spec.js';
 import { Callbacks } from './callbacks.js';
+import { watchDirectChanges } from './direct-changes.js';
 import { HandleStore } from './handles.js';
 import { LocalFs } from './local-fs.js';
 import type { LockTable } from './locks.js';
@@ -112,6 +113,7 @@ export async function createFileService(opts: FileServiceOptions): Promise<FileS
   const settings: SessionSettings = { ...DEFAULT_SESSIONS, ...opts.sessions };
   const callbacks = new Callbacks(opts.nodeId, settings.callbacksPerSession);
   const ops = makeOps({ lfs, locks, table, callbacks });
+  const direct = watchDirectChanges(lfs, callbacks, settings);
   const peerOf = (call: { getPeer(): string }): Peer => peers.of(call);
   /** A unary RPC that is `op` for the calling connection's peer. */
   const rpc = <Req>(op: (peer: Peer, req: Req) => Promise<unknown>) => unary((r: Req, call) => op(peerOf(call), r));
@@ -194,6 +196,7 @@ export async function createFileService(opts: FileServiceOptions): Promise<FileS
     peers,
     openFiles: table,
     async close() {
+      direct.close();
       table.closeAll();
       lfs.close();
       await store.close();
