@@ -1,10 +1,28 @@
 // Callbacks: the cache-consistency promise of sessions (proto/session.proto, "Callbacks").
-// INTERFACE FIRST: the implementation is being written; session.ts and the direct-change watcher
-// code against this API.
 //
-// A callback is (session, inode, what): the session may cache the inode's attributes (ATTR), data
-// (DATA) or, for a directory, its names and listing (NAMES). Inodes are cluster inode numbers
-// (Attr.ino), as bigint.
+// A callback is (session, inode, bits): the session may cache the inode's attributes (ATTR), its
+// data (DATA) or, for a directory, its names and listing (NAMES). Inodes are cluster inode numbers
+// (Attr.ino) as bigint. Replies register callbacks (service-ops.ts); a change sends an Invalidate
+// to every other session holding a matching callback and waits for its ack.
+//
+// Decisions:
+// - An attr invalidation consumes the ATTR callback (the client drops the attributes and registers
+//   again when it fetches them). DATA and NAMES stay: the client drops only the range or the name
+//   it is told about and may keep the rest of the file or directory cached.
+// - The race between a reply being made and a change: an operation notes `now()` before it touches
+//   the file system and calls `registered()` after; a change recorded in between (it did not reach
+//   this session, whose callback did not exist yet) is sent to this session right away, before its
+//   reply is written. Changes are remembered per inode in a bounded map; an inode evicted from it
+//   counts as changed at the highest evicted seq (conservative: an extra invalidation, never a
+//   missed one).
+// - Acks are cumulative: the frames of one session travel in order on its main stream and the
+//   client handles them in order, so an ack of seq s acknowledges every seq <= s.
+// - A session that does not ack within its timeout (its lease) is fenced: it loses its callbacks
+//   and the sink ends the session as an expired lease would. Its waiters are released, so one dead
+//   client stalls a writer for at most the lease.
+// - Per-session bound: the oldest callbacks (least recently registered) are recalled when a
+//   session holds more than `perSession`: invalidations are sent and not waited for.
+import { LRUCache } from 'lru-cache';
 
 /** What changed, as sent in an Invalidate. */
 export type Change =
@@ -36,25 +54,200 @@ export const ATTR = 1;
 export const DATA = 2;
 export const NAMES = 4;
 
+const ALL_NAMES = Buffer.alloc(0);
+/** Inodes whose last change seq is remembered exactly. */
+const CHANGES_REMEMBERED = 65_536;
+
+interface Waiter { seq: number; resolve(): void }
+
+/** One attached session. */
+class Holder {
+  /** Seq of the last Invalidate sent, and of the last one acknowledged. */
+  sent = 0;
+  acked = 0;
+  waiters: Waiter[] = [];
+  timer: NodeJS.Timeout | undefined;
+  /** Inode -> callback bits, least recently registered first (the bound recalls from there). */
+  readonly held: LRUCache<bigint, number>;
+
+  constructor(readonly key: string, readonly sink: CallbackSink, readonly ackTimeoutMs: number, max: number, evicted: (h: Holder, ino: bigint, bits: number) => void) {
+    this.held = new LRUCache<bigint, number>({
+      max,
+      dispose: (bits, ino, reason) => {
+        if (reason === 'evict') evicted(this, ino, bits);
+      },
+    });
+  }
+}
+
 export class Callbacks {
+  private readonly sessions = new Map<string, Holder>();
+  /** Inode -> the sessions holding a callback on it. */
+  private readonly byIno = new Map<bigint, Set<Holder>>();
+  /** Global change counter and, per inode, the seq of its last change (see `registered`). */
+  private changeSeq = 0;
+  private evictedUpTo = 0;
+  private readonly lastChange = new LRUCache<bigint, number>({
+    max: CHANGES_REMEMBERED,
+    dispose: (seq, _ino, reason) => {
+      if (reason === 'evict' && seq > this.evictedUpTo) this.evictedUpTo = seq;
+    },
+  });
+
   constructor(readonly nodeId: number, readonly perSession: number) {}
+
   /** A session's main stream is up: it may hold callbacks from now on. */
-  attach(_session: string, _sink: CallbackSink, _ackTimeoutMs: number): void {}
+  attach(session: string, sink: CallbackSink, ackTimeoutMs: number): void {
+    this.detach(session);
+    this.sessions.set(session, new Holder(session, sink, ackTimeoutMs, this.perSession, (h, ino, bits) => {
+      // Over the bound: the least recently registered callback is recalled.
+      this.unhold(h, ino);
+      this.recall(h, ino, bits);
+    }));
+  }
+
   /** The session's main stream ended (or it was fenced): its callbacks are dropped, nobody waits for its acks. */
-  detach(_session: string): void {}
-  /** An InvalidateAck arrived on the session's stream. */
-  ack(_session: string, _seq: number): void {}
-  /** Whether any session holds a callback on `ino` (the direct-change watcher skips the rest). */
-  watched(_ino: bigint): boolean {
-    return false;
+  detach(session: string): void {
+    const h = this.sessions.get(session);
+    if (!h) return;
+    this.sessions.delete(session);
+    clearTimeout(h.timer);
+    for (const ino of h.held.keys()) this.unhold(h, ino);
+    h.held.clear();
+    for (const w of h.waiters) w.resolve();
+    h.waiters = [];
   }
+
+  /** An InvalidateAck arrived on the session's stream (acknowledging every seq up to `seq`). */
+  ack(session: string, seq: number): void {
+    const h = this.sessions.get(session);
+    if (!h || !(seq > h.acked)) return;
+    h.acked = Math.min(seq, h.sent);
+    const still: Waiter[] = [];
+    for (const w of h.waiters) {
+      if (w.seq <= h.acked) w.resolve();
+      else still.push(w);
+    }
+    h.waiters = still;
+    clearTimeout(h.timer);
+    h.timer = undefined;
+    if (still.length > 0) this.armTimer(h);
+  }
+
   /** The seq of the last Invalidate sent to `session` (ServerFrame.after); 0 when none. */
-  sentUpTo(_session: string): number {
-    return 0;
+  sentUpTo(session: string): number {
+    return this.sessions.get(session)?.sent ?? 0;
   }
+
+  /** Whether any session holds a callback on `ino` (the direct-change watcher skips the rest). */
+  watched(ino: bigint): boolean {
+    return this.byIno.has(ino);
+  }
+
+  /** Whether any session is attached (changes then need to know what they touched). */
+  get active(): boolean {
+    return this.sessions.size > 0;
+  }
+
+  /** Whether `session` is attached (only sessions register callbacks; unary peers do not). */
+  isAttached(session: string): boolean {
+    return this.sessions.has(session);
+  }
+
+  /** The change counter, noted by an operation before it touches the file system. */
+  now(): number {
+    return this.changeSeq;
+  }
+
+  /**
+   * `session` may now cache `bits` of `ino`, as learned by an operation that noted `since = now()`
+   * before touching the file system. If the inode changed after that, the session is told at once
+   * (before its reply is written), so it never keeps what the reply says.
+   */
+  registered(session: string, ino: bigint, bits: number, since: number): void {
+    const h = this.sessions.get(session);
+    if (!h) return;
+    h.held.set(ino, (h.held.get(ino) ?? 0) | bits);
+    let holders = this.byIno.get(ino);
+    if (!holders) this.byIno.set(ino, (holders = new Set()));
+    holders.add(h);
+    if ((this.lastChange.get(ino) ?? this.evictedUpTo) > since) this.recall(h, ino, bits);
+  }
+
   /**
    * Sends each change to every session but `except` that holds a callback on it, and resolves when
    * all of them acknowledged (or were fenced for not doing so in time). Never rejects.
    */
-  async invalidate(_changes: Change[], _except?: string): Promise<void> {}
+  invalidate(changes: readonly Change[], except?: string): Promise<void> {
+    const seq = ++this.changeSeq;
+    const told = new Set<Holder>();
+    for (const c of changes) {
+      const ino = c.kind === 'name' ? c.dir : c.ino;
+      this.lastChange.set(ino, seq);
+      const holders = this.byIno.get(ino);
+      if (!holders) continue;
+      const need = c.kind === 'attr' ? ATTR : c.kind === 'data' ? DATA : NAMES;
+      for (const h of holders) {
+        if (h.key === except) continue;
+        const bits = h.held.peek(ino) ?? 0;
+        if ((bits & need) === 0) continue;
+        // The attributes are dropped by the client: its callback on them is used up.
+        if (need === ATTR) this.drop(h, ino, ATTR);
+        this.send(h, c);
+        told.add(h);
+      }
+    }
+    if (told.size === 0) return Promise.resolve();
+    return Promise.all([...told].map((h) => this.acknowledged(h, h.sent))).then(() => undefined);
+  }
+
+  /** Sends to `h` what it must forget of `ino` (a recall: nobody waits for the ack). */
+  private recall(h: Holder, ino: bigint, bits: number): void {
+    if (bits & ATTR) this.send(h, { kind: 'attr', ino });
+    if (bits & DATA) this.send(h, { kind: 'data', ino, offset: 0n, length: 0n });
+    if (bits & NAMES) this.send(h, { kind: 'name', dir: ino, name: ALL_NAMES });
+  }
+
+  private send(h: Holder, change: Change): void {
+    h.sent += 1;
+    h.sink.send(h.sent, change);
+  }
+
+  /** Removes `bits` of `ino` from what `h` holds. */
+  private drop(h: Holder, ino: bigint, bits: number): void {
+    const left = (h.held.peek(ino) ?? 0) & ~bits;
+    if (left !== 0) {
+      h.held.set(ino, left);
+      return;
+    }
+    h.held.delete(ino);
+    this.unhold(h, ino);
+  }
+
+  private unhold(h: Holder, ino: bigint): void {
+    const holders = this.byIno.get(ino);
+    if (!holders) return;
+    holders.delete(h);
+    if (holders.size === 0) this.byIno.delete(ino);
+  }
+
+  /** Resolves when `h` acknowledged `seq`, or was fenced or detached. */
+  private acknowledged(h: Holder, seq: number): Promise<void> {
+    if (h.acked >= seq || !this.sessions.has(h.key)) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      h.waiters.push({ seq, resolve });
+      if (!h.timer) this.armTimer(h);
+    });
+  }
+
+  /** The oldest unacknowledged invalidation of `h` must be acked within its timeout, or `h` is fenced. */
+  private armTimer(h: Holder): void {
+    h.timer = setTimeout(() => {
+      h.timer = undefined;
+      if (this.sessions.get(h.key) !== h || h.waiters.length === 0) return;
+      this.detach(h.key);
+      h.sink.fence(`no acknowledgement of invalidation ${h.acked + 1} within ${h.ackTimeoutMs} ms`);
+    }, h.ackTimeoutMs);
+    h.timer.unref();
+  }
 }

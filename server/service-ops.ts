@@ -9,7 +9,8 @@
 // reply each, through the adapters at the end of this table (readWhole, writeOne, readDirBatch),
 // which call the same core functions.
 import { Errno } from '../proto/errno.js';
-import type { Callbacks } from './callbacks.js';
+import { ATTR, DATA, NAMES, type Callbacks, type Change } from './callbacks.js';
+import { callbackRules, type EntryOut, type Op } from './ops-callbacks.js';
 import type { LocalFs } from './local-fs.js';
 import type { LockTable } from './locks.js';
 import type { OpenFileTable, OpenFiles } from './open-files.js';
@@ -20,7 +21,7 @@ import * as meta from './ops-meta.js';
 import * as names from './ops-names.js';
 import * as listing from './ops-readdir.js';
 import type { Peer } from './peers.js';
-import { bigU64, callerOf, u64, type WireCaller } from './wire.js';
+import { bigU64, callerOf, u64, type U64, type WireCaller } from './wire.js';
 
 export interface OpsContext { lfs: LocalFs; locks: LockTable; table: OpenFileTable; callbacks: Callbacks }
 
@@ -30,8 +31,85 @@ export interface ReleaseIn { caller: WireCaller; fh: string | number; flush_lock
 /** Largest read or write one session request may carry (the unary service streams bigger ones). */
 export const MAX_IO = 1 << 20;
 
+/** The operation table with callbacks: replies register what they let a session cache, changes invalidate it (ops-callbacks.ts). */
 // eslint-disable-next-line @typescript-eslint/explicit-function-return-type -- the table's type is its definition
 export function makeOps(ctx: OpsContext) {
+  const raw = makeRawOps(ctx);
+  const { caching, changing, childIno, appending, entryCaching, createdIn, inoOfHandle, attr, name, ino } = callbackRules(ctx);
+  const handleIno = (r: { handle: Buffer }): bigint | undefined => inoOfHandle(r.handle);
+  const range = (i: bigint | undefined, offset: U64 | number, length: U64 | number): Change | undefined =>
+    i === undefined ? undefined : { kind: 'data', ino: i, offset: bigU64(offset), length: bigU64(length) };
+  /** unlink, rmdir: the name, its directory's attributes and the removed file's. */
+  const removing = <Q extends { dir: Buffer; name: Buffer }, R>(op: Op<Q, R>) =>
+    changing<Q, R, bigint | undefined>(op, (r: Q, _reply, victim) => [...createdIn(r), victim === undefined ? undefined : attr(victim)], (r: Q): Promise<bigint | undefined> => childIno(r.dir, r.name));
+  const made = <Q extends { dir: Buffer; name: Buffer }>(op: Op<Q, EntryOut>) =>
+    caching(changing(op, (r: Q) => createdIn(r)), entryCaching);
+
+  return {
+    ...raw,
+    root: caching(raw.root, (_r, e) => [[ino(e.attr.ino), ATTR | NAMES]]),
+    lookup: caching(raw.lookup, entryCaching),
+    getAttr: caching(raw.getAttr, (r, a) => [[ino(a.attr.ino), ATTR]]),
+    setAttr: caching(changing(raw.setAttr, (r, a) => [
+      attr(ino(a.attr.ino)), r.valid_size ? range(ino(a.attr.ino), r.size, 0) : undefined,
+    ]), (_r, a) => [[ino(a.attr.ino), ATTR]]),
+    readlink: caching(raw.readlink, (r) => [[handleIno(r), ATTR]]),
+    open: caching(changing(raw.open, (r) => ((r.flags & O_TRUNC) !== 0 ? [attr(handleIno(r)!), range(handleIno(r), 0, 0)] : [])),
+      (r) => [[handleIno(r), ATTR | DATA]]),
+    create: caching(changing(raw.create, (r, c) => [
+      ...createdIn(r), ...((r.flags & O_TRUNC) !== 0 ? [attr(ino(c.entry.attr.ino)), range(ino(c.entry.attr.ino), 0, 0)] : []),
+    ]), (r, c) => [...entryCaching(r, c.entry), [ino(c.entry.attr.ino), DATA]]),
+    mkdir: made(raw.mkdir),
+    mknod: made(raw.mknod),
+    symlink: made(raw.symlink),
+    link: caching(changing(raw.link, (r, e) => [name(inoOfHandle(r.new_dir)!, r.new_name), attr(inoOfHandle(r.new_dir)!), attr(ino(e.attr.ino))]), entryCaching),
+    unlink: removing(raw.unlink),
+    rmdir: removing(raw.rmdir),
+    rename: changing(raw.rename, (r, _reply, pre: { moved?: bigint; replaced?: bigint } | undefined) => {
+      const from = inoOfHandle(r.old_dir)!;
+      const to = inoOfHandle(r.new_dir)!;
+      return [name(from, r.old_name), name(to, r.new_name), attr(from), to === from ? undefined : attr(to),
+        pre?.moved === undefined ? undefined : attr(pre.moved), pre?.replaced === undefined ? undefined : attr(pre.replaced)];
+    }, async (r) => ({ moved: await childIno(r.old_dir, r.old_name), replaced: await childIno(r.new_dir, r.new_name).catch(() => undefined) })),
+    setXattr: changing(raw.setXattr, (r) => [attr(handleIno(r)!)]),
+    removeXattr: changing(raw.removeXattr, (r) => [attr(handleIno(r)!)]),
+    fallocate: changing(raw.fallocate, (r) => [attr(handleIno(r)!), range(handleIno(r), r.offset, r.length)]),
+    readWhole: caching(raw.readWhole, (r) => [[handleIno(r), DATA]]),
+    writeOne: (p: Peer, r: io.WriteChunkIn, s?: AbortSignal) => {
+      // Where an O_APPEND write landed is not its offset: everything from 0 on may have changed.
+      const append = appending(p, r.fh, r.handle);
+      return changing(raw.writeOne, (q: io.WriteChunkIn, w) => [
+        attr(handleIno(q)!), append ? range(handleIno(q), 0, 0) : range(handleIno(q), q.offset, w.written),
+      ])(p, r, s);
+    },
+    /** The unary Write stream: the whole file's data, as the chunks' offsets are gone by the end. */
+    writeStream: async (p: Peer, chunks: AsyncIterable<io.WriteChunkIn>) => {
+      let first: io.WriteChunkIn | undefined;
+      const seen = (async function* () {
+        for await (const c of chunks) {
+          first ??= c;
+          yield c;
+        }
+      })();
+      const reply = await raw.writeStream(p, seen);
+      const i = first ? handleIno(first) : undefined;
+      if (i !== undefined && ctx.callbacks.active) await ctx.callbacks.invalidate([attr(i), range(i, 0, 0)!], p.key);
+      return reply;
+    },
+    readDirBatch: async (p: Peer, r: In<typeof listing.readDir, 1>, max: number, signal: AbortSignal) => {
+      const since = ctx.callbacks.now();
+      const batch = await raw.readDirBatch(p, r, max, signal);
+      const dir = inoOfHandle(r.dir);
+      if (dir !== undefined) ctx.callbacks.registered(p.key, dir, NAMES, since);
+      for (const e of batch.entries) if (e.entry) ctx.callbacks.registered(p.key, ino(e.entry.attr.ino), ATTR, since);
+      return batch;
+    },
+  };
+}
+
+const O_TRUNC = 0o1000;
+
+function makeRawOps(ctx: OpsContext) {
   const { lfs, locks, table } = ctx;
   const files = (peer: Peer): OpenFiles => table.forPeer(peer);
   /** Open/Create for `peer`: EMFILE before anything is opened or created when it is full. */
