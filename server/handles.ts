@@ -3,6 +3,10 @@
 // Node-local file id (48 bits): the file's st_dev is given a small persisted index (8 bits, 0..254)
 // and the id is `devIndex << 40 | st_ino` when st_ino < 2^40. When st_ino does not fit, the id is
 // `255 << 40 | n` with n allocated from a persisted counter (and the (dev, ino) -> id mapping stored).
+// st_ino is a bigint everywhere here (it uses all 64 bits on some filesystems); the counter is checked
+// against its 40 bits and a file past it is EOVERFLOW, as stat(2) answers for an inode number that
+// does not fit. Allocations (device indexes, big inode ids) are serialized: two first sightings at
+// once would otherwise read the same counter value and hand out one id twice.
 // Inode numbers reported to clients: `nodeId << 48 | localId`, unique across the cluster as long as
 // node numbers are (16 bits of node number, 48 bits of local id), and stable across restarts.
 //
@@ -96,6 +100,9 @@ const MAC_LENGTH = 16;
 const HANDLE_LENGTH = SIGNED_LENGTH + MAC_LENGTH;
 const INO_BITS = 40n;
 const ALLOCATED_DEV_INDEX = 255n;
+/** The counter for inodes >= 2^40 fills the 40 bits below ALLOCATED_DEV_INDEX: 1 .. 2^40 - 1. */
+export const BIG_ID_LIMIT = 1n << INO_BITS;
+const BIG_IDS_CACHED = 1 << 20;
 /** Generations reserved per LevelDB write; a restart skips the unused rest of a block. */
 const GEN_BLOCK = 4096;
 const MAX_GEN = 2 ** 48 - 1;
@@ -114,6 +121,12 @@ export class HandleStore {
   // racing in LevelDB's threads could otherwise leave the older record on disk.
   private writes: Promise<void> = Promise.resolve();
   private readonly devIndexes = new Map<number, bigint>();
+  // (dev:ino) -> id of the inodes >= 2^40 looked up since start: knownLocalId() answers from here
+  // without touching LevelDB. Every inode a session was ever told about went through localId()
+  // in this process, so it is here unless a million other big inodes were seen since.
+  private readonly bigIds = new LRUCache<string, bigint>({ max: BIG_IDS_CACHED });
+  // Counter allocations (device indexes, big inode ids) one after another: see the header.
+  private allocating: Promise<unknown> = Promise.resolve();
   // Handles already verified: saves the HMAC on the hot path (a handle's validity never changes).
   private readonly verified = new LRUCache<string, ParsedHandle>({ max: 100_000 });
   private nextGen: number;
@@ -142,40 +155,77 @@ export class HandleStore {
 
   /** The persisted id of an export path; assigned on first sight, never reused. */
   async exportId(path: string): Promise<number> {
-    const known = await this.db.get(`export:${path}`);
-    if (known !== undefined) return Number(known);
-    const next = Number((await this.db.get('export-next')) ?? '1');
-    if (next > 0xffff) throw new Errno('ENOSPC', 'too many exports');
-    await this.db.batch([{ type: 'put', key: `export:${path}`, value: String(next) }, { type: 'put', key: 'export-next', value: String(next + 1) }]);
-    return next;
+    return this.serialized(async () => {
+      const known = await this.db.get(`export:${path}`);
+      if (known !== undefined) return Number(known);
+      const next = Number((await this.db.get('export-next')) ?? '1');
+      if (next > 0xffff) throw new Errno('ENOSPC', 'too many exports');
+      await this.db.batch([{ type: 'put', key: `export:${path}`, value: String(next) }, { type: 'put', key: 'export-next', value: String(next + 1) }]);
+      return next;
+    });
+  }
+
+  /** Runs `fn` after every allocation queued before it (see `allocating`). */
+  private serialized<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.allocating.then(fn, fn);
+    this.allocating = run.catch(() => {});
+    return run;
   }
 
   private async devIndex(dev: number): Promise<bigint> {
     const cached = this.devIndexes.get(dev);
     if (cached !== undefined) return cached;
-    let value = await this.db.get(`dev:${dev}`);
-    if (value === undefined) {
-      const next = Number((await this.db.get('dev-next')) ?? '0');
-      if (BigInt(next) >= ALLOCATED_DEV_INDEX) throw new Errno('ENOSPC', 'too many devices under the exports');
-      value = String(next);
-      await this.db.batch([{ type: 'put', key: `dev:${dev}`, value }, { type: 'put', key: 'dev-next', value: String(next + 1) }]);
-    }
-    const index = BigInt(value);
-    this.devIndexes.set(dev, index);
-    return index;
+    return this.serialized(async () => {
+      const again = this.devIndexes.get(dev);
+      if (again !== undefined) return again;
+      let value = await this.db.get(`dev:${dev}`);
+      if (value === undefined) {
+        const next = BigInt((await this.db.get('dev-next')) ?? '0');
+        if (next >= ALLOCATED_DEV_INDEX) throw new Errno('ENOSPC', 'too many devices under the exports');
+        value = next.toString();
+        await this.db.batch([{ type: 'put', key: `dev:${dev}`, value }, { type: 'put', key: 'dev-next', value: (next + 1n).toString() }]);
+      }
+      const index = BigInt(value);
+      this.devIndexes.set(dev, index);
+      return index;
+    });
   }
 
-  /** The node-local id of the file (dev, ino). */
+  /** The node-local id of the file (dev, ino); EOVERFLOW when ino >= 2^40 and the big-id counter is spent. */
   async localId(dev: number, ino: bigint): Promise<bigint> {
     const index = await this.devIndex(dev);
     if (ino < 1n << INO_BITS) return (index << INO_BITS) | ino;
     const key = `big:${dev}:${ino}`;
-    const known = await this.db.get(key);
-    if (known !== undefined) return BigInt(known);
-    const n = BigInt((await this.db.get('big-next')) ?? '1');
-    const id = (ALLOCATED_DEV_INDEX << INO_BITS) | n;
-    await this.db.batch([{ type: 'put', key, value: id.toString() }, { type: 'put', key: 'big-next', value: (n + 1n).toString() }]);
-    return id;
+    const cached = this.bigIds.get(key);
+    if (cached !== undefined) return cached;
+    return this.serialized(async () => {
+      let id = this.bigIds.get(key);
+      if (id !== undefined) return id;
+      const known = await this.db.get(key);
+      if (known !== undefined) id = BigInt(known);
+      else {
+        const n = BigInt((await this.db.get('big-next')) ?? '1');
+        if (n >= BIG_ID_LIMIT) {
+          throw new Errno('EOVERFLOW', `inode ${ino} of device ${dev} needs a 40-bit id and all ${BIG_ID_LIMIT - 1n} are taken (state dir counter 'big-next')`);
+        }
+        id = (ALLOCATED_DEV_INDEX << INO_BITS) | n;
+        await this.db.batch([{ type: 'put', key, value: id.toString() }, { type: 'put', key: 'big-next', value: (n + 1n).toString() }]);
+      }
+      this.bigIds.set(key, id);
+      return id;
+    });
+  }
+
+  /**
+   * The local id of (dev, ino) if it is known without allocating or reading LevelDB: undefined for
+   * a device never seen and for an inode >= 2^40 not looked up since start. For the direct-change
+   * watcher, which must not give ids to files nobody asked about (and runs synchronously).
+   */
+  knownLocalId(dev: number, ino: bigint): bigint | undefined {
+    const index = this.devIndexes.get(dev);
+    if (index === undefined) return undefined;
+    if (ino < 1n << INO_BITS) return (index << INO_BITS) | ino;
+    return this.bigIds.peek(`big:${dev}:${ino}`);
   }
 
   /**
@@ -301,7 +351,7 @@ export class HandleStore {
     const handle = Buffer.alloc(HANDLE_LENGTH);
     handle.writeUInt8(VERSION, 0);
     handle.writeUInt16BE(exportId, 1);
-    handle.writeUIntBE(Number(id), 3, 6);
+    handle.writeUIntBE(Number(id), 3, 6); // a local id: 48 bits, exact as a number (not an st_ino)
     handle.writeUIntBE(gen, 9, 6);
     this.mac(handle.subarray(0, SIGNED_LENGTH)).copy(handle, SIGNED_LENGTH);
     return handle;
