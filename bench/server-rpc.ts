@@ -7,14 +7,15 @@
 // same sizes and with as many in flight, on one bidirectional stream with Buffer codecs and the same
 // grpc-js (bench/stream-floor.ts, its own process as mfsd is). Targets (issue 9): getattr and
 // lookup >= 0.5x the floor's small messages/s, 1 MiB read and write >= 0.6x its 1 MiB messages.
-// And the latency of a getattr sent while 4 one-MiB reads are in flight on the same session.
+// And the latency of a getattr sent while 4 one-MiB reads are in flight on the same session, and the
+// invalidation round trip with 0, 1, 2 and 8 caching sessions (bench/invalidation-latency.ts).
 //
 // Concurrency is what a kernel client keeps outstanding: metadata calls come from many processes
 // at once (16 outstanding), sequential I/O from readahead / writeback (4 blocks of 1 MiB in
 // flight). The baseline uses the same concurrency on the libuv pool. Neither side fsyncs: both
 // measure the page cache, so the ratio is the cost of the RPC path itself.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { open, lstat, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -25,6 +26,7 @@ import { FileClient, ROOT_CALLER, type Entry } from '../proto/file-client.js';
 import { clientCredentials, readTlsMaterial } from '../server/tls.js';
 import { loadNodeServiceConstructor } from '../proto/node.js';
 import { Session, type Entry as SessionEntry } from '../proto/session-client.js';
+import { invalidationLatency, printLatency } from './invalidation-latency.js';
 import { FloorClient } from './stream-floor.js';
 
 const META_CONCURRENCY = 16;
@@ -263,6 +265,14 @@ async function main(): Promise<void> {
       const nodeCreds = clientCredentials(await readTlsMaterial({ ca: join(ca, 'ca.crt'), cert: join(ca, 'node2', 'node.crt'), key: join(ca, 'node2', 'node.key') }));
       const session = await Session.open(dial, nodeCreds, { node: 2 });
       const sessionRows = await runSessionSuite(session, exp, mib, calls);
+      const credsFor = async (node: number): Promise<grpc.ChannelCredentials> => {
+        const out = join(ca, `node${node}`);
+        if (!existsSync(out)) execFileSync(process.execPath, [MFSCTL, 'ca', 'issue', `node${node}`, '--dir', ca, '--out', out]);
+        return clientCredentials(await readTlsMaterial({ ca: join(ca, 'ca.crt'), cert: join(out, 'node.crt'), key: join(out, 'node.key') }));
+      };
+      const top = await session.root(ROOT_CALLER, exp);
+      const target = await session.lookup(ROOT_CALLER, top.handle, 'f0');
+      const latency = await invalidationLatency(dial, session, credsFor, target.handle, Math.min(2000, Math.max(200, calls / 10)));
       session.close();
       await stopMfsd(tls);
       const floorDaemon = await startFloor(ca);
@@ -272,6 +282,7 @@ async function main(): Promise<void> {
       floor.close();
       await stopMfsd(floorDaemon);
       printSessionRows(sessionRows, tlsRows, floorRows);
+      printLatency(latency);
     }
   } finally {
     for (const d of daemons) if (d.proc.exitCode === null && d.proc.signalCode === null) d.proc.kill('SIGKILL');
