@@ -27,6 +27,8 @@ module.exports = {
       '^fuse/passthrough/', ['^fuse/passthrough/', '^fuse/kernel/', '^sys/']),
     onlyImports('server-imports-proto-and-sys', 'server/ may import proto/ and sys/ only (not fuse/, not bin/)',
       '^server/', ['^server/', '^proto/', '^sys/']),
+    onlyImports('cluster-imports-nothing-of-ours', 'cluster/ (membership: the map file, discovery) imports only node: builtins and npm packages',
+      '^cluster/', ['^cluster/']),
     onlyImports('dfsa-imports-proto', 'dfsa/ may import proto/ only',
       '^dfsa/', ['^dfsa/', '^proto/']),
     {

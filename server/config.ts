@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { isAbsolute, normalize } from 'node:path';
 import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
-import type { ExportSpec } from './file-service.js';
+import type { ExportSpec } from './export-spec.js';
 import { DEFAULT_PEER_LIMITS, type PeerLimits } from './peers.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/omfs/mfsd.json';
