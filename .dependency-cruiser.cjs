@@ -25,6 +25,8 @@ module.exports = {
       '^fuse/kernel/', ['^fuse/kernel/']),
     onlyImports('fuse-passthrough-imports-kernel-and-sys', 'fuse/passthrough/ may import fuse/kernel/ and sys/ only',
       '^fuse/passthrough/', ['^fuse/passthrough/', '^fuse/kernel/', '^sys/']),
+    onlyImports('fuse-mfs-imports-kernel-proto-cluster-sys', 'fuse/mfs/ (the /mfs mount) may import fuse/kernel/, proto/ (sessions), cluster/ and sys/ only: never server/',
+      '^fuse/mfs/', ['^fuse/mfs/', '^fuse/kernel/', '^proto/', '^cluster/', '^sys/']),
     onlyImports('server-imports-proto-and-sys', 'server/ may import proto/ and sys/ only (not fuse/, not bin/)',
       '^server/', ['^server/', '^proto/', '^sys/']),
     onlyImports('cluster-imports-nothing-of-ours', 'cluster/ (membership: the map file, discovery) imports only node: builtins and npm packages',
