@@ -3,7 +3,7 @@
 // A failed start undoes what it did, so no half-started daemon is left behind.
 // Limits (config "limits"): per peer through Peers (open files, calls in flight) and the LockTable
 // (locks, waiters); before authentication through transport.ts (handshake deadline, cap). A peer
-// is released when its connection closes.
+// is released when its connection closes; a session's when its lease expires (server/session.ts).
 import * as grpc from '@grpc/grpc-js';
 import { stat } from 'node:fs/promises';
 import { formatListen, type MfsdConfig } from './config.js';
@@ -96,10 +96,20 @@ export async function startDaemon(cfg: MfsdConfig): Promise<RunningDaemon> {
   } catch (err) {
     throw new StartupError(`file service: ${(err as Error).message}`, 1);
   }
+  const keepaliveMs = cfg.sessions.keepaliveMs;
   const server = new grpc.Server({
-    // A peer that went silent must not pin a SetLkW or a stream forever: ping it.
-    'grpc.keepalive_time_ms': 30_000,
-    'grpc.keepalive_timeout_ms': 10_000,
+    // A peer that went silent must not pin a SetLkW, a session stream or its lease forever: the
+    // server pings every keepaliveMs and drops a connection whose ping is not answered within
+    // keepaliveMs, so a dead client's streams end (and its session goes away) within about twice
+    // keepaliveMs. Clients ping every keepaliveMs too (proto/session-client.ts); grpc-js 1.14's
+    // server polices no ping rate (it has no ping-strike code; checked in
+    // node_modules/@grpc/grpc-js/build/src/server.js), so nothing here could refuse them; the
+    // C-core names are set anyway so a server built on another gRPC accepts the same clients.
+    'grpc.keepalive_time_ms': keepaliveMs,
+    'grpc.keepalive_timeout_ms': keepaliveMs,
+    'grpc.keepalive_permit_without_calls': 1,
+    'grpc.http2.min_ping_interval_without_data_ms': keepaliveMs,
+    'grpc.http2.max_ping_strikes': 0,
     interceptors: [peers.interceptor()],
   });
   trackConnections(server, {
@@ -136,6 +146,9 @@ export async function startDaemon(cfg: MfsdConfig): Promise<RunningDaemon> {
           clearTimeout(timer);
           resolve();
         });
+        // Session streams last as long as their client: end each once its requests are answered
+        // (the sessions stay persisted, clients resume them after the restart).
+        files.session.shutdown();
       });
       await files.close();
     })();

@@ -14,11 +14,14 @@
 //   flight (then EAGAIN: Peers.interceptor for connections, session.ts for sessions). When the peer
 //   ends (its connection closes: server/transport.ts; its session's stream ends: session.ts), its
 //   open files are closed and its locks and lock waiters dropped. Without trackConnections() on the
-//   grpc.Server nothing would end a connection's peer.
+//   grpc.Server nothing would end a connection's peer. A session's peer outlives its stream for its
+//   lease, and a daemon restart: its open files and locks are persisted in <stateDir>/sessions
+//   (session-store.ts) and reinstated at start (session-restore.ts).
 // - I/O: Open/Create return an fh: an open fd usable only by the peer that opened it and the uid it
 //   was opened for. fh 0 = stateless I/O (opened for the call, closed after). Any other fh the
-//   peer does not hold is EBADF, never reopened (a made-up fh must not cost an fd), so an fh does
-//   not survive a daemon restart: the client opens again. Reads and writes stream 1 MiB chunks
+//   peer does not hold is EBADF, never reopened (a made-up fh must not cost an fd), so a
+//   connection's fh does not survive a daemon restart: the client opens again. A session's fhs do
+//   (reopened at start from its persisted record, same numbers). Reads and writes stream 1 MiB chunks
 //   (on a session: one request of at most 1 MiB each).
 //   GetAttr, SetAttr, Fallocate, Fsync, StatFs and the xattr calls go through the caller's fh when
 //   the request carries one the server knows: an open file keeps working after its name is removed.
@@ -52,6 +55,8 @@ import type * as locking from './ops-locks.js';
 import { Peers, type Peer } from './peers.js';
 import { makeOps } from './service-ops.js';
 import { createSessionService, type SessionService } from './session.js';
+import { restoreSessions } from './session-restore.js';
+import { SessionStore } from './session-store.js';
 
 export type { ExportSpec };
 export interface FileServiceOptions {
@@ -96,9 +101,19 @@ export async function createFileService(opts: FileServiceOptions): Promise<FileS
   mkdirSync(dbDir, { recursive: true });
   const store = await HandleStore.open(dbDir);
   let lfs: LocalFs;
+  let sessionStore: SessionStore;
   try {
     lfs = await LocalFs.open(opts.nodeId, opts.exports, store);
   } catch (err) {
+    await store.close();
+    throw err;
+  }
+  try {
+    const sessionDir = join(opts.stateDir, 'sessions');
+    mkdirSync(sessionDir, { recursive: true });
+    sessionStore = await SessionStore.open(sessionDir);
+  } catch (err) {
+    lfs.close();
     await store.close();
     throw err;
   }
@@ -184,8 +199,10 @@ export async function createFileService(opts: FileServiceOptions): Promise<FileS
       return ops.setLkW(peerOf(call), r, abort.signal);
     }),
   };
+  // The sessions of the last run: their locks and open files back, each away with a fresh lease.
+  const restored = await restoreSessions(await sessionStore.load(), { lfs, peers, table, locks });
   const session = createSessionService({ ops, peers, nodeId: opts.nodeId, checkNodeCertificate: opts.tls ?? false, releaseLeftovers: release,
-    callbacks, settings,
+    callbacks, settings, store: sessionStore, locks, restored,
   });
 
   return {
@@ -197,6 +214,9 @@ export async function createFileService(opts: FileServiceOptions): Promise<FileS
     openFiles: table,
     async close() {
       direct.close();
+      // Sessions stay held on disk for the next start (a clean stop writes everything first).
+      session.shutdown();
+      await sessionStore.close();
       table.closeAll();
       lfs.close();
       await store.close();

@@ -1,6 +1,7 @@
 // POSIX byte-range locks held by the server, so that processes on two nodes locking the same
-// file exclude each other. Pure in-memory, no I/O: locks die with the daemon, as they die with
-// a local kernel on reboot (a client re-acquires after a restart, like NFS lock recovery).
+// file exclude each other. Pure in-memory, no I/O. A session's locks outlive a daemon restart
+// through its persisted record (session-store.ts reads heldBy() and reinstates them with set() at
+// start); a connection's (unary peer's) die with the daemon.
 //
 // Semantics follow fcntl(F_SETLK) on Linux:
 // - an owner never conflicts with itself; its new lock replaces whatever it held in the range
@@ -177,6 +178,17 @@ export class LockTable {
       this.dropIfEmpty(w.fileKey);
     }
     for (const who of [...(this.whoOfPeer.get(peer) ?? [])]) this.releaseWho(who);
+  }
+
+  /** Every range `peer` holds, with its file's key (a session's persisted record). */
+  heldBy(peer: string): Array<HeldLock & { fileKey: string }> {
+    const out: Array<HeldLock & { fileKey: string }> = [];
+    for (const who of this.whoOfPeer.get(peer) ?? []) {
+      for (const fileKey of this.filesOf.get(who) ?? []) {
+        for (const l of this.files.get(fileKey)?.byOwner.get(who) ?? []) out.push({ fileKey, ...publicView(l) });
+      }
+    }
+    return out;
   }
 
   /** A copy of the locks held on a file, sorted by start (diagnostics and tests). */

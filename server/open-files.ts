@@ -1,6 +1,7 @@
 // Open files: fh -> fd, per peer. An fh is usable only by the peer that opened it and only for the
 // uid it was opened for; an fh the server does not know is refused (EBADF), never reopened: a
-// made-up fh must not cost an fd. fh 0 is stateless I/O (a file opened for one call, closed after).
+// made-up fh must not cost an fd. (A session's fhs are reopened once, at daemon start, from its
+// persisted record: session-restore.ts.) fh 0 is stateless I/O (a file opened for one call, closed after).
 // When a peer ends (Peers.end), every file it still holds is closed.
 import * as fs from 'node:fs';
 import { Errno } from '../proto/errno.js';
@@ -56,6 +57,19 @@ export class OpenFileTable {
     if (!mine) this.byPeer.set(peer, (mine = new Set()));
     mine.add(fh);
     return fh;
+  }
+
+  /**
+   * Adds a file under a given fh: a session's open file reopened after a daemon restart keeps its
+   * number (session-store.ts). Later fhs are numbered above it.
+   */
+  addAt(peer: Peer, fh: bigint, file: OpenFile): void {
+    if (this.files.has(fh)) throw new Error(`fh ${fh} is in use`);
+    if (fh >= this.next) this.next = fh;
+    this.files.set(fh, { file, peer });
+    let mine = this.byPeer.get(peer);
+    if (!mine) this.byPeer.set(peer, (mine = new Set()));
+    mine.add(fh);
   }
 
   get(peer: Peer, fh: bigint): OpenFile | undefined {
