@@ -4,18 +4,58 @@
 // (proto/file-client.ts): names and targets as Buffer or UTF-8 string, handles as Buffer, errors as
 // Errno. 64-bit values come back as numbers when they fit in 2^53 and as decimal strings when they
 // do not (inode numbers, directory cookies): pass them back as they are, or read them with
-// Number()/BigInt(), which take both.
-//
-// Failure: when the stream fails or ends, every call in flight and every later call is rejected
-// with an Errno: the one the server's status carries (EACCES for a Hello refused) or EHOSTDOWN (the
-// node cannot be talked to). Nothing here throws from a gRPC callback (issue 8).
+// Number()/BigInt(), which take both. Nothing here throws from a gRPC callback (issue 8).
 //
 // Streams: the session's main stream carries every operation but reads and writes, which go on a
 // second, bulk stream of the same session (SessionOptions.bulkStream), so that a getattr's reply
 // is not queued behind whole 1 MiB messages: HTTP/2 interleaves the two streams' data.
 //
-// Not yet (issue 9, next steps): reconnect, leases, hard/soft mounts. 'invalidate' events are
-// emitted for Invalidate frames and acknowledged after the listeners ran; no server sends any yet.
+// Reconnect. When a stream of an open session breaks for any reason but close() (the node went
+// away, the daemon restarted, the server ended the stream: fenced, shut down), the session
+// reconnects on its own, with exponential backoff and jitter (50 ms doubling to 2 s): a Hello with
+// the same node, session id and boot id and resume=true, then a new bulk stream.
+// - Welcome.resumed: the server kept the session's open files and locks: 'resumed'.
+// - Refused with ESTALE (the lease expired, or the session was fenced), or Welcome.resumed false
+//   (a server that keeps no state across streams): the session's state on the server is gone.
+//   'expired' is emitted (assume every fh and lock from this node lost) and the session goes on as
+//   a new one (ESTALE: a new session id, resume false; resumed=false: the server already opened a
+//   fresh session under the old id), so later calls work; an old fh then gets EBADF, as it should.
+// - Refused with EBUSY: the server has not yet noticed that the old stream is gone; retried (it
+//   notices within its keepalive).
+// - Any other errno the server answers the Hello with (EACCES: the certificate no longer names
+//   this node, EINVAL) is final: the session closes and every call fails with it.
+// A dead server (no RST, no FIN: a partition, a stopped host) is noticed by HTTP/2 keepalive pings
+// (SessionOptions.keepaliveMs, default 5 s) within about twice that.
+//
+// Hard and soft (SessionOptions.mode), as NFS mounts:
+// - hard: calls made while the node is away wait and are sent once the session is back; calls in
+//   flight when the stream broke are sent again (a new id) on the new stream. A non-idempotent call
+//   whose reply was lost (create, mkdir, unlink, rename, link, a write with O_APPEND) may therefore
+//   run twice and answer as the second run saw it (EEXIST, ENOENT, appended twice), as on NFS
+//   without a duplicate request cache.
+// - soft: the same, but a call waits at most timeoMs (default 10 s) while the node is away, then
+//   fails with EIO. A call the server is working on (a SetLkW waiting for its lock) is never timed
+//   out while the session is up: only the node's absence counts.
+// The default is soft: a library call (a tool, a test, a benchmark) then fails when a node is gone
+// instead of hanging forever; a mount that wants hard semantics (the `/mfs` mount's default, as
+// NFS's) says so. Session.open() of a node that cannot be reached rejects with EHOSTDOWN, whatever
+// the mode, unless `waitToOpen` (hard only): then it retries as a reconnect does until the node
+// answers (or close(); a Hello refusal still rejects).
+//
+// Caches. 'invalidate' (an Invalidation: what changed on the server) is emitted for each Invalidate
+// frame; the ack is sent after the listeners returned, so the server's changing call returns only
+// once they ran. 'reset' is emitted whenever the stream breaks: the server dropped this session's
+// callbacks, so a cache must drop everything it holds from this node (and again on 'expired', when
+// fhs and locks are gone too). A reply to a request sent before a reset may come back after it
+// (or be re-sent): caching it could keep data no callback covers, so a cache only keeps replies
+// to requests made in the current `epoch` (incremented at every reset).
+// Ordering (session.proto): every reply carries `after`, the last Invalidate seq the server had sent
+// on this session when it wrote it. A reply with after > the last Invalidate this client emitted and
+// acked is held until that Invalidate was processed (a bulk-stream reply may overtake Invalidates on
+// the main stream), so the cache never sees a reply before an invalidation that preceded it.
+//
+// Events: 'invalidate' (Invalidation), 'reset' (Errno: why the stream broke), 'resumed',
+// 'expired', 'state' (SessionStatus: connected / reconnecting / closed).
 import { Client, credentials as grpcCredentials, Metadata, type ChannelCredentials, type ChannelOptions, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -35,8 +75,26 @@ export interface Entry { handle: Buffer; attr: Attr }
 /** `entry` is absent when the caller may read the directory but not search it (names only). */
 export interface DirEntry { name: Buffer; cookie: U64; entry?: Entry }
 export interface LockReply { conflict: boolean; start: U64; end: U64; type: number; pid: number }
-export interface Welcome { node: number; boot_id: Buffer; max_in_flight: number; max_io: number; version: number }
-export interface Invalidation { seq: U64; what?: string; [field: string]: unknown }
+export interface Welcome {
+  node: number; boot_id: Buffer; max_in_flight: number; max_io: number; version: number;
+  /** The Hello resumed the session's state (open files, locks) on the server. */
+  resumed: boolean;
+  /** How long the server keeps the session's state after its stream ends (0: a server without leases). */
+  lease_ms: number;
+}
+
+/**
+ * What changed on the server, by cluster inode number (Attr.ino). 64-bit values as bigint.
+ * attr: the inode's attributes. data: a byte range of its data (length 0n: to the end of the file).
+ * name: a name in directory `dir` (name empty: every name and the listing of the directory).
+ */
+export type Invalidation =
+  | { seq: bigint; kind: 'attr'; ino: bigint }
+  | { seq: bigint; kind: 'data'; ino: bigint; offset: bigint; length: bigint }
+  | { seq: bigint; kind: 'name'; dir: bigint; name: Buffer };
+
+export type SessionMode = 'hard' | 'soft';
+export type SessionStatus = 'connected' | 'reconnecting' | 'closed';
 
 export interface SessionOptions {
   /** This client's node number: under mutual TLS it must be the one its certificate names (node<N>). */
@@ -49,132 +107,419 @@ export interface SessionOptions {
   channelOptions?: ChannelOptions;
   /** Reads and writes on a bulk stream of their own (default true); false: everything on one stream. */
   bulkStream?: boolean;
+  /** While the node is away: 'hard' calls wait, 'soft' calls fail EIO after timeoMs. Default 'soft'. */
+  mode?: SessionMode;
+  /** soft: how long a call waits for an absent node (default 10 000 ms). */
+  timeoMs?: number;
+  /** HTTP/2 keepalive ping interval and timeout (default 5 000 ms): a dead node is noticed in about twice this. */
+  keepaliveMs?: number;
+  /** hard only: open() waits for a node that cannot be reached instead of rejecting EHOSTDOWN. */
+  waitToOpen?: boolean;
 }
 
 const PROCESS_BOOT_ID = randomBytes(16);
 /** Hello.channel: the session's main stream, a bulk stream joining it. */
 const MAIN = 0;
 const BULK = 1;
+/** The Hello's request id on each stream (requests proper start at 1 too: the Hello is alone on its stream until answered). */
+const HELLO_ID = 1;
 /** 1 MiB requests one read() keeps in flight. */
 const READ_AHEAD = 8;
+const DEFAULT_TIMEO_MS = 10_000;
+const DEFAULT_KEEPALIVE_MS = 5_000;
+/** Reconnect backoff: from 50 ms, doubling, at most 2 s, each wait drawn in [half, full] (jitter: clients of a restarted node do not all come back at once). */
+const BACKOFF_MIN_MS = 50;
+const BACKOFF_MAX_MS = 2_000;
+const backoffMs = (attempt: number): number => {
+  const full = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** Math.min(attempt, 16));
+  return full / 2 + Math.random() * (full / 2);
+};
 const identity = (b: Buffer): Buffer => b;
 
-interface Waiting { expect: string; resolve(v: unknown): void; reject(e: Errno): void }
+type Stream = ClientDuplexStream<Buffer, Buffer>;
+
+/** One call, from the request to its reply; re-sent under a new id when its stream broke (hard, or soft within timeo). */
+interface Call {
+  op: string;
+  req: object;
+  expect: string;
+  bulk: boolean;
+  /** Its id on the current link while sent, 0 while it waits for the node. */
+  id: number;
+  resolve(v: unknown): void;
+  reject(e: Errno): void;
+  /** soft: fires timeoMs after the call started waiting for the absent node. */
+  timeo?: NodeJS.Timeout;
+}
+
+/** The streams of one connection; frames of a connection that was replaced are ignored. */
+class Conn {
+  /** Set by dial() right after the Conn exists (its streams' handlers need the Conn). */
+  main?: Stream;
+  bulk?: Stream;
+  /** Streams whose Hello is still unanswered, with their waiter. */
+  readonly greeting = new Map<Stream, { resolve(w: Welcome): void; reject(e: Errno): void }>();
+  /** The highest Invalidate seq emitted and acknowledged on this connection. */
+  seen = 0;
+  /** Replies whose `after` is beyond `seen`, in arrival order. */
+  held: Array<{ after: number; frame: ServerFrameIn }> = [];
+  down = false;
+}
+
+/** Hello refusals and failures that a later attempt may not meet: the node away, the old stream not yet noticed gone. */
+const transient = (e: Errno): boolean => e.code === 'EHOSTDOWN' || e.code === 'EBUSY' || e.code === 'ENOENT' || e.code === 'EAGAIN';
 
 export class Session extends EventEmitter {
   private readonly client: Client;
-  private readonly stream: ClientDuplexStream<Buffer, Buffer>;
-  /** Where reads and writes go: the bulk stream once it is open, else the main one. */
-  private bulk: ClientDuplexStream<Buffer, Buffer>;
-  private readonly pending = new Map<number, Waiting>();
+  private readonly opts: SessionOptions;
+  private readonly mode: SessionMode;
+  private readonly timeoMs: number;
+  private sessionId: Buffer;
+  private conn: Conn | null = null;
+  /** Calls sent on the current connection, by id. */
+  private readonly sent = new Map<number, Call>();
+  /** Calls waiting for the node to come back, in the order they were made. */
+  private queue: Call[] = [];
   private nextId = 0;
-  /** Set once: the stream failed or ended; every call is rejected with it. */
+  /** Set once close() ran or the server refused the session for good; every call is rejected with it. */
   private failure: Errno | null = null;
-  /** What the server said in its Welcome. */
+  private retry: { timer: NodeJS.Timeout; wake(): void } | null = null;
+  private state: SessionStatus = 'reconnecting';
+  /** Incremented at every reset: a cache keeps only replies to requests made in the current epoch. */
+  epoch = 0;
+  /** What the server said in its last Welcome. */
   welcome: Welcome | null = null;
 
   private constructor(address: string, creds: ChannelCredentials, opts: SessionOptions) {
     super();
-    this.client = new Client(address, creds, { 'grpc.max_receive_message_length': 8 * SESSION_MAX_IO, ...opts.channelOptions });
-    this.stream = this.openStream();
-    this.bulk = this.stream;
+    this.opts = opts;
+    this.mode = opts.mode ?? 'soft';
+    this.timeoMs = opts.timeoMs ?? DEFAULT_TIMEO_MS;
+    this.sessionId = opts.sessionId ?? randomBytes(16);
+    const keepalive = opts.keepaliveMs ?? DEFAULT_KEEPALIVE_MS;
+    this.client = new Client(address, creds, {
+      'grpc.max_receive_message_length': 8 * SESSION_MAX_IO,
+      'grpc.keepalive_time_ms': keepalive,
+      'grpc.keepalive_timeout_ms': keepalive,
+      'grpc.keepalive_permit_without_calls': 1,
+      // The channel's own reconnect backoff (1 s to 120 s by default) would otherwise keep our
+      // attempts failing fast long after the node is back.
+      'grpc.initial_reconnect_backoff_ms': BACKOFF_MIN_MS,
+      'grpc.max_reconnect_backoff_ms': BACKOFF_MAX_MS,
+      ...opts.channelOptions,
+    });
   }
 
-  /** A stream of this session; its replies resolve the shared pending calls, its failure fails the session. */
-  private openStream(): ClientDuplexStream<Buffer, Buffer> {
-    const stream = this.client.makeBidiStreamRequest(SESSION_METHOD_PATH, identity, identity, new Metadata());
-    stream.on('data', (buf: Buffer) => this.guard(() => this.onFrame(buf, stream)));
-    stream.on('error', (err: ServiceError) => this.guard(() => this.fail(this.errnoOf(err))));
-    stream.on('end', () => this.guard(() => this.fail(new Errno('EHOSTDOWN', 'the session stream ended'))));
-    return stream;
-  }
-
-  /** Opens a session (Hello, Welcome). Rejects with the server's Errno (EACCES: wrong node) or EHOSTDOWN. */
+  /**
+   * Opens a session (Hello, Welcome). Rejects with the server's Errno (EACCES: wrong node; EBUSY:
+   * the id is live) or EHOSTDOWN (the node cannot be reached; with waitToOpen in hard mode it waits).
+   */
   static async open(address: string, creds: ChannelCredentials = grpcCredentials.createInsecure(), opts: SessionOptions): Promise<Session> {
     const s = new Session(address, creds, opts);
-    const hello = { node: opts.node, session_id: opts.sessionId ?? randomBytes(16), boot_id: opts.bootId ?? PROCESS_BOOT_ID, version: SESSION_VERSION };
-    try {
-      s.welcome = await s.request<Welcome>('hello', { ...hello, channel: MAIN }, 'welcome');
-      if (opts.bulkStream ?? true) {
-        const bulk = s.openStream();
-        await s.request<Welcome>('hello', { ...hello, channel: BULK }, 'welcome', bulk);
-        s.bulk = bulk;
-      }
-    } catch (err) {
-      s.close();
-      throw err;
-    }
-    return s;
-  }
-
-  /** Ends the session: the server closes its open files and drops its locks. Calls in flight fail EHOSTDOWN. */
-  close(): void {
-    this.fail(new Errno('EHOSTDOWN', 'session closed'));
-    for (const stream of new Set([this.bulk, this.stream])) {
+    const wait = s.mode === 'hard' && opts.waitToOpen === true;
+    for (let attempt = 0; ; attempt++) {
       try {
-        stream.cancel();
-      } catch {
-        // already gone
+        s.adopt(await s.dial(false));
+        return s;
+      } catch (err) {
+        const e = toErrno(err);
+        if (!wait || e.code !== 'EHOSTDOWN') {
+          s.close();
+          throw e;
+        }
+        await s.sleep(backoffMs(attempt));
       }
     }
-    this.client.close();
   }
 
-  /** Requests in flight (tests, diagnostics). */
+  /** Ends the session: the server closes its open files and drops its locks. Calls waiting fail EHOSTDOWN. */
+  close(): void {
+    this.shutdown(new Errno('EHOSTDOWN', 'session closed'));
+  }
+
+  /** connected, reconnecting (the node is away: hard calls wait, soft ones until timeo), closed. */
+  get status(): SessionStatus {
+    return this.state;
+  }
+
+  /** Calls made and not answered yet, sent or waiting for the node (tests, diagnostics). */
   get inFlight(): number {
-    return this.pending.size;
+    return this.sent.size + this.queue.length;
   }
 
   /**
    * Sends one operation (the ClientFrame field name, e.g. 'get_attr') and resolves with its reply
-   * message (the ServerFrame field `expect`). Every typed method below is this.
+   * message (the ServerFrame field `expect`); `bulk`: on the bulk stream. Every typed method below is this.
    */
-  request<T>(op: string, req: object, expect: string, stream = this.stream): Promise<T> {
+  request<T>(op: string, req: object, expect: string, bulk = false): Promise<T> {
     if (this.failure) return Promise.reject(this.failure);
     return new Promise<T>((resolve, reject) => {
-      try {
-        const id = this.freeId();
-        const frame = encodeClientFrame({ id, [op]: req });
-        this.pending.set(id, { expect, resolve: resolve as (v: unknown) => void, reject });
-        stream.write(frame);
-      } catch (err) {
-        reject(toErrno(err));
-      }
+      const call: Call = { op, req, expect, bulk, id: 0, resolve: resolve as (v: unknown) => void, reject };
+      if (this.state === 'connected') this.send(call);
+      else this.wait(call);
     });
+  }
+
+  // ---- calls ----
+
+  /** Writes `call` on the current link under a fresh id. */
+  private send(call: Call): void {
+    const link = this.conn!;
+    let frame: Buffer;
+    const id = this.freeId();
+    try {
+      frame = encodeClientFrame({ id, [call.op]: call.req });
+    } catch (err) {
+      call.reject(toErrno(err));
+      return;
+    }
+    call.id = id;
+    this.sent.set(id, call);
+    (call.bulk ? link.bulk : link.main)!.write(frame);
+  }
+
+  /** The node is away: `call` waits for the link (soft: at most timeoMs from now). */
+  private wait(call: Call): void {
+    call.id = 0;
+    this.queue.push(call);
+    if (this.mode !== 'soft') return;
+    call.timeo = setTimeout(() => {
+      this.queue = this.queue.filter((c) => c !== call);
+      call.reject(new Errno('EIO', `node ${this.welcome?.node ?? '?'} did not answer within timeo (${this.timeoMs} ms, soft session)`));
+    }, this.timeoMs);
   }
 
   private freeId(): number {
     do {
       this.nextId = (this.nextId + 1) >>> 0;
-    } while (this.nextId === 0 || this.pending.has(this.nextId));
+    } while (this.nextId === 0 || this.sent.has(this.nextId));
     return this.nextId;
   }
 
-  private onFrame(buf: Buffer, from: ClientDuplexStream<Buffer, Buffer>): void {
+  /** A reply (or error) frame for the call it names; frames nothing waits for (id 0, a duplicate) are dropped. */
+  private deliver(f: ServerFrameIn): void {
+    const call = this.sent.get(f.id);
+    if (!call) return;
+    this.sent.delete(f.id);
+    if (f.reply === 'error') {
+      const e = f['error'] as { errno: number; message: string };
+      call.reject(Errno.fromNumber(e.errno, e.message));
+    } else if (f.reply === call.expect) {
+      call.resolve(f[f.reply]);
+    } else {
+      call.reject(new Errno('EIO', `unexpected reply ${f.reply ?? 'none'} (expected ${call.expect})`));
+    }
+  }
+
+  // ---- connections ----
+
+  /** Opens the main stream (and the bulk one) with Hellos; resolves once each was welcomed. */
+  private async dial(resume: boolean): Promise<Conn> {
+    const link = new Conn();
+    const hello = { node: this.opts.node, session_id: this.sessionId, boot_id: this.opts.bootId ?? PROCESS_BOOT_ID, version: SESSION_VERSION };
+    try {
+      link.main = link.bulk = this.openStream(link);
+      const welcome = await this.greet(link, link.main, { ...hello, channel: MAIN, resume });
+      if (this.opts.bulkStream ?? true) {
+        link.bulk = this.openStream(link);
+        await this.greet(link, link.bulk, { ...hello, channel: BULK, resume: false });
+      }
+      this.welcome = welcome;
+      return link;
+    } catch (err) {
+      this.drop(link);
+      throw err;
+    }
+  }
+
+  private greet(link: Conn, stream: Stream, hello: object): Promise<Welcome> {
+    return new Promise<Welcome>((resolve, reject) => {
+      link.greeting.set(stream, { resolve, reject });
+      stream.write(encodeClientFrame({ id: HELLO_ID, hello }));
+    });
+  }
+
+  /** A stream of `link`: its frames and its end go to the session while `link` is current. */
+  private openStream(link: Conn): Stream {
+    const stream = this.client.makeBidiStreamRequest(SESSION_METHOD_PATH, identity, identity, new Metadata());
+    stream.on('data', (buf: Buffer) => this.guard(link, () => this.onData(link, stream, buf)));
+    stream.on('error', (err: ServiceError) => this.guard(link, () => this.onEnd(link, stream, this.errnoOf(err))));
+    stream.on('end', () => this.guard(link, () => this.onEnd(link, stream, new Errno('EHOSTDOWN', 'the session stream ended'))));
+    return stream;
+  }
+
+  /** Cancels the streams of a link that is not (or no longer) the session's. */
+  private drop(link: Conn): void {
+    link.down = true;
+    for (const stream of new Set([link.main, link.bulk])) {
+      try {
+        stream?.cancel();
+      } catch {
+        // already gone
+      }
+    }
+  }
+
+  /** `link` is welcomed: calls go on it, the waiting ones first, in the order they were made. */
+  private adopt(link: Conn): void {
+    this.conn = link;
+    this.setState('connected');
+    const waiting = this.queue;
+    this.queue = [];
+    for (const call of waiting) {
+      clearTimeout(call.timeo);
+      this.send(call);
+    }
+  }
+
+  private onData(link: Conn, stream: Stream, buf: Buffer): void {
+    if (link.down) return;
     let f: ServerFrameIn;
     try {
       f = decodeServerFrame(buf);
     } catch {
-      return this.fail(new Errno('EIO', 'undecodable frame from the server'));
+      return this.onEnd(link, stream, new Errno('EIO', 'undecodable frame from the server'));
     }
-    if (f.reply === 'invalidate') {
-      const inv = f['invalidate'] as Invalidation;
-      this.emit('invalidate', inv);
-      from.write(encodeClientFrame({ id: 0, ack: { seq: inv.seq } }));
+    const greeting = link.greeting.get(stream);
+    if (greeting) {
+      link.greeting.delete(stream);
+      if (f.id === HELLO_ID && f.reply === 'welcome') return greeting.resolve(f['welcome'] as Welcome);
+      const e = f.reply === 'error' ? (f['error'] as { errno: number; message: string }) : null;
+      return greeting.reject(e ? Errno.fromNumber(e.errno, e.message) : new Errno('EIO', `the server answered a Hello with ${f.reply ?? 'nothing'}`));
+    }
+    if (link !== this.conn) return;
+    if (f.reply === 'invalidate') return this.onInvalidate(link, f['invalidate'] as Record<string, unknown>);
+    const after = Number(f['after'] ?? 0);
+    if (after > link.seen) {
+      link.held.push({ after, frame: f });
       return;
     }
-    const w = this.pending.get(f.id);
-    // id 0 (a frame the server could not read) or an id not in flight (a duplicate): nothing waits.
-    if (!w) return;
-    this.pending.delete(f.id);
-    if (f.reply === 'error') {
-      const e = f['error'] as { errno: number; message: string };
-      w.reject(Errno.fromNumber(e.errno, e.message));
-    } else if (f.reply === w.expect) {
-      w.resolve(f[f.reply]);
-    } else {
-      w.reject(new Errno('EIO', `unexpected reply ${f.reply ?? 'none'} (expected ${w.expect})`));
+    this.deliver(f);
+  }
+
+  /** Listeners first, then the ack (the server's changing call returns after it), then the replies that waited for it. */
+  private onInvalidate(link: Conn, msg: Record<string, unknown>): void {
+    const inv = invalidationOf(msg);
+    if (inv) {
+      try {
+        this.emit('invalidate', inv);
+      } catch (err) {
+        // A listener's bug must not stall every writer on the server until this session is fenced.
+        process.emitWarning(`omfs session: an 'invalidate' listener threw: ${toErrno(err).message}`);
+      }
     }
+    else {
+      // A kind this client does not know: it cannot tell what changed, so its caches drop everything.
+      this.epoch += 1;
+      this.emit('reset', new Errno('EPROTO', 'an invalidation of an unknown kind'));
+    }
+    link.main!.write(encodeClientFrame({ id: 0, ack: { seq: msg['seq'] } }));
+    link.seen = Math.max(link.seen, Number(msg['seq']));
+    if (link.held.length === 0) return;
+    const ready = link.held.filter((h) => h.after <= link.seen);
+    link.held = link.held.filter((h) => h.after > link.seen);
+    for (const h of ready) this.deliver(h.frame);
+  }
+
+  /** A stream of `link` ended or failed: a Hello refused, or the session's link broken. */
+  private onEnd(link: Conn, stream: Stream, err: Errno): void {
+    const greeting = link.greeting.get(stream);
+    if (greeting) {
+      link.greeting.delete(stream);
+      greeting.reject(err);
+      return;
+    }
+    if (link === this.conn) this.broken(err);
+  }
+
+  /** The current link broke: drop it, tell the caches, keep the calls for the next link, reconnect. */
+  private broken(err: Errno): void {
+    const link = this.conn;
+    if (!link || link.down || this.failure) return;
+    this.drop(link);
+    // Replies held for Invalidates that will never come: the caches are dropped below anyway.
+    for (const h of link.held) this.deliver(h.frame);
+    link.held = [];
+    const inFlight = [...this.sent.values()];
+    this.sent.clear();
+    this.conn = null;
+    this.setState('reconnecting');
+    // While connected nothing waits in the queue: it is now the calls in flight, in the order sent.
+    for (const call of inFlight) this.wait(call);
+    this.epoch += 1;
+    this.emit('reset', err);
+    void this.reconnect();
+  }
+
+  private async reconnect(): Promise<void> {
+    let resume = true;
+    for (let attempt = 0; this.state === 'reconnecting'; attempt++) {
+      await this.sleep(backoffMs(attempt));
+      if (this.state !== 'reconnecting') return;
+      let link: Conn;
+      try {
+        link = await this.dial(resume);
+      } catch (err) {
+        const e = toErrno(err);
+        if (e.code === 'ESTALE' && resume) {
+          // The server no longer has the session (lease expired, fenced): start a new one.
+          this.sessionId = randomBytes(16);
+          resume = false;
+          attempt = -1;
+          this.emit('expired', e);
+        } else if (!transient(e)) {
+          this.shutdown(e);
+        }
+        continue;
+      }
+      if (this.state !== 'reconnecting') {
+        this.drop(link);
+        return;
+      }
+      // Not resumed: a server without leases opened a fresh session under the old id.
+      if (resume && this.welcome?.resumed) this.emit('resumed');
+      else if (resume) this.emit('expired', new Errno('ESTALE', 'the server did not resume the session'));
+      this.adopt(link);
+      return;
+    }
+  }
+
+  /** Waits `ms` unless the session closes first. */
+  private sleep(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const wake = (): void => {
+        clearTimeout(timer);
+        this.retry = null;
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.retry = { timer, wake };
+    });
+  }
+
+  private setState(s: SessionStatus): void {
+    if (this.state === s) return;
+    this.state = s;
+    this.emit('state', s);
+  }
+
+  /** The session is over (close(), or a refusal on reconnect): every call fails with `err`. */
+  private shutdown(err: Errno): void {
+    if (this.failure) return;
+    this.failure = err;
+    const link = this.conn;
+    this.conn = null;
+    if (link) this.drop(link);
+    const calls = [...this.sent.values(), ...this.queue];
+    this.sent.clear();
+    this.queue = [];
+    for (const call of calls) {
+      clearTimeout(call.timeo);
+      call.reject(err);
+    }
+    this.retry?.wake();
+    this.setState('closed');
+    this.client.close();
   }
 
   private errnoOf(err: ServiceError): Errno {
@@ -183,20 +528,16 @@ export class Session extends EventEmitter {
     return err.metadata?.get('omfs-errno').length ? e : new Errno('EHOSTDOWN', e.message);
   }
 
-  private fail(err: Errno): void {
-    if (this.failure) return;
-    this.failure = err;
-    const waiting = [...this.pending.values()];
-    this.pending.clear();
-    for (const w of waiting) w.reject(err);
-  }
-
-  /** Runs a stream event handler; whatever it throws fails the session instead of escaping into grpc-js. */
-  private guard(fn: () => void): void {
+  /** Runs a stream event handler; whatever it throws breaks the link instead of escaping into grpc-js. */
+  private guard(link: Conn, fn: () => void): void {
     try {
       fn();
     } catch (err) {
-      this.fail(toErrno(err));
+      try {
+        if (link === this.conn) this.broken(toErrno(err));
+      } catch {
+        // nothing more to do from inside a gRPC callback
+      }
     }
   }
 
@@ -271,7 +612,7 @@ export class Session extends EventEmitter {
 
   /** One read of at most 1 MiB: one request, one reply. */
   async readChunk(caller: Caller, handle: Buffer, fh: U64, offset: number, size: number, flags = 0): Promise<Buffer> {
-    return (await this.request<{ data: Buffer }>('read', { caller, handle, fh, flags, offset, size }, 'data', this.bulk)).data;
+    return (await this.request<{ data: Buffer }>('read', { caller, handle, fh, flags, offset, size }, 'data', true)).data;
   }
 
   /**
@@ -298,7 +639,7 @@ export class Session extends EventEmitter {
 
   /** One write of at most 1 MiB; resolves with the bytes written. */
   async writeChunk(caller: Caller, handle: Buffer, fh: U64, offset: number, data: Buffer, flags = 0): Promise<number> {
-    return Number((await this.request<{ written: U64 }>('write', { caller, handle, fh, flags, offset, data }, 'written', this.bulk)).written);
+    return Number((await this.request<{ written: U64 }>('write', { caller, handle, fh, flags, offset, data }, 'written', true)).written);
   }
 
   /** Writes `data` at `offset` in 1 MiB requests, one after the other (O_APPEND keeps their order). */
@@ -333,3 +674,19 @@ export interface LockArgs { clientId: string; lockOwner: U64; start: U64; end: U
 const lockReq = (caller: Caller, handle: Buffer, l: LockArgs): object => ({
   caller, handle, client_id: l.clientId, lock_owner: l.lockOwner, start: l.start, end: l.end, type: l.type,
 });
+
+/** The typed form of a decoded Invalidate; null for a kind this client does not know. */
+function invalidationOf(m: Record<string, unknown>): Invalidation | null {
+  const big = (v: unknown): bigint => BigInt(v as U64);
+  const seq = big(m['seq']);
+  const body = (k: string): Record<string, unknown> => m[k] as Record<string, unknown>;
+  switch (m['what']) {
+    case 'attr': return { seq, kind: 'attr', ino: big(body('attr')['ino']) };
+    case 'data': {
+      const d = body('data');
+      return { seq, kind: 'data', ino: big(d['ino']), offset: big(d['offset']), length: big(d['length']) };
+    }
+    case 'name': return { seq, kind: 'name', dir: big(body('name')['dir']), name: body('name')['name'] as Buffer };
+    default: return null;
+  }
+}

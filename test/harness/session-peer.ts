@@ -1,10 +1,12 @@
 // Session clients for tests: a proper Session (proto/session-client.ts) with a client certificate
 // named node<N> from the test CA, and a RawSession that sends arbitrary bytes on the Session method
-// and collects what the server answers (hostile-input tests).
+// and collects what the server answers (hostile-input tests), and a TcpGate that cuts the network
+// between a client and a daemon (reconnect tests).
 import * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
+import * as net from 'node:net';
 import { Errno, statusToErrno } from '../../proto/errno.js';
-import { Session } from '../../proto/session-client.js';
+import { Session, type SessionOptions } from '../../proto/session-client.js';
 import { SESSION_METHOD_PATH, decodeServerFrame, encodeClientFrame, type ServerFrameIn } from '../../proto/session-codec.js';
 import type { TestCa } from './mfsd.js';
 
@@ -18,9 +20,16 @@ export async function nodeCredentials(ca: TestCa, node: number): Promise<grpc.Ch
   return ca.credentials(await dir);
 }
 
-/** A Session on a connection of its own (grpc-js would otherwise share one among same-address clients). */
-export function openSession(address: string, creds: grpc.ChannelCredentials, node: number, sessionId?: Buffer, bulkStream = true): Promise<Session> {
-  return Session.open(address, creds, { node, ...(sessionId ? { sessionId } : {}), bulkStream, channelOptions: { 'grpc.use_local_subchannel_pool': 1 } });
+/**
+ * A Session on a connection of its own (grpc-js would otherwise share one among same-address
+ * clients); `more`: mode, timeoMs, keepaliveMs, waitToOpen.
+ */
+export function openSession(
+  address: string, creds: grpc.ChannelCredentials, node: number, sessionId?: Buffer, bulkStream = true, more: Omit<SessionOptions, 'node'> = {},
+): Promise<Session> {
+  return Session.open(address, creds, {
+    ...more, node, ...(sessionId ? { sessionId } : {}), bulkStream, channelOptions: { 'grpc.use_local_subchannel_pool': 1, ...more.channelOptions },
+  });
 }
 
 /** A Session method call driven by hand: raw frames out, decoded frames (or the final status) in. */
@@ -102,5 +111,76 @@ export class RawSession {
   close(): void {
     this.stream.cancel();
     this.client.close();
+  }
+}
+
+/**
+ * A TCP forwarder between a client and a daemon that a test can cut: the network failing while
+ * both ends keep running (the daemon's session then outlives its stream, as across a partition).
+ * cut() resets every forwarded connection and refuses new ones (accepted, then reset) until mend().
+ */
+export class TcpGate {
+  private readonly server: net.Server;
+  private readonly sockets = new Set<net.Socket>();
+  private isCut = false;
+  /** Connections accepted and forwarded so far (tests: a client really came back). */
+  forwarded = 0;
+
+  private constructor(private readonly target: { host: string; port: number }) {
+    this.server = net.createServer((client) => this.accept(client));
+  }
+
+  /** A gate on 127.0.0.1 in front of `address` (host:port). */
+  static async open(address: string): Promise<TcpGate> {
+    const i = address.lastIndexOf(':');
+    const gate = new TcpGate({ host: address.slice(0, i), port: Number(address.slice(i + 1)) });
+    await new Promise<void>((resolve, reject) => {
+      gate.server.once('error', reject);
+      gate.server.listen(0, '127.0.0.1', () => resolve());
+    });
+    return gate;
+  }
+
+  /** Where clients connect instead of the daemon. */
+  get address(): string {
+    return `127.0.0.1:${(this.server.address() as net.AddressInfo).port}`;
+  }
+
+  private accept(client: net.Socket): void {
+    if (this.isCut) {
+      client.resetAndDestroy();
+      return;
+    }
+    this.forwarded += 1;
+    const upstream = net.connect(this.target.port, this.target.host);
+    for (const s of [client, upstream]) {
+      this.sockets.add(s);
+      s.on('error', () => {
+        client.destroy();
+        upstream.destroy();
+      });
+      s.on('close', () => {
+        this.sockets.delete(s);
+        (s === client ? upstream : client).destroy();
+      });
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+  }
+
+  /** The network fails: every connection through the gate is reset, new ones are refused. */
+  cut(): void {
+    this.isCut = true;
+    for (const s of [...this.sockets]) s.resetAndDestroy();
+  }
+
+  /** The network is back. */
+  mend(): void {
+    this.isCut = false;
+  }
+
+  close(): Promise<void> {
+    this.cut();
+    return new Promise((resolve) => this.server.close(() => resolve()));
   }
 }
