@@ -6,8 +6,13 @@
 //
 // Everything inside fn must be synchronous: other requests run at every await, and they must not
 // inherit this caller's credentials or umask. Root (uid 0, gid 0) runs as the daemon itself.
+//
+// The sync functions here run on the event loop whatever the export; the *At versions take the
+// export and run through its io (export-io.ts), on its own threads when it is off-thread, where
+// the same credentials are set on that thread.
 import * as sys from '../sys/index.js';
 import type { Caller } from './permissions.js';
+import type { ExportCtx } from './local-fs.js';
 
 export function asCaller<T>(c: Caller, fn: () => T): T {
   return sys.asCaller(c, fn);
@@ -41,6 +46,21 @@ export function checkAccess(fd: number, c: Caller, mask: number): void {
 export function mayAccess(fd: number, c: Caller, mask: number): boolean {
   try {
     checkAccess(fd, c, mask);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** checkAccess through the export's io. */
+export async function checkAccessAt(exp: ExportCtx, fd: number, c: Caller, mask: number): Promise<void> {
+  await exp.io.call(c, 'faccessat2', fd, '', mask, sys.AT_EACCESS | sys.AT_EMPTY_PATH);
+}
+
+/** mayAccess through the export's io. */
+export async function mayAccessAt(exp: ExportCtx, fd: number, c: Caller, mask: number): Promise<boolean> {
+  try {
+    await checkAccessAt(exp, fd, c, mask);
     return true;
   } catch {
     return false;

@@ -9,18 +9,19 @@
 // record's: a handle of a file whose inode number was since reused is ESTALE (handles.ts). A file
 // with several hard links is also looked for under the other names it was seen under. A request that names an open file (fh)
 // of its caller uses that fd instead, so a file keeps working after its name is removed, as an
-// open file does on the bare directory. Metadata syscalls are synchronous: they are short local
-// syscalls, and going through the libuv pool would cost more than it saves on this hot path.
+// open file does on the bare directory. Syscalls go through the export's ExportIo (export-io.ts):
+// inline on the event loop for a healthy local export (short local syscalls, where any hop would
+// cost more than it saves), on the export's own threads for one that is or may become slow.
 import { closeSync, close as closeAsync } from 'node:fs';
 import { LRUCache } from 'lru-cache';
 import { Errno, toErrno } from '../proto/errno.js';
 import * as sys from '../sys/index.js';
 import { HandleStore, namesOf, type FileName, type FileRecord, type FoundFile, type Sighting } from './handles.js';
 import type { OpenFile, OpenFiles } from './open-files.js';
-import { asCaller } from './as-caller.js';
 import { squash, type Caller } from './permissions.js';
 import type { ExportSpec } from './export-spec.js';
 import { bigU64, type U64 } from './wire.js';
+import { DEFAULT_EXPORT_IO, ExportIo, type ExportIoSettings } from './export-io.js';
 
 const O_RDONLY = 0;
 const NOFOLLOW = sys.AT_SYMLINK_NOFOLLOW;
@@ -31,7 +32,8 @@ const RETIRE_GRACE_MS = 30_000;
 const DOT = Buffer.from('.');
 const NO_NAME = Buffer.alloc(0);
 
-export interface ExportCtx { id: number; spec: ExportSpec; rootId: bigint; rootFd: number; rootDev: number; rootIno: bigint }
+/** An export: its root fd and identity, and `io`, where its syscalls run (inline or on its own threads). */
+export interface ExportCtx { id: number; spec: ExportSpec; rootId: bigint; rootFd: number; rootDev: number; rootIno: bigint; io: ExportIo }
 
 /**
  * A resolved file: its statx, the directory fd it is named in and its name there (the export root
@@ -70,14 +72,17 @@ export class LocalFs {
   // An evicted directory fd is closed only after a grace period: an operation still in flight may
   // hold its number, and closing it at once would let the number be reused by another directory
   // (possibly of another export) under that operation's feet.
-  private readonly retired: Array<{ fd: number; at: number }> = [];
-  private readonly dirFds = new LRUCache<string, number>({ max: 1024, dispose: (fd) => this.retire(fd) });
+  // An fd of an export with calls still pending on its threads is kept past the grace period: a
+  // call queued there may name it, however long the export takes to get to it.
+  private readonly retired: Array<{ fd: number; at: number; io: ExportIo }> = [];
+  private readonly dirFds = new LRUCache<string, { fd: number; io: ExportIo }>({ max: 1024, dispose: (d) => this.retire(d.fd, d.io) });
   private readonly reaper = setInterval(() => this.reap(Date.now() - RETIRE_GRACE_MS), RETIRE_GRACE_MS).unref();
 
-  private constructor(readonly nodeId: number, readonly store: HandleStore) {}
+  private constructor(readonly nodeId: number, readonly store: HandleStore, private readonly ioSettings: ExportIoSettings) {}
 
-  static async open(nodeId: number, exports: ExportSpec[], store: HandleStore): Promise<LocalFs> {
-    const lfs = new LocalFs(nodeId, store);
+  /** `io`: where exports' syscalls run and when they move off-thread (export-io.ts; defaults for the rest). */
+  static async open(nodeId: number, exports: ExportSpec[], store: HandleStore, io: Partial<ExportIoSettings> = {}): Promise<LocalFs> {
+    const lfs = new LocalFs(nodeId, store, { ...DEFAULT_EXPORT_IO, ...io });
     try {
       for (const spec of exports) await lfs.addExport(spec);
     } catch (err) {
@@ -100,24 +105,32 @@ export class LocalFs {
     const st = sys.fstat(rootFd);
     const id = await this.store.exportId(spec.path);
     const rootId = await this.store.localId(st.dev, st.ino);
-    const ctx: ExportCtx = { id, spec, rootId, rootFd, rootDev: st.dev, rootIno: st.ino };
+    const ctx: ExportCtx = { id, spec, rootId, rootFd, rootDev: st.dev, rootIno: st.ino, io: ExportIo.forRoot(spec.path, rootFd, this.ioSettings) };
     this.byId.set(id, ctx);
     this.byPath.set(spec.path, ctx);
   }
 
-  private retire(fd: number): void {
-    this.retired.push({ fd, at: Date.now() });
+  private retire(fd: number, io: ExportIo): void {
+    this.retired.push({ fd, at: Date.now(), io });
   }
 
-  private reap(before: number): void {
-    while (this.retired.length > 0 && this.retired[0]!.at <= before) closeAsync(this.retired.shift()!.fd, () => {});
+  private reap(before: number, all = false): void {
+    const keep: typeof this.retired = [];
+    for (const r of this.retired) {
+      if (r.at > before || (!all && r.io.busy)) keep.push(r);
+      else closeAsync(r.fd, () => {});
+    }
+    this.retired.splice(0, this.retired.length, ...keep);
   }
 
   close(): void {
     clearInterval(this.reaper);
     this.dirFds.clear();
-    this.reap(Infinity);
-    for (const ctx of this.byId.values()) closeSync(ctx.rootFd);
+    this.reap(Infinity, true);
+    for (const ctx of this.byId.values()) {
+      ctx.io.shutdown();
+      closeSync(ctx.rootFd);
+    }
     this.byId.clear();
   }
 
@@ -148,7 +161,7 @@ export class LocalFs {
     const { exp, id, gen, caller } = this.identify(handle, rawCaller);
     if (id === exp.rootId) {
       if (gen !== 0) throw new Errno('ESTALE', 'not the export root\'s handle');
-      return { exp, id, caller, st: sys.fstat(exp.rootFd), dirFd: exp.rootFd, name: DOT, parent: null };
+      return { exp, id, caller, st: await exp.io.call(null, 'fstat', exp.rootFd), dirFd: exp.rootFd, name: DOT, parent: null };
     }
     const rec = await this.store.record(id);
     if (!rec || rec.parent === '') throw new Errno('ESTALE', 'unknown file');
@@ -162,7 +175,7 @@ export class LocalFs {
       try {
         const parent = await this.dir(exp, BigInt(at.parent), caller, 0);
         // As the caller: the kernel checks search permission on the parent (ACLs included).
-        const st = asCaller(caller, () => sys.statatIfExists(parent.fd, at.name, NOFOLLOW));
+        const st = await exp.io.call(caller, 'statatIfExists', parent.fd, at.name, NOFOLLOW);
         if (!st || !sameFile(st, rec)) continue;
         if (at.parent !== rec.parent || !at.name.equals(rec.name)) await this.store.promote(id, at);
         return { exp, id, caller, st, dirFd: parent.fd, name: at.name, parent: { id: BigInt(at.parent), fd: parent.fd, st: parent.st } };
@@ -182,28 +195,36 @@ export class LocalFs {
     const { exp, id, caller } = this.identify(handle, rawCaller);
     const open = files.get(bigU64(fh), id, caller.uid);
     if (!open) return this.resolve(handle, rawCaller);
-    return { exp, id, caller, st: sys.fstat(open.fd), dirFd: -1, name: NO_NAME, parent: null, open };
+    return { exp, id, caller, st: await exp.io.call(null, 'fstat', open.fd), dirFd: -1, name: NO_NAME, parent: null, open };
   }
 
   /** An open fd of directory `id` under `exp`, verified in place, with search permission above it. */
   private async dir(exp: ExportCtx, id: bigint, caller: Caller, depth: number): Promise<{ fd: number; st: sys.Stat }> {
-    if (id === exp.rootId) return { fd: exp.rootFd, st: sys.fstat(exp.rootFd) };
+    if (id === exp.rootId) return { fd: exp.rootFd, st: await exp.io.call(null, 'fstat', exp.rootFd) };
     if (depth > MAX_DEPTH) throw new Errno('ESTALE', 'directory chain too deep');
     const rec: FileRecord | undefined = await this.store.record(id);
     if (!rec || rec.parent === '') throw new Errno('ESTALE', 'unknown directory');
     const parent = await this.dir(exp, BigInt(rec.parent), caller, depth + 1);
-    const st = asCaller(caller, () => sys.statatIfExists(parent.fd, rec.name, NOFOLLOW));
+    const st = await exp.io.call(caller, 'statatIfExists', parent.fd, rec.name, NOFOLLOW);
     if (!st || !sameFile(st, rec) || !sys.isDir(st.mode)) throw new Errno('ESTALE', 'directory is gone or was replaced');
     const key = id.toString();
-    let fd = this.dirFds.get(key);
+    let fd = this.dirFds.get(key)?.fd;
     if (fd === undefined) {
-      fd = sys.openat(parent.fd, rec.name, O_RDONLY | sys.O_DIRECTORY | sys.O_NOFOLLOW);
-      const opened = sys.fstat(fd);
+      fd = await exp.io.call(null, 'openat', parent.fd, rec.name, O_RDONLY | sys.O_DIRECTORY | sys.O_NOFOLLOW);
+      const opened = await exp.io.call(null, 'fstat', fd).catch((err: unknown) => {
+        exp.io.close(fd!);
+        throw err;
+      });
       if (opened.dev !== rec.dev || opened.ino !== rec.ino) {
-        closeSync(fd);
+        exp.io.close(fd);
         throw new Errno('ESTALE', 'directory was replaced');
       }
-      this.dirFds.set(key, fd);
+      // Another request may have opened it meanwhile (both awaited the export): keep one.
+      const raced = this.dirFds.get(key);
+      if (raced) {
+        exp.io.close(fd);
+        fd = raced.fd;
+      } else this.dirFds.set(key, { fd, io: exp.io });
     }
     return { fd, st };
   }
@@ -249,7 +270,9 @@ export class LocalFs {
 
 /**
  * An O_PATH fd of the node's name, verified to be the same file: the fd pins the inode, so a
- * symlink swapped in after the lookup is never followed. Close it with closeSync.
+ * symlink swapped in after the lookup is never followed. Close it with closeSync. Inline on the
+ * event loop whatever the export: for callers outside this module that are still synchronous
+ * (pinAsync is the export-aware one).
  */
 function pin(node: Node): number {
   const fd = sys.openat(node.dirFd, node.name, sys.O_PATH | sys.O_NOFOLLOW);
@@ -275,13 +298,31 @@ export function withPinned<T>(node: Node, fn: (fd: number, io: boolean) => T): T
   }
 }
 
-/** withPinned for async work: the O_PATH fd stays open until `fn` settles. */
+/** pin() through the export's io (its threads when it is off-thread). */
+async function pinAsync(node: Node): Promise<number> {
+  const io = node.exp.io;
+  const fd = await io.call(null, 'openat', node.dirFd, node.name, sys.O_PATH | sys.O_NOFOLLOW);
+  try {
+    const st = await io.call(null, 'fstat', fd);
+    if (st.dev !== node.st.dev || st.ino !== node.st.ino) throw new Errno('ESTALE', 'file was replaced');
+  } catch (err) {
+    io.close(fd);
+    throw err;
+  }
+  return fd;
+}
+
+/**
+ * withPinned for async work, the export's syscalls going through its io: the O_PATH fd stays
+ * open until `fn` settles.
+ */
 export async function withPinnedAsync<T>(node: Node, fn: (fd: number, io: boolean) => Promise<T>): Promise<T> {
   if (node.open) return fn(node.open.fd, true);
-  const fd = pin(node);
+  const fd = await pinAsync(node);
   try {
     return await fn(fd, false);
   } finally {
+    // An O_PATH fd's close never reaches the file system (no FLUSH): closed right here.
     closeSync(fd);
   }
 }
@@ -289,4 +330,9 @@ export async function withPinnedAsync<T>(node: Node, fn: (fd: number, io: boolea
 /** A new fd on the same file as `fd` (an O_PATH one included), through its /proc magic link. */
 export function reopen(fd: number, flags: number): number {
   return sys.openat(sys.AT_FDCWD, sys.fdPath(fd), flags);
+}
+
+/** reopen() as `caller`, through the export's io: the kernel checks the caller's permission for `flags`. */
+export function reopenAs(exp: ExportCtx, caller: Caller | null, fd: number, flags: number): Promise<number> {
+  return exp.io.call(caller, 'openat', sys.AT_FDCWD, sys.fdPath(fd), flags);
 }

@@ -5,8 +5,7 @@
 // is root only, and so is writing security.*.
 import { Errno } from '../proto/errno.js';
 import * as sys from '../sys/index.js';
-import { withPinned, type LocalFs, type Node } from './local-fs.js';
-import { asCaller } from './as-caller.js';
+import { withPinnedAsync, type LocalFs, type Node } from './local-fs.js';
 import { isRoot } from './permissions.js';
 import type { OpenFiles } from './open-files.js';
 import { callerOf, type U64, type WireCaller } from './wire.js';
@@ -33,9 +32,9 @@ interface XattrIn { caller: WireCaller; handle: Buffer; name: string; fh?: U64 }
  * (the failure names the syscall, never the /proc path). A symlink's
  * xattrs are never looked at (the /proc link would be followed through it): `onSymlink` answers.
  */
-function xattrCall<T>(node: Node, onSymlink: () => T, fn: (t: sys.XattrTarget) => T): T {
+async function xattrCall<T>(node: Node, onSymlink: () => T, fn: (t: sys.XattrTarget) => Promise<T>): Promise<T> {
   if (sys.isLnk(node.st.mode)) return onSymlink();
-  return withPinned(node, (fd, io) => asCaller(node.caller, () => fn(io ? { fd } : { path: sys.fdPath(fd), follow: true })));
+  return withPinnedAsync(node, (fd, io) => fn(io ? { fd } : { path: sys.fdPath(fd), follow: true }));
 }
 
 const noXattrsOnSymlinks = (code: string) => (): never => {
@@ -45,13 +44,13 @@ const noXattrsOnSymlinks = (code: string) => (): never => {
 export async function getXattr(lfs: LocalFs, files: OpenFiles, req: XattrIn): Promise<{ value: Buffer }> {
   const node = await lfs.resolveFile(req.handle, callerOf(req.caller), files, req.fh);
   const name = checkXattrName(req.name, node, false);
-  return { value: xattrCall(node, noXattrsOnSymlinks('ENODATA'), (t) => sys.getxattr(t, name)) };
+  return { value: await xattrCall(node, noXattrsOnSymlinks('ENODATA'), (t) => node.exp.io.call(node.caller, 'getxattr', t, name)) };
 }
 
 export async function listXattr(lfs: LocalFs, files: OpenFiles, req: { caller: WireCaller; handle: Buffer; fh?: U64 }): Promise<{ names: string[] }> {
   const node = await lfs.resolveFile(req.handle, callerOf(req.caller), files, req.fh);
   // listxattr(2) needs no permission on the file, as on the bare directory.
-  const list = xattrCall(node, () => Buffer.alloc(0), (t) => sys.listxattr(t));
+  const list = await xattrCall(node, () => Buffer.alloc(0), (t) => node.exp.io.call(node.caller, 'listxattr', t));
   const names: string[] = [];
   for (let at = 0; at < list.length;) {
     let end = list.indexOf(0, at);
@@ -72,13 +71,13 @@ export async function setXattr(
   if (value.length > XATTR_SIZE_MAX) throw new Errno('E2BIG', 'xattr value too large');
   const flags = req.flags >>> 0;
   if (flags & ~(sys.XATTR_CREATE | sys.XATTR_REPLACE)) throw new Errno('EINVAL', 'unknown xattr flags');
-  xattrCall(node, noXattrsOnSymlinks('EPERM'), (t) => sys.setxattr(t, name, value, flags));
+  await xattrCall(node, noXattrsOnSymlinks('EPERM'), (t) => node.exp.io.call(node.caller, 'setxattr', t, name, value, flags));
   return {};
 }
 
 export async function removeXattr(lfs: LocalFs, files: OpenFiles, req: XattrIn): Promise<Record<string, never>> {
   const node = await lfs.resolveFile(req.handle, callerOf(req.caller), files, req.fh);
   const name = checkXattrName(req.name, node, true);
-  xattrCall(node, noXattrsOnSymlinks('EPERM'), (t) => sys.removexattr(t, name));
+  await xattrCall(node, noXattrsOnSymlinks('EPERM'), (t) => node.exp.io.call(node.caller, 'removexattr', t, name));
   return {};
 }

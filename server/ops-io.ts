@@ -2,9 +2,9 @@
 import * as fs from 'node:fs';
 import { Errno } from '../proto/errno.js';
 import * as sys from '../sys/index.js';
-import { reopen, withPinnedAsync, type LocalFs, type Node } from './local-fs.js';
+import { reopenAs, withPinnedAsync, type LocalFs, type Node } from './local-fs.js';
 import { checkName } from './names.js';
-import { asCaller, asCreator } from './as-caller.js';
+import { asCaller } from './as-caller.js';
 import { modeAfterWrite } from './permissions.js';
 import { openForWriting, type OpenFiles, type OpenFile } from './open-files.js';
 import { entryOf } from './ops-meta.js';
@@ -27,6 +27,33 @@ const wantsWrite = (flags: number): boolean => (flags & O_ACCMODE) !== C.O_RDONL
  * set-id bits as it would for the caller.
  */
 export function openNode(node: Node, flags: number): OpenFile {
+  const how = openHow(node, flags);
+  const fd = asCaller(node.caller, () => sys.openat(node.dirFd, node.name, how));
+  const opened = sys.fstat(fd);
+  if (opened.dev !== node.st.dev || opened.ino !== node.st.ino) {
+    fs.closeSync(fd);
+    throw new Errno('ESTALE', 'file was replaced');
+  }
+  return { fd, id: node.id, flags, uid: node.caller.uid };
+}
+
+/** openNode through the export's io (on its own threads when it is off-thread). */
+export async function openNodeAsync(node: Node, flags: number): Promise<OpenFile> {
+  const how = openHow(node, flags);
+  const io = node.exp.io;
+  const fd = await io.call(node.caller, 'openat', node.dirFd, node.name, how);
+  try {
+    const opened = await io.call(null, 'fstat', fd);
+    if (opened.dev !== node.st.dev || opened.ino !== node.st.ino) throw new Errno('ESTALE', 'file was replaced');
+  } catch (err) {
+    io.close(fd);
+    throw err;
+  }
+  return { fd, id: node.id, flags, uid: node.caller.uid };
+}
+
+/** The open(2) flags for opening a resolved file for the caller, after mfsd's own checks. */
+function openHow(node: Node, flags: number): number {
   const st = node.st;
   const isDir = sys.isDir(st.mode);
   if (sys.isLnk(st.mode)) throw new Errno('ELOOP', 'the server never follows symlinks');
@@ -35,25 +62,18 @@ export function openNode(node: Node, flags: number): OpenFile {
   if ((flags & C.O_DIRECTORY) && !isDir) throw new Errno('ENOTDIR', 'not a directory');
   if (wantsWrite(flags) && node.exp.spec.readOnly) throw new Errno('EROFS', 'read-only export');
   const fifo = (st.mode & S_IFMT) === S_IFIFO;
-  const how = (flags & PASSED_FLAGS) | C.O_NOFOLLOW | (fifo ? C.O_NONBLOCK : 0);
-  const fd = asCaller(node.caller, () => sys.openat(node.dirFd, node.name, how));
-  const opened = sys.fstat(fd);
-  if (opened.dev !== st.dev || opened.ino !== st.ino) {
-    fs.closeSync(fd);
-    throw new Errno('ESTALE', 'file was replaced');
-  }
-  return { fd, id: node.id, flags, uid: node.caller.uid };
+  return (flags & PASSED_FLAGS) | C.O_NOFOLLOW | (fifo ? C.O_NONBLOCK : 0);
 }
 
-/** Data is written by libuv's pool as root, so the set-id bits a write by the caller drops are dropped here. */
-function clearSetIdAfterWrite(fd: number, node: Node): void {
-  const mode = modeAfterWrite(sys.fstat(fd), node.caller);
-  if (mode !== null) sys.fchmod(fd, mode);
+/** Data is written as root (libuv's pool or the export's threads), so the set-id bits a write by the caller drops are dropped here. */
+async function clearSetIdAfterWrite(fd: number, node: Node): Promise<void> {
+  const mode = modeAfterWrite(await node.exp.io.call(null, 'fstat', fd), node.caller);
+  if (mode !== null) await node.exp.io.call(null, 'fchmod', fd, mode);
 }
 
 export async function open(lfs: LocalFs, files: OpenFiles, req: { caller: WireCaller; handle: Buffer; flags: number }): Promise<{ fh: string }> {
   const node = await lfs.resolve(req.handle, callerOf(req.caller));
-  return { fh: files.add(openNode(node, req.flags >>> 0)).toString() };
+  return { fh: files.add(await openNodeAsync(node, req.flags >>> 0)).toString() };
 }
 
 /**
@@ -65,13 +85,20 @@ async function openExisting(
 ): Promise<{ entry: Entry; fh: string } | null> {
   const dir = await lfs.resolveDir(req.dir, callerOf(req.caller));
   const name = checkName(req.name);
-  const st = asCaller(dir.caller, () => sys.statatIfExists(dir.fd, name, sys.AT_SYMLINK_NOFOLLOW));
+  const st = await dir.exp.io.call(dir.caller, 'statatIfExists', dir.fd, name, sys.AT_SYMLINK_NOFOLLOW);
   if (!st) return null;
   const { id, handle } = await lfs.remember(dir.exp, dir.id, name, st);
   const node = await lfs.resolve(handle, callerOf(req.caller));
-  const file = openNode(node, req.flags >>> 0);
+  const file = await openNodeAsync(node, req.flags >>> 0);
+  let now: sys.Stat;
+  try {
+    now = await dir.exp.io.call(null, 'fstat', file.fd);
+  } catch (err) {
+    dir.exp.io.close(file.fd);
+    throw err;
+  }
   const fh = files.add(file);
-  return { entry: entryOf(lfs, id, handle, sys.fstat(file.fd)), fh: fh.toString() };
+  return { entry: entryOf(lfs, id, handle, now), fh: fh.toString() };
 }
 
 export async function create(
@@ -85,13 +112,10 @@ export async function create(
   const name = checkName(req.name);
   // Created as the caller with its umask (the kernel sets owner, group, mode and default ACL).
   const how = (flags & PASSED_FLAGS & ~C.O_DIRECTORY) | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW;
+  const io = dir.exp.io;
   let fd: number;
-  let st: sys.Stat;
   try {
-    ({ fd, st } = asCreator(dir.caller, req.umask, () => {
-      const created = sys.openat(dir.fd, name, how, req.mode & 0o7777);
-      return { fd: created, st: sys.fstat(created) };
-    }));
+    fd = await io.create(dir.caller, req.umask, 'openat', dir.fd, name, how, req.mode & 0o7777);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || (flags & C.O_EXCL)) throw err;
     // Created by someone else since the check: an ordinary open after all.
@@ -100,10 +124,11 @@ export async function create(
     return raced;
   }
   try {
+    const st = await io.call(null, 'fstat', fd);
     const { id, handle } = await lfs.remember(dir.exp, dir.id, name, st);
     return { entry: entryOf(lfs, id, handle, st), fh: files.add({ fd, id, flags, uid: dir.caller.uid }).toString() };
   } catch (err) {
-    fs.closeSync(fd);
+    io.close(fd);
     throw err;
   }
 }
@@ -120,16 +145,8 @@ export async function fileFor(
   const node = await lfs.resolveFile(req.handle, callerOf(req.caller), files, req.fh);
   if (node.open) return { node, file: node.open, done: () => {} };
   if (bigU64(req.fh) !== 0n) throw new Errno('EBADF', 'unknown open file');
-  const file = openNode(node, req.flags >>> 0);
-  return { node, file, done: () => fs.closeSync(file.fd) };
-}
-
-function readAt(fd: number, buf: Buffer, pos: number): Promise<number> {
-  return new Promise((resolve, reject) => fs.read(fd, buf, 0, buf.length, pos, (err, n) => (err ? reject(err) : resolve(n))));
-}
-
-function writeAt(fd: number, buf: Buffer, pos: number | null): Promise<number> {
-  return new Promise((resolve, reject) => fs.write(fd, buf, 0, buf.length, pos, (err, n) => (err ? reject(err) : resolve(n))));
+  const file = await openNodeAsync(node, req.flags >>> 0);
+  return { node, file, done: () => node.exp.io.close(file.fd) };
 }
 
 export async function read(
@@ -151,12 +168,11 @@ async function readFile(node: Node, file: OpenFile, req: { offset: string; size:
   let pos = u64(req.offset, 'offset');
   let left = u64(req.size, 'size');
   while (left > 0) {
-    const buf = Buffer.allocUnsafe(Math.min(CHUNK, left));
-    const n = await readAt(file.fd, buf, pos);
-    if (n === 0) break;
-    await emit(n === buf.length ? buf : buf.subarray(0, n));
-    pos += n;
-    left -= n;
+    const data = await node.exp.io.read(file.fd, Math.min(CHUNK, left), pos);
+    if (data.length === 0) break;
+    await emit(data);
+    pos += data.length;
+    left -= data.length;
   }
 }
 
@@ -172,9 +188,9 @@ export async function write(lfs: LocalFs, files: OpenFiles, chunks: AsyncIterabl
         target = await fileFor(lfs, files, chunk);
         if ((target.file.flags & O_ACCMODE) === C.O_RDONLY) throw new Errno('EBADF', 'file not open for writing');
         if (target.node.exp.spec.readOnly) throw new Errno('EROFS', 'read-only export');
-        clearSetIdAfterWrite(target.file.fd, target.node);
+        await clearSetIdAfterWrite(target.file.fd, target.node);
       }
-      written += await writeChunk(target.file, chunk);
+      written += await writeChunk(target.node, target.file, chunk);
     }
   } finally {
     target?.done();
@@ -182,23 +198,18 @@ export async function write(lfs: LocalFs, files: OpenFiles, chunks: AsyncIterabl
   return { written: String(written) };
 }
 
-async function writeChunk(file: OpenFile, chunk: WriteChunkIn): Promise<number> {
+async function writeChunk(node: Node, file: OpenFile, chunk: WriteChunkIn): Promise<number> {
   const data = Buffer.isBuffer(chunk.data) ? chunk.data : Buffer.alloc(0);
   const append = (file.flags & C.O_APPEND) !== 0;
-  let pos = u64(chunk.offset, 'offset');
-  let off = 0;
-  while (off < data.length) {
-    const n = await writeAt(file.fd, data.subarray(off), append ? null : pos);
-    off += n;
-    pos += n;
-  }
+  const pos = u64(chunk.offset, 'offset');
+  if (data.length > 0) await node.exp.io.write(file.fd, data, append ? null : pos);
   return data.length;
 }
 
 export async function fsync(lfs: LocalFs, files: OpenFiles, req: { caller: WireCaller; handle: Buffer; fh: string; datasync: boolean }): Promise<Record<string, never>> {
-  const { file, done } = await fileFor(lfs, files, { ...req, flags: C.O_RDONLY });
+  const { node, file, done } = await fileFor(lfs, files, { ...req, flags: C.O_RDONLY });
   try {
-    await new Promise<void>((resolve, reject) => (req.datasync ? fs.fdatasync : fs.fsync)(file.fd, (err) => (err ? reject(err) : resolve())));
+    await node.exp.io.fsync(file.fd, req.datasync);
   } finally {
     done();
   }
@@ -224,19 +235,25 @@ export async function fallocate(
   const mode = req.mode >>> 0;
   const offset = u64(req.offset, 'offset');
   const length = u64(req.length, 'length');
+  // A local export's fallocate of a large range may take a while: the shared blocking-call worker,
+  // unless the export has threads of its own.
+  const xio = node.exp.io;
+  const allocate = (fd: number): Promise<unknown> => (xio.offThread
+    ? xio.call(null, 'fallocate', fd, mode, offset, length)
+    : sys.runBlocking({ fn: 'fallocate', args: [fd, mode, offset, length] }));
   await withPinnedAsync(node, async (fd, io) => {
     if (io && openForWriting(node.open!)) {
-      await sys.runBlocking({ fn: 'fallocate', args: [fd, mode, offset, length] });
-      clearSetIdAfterWrite(fd, node);
+      await allocate(fd);
+      await clearSetIdAfterWrite(fd, node);
       return;
     }
     // Reopened for writing as the caller: the kernel checks write permission.
-    const w = asCaller(node.caller, () => reopen(fd, C.O_WRONLY));
+    const w = await reopenAs(node.exp, node.caller, fd, C.O_WRONLY);
     try {
-      await sys.runBlocking({ fn: 'fallocate', args: [w, mode, offset, length] });
-      clearSetIdAfterWrite(w, node);
+      await allocate(w);
+      await clearSetIdAfterWrite(w, node);
     } finally {
-      fs.closeSync(w);
+      xio.close(w);
     }
   });
   return {};

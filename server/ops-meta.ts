@@ -1,10 +1,9 @@
 // Metadata operations: root, lookup, getattr, setattr, access, readdir, readlink, statfs.
-import { ftruncateSync, closeSync } from 'node:fs';
 import { Errno } from '../proto/errno.js';
 import * as sys from '../sys/index.js';
-import { ON_FD, reopen, withPinned, type LocalFs, type Node } from './local-fs.js';
+import { ON_FD, reopenAs, withPinnedAsync, type LocalFs, type Node } from './local-fs.js';
 import { checkName } from './names.js';
-import { asCaller, checkAccess } from './as-caller.js';
+import { checkAccessAt } from './as-caller.js';
 import { W_OK } from './permissions.js';
 import { callerOf, fromWireTime, toAttr, u64, type Attr, type Entry, type Timespec, type U64, type WireCaller } from './wire.js';
 import { openForWriting, type OpenFiles } from './open-files.js';
@@ -36,14 +35,14 @@ export async function root(lfs: LocalFs, req: { caller: WireCaller; export_path:
   callerOf(req.caller);
   const exp = lfs.byPath.get(String(req.export_path));
   if (!exp) throw new Errno('ENOENT', `no export ${JSON.stringify(req.export_path)}`);
-  return entryOf(lfs, exp.rootId, lfs.store.mint(exp.id, exp.rootId, 0), sys.fstat(exp.rootFd));
+  return entryOf(lfs, exp.rootId, lfs.store.mint(exp.id, exp.rootId, 0), await exp.io.call(null, 'fstat', exp.rootFd));
 }
 
 export async function lookup(lfs: LocalFs, req: { caller: WireCaller; dir: Buffer; name: Buffer }): Promise<Entry> {
   const dir = await lfs.resolveDir(req.dir, callerOf(req.caller));
   const name = checkName(req.name);
   // As the caller: the kernel checks search permission on the directory.
-  const st = asCaller(dir.caller, () => sys.statat(dir.fd, name, sys.AT_SYMLINK_NOFOLLOW));
+  const st = await dir.exp.io.call(dir.caller, 'statat', dir.fd, name, sys.AT_SYMLINK_NOFOLLOW);
   const { id, handle } = await lfs.remember(dir.exp, dir.id, name, st);
   return entryOf(lfs, id, handle, st);
 }
@@ -65,30 +64,31 @@ export async function setAttr(lfs: LocalFs, files: OpenFiles, req: SetAttrIn): P
   const c = node.caller;
   checkWritable(node);
   const st = node.st;
-  const st2 = withPinned(node, (fd, io) => {
+  const xio = node.exp.io;
+  const st2 = await withPinnedAsync(node, async (fd, io) => {
     if (req.valid_uid || req.valid_gid) {
       // -1 leaves one unchanged; on the fd's own file, a symlink itself included.
       const uid = req.valid_uid ? req.uid >>> 0 : -1;
       const gid = req.valid_gid ? req.gid >>> 0 : -1;
-      asCaller(c, () => sys.fchownat(fd, '', uid, gid, ON_FD));
+      await xio.call(c, 'fchownat', fd, '', uid, gid, ON_FD);
     }
     if (req.valid_mode) {
       // A symlink answers EOPNOTSUPP (fchmodat2 with AT_SYMLINK_NOFOLLOW), as on the bare directory.
-      asCaller(c, () => sys.fchmodat(fd, '', req.mode & 0o7777, ON_FD));
+      await xio.call(c, 'fchmodat', fd, '', req.mode & 0o7777, ON_FD);
     }
     if (req.valid_size) {
       if (sys.isDir(st.mode)) throw new Errno('EISDIR', 'is a directory');
       if (!sys.isReg(st.mode)) throw new Errno('EINVAL', 'not a regular file');
       const size = u64(req.size, 'size');
       if (io && openForWriting(node.open!)) {
-        asCaller(c, () => ftruncateSync(fd, size));
+        await xio.call(c, 'ftruncate', fd, size);
       } else {
         // Reopened for writing as the caller: the kernel checks write permission.
-        const w = asCaller(c, () => reopen(fd, O_WRONLY));
+        const w = await reopenAs(node.exp, c, fd, O_WRONLY);
         try {
-          asCaller(c, () => ftruncateSync(w, size));
+          await xio.call(c, 'ftruncate', w, size);
         } finally {
-          closeSync(w);
+          xio.close(w);
         }
       }
     }
@@ -96,9 +96,9 @@ export async function setAttr(lfs: LocalFs, files: OpenFiles, req: SetAttrIn): P
       const time = (valid: boolean, now: boolean, t: Timespec | null): sys.TimeArg => (!valid ? 'omit' : now ? 'now' : fromWireTime(t));
       const atime = time(req.valid_atime, req.atime_now, req.atime);
       const mtime = time(req.valid_mtime, req.mtime_now, req.mtime);
-      asCaller(c, () => sys.utimensat(fd, '', atime, mtime, ON_FD));
+      await xio.call(c, 'utimensat', fd, '', atime, mtime, ON_FD);
     }
-    return sys.fstat(fd);
+    return xio.call(null, 'fstat', fd);
   });
   return { attr: toAttr(st2, lfs.clusterIno(node.id)) };
 }
@@ -108,20 +108,20 @@ export async function access(lfs: LocalFs, req: { caller: WireCaller; handle: Bu
   const node = await lfs.resolve(req.handle, callerOf(req.caller));
   const mask = req.mask & 7;
   if ((mask & W_OK) && node.exp.spec.readOnly) throw new Errno('EROFS', 'read-only export');
-  withPinned(node, (fd) => checkAccess(fd, node.caller, mask));
+  await withPinnedAsync(node, (fd) => checkAccessAt(node.exp, fd, node.caller, mask));
   return {};
 }
 
 export async function readlink(lfs: LocalFs, req: { caller: WireCaller; handle: Buffer }): Promise<{ target: Buffer }> {
   const node = await lfs.resolve(req.handle, callerOf(req.caller));
   if (!sys.isLnk(node.st.mode)) throw new Errno('EINVAL', 'not a symlink');
-  return { target: withPinned(node, (fd) => sys.readlinkat(fd, '')) };
+  return { target: await withPinnedAsync(node, (fd) => node.exp.io.call(null, 'readlinkat', fd, '')) };
 }
 
 export async function statFs(lfs: LocalFs, files: OpenFiles, req: FileIn): Promise<Record<string, string | number>> {
   const node = await lfs.resolveFile(req.handle, callerOf(req.caller), files, req.fh);
   // fstatfs on the pinned fd itself (a symlink's O_PATH fd included): no path, so none in an error.
-  const s = withPinned(node, (fd) => sys.fstatfs(fd));
+  const s = await withPinnedAsync(node, (fd) => node.exp.io.call(null, 'fstatfs', fd));
   return {
     blocks: String(s.blocks), bfree: String(s.bfree), bavail: String(s.bavail), files: String(s.files), ffree: String(s.ffree),
     bsize: s.bsize, namelen: s.namelen, frsize: s.frsize || s.bsize,

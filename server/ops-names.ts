@@ -6,9 +6,8 @@
 // Every call is a directory fd plus one name (the *at syscalls of sys/), never a path string.
 import { Errno } from '../proto/errno.js';
 import * as sys from '../sys/index.js';
-import { withPinned, type LocalFs, type Node } from './local-fs.js';
+import { withPinnedAsync, type LocalFs, type Node } from './local-fs.js';
 import { checkName } from './names.js';
-import { asCaller, asCreator } from './as-caller.js';
 import { isRoot } from './permissions.js';
 import { entryOf } from './ops-meta.js';
 import { bigU64, callerOf, type Entry, type WireCaller } from './wire.js';
@@ -42,10 +41,8 @@ async function entry(lfs: LocalFs, dir: DirNode, name: Buffer, st: sys.Stat): Pr
 export async function mkdir(lfs: LocalFs, req: { caller: WireCaller; dir: Buffer; name: Buffer; mode: number; umask: number }): Promise<Entry> {
   const dir = await writableDir(lfs, req.dir, req.caller);
   const name = checkName(req.name);
-  const st = asCreator(dir.caller, req.umask, () => {
-    sys.mkdirat(dir.fd, name, req.mode & 0o7777);
-    return sys.statat(dir.fd, name, NOFOLLOW);
-  });
+  await dir.exp.io.create(dir.caller, req.umask, 'mkdirat', dir.fd, name, req.mode & 0o7777);
+  const st = await dir.exp.io.call(dir.caller, 'statat', dir.fd, name, NOFOLLOW);
   return entry(lfs, dir, name, st);
 }
 
@@ -68,10 +65,8 @@ export async function mknod(
   } else if (type !== S_IFIFO && type !== S_IFSOCK && type !== S_IFREG) {
     throw new Errno('EINVAL', 'unknown file type');
   }
-  const st = asCreator(dir.caller, req.umask, () => {
-    sys.mknodat(dir.fd, name, type | (req.mode & 0o7777), dev);
-    return sys.statat(dir.fd, name, NOFOLLOW);
-  });
+  await dir.exp.io.create(dir.caller, req.umask, 'mknodat', dir.fd, name, type | (req.mode & 0o7777), dev);
+  const st = await dir.exp.io.call(dir.caller, 'statat', dir.fd, name, NOFOLLOW);
   return entry(lfs, dir, name, st);
 }
 
@@ -82,10 +77,8 @@ export async function symlink(lfs: LocalFs, req: { caller: WireCaller; dir: Buff
   if (!Buffer.isBuffer(target) || target.length === 0 || target.includes(0)) throw new Errno('EINVAL', 'invalid symlink target');
   if (target.length >= PATH_MAX) throw new Errno('ENAMETOOLONG', 'symlink target too long');
   // The target is stored as bytes and never followed by the server.
-  const st = asCaller(dir.caller, () => {
-    sys.symlinkat(target, dir.fd, name);
-    return sys.statat(dir.fd, name, NOFOLLOW);
-  });
+  await dir.exp.io.call(dir.caller, 'symlinkat', target, dir.fd, name);
+  const st = await dir.exp.io.call(dir.caller, 'statat', dir.fd, name, NOFOLLOW);
   return entry(lfs, dir, name, st);
 }
 
@@ -102,10 +95,11 @@ export async function link(lfs: LocalFs, req: { caller: WireCaller; handle: Buff
   if (src.exp.id !== dir.exp.id) throw new Errno('EXDEV', 'link across exports');
   if (sys.isDir(src.st.mode)) throw new Errno('EPERM', 'hard link to a directory');
   const name = checkName(req.new_name);
-  const st = withPinned(src, (fd) => asCaller(dir.caller, () => {
-    sys.linkat(sys.AT_FDCWD, sys.fdPath(fd), dir.fd, name, sys.AT_SYMLINK_FOLLOW);
-    return sys.statat(dir.fd, name, NOFOLLOW);
-  }));
+  const io = dir.exp.io;
+  const st = await withPinnedAsync(src, async (fd) => {
+    await io.call(dir.caller, 'linkat', sys.AT_FDCWD, sys.fdPath(fd), dir.fd, name, sys.AT_SYMLINK_FOLLOW);
+    return io.call(dir.caller, 'statat', dir.fd, name, NOFOLLOW);
+  });
   // The newest name is tried first; the old ones stay known, so the handle survives the removal of either.
   const { handle } = await lfs.remember(dir.exp, dir.id, name, st);
   return entryOf(lfs, src.id, handle, st);
@@ -115,18 +109,15 @@ export async function unlink(lfs: LocalFs, req: { caller: WireCaller; dir: Buffe
   const dir = await writableDir(lfs, req.dir, req.caller);
   const name = checkName(req.name);
   // The kernel answers EISDIR for a directory, and checks the sticky bit.
-  asCaller(dir.caller, () => sys.unlinkat(dir.fd, name, 0));
+  await dir.exp.io.call(dir.caller, 'unlinkat', dir.fd, name, 0);
   return {};
 }
 
 export async function rmdir(lfs: LocalFs, req: { caller: WireCaller; dir: Buffer; name: Buffer }): Promise<Record<string, never>> {
   const dir = await writableDir(lfs, req.dir, req.caller);
   const name = checkName(req.name);
-  const st = asCaller(dir.caller, () => {
-    const found = sys.statat(dir.fd, name, NOFOLLOW);
-    sys.unlinkat(dir.fd, name, sys.AT_REMOVEDIR);
-    return found;
-  });
+  const st = await dir.exp.io.call(dir.caller, 'statat', dir.fd, name, NOFOLLOW);
+  await dir.exp.io.call(dir.caller, 'unlinkat', dir.fd, name, sys.AT_REMOVEDIR);
   lfs.forgetDir(await lfs.store.localId(st.dev, st.ino));
   return {};
 }
@@ -150,12 +141,10 @@ export async function rename(
   const oldName = checkName(req.old_name);
   const newName = checkName(req.new_name);
   // The two files as they were just before the rename, for the handle records.
-  const { src, target } = asCaller(from.caller, () => {
-    const src = sys.statat(from.fd, oldName, NOFOLLOW);
-    const target = sys.statatIfExists(to.fd, newName, NOFOLLOW);
-    sys.renameat2(from.fd, oldName, to.fd, newName, flags);
-    return { src, target };
-  });
+  const io = from.exp.io;
+  const src = await io.call(from.caller, 'statat', from.fd, oldName, NOFOLLOW);
+  const target = await io.call(from.caller, 'statatIfExists', to.fd, newName, NOFOLLOW);
+  await io.call(from.caller, 'renameat2', from.fd, oldName, to.fd, newName, flags);
   const sameInode = target !== undefined && target.dev === src.dev && target.ino === src.ino;
   // Two names of one file: renameat2 leaves both in place (an exchange too), and so do the records.
   if (sameInode) return {};

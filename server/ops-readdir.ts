@@ -9,11 +9,10 @@
 // after that entry, entries added or removed meanwhile as on the bare directory. A caller who may
 // read the directory but not search it gets the names without handles or attributes, as `ls -l`
 // of such a directory on the bare filesystem lists names whose stat fails.
-import { closeSync } from 'node:fs';
 import * as sys from '../sys/index.js';
 import type { LocalFs, Node } from './local-fs.js';
 import { isDotOrDotDot } from './names.js';
-import { checkAccess, mayAccess } from './as-caller.js';
+import { checkAccessAt, mayAccessAt } from './as-caller.js';
 import { R_OK, X_OK } from './permissions.js';
 import { entryOf } from './ops-meta.js';
 import { callerOf, bigU64, type Entry, type WireCaller } from './wire.js';
@@ -38,15 +37,12 @@ const cookieOf = (off: bigint): string => BigInt.asUintN(64, off).toString();
 /** The batch's entries with handles and attributes, stat'ed and remembered together (one LevelDB write). */
 async function withEntries(lfs: LocalFs, dir: Node & { fd: number }, fd: number, listed: sys.Dirent[]): Promise<DirEntryOut[]> {
   const found: Array<{ name: Buffer; st: sys.Stat; off: bigint }> = [];
-  for (const d of listed) {
-    let st: sys.Stat | undefined;
-    try {
-      st = sys.statatIfExists(fd, d.name, sys.AT_SYMLINK_NOFOLLOW);
-    } catch {
-      st = undefined;
-    }
+  // One call for the batch: a single trip to the export's threads when it is off-thread.
+  const stats = await dir.exp.io.call(null, 'statMany', fd, listed.map((d) => d.name), sys.AT_SYMLINK_NOFOLLOW);
+  listed.forEach((d, i) => {
+    const st = stats[i];
     if (st) found.push({ name: d.name, st, off: d.off }); // else removed while listing
-  }
+  });
   const remembered = await lfs.rememberAll(dir.exp, dir.id, found);
   return found.map(({ name, st, off }, i) => {
     const { id, handle } = remembered[i]!;
@@ -56,16 +52,19 @@ async function withEntries(lfs: LocalFs, dir: Node & { fd: number }, fd: number,
 
 export async function readDir(lfs: LocalFs, req: { caller: WireCaller; dir: Buffer; cookie: string }, emit: EmitEntry): Promise<void> {
   const dir = await lfs.resolveDir(req.dir, callerOf(req.caller));
-  checkAccess(dir.fd, dir.caller, R_OK);
-  const searchable = mayAccess(dir.fd, dir.caller, X_OK);
+  const io = dir.exp.io;
+  await checkAccessAt(dir.exp, dir.fd, dir.caller, R_OK);
+  const searchable = await mayAccessAt(dir.exp, dir.fd, dir.caller, X_OK);
   const cookie = bigU64(req.cookie);
   // A fresh fd: getdents reads from the fd's position, and the cached directory fd is shared.
-  const fd = sys.openat(dir.fd, '.', O_RDONLY | sys.O_DIRECTORY);
+  const fd = await io.call(null, 'openat', dir.fd, '.', O_RDONLY | sys.O_DIRECTORY);
   const buf = Buffer.allocUnsafe(BATCH_BYTES);
+  // On the export's threads the buffer cannot be shared: getdents there fills one of its own.
+  const getdents = (): Promise<sys.Dirent[]> => (io.offThread ? io.call(null, 'getdents', fd, Buffer.allocUnsafe(BATCH_BYTES)) : io.call(null, 'getdents', fd, buf));
   try {
     // d_off is a signed 64-bit value (loff_t); the wire's u64 carries it unchanged.
-    if (cookie !== 0n) sys.seekdir(fd, BigInt.asIntN(64, cookie));
-    for (let batch = sys.getdents(fd, buf); batch.length > 0; batch = sys.getdents(fd, buf)) {
+    if (cookie !== 0n) await io.call(null, 'seekdir', fd, BigInt.asIntN(64, cookie));
+    for (let batch = await getdents(); batch.length > 0; batch = await getdents()) {
       const listed = batch.filter((d) => !isDotOrDotDot(d.name));
       const out = searchable
         ? await withEntries(lfs, dir, fd, listed)
@@ -78,6 +77,6 @@ export async function readDir(lfs: LocalFs, req: { caller: WireCaller; dir: Buff
       await nextTurn();
     }
   } finally {
-    closeSync(fd);
+    io.close(fd);
   }
 }

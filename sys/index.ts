@@ -11,6 +11,8 @@ import { decodeStatx, STATX_BASIC_STATS, STATX_BTIME, STATX_BUFFER_SIZE, type St
 export { SysError, errnoName } from './errors.js';
 export { decodeStatx, isDir, isLnk, isReg, makedev, type Stat, type Timespec } from './stat.js';
 export { runBlocking } from './blocking.js';
+export { SyscallPool, type PoolOptions } from './offthread.js';
+export type { SysCallName, SysCalls } from './offthread-calls.js';
 
 export { cstr, type PathArg } from './libc.js';
 
@@ -225,6 +227,25 @@ export function readableNow(fd: number): boolean {
   pollFd.writeInt16LE(POLLIN, 4);
   pollFd.writeInt16LE(0, 6);
   return check(c.poll(pollFd, 1, 0), 'poll') > 0 && (pollFd.readInt16LE(6) & POLLIN) !== 0;
+}
+
+/** pread(2) into buf[0, size): the bytes read (0 at end of file). */
+export function pread(fd: number, buf: Buffer, size: number, offset: number): number {
+  return check(c.pread(fd, buf, Math.min(size, buf.length), offset), 'pread');
+}
+
+/** pwrite(2) of buf at `offset`, or write(2) at the file's position (O_APPEND: its end) when offset is null. */
+export function pwrite(fd: number, buf: Buffer, offset: number | null): number {
+  return offset === null ? check(c.write(fd, buf, buf.length), 'write') : check(c.pwrite(fd, buf, buf.length, offset), 'pwrite');
+}
+
+/** fsync(2), or fdatasync(2) when `datasync`. */
+export function fsync(fd: number, datasync: boolean): void {
+  check(datasync ? c.fdatasync(fd) : c.fsync(fd), datasync ? 'fdatasync' : 'fsync');
+}
+
+export function ftruncate(fd: number, length: number): void {
+  check(c.ftruncate(fd, length), 'ftruncate');
 }
 
 /** lseek(2), SEEK_DATA and SEEK_HOLE included. */

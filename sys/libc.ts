@@ -42,6 +42,15 @@ export const fallocate = libc.func('int fallocate(int fd, int mode, int64_t offs
 export const lseek = libc.func('int64_t lseek(int fd, int64_t offset, int whence)');
 export const ioctl = libc.func('int ioctl(int fd, unsigned long request, uint8_t *arg)');
 export const close = libc.func('int close(int fd)');
+export const pread = libc.func('intptr_t pread(int fd, _Out_ uint8_t *buf, size_t count, int64_t offset)');
+export const pwrite = libc.func('intptr_t pwrite(int fd, const uint8_t *buf, size_t count, int64_t offset)');
+export const write = libc.func('intptr_t write(int fd, const uint8_t *buf, size_t count)');
+export const fsync = libc.func('int fsync(int fd)');
+export const fdatasync = libc.func('int fdatasync(int fd)');
+export const ftruncate = libc.func('int ftruncate(int fd, int64_t length)');
+/** umask(2) of this thread's fs_struct (shared with the process unless unshare(CLONE_FS) was called). */
+export const umask = libc.func('uint32_t umask(uint32_t mask)');
+export const unshare = libc.func('int unshare(int flags)');
 // struct iovec, registered by name for preadv2: koffi passes a Buffer given as `base` by its address.
 koffi.struct('omfs_iovec', { base: 'void *', len: 'size_t' });
 export const preadv2 = libc.func('intptr_t preadv2(int fd, const omfs_iovec *iov, int iovcnt, int64_t offset, int flags)');

@@ -1,0 +1,212 @@
+// Where an export's syscalls run, so that one slow or hung export stalls only itself.
+//
+// Inline (the common case: a local ext4/xfs/btrfs export): the call is made right here on the
+// event loop, synchronously, a few microseconds; nothing pays for a thread hop. Off-thread: the
+// export's own small pool of worker threads (sys/offthread.ts) makes the call with the caller's
+// credentials set on that thread, and the event loop only awaits the answer; a pool whose threads
+// are all stuck queues a bounded number of calls and then fails fast with EAGAIN.
+//
+// The unit that moves is one syscall, not one operation: an operation's code interleaves syscalls
+// with LevelDB reads and writes (the handle store lives on the main thread), so it cannot run on
+// another thread as a whole; a hop costs tens of microseconds, nothing next to a slow disk's call.
+//
+// Which exports go off-thread:
+// - from the start, exports on file systems whose calls can block for long (network, cluster and
+//   user-space ones, by statfs f_type: FUSE, NFS, CIFS/SMB, 9P, Ceph, AFS, Lustre, GPFS...);
+// - a local export as soon as one inline call takes longer than `slowCallMs` (that one call has
+//   stalled the loop once; the next ones do not). It comes back inline after `quietMs` in which no
+//   call on its threads took longer than slowCallMs and none is pending: a disk that had a bad
+//   moment gets its fast path back, one that stays slow stays off-thread.
+//
+// Data I/O of an inline export runs on libuv's pool, which LevelDB shares: an export may hold at
+// most `poolSlots` of its threads at once (the rest queue), and one whose pool call has been out
+// for longer than `slowDataMs` moves off-thread too, so a disk that hangs on reads cannot take the
+// whole pool. Off-thread exports read and write on their own threads and never touch libuv's pool.
+import * as fs from 'node:fs';
+import * as sys from '../sys/index.js';
+import type { Credentials, SysCallName, SysCalls } from '../sys/index.js';
+import { sysCalls } from '../sys/offthread-calls.js';
+
+export interface ExportIoSettings {
+  /** An inline call slower than this moves the export off-thread (ms; config sessions.slowCallMs). */
+  slowCallMs: number;
+  /** A libuv pool read/write/fsync out longer than this moves the export off-thread (ms). */
+  slowDataMs: number;
+  /** Quiet time after which a local export that was moved off-thread comes back inline (ms). */
+  quietMs: number;
+  /** Worker threads per off-thread export. */
+  threads: number;
+  /** Calls waiting for a thread per off-thread export; one more fails with EAGAIN. */
+  maxQueued: number;
+  /** libuv pool threads one inline export may hold at once. */
+  poolSlots: number;
+}
+
+const UV_THREADS = Number(process.env.UV_THREADPOOL_SIZE) || 4;
+
+export const DEFAULT_EXPORT_IO: ExportIoSettings = {
+  slowCallMs: 20, slowDataMs: 1_000, quietMs: 60_000, threads: 4, maxQueued: 256, poolSlots: Math.max(1, UV_THREADS - 1),
+};
+
+/** statfs f_type of file systems whose calls may block for long (linux/magic.h and the file systems' own headers). */
+export const HANG_PRONE_FS = new Map<bigint, string>([
+  [0x65735546n, 'fuse'], [0x6969n, 'nfs'], [0xff534d42n, 'cifs'], [0xfe534d42n, 'smb2'], [0x517bn, 'smb'],
+  [0x01021997n, '9p'], [0x00c36400n, 'ceph'], [0x5346414fn, 'afs'], [0x6b414653n, 'afs'], [0x73757245n, 'coda'],
+  [0x564cn, 'ncp'], [0x0bd00bd0n, 'lustre'], [0x47504653n, 'gpfs'], [0x19830326n, 'beegfs'], [0x01161970n, 'gfs2'],
+  [0x7461636fn, 'ocfs2'], [0x20030528n, 'orangefs'],
+]);
+
+type Result<K extends SysCallName> = ReturnType<SysCalls[K]>;
+type Args<K extends SysCallName> = Parameters<SysCalls[K]>;
+
+export class ExportIo {
+  private threaded: boolean;
+  private pool: sys.SyscallPool | undefined;
+  private lastSlowAt = 0;
+  private readonly poolOut = new Set<number>();
+  private readonly poolWaiting: Array<() => void> = [];
+
+  /**
+   * @param fsName the file system's name when it is one whose calls may hang (off-thread for good), else null
+   * @param log where a move between inline and off-thread is told (the daemon's stderr)
+   */
+  constructor(
+    readonly path: string, readonly fsName: string | null, readonly settings: ExportIoSettings = DEFAULT_EXPORT_IO,
+    private readonly log: (line: string) => void = (l) => process.stderr.write(`${l}\n`),
+  ) {
+    this.threaded = fsName !== null;
+  }
+
+  /** Decides from the root fd's file system type (one fstatfs at startup). */
+  static forRoot(path: string, rootFd: number, settings?: ExportIoSettings, log?: (line: string) => void): ExportIo {
+    return new ExportIo(path, HANG_PRONE_FS.get(sys.fstatfs(rootFd).type) ?? null, settings, log);
+  }
+
+  /** Whether calls are waiting or running on the export's threads. */
+  get busy(): boolean {
+    return (this.pool?.load ?? 0) > 0;
+  }
+
+  /** Whether calls currently run on the export's own threads. */
+  get offThread(): boolean {
+    return this.threaded;
+  }
+
+  /** sysCalls[fn](...args) as `cred` (null: as the daemon itself), inline or on the export's threads. */
+  call<K extends SysCallName>(cred: Credentials | null, fn: K, ...args: Args<K>): Promise<Result<K>> {
+    return this.run(cred, -1, fn, args);
+  }
+
+  /** call() with the creator's umask in force (mkdirat, mknodat, openat with O_CREAT). */
+  create<K extends SysCallName>(cred: Credentials | null, umask: number, fn: K, ...args: Args<K>): Promise<Result<K>> {
+    return this.run(cred, umask & 0o777, fn, args);
+  }
+
+  /** Closes an fd where its close may wait (a FUSE file's close waits for FLUSH); errors are dropped. */
+  close(fd: number): void {
+    this.call(null, 'close', fd).catch(() => {});
+  }
+
+  /** Bytes at `offset`, at most `size` (fewer at end of file). */
+  async read(fd: number, size: number, offset: number): Promise<Buffer> {
+    if (this.isThreaded()) return this.pooled().call('preadNew', [fd, size, offset]);
+    const buf = Buffer.allocUnsafe(size);
+    const n = await this.onUvPool((done) => fs.read(fd, buf, 0, size, offset, done));
+    return n === buf.length ? buf : buf.subarray(0, n);
+  }
+
+  /** Writes all of `data` at `offset` (null: at the file's position, its end for O_APPEND); the bytes written. */
+  async write(fd: number, data: Buffer, offset: number | null): Promise<number> {
+    if (this.isThreaded()) return this.pooled().call('pwriteAll', [fd, data, offset]);
+    let off = 0;
+    while (off < data.length) {
+      const at = offset === null ? null : offset + off;
+      const n = await this.onUvPool((done) => fs.write(fd, data, off, data.length - off, at, done));
+      if (n === 0) break;
+      off += n;
+    }
+    return off;
+  }
+
+  async fsync(fd: number, datasync: boolean): Promise<void> {
+    if (this.isThreaded()) return this.pooled().call('fsync', [fd, datasync]);
+    await this.onUvPool((done) => (datasync ? fs.fdatasync : fs.fsync)(fd, (err) => done(err, 0)));
+  }
+
+  /** Stops the threads (at daemon shutdown). */
+  shutdown(): void {
+    this.pool?.close();
+    this.pool = undefined;
+  }
+
+  private run<K extends SysCallName>(cred: Credentials | null, umask: number, fn: K, args: Args<K>): Promise<Result<K>> {
+    if (this.isThreaded()) return this.pooled().call(fn, args, cred, umask);
+    const f = sysCalls[fn] as unknown as (...a: Args<K>) => Result<K>;
+    const t0 = performance.now();
+    try {
+      const call = (): Result<K> => (cred ? sys.asCaller(cred, () => f(...args)) : f(...args));
+      if (umask < 0) return Promise.resolve(call());
+      const old = process.umask(umask);
+      try {
+        return Promise.resolve(call());
+      } finally {
+        process.umask(old);
+      }
+    } catch (err) {
+      return Promise.reject(err);
+    } finally {
+      const took = performance.now() - t0;
+      if (took > this.settings.slowCallMs) this.moveOff(`a ${fn} took ${took.toFixed(1)} ms`);
+    }
+  }
+
+  /** Off-thread now? Also where a local export that has been quiet long enough comes back inline. */
+  private isThreaded(): boolean {
+    if (!this.threaded) {
+      // A pool call out for too long: this export's disk is hanging on data; stop feeding the pool.
+      if (this.poolOut.size > 0) {
+        const oldest = Math.min(...this.poolOut);
+        if (performance.now() - oldest > this.settings.slowDataMs) this.moveOff('a data call has been out for more than ' + `${this.settings.slowDataMs} ms`);
+      }
+      return this.threaded;
+    }
+    if (this.fsName === null && (this.pool?.load ?? 0) === 0 && performance.now() - this.lastSlowAt > this.settings.quietMs) {
+      this.threaded = false;
+      this.log(`mfsd: export ${this.path}: no slow call for ${this.settings.quietMs} ms: its calls run inline again`);
+    }
+    return this.threaded;
+  }
+
+  private moveOff(why: string): void {
+    this.lastSlowAt = performance.now();
+    if (this.threaded) return;
+    this.threaded = true;
+    this.log(`mfsd: export ${this.path}: ${why}: its calls now run on threads of their own`);
+  }
+
+  private pooled(): sys.SyscallPool {
+    this.pool ??= new sys.SyscallPool({
+      threads: this.settings.threads, maxQueued: this.settings.maxQueued, name: this.path,
+      onTook: (ms) => {
+        if (ms > this.settings.slowCallMs) this.lastSlowAt = performance.now();
+      },
+    });
+    return this.pool;
+  }
+
+  /** A libuv pool call, at most poolSlots at once for this export; a slow one moves the export off-thread. */
+  private async onUvPool(start: (done: (err: Error | null, n: number) => void) => void): Promise<number> {
+    while (this.poolOut.size >= this.settings.poolSlots) await new Promise<void>((r) => this.poolWaiting.push(r));
+    let t0 = performance.now();
+    while (this.poolOut.has(t0)) t0 += 1e-6; // the set is keyed by start time: keep keys distinct
+    this.poolOut.add(t0);
+    try {
+      return await new Promise<number>((resolve, reject) => start((err, n) => (err ? reject(err) : resolve(n))));
+    } finally {
+      this.poolOut.delete(t0);
+      const took = performance.now() - t0;
+      if (took > this.settings.slowDataMs) this.moveOff(`a data call took ${took.toFixed(0)} ms`);
+      this.poolWaiting.shift()?.();
+    }
+  }
+}
