@@ -24,8 +24,9 @@
 // whole pool. Off-thread exports read and write on their own threads and never touch libuv's pool.
 import * as fs from 'node:fs';
 import * as sys from '../sys/index.js';
-import type { Credentials, SysCallName, SysCalls } from '../sys/index.js';
-import { sysCalls } from '../sys/offthread-calls.js';
+import type { Credentials } from '../sys/index.js';
+import { sysCalls, type SysCallName, type SysCalls } from '../sys/offthread-calls.js';
+import { SyscallPool } from '../sys/offthread.js';
 
 export interface ExportIoSettings {
   /** An inline call slower than this moves the export off-thread (ms; config sessions.slowCallMs). */
@@ -61,7 +62,7 @@ type Args<K extends SysCallName> = Parameters<SysCalls[K]>;
 
 export class ExportIo {
   private threaded: boolean;
-  private pool: sys.SyscallPool | undefined;
+  private pool: SyscallPool | undefined;
   private lastSlowAt = 0;
   private readonly poolOut = new Set<number>();
   private readonly poolWaiting: Array<() => void> = [];
@@ -184,8 +185,8 @@ export class ExportIo {
     this.log(`mfsd: export ${this.path}: ${why}: its calls now run on threads of their own`);
   }
 
-  private pooled(): sys.SyscallPool {
-    this.pool ??= new sys.SyscallPool({
+  private pooled(): SyscallPool {
+    this.pool ??= new SyscallPool({
       threads: this.settings.threads, maxQueued: this.settings.maxQueued, name: this.path,
       onTook: (ms) => {
         if (ms > this.settings.slowCallMs) this.lastSlowAt = performance.now();

@@ -11,8 +11,6 @@ import { decodeStatx, STATX_BASIC_STATS, STATX_BTIME, STATX_BUFFER_SIZE, type St
 export { SysError, errnoName } from './errors.js';
 export { decodeStatx, isDir, isLnk, isReg, makedev, type Stat, type Timespec } from './stat.js';
 export { runBlocking } from './blocking.js';
-export { SyscallPool, type PoolOptions } from './offthread.js';
-export type { SysCallName, SysCalls } from './offthread-calls.js';
 
 export { cstr, type PathArg } from './libc.js';
 
