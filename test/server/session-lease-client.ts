@@ -15,7 +15,23 @@ export interface Welcome { resumed: boolean; lease_ms: number }
 
 export class LeaseClient {
   private nextId = 100;
-  private constructor(readonly raw: RawSession, readonly welcome: Welcome) {}
+  private done = false;
+  private constructor(readonly raw: RawSession, readonly welcome: Welcome) {
+    void raw.ended.then(() => (this.done = true));
+    void this.acknowledge();
+  }
+
+  /** Acks every invalidation, as a well-behaved client does (a silent one is fenced after its lease). */
+  private async acknowledge(): Promise<void> {
+    while (!this.done) {
+      try {
+        const f = await this.raw.next((x) => x.reply === 'invalidate', 1000);
+        this.raw.send({ id: 0, ack: { seq: (f['invalidate'] as { seq: number | string }).seq } });
+      } catch {
+        // Nothing to acknowledge this second.
+      }
+    }
+  }
 
   /** Opens (or with `resume`, resumes) the session; rejects with the Errno the server ended the stream with. */
   static async open(address: string, creds: grpc.ChannelCredentials, who: Identity, resume: boolean, opened: RawSession[]): Promise<LeaseClient> {
@@ -38,6 +54,7 @@ export class LeaseClient {
   }
 
   close(): void {
+    this.done = true;
     this.raw.close();
   }
 }

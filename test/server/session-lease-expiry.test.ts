@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { makeTestCa, startMfsd, type MfsdHandle, type TestCa } from '../harness/mfsd.js';
-import { nodeCredentials, type RawSession } from '../harness/session-peer.js';
+import { RawSession, nodeCredentials } from '../harness/session-peer.js';
 import { ROOT_CALLER as root } from '../../proto/file-client.js';
 import { LeaseClient, identity, type Identity } from './session-lease-client.js';
 
@@ -168,6 +168,31 @@ describe('a session whose stream ends is kept for its lease', () => {
     expect(await conflict(f.handle)).toBe(false);
     await expect(open(old, true)).rejects.toMatchObject({ code: 'ESTALE' });
     reborn.close();
+  });
+
+  it('a session that never acknowledges an invalidation is fenced: its stream ends ETIMEDOUT, its lock goes, resume is ESTALE', async () => {
+    const writer = await open(identity(11));
+    const f = await made(writer, 'fenced');
+    const who = identity(12);
+    // Raw frames and no acks: a client that stopped reading its invalidations.
+    const silent = new RawSession(d!.address, await nodeCredentials(ca, 12));
+    raws.push(silent);
+    silent.send({ id: 1, hello: { node: who.node, session_id: who.sessionId, boot_id: who.bootId, version: 1, channel: 0 } });
+    expect((await silent.reply(1)).kind).toBe('welcome');
+    silent.send({ id: 2, get_attr: { caller: root, handle: f.handle, fh: 0 } });
+    expect((await silent.reply(2)).kind).toBe('attr');
+    silent.send({ id: 3, set_lk: lock(f.handle, 'silent') });
+    expect((await silent.reply(3)).kind).toBe('empty');
+    const started = Date.now();
+    // The write changes what the silent session cached: it waits for the ack, at most about the lease.
+    await writer.call('write', { caller: root, handle: f.handle, fh: f.fh, flags: O_RDWR, offset: 0, data: Buffer.from('HELLO') });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(LEASE_MS * 0.9);
+    const inv = await silent.next((x) => x.reply === 'invalidate', 1000);
+    expect(Number(inv.after)).toBeGreaterThanOrEqual(1);
+    expect(await silent.ended).toMatchObject({ code: 'ETIMEDOUT', message: expect.stringMatching(/fenced/) });
+    // Fenced is expired: the lock is released at once and the session cannot be resumed.
+    expect(await conflict(f.handle)).toBe(false);
+    await expect(open(who, true)).rejects.toMatchObject({ code: 'ESTALE' });
   });
 
   it('a client process killed with SIGKILL holding a lock: the lock holds for the lease, then another client gets it', async () => {
