@@ -1,6 +1,8 @@
 // Issue 9, step 1: a session is a peer of its own. When its stream ends (closed by the client, or
-// the client's connection dropped), the real mfsd closes every file it opened and drops its locks
-// and lock waits, as when a connection closes; its open-file limit is its own.
+// the client's connection dropped), its lock waits are dropped at once and, once its lease expires
+// (short here: LEASE_MS), the real mfsd closes every file it opened and drops its locks, as when a
+// connection closes; its open-file limit is its own. (What the lease keeps meanwhile:
+// session-lease-expiry.test.ts.)
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -14,6 +16,7 @@ import type { Entry, Session } from '../../proto/session-client.js';
 const { O_RDWR, O_CREAT, O_RDONLY } = fs.constants;
 const WRITE = 1;
 const OPEN_LIMIT = 64;
+const LEASE_MS = 300;
 let tmp: string;
 let ca: TestCa;
 let d: MfsdHandle | undefined;
@@ -23,7 +26,7 @@ const raws: RawSession[] = [];
 beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'omfs-session-release-'));
   ca = await makeTestCa(tmp);
-  d = await startMfsd({ ca, nodeId: 1, config: { limits: { openFilesPerPeer: OPEN_LIMIT } } });
+  d = await startMfsd({ ca, nodeId: 1, config: { limits: { openFilesPerPeer: OPEN_LIMIT }, sessions: { leaseMs: LEASE_MS } } });
 }, 120_000);
 
 afterEach(() => {
@@ -61,8 +64,8 @@ async function someFile(s: Session, name: string): Promise<Entry> {
 
 const wlock = (owner: string) => ({ clientId: owner, lockOwner: 1, start: 0, end: 9, type: WRITE });
 
-describe('a session that ends releases what it holds', () => {
-  it('closing the session closes its files and drops its locks and lock waits', async () => {
+describe('a session that ends releases what it holds when its lease expires', () => {
+  it('closing the session drops its lock waits, then (lease) closes its files and drops its locks', async () => {
     const other = await session(8);
     const f = await someFile(other, 'held');
     const g = await someFile(other, 'waited');
