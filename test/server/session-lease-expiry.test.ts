@@ -21,6 +21,8 @@ const WRITE = 1;
 const UNLOCK = 2;
 /** Long enough that "still held right after the stream ended" is never a race, short enough to wait out. */
 const LEASE_MS = 4000;
+/** The server pings every KEEPALIVE_MS and gives up on a connection whose ping goes unanswered for as long. */
+const KEEPALIVE_MS = 500;
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 let tmp: string;
 let ca: TestCa;
@@ -31,7 +33,7 @@ const raws: RawSession[] = [];
 beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'omfs-session-lease-'));
   ca = await makeTestCa(tmp);
-  d = await startMfsd({ ca, nodeId: 1, config: { sessions: { leaseMs: LEASE_MS } } });
+  d = await startMfsd({ ca, nodeId: 1, config: { sessions: { leaseMs: LEASE_MS, keepaliveMs: KEEPALIVE_MS } } });
   observer = await open(identity(2));
 }, 120_000);
 
@@ -213,6 +215,28 @@ describe('a session whose stream ends is kept for its lease', () => {
       await waitFor('lock released after the lease', async () => !(await conflict(f.handle)));
       expect(Date.now() - killedAt).toBeGreaterThanOrEqual(LEASE_MS * 0.9);
       await setup.call('set_lk', lock(f.handle, 'setup'));
+    } finally {
+      child.proc.kill('SIGKILL');
+    }
+  });
+
+  it('a client that hangs (SIGSTOP: its connection open, nothing answering) is dropped by keepalive, then its lease expires', async () => {
+    const who = identity(13);
+    const setup = await open(identity(14));
+    const f = await made(setup, 'hung');
+    await setup.call('release', { caller: root, fh: f.fh, client_id: 's', lock_owner: 1, flush_locks: false });
+    const child = spawnLocker(await ca.issue('node13'), who, f.handle);
+    try {
+      await child.locked;
+      child.proc.kill('SIGSTOP');
+      const stoppedAt = Date.now();
+      expect(await conflict(f.handle)).toBe(true);
+      await waitFor('lock released', async () => !(await conflict(f.handle)));
+      const took = Date.now() - stoppedAt;
+      // The lease ran (so at least it), and the dead connection was noticed by keepalive, not never
+      // (generous: two keepalive rounds, the lease, and 5 s of slack for a loaded machine).
+      expect(took).toBeGreaterThanOrEqual(LEASE_MS * 0.9);
+      expect(took).toBeLessThan(LEASE_MS + 4 * KEEPALIVE_MS + 5000);
     } finally {
       child.proc.kill('SIGKILL');
     }
