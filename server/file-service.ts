@@ -12,7 +12,7 @@
 //   session frame to its session's peer. Each peer may hold limits.openFilesPerPeer open files
 //   (then Open/Create fail EMFILE for that peer only) and have limits.requestsPerPeer calls in
 //   flight (then EAGAIN: Peers.interceptor for connections, session.ts for sessions). When the peer
-//   ends (its connection closes: server/transport.ts; its session's stream ends: session.ts), its
+//   ends (its connection closes: server/transport.ts; its session's lease expires: session.ts), its
 //   open files are closed and its locks and lock waiters dropped. Without trackConnections() on the
 //   grpc.Server nothing would end a connection's peer. A session's peer outlives its stream for its
 //   lease, and a daemon restart: its open files and locks are persisted in <stateDir>/sessions

@@ -1,9 +1,9 @@
 // Peers: who a call belongs to, and what each peer may hold. A unary call's peer is its connection
 // (key: grpc-js's getPeer() "ip:port", unique among live connections on the listening socket); a
 // session frame's peer is its session (key "session:<node>:<session id hex>", server/session.ts), so
-// that a lease can own it later. Everything a peer holds hangs off its Peer record
-// and is dropped by `end()`, whoever decides the peer is gone (the connection closing today, a
-// lease expiring later).
+// that it outlives the session's stream for its lease. Everything a peer holds hangs off its Peer
+// record and is dropped by `end()`, whoever decides the peer is gone (a connection closing, a
+// session's lease expiring or the session being fenced).
 import * as grpc from '@grpc/grpc-js';
 import { Errno, errnoToStatus } from '../proto/errno.js';
 
