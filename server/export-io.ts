@@ -57,6 +57,20 @@ export const HANG_PRONE_FS = new Map<bigint, string>([
   [0x7461636fn, 'ocfs2'], [0x20030528n, 'orangefs'],
 ]);
 
+/**
+ * Which export each open file's fd belongs to, so that code holding only the fd (the open-file
+ * table) closes it where its export's calls run: a FUSE or NFS file's close(2) waits for the file
+ * system (FLUSH), which must not happen on the event loop for a slow export.
+ */
+const fdOwners = new Map<number, ExportIo>();
+
+/** Closes an fd opened by an export's io (`adopt`) on that export's io; any other fd right here. */
+export function closeFd(fd: number): void {
+  const io = fdOwners.get(fd);
+  if (io) io.close(fd);
+  else fs.closeSync(fd);
+}
+
 type Result<K extends SysCallName> = ReturnType<SysCalls[K]>;
 type Args<K extends SysCallName> = Parameters<SysCalls[K]>;
 
@@ -105,7 +119,14 @@ export class ExportIo {
 
   /** Closes an fd where its close may wait (a FUSE file's close waits for FLUSH); errors are dropped. */
   close(fd: number): void {
+    if (fdOwners.get(fd) === this) fdOwners.delete(fd);
     this.call(null, 'close', fd).catch(() => {});
+  }
+
+  /** Notes that `fd` (an open file kept beyond this call) is this export's: closeFd closes it here. */
+  adopt(fd: number): number {
+    fdOwners.set(fd, this);
+    return fd;
   }
 
   /** Bytes at `offset`, at most `size` (fewer at end of file). */

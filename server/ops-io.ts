@@ -49,7 +49,7 @@ export async function openNodeAsync(node: Node, flags: number): Promise<OpenFile
     io.close(fd);
     throw err;
   }
-  return { fd, id: node.id, flags, uid: node.caller.uid };
+  return { fd: io.adopt(fd), id: node.id, flags, uid: node.caller.uid };
 }
 
 /** The open(2) flags for opening a resolved file for the caller, after mfsd's own checks. */
@@ -126,7 +126,7 @@ export async function create(
   try {
     const st = await io.call(null, 'fstat', fd);
     const { id, handle } = await lfs.remember(dir.exp, dir.id, name, st);
-    return { entry: entryOf(lfs, id, handle, st), fh: files.add({ fd, id, flags, uid: dir.caller.uid }).toString() };
+    return { entry: entryOf(lfs, id, handle, st), fh: files.add({ fd: io.adopt(fd), id, flags, uid: dir.caller.uid }).toString() };
   } catch (err) {
     io.close(fd);
     throw err;
