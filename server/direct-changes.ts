@@ -14,14 +14,18 @@
 // directory and the entry name, and the file itself, by kernel file handle, never by an open fd.
 // A handle becomes the cluster inode number through its inode number (decoded in place for ext4/xfs
 // handles, else open_by_handle_at on the export root + statx) and handles.knownLocalId, which never
-// allocates: a file mfsd never gave out has no id and needs no invalidation.
+// allocates: a device mfsd never saw, or an inode >= 2^40 it never looked up, has no id, and no
+// session can have cached it.
 // - Events caused by mfsd itself (its pid; its worker threads share it) are skipped: the operations
 //   invalidate what they change before they reply.
-// - Inodes no session holds a callback on are skipped (callbacks.watched). This leaves one narrow
-//   window: an operation that read a file just before a direct change and registers its callback
-//   just after the watcher skipped that change keeps the old value until the next change. Closing
-//   it needs the callback table to record the change without a holder (its per-inode change seq),
-//   which a whole-filesystem watch cannot afford for every unrelated inode.
+// - Which inodes are sent: those some session holds a callback on (callbacks.watched), and those an
+//   operation resolved lately (their handle record is in memory, or an export root). The second set
+//   closes a race: an operation notes callbacks.now(), reads the file, and registers its callback;
+//   a direct change that lands between the read and the registration, and that the watcher handles
+//   before the registration, would find nobody watching and the session would keep the old value.
+//   Given to invalidate() anyway, it is remembered as the inode's last change and registered()
+//   recalls the fresh callback at once. Every other inode of the filesystem (the mark sees all of
+//   it) is skipped: remembering those would only churn the callback table's change memory.
 // - The filesystem mark sees the whole filesystem, not only the exports: an unrelated file's event
 //   costs one parse and one map lookup. A submount inside an export is another filesystem and is
 //   not watched (nor is a btrfs subvolume with its own fsid).
@@ -100,6 +104,7 @@ export function watchDirectChanges(lfs: LocalFs, callbacks: Callbacks, settings:
     return NOT_WATCHED;
   }
 
+  const roots = new Set([...lfs.byId.values()].map((exp) => exp.rootId));
   const resolve: ResolveFid = (rec) => {
     const fs = filesystems.get(rec.fsid);
     if (!fs) return undefined;
@@ -113,7 +118,7 @@ export function watchDirectChanges(lfs: LocalFs, callbacks: Callbacks, settings:
     const local = lfs.store.knownLocalId(dev, ino);
     if (local === undefined) return undefined;
     const cluster = lfs.clusterIno(local);
-    return callbacks.watched(cluster) ? cluster : undefined;
+    return callbacks.watched(cluster) || lfs.store.inMemory(local) || roots.has(local) ? cluster : undefined;
   };
 
   const buf = Buffer.allocUnsafe(READ_BUFFER);

@@ -338,6 +338,11 @@ export class HandleStore {
     });
   }
 
+  /** Whether the record of `id` is in memory (no LevelDB read): a file some operation resolved lately. */
+  inMemory(id: bigint): boolean {
+    return this.cached(id.toString()) !== undefined;
+  }
+
   async record(id: bigint): Promise<FileRecord | undefined> {
     const key = id.toString();
     const known = this.cached(key);
