@@ -166,8 +166,14 @@ class Conn {
   down = false;
 }
 
-/** Hello refusals and failures that a later attempt may not meet: the node away, the old stream not yet noticed gone. */
-const transient = (e: Errno): boolean => e.code === 'EHOSTDOWN' || e.code === 'EBUSY' || e.code === 'ENOENT' || e.code === 'EAGAIN';
+/**
+ * Hello refusals that no later attempt can change: this client may not have the session (its
+ * certificate, its node number) or speaks something the server does not take. Anything else (the
+ * node away, shutting down (ESHUTDOWN), the old stream not yet noticed gone (EBUSY), a bulk stream
+ * that lost its session meanwhile (ENOENT)) is worth another attempt.
+ */
+const FINAL_REFUSALS = new Set(['EACCES', 'EPERM', 'EINVAL', 'EPROTO', 'ENOSYS']);
+const transient = (e: Errno): boolean => !FINAL_REFUSALS.has(e.code);
 
 export class Session extends EventEmitter {
   private readonly client: Client;
@@ -223,7 +229,8 @@ export class Session extends EventEmitter {
         return s;
       } catch (err) {
         const e = toErrno(err);
-        if (!wait || e.code !== 'EHOSTDOWN') {
+        // EBUSY here is not a stale stream of ours: the caller named a session id that is in use.
+        if (!wait || !transient(e) || e.code === 'EBUSY') {
           s.close();
           throw e;
         }
