@@ -1,0 +1,107 @@
+#!/usr/bin/env node
+// mfs-mount --map FILE --node N --tls-ca F --tls-cert F --tls-key F [-o ...] MOUNTPOINT: mounts the
+// whole cluster of the map at MOUNTPOINT (fuse/mfs), in the foreground. SIGINT/SIGTERM unmount and
+// exit 0; `umount MOUNTPOINT` also ends it. Exit 2 on bad arguments or map, 1 if the mount fails
+// (then nothing is mounted). A composition root for now: later mfsd hosts the mount itself.
+import { credentials } from '@grpc/grpc-js';
+import { readFileSync, realpathSync, statSync } from 'node:fs';
+import { parseMap, type ClusterMap, type NodeAddress } from '../cluster/map-file.js';
+import {
+  cleanStaleMount, InitFlag, MAX_READAHEAD, mountAt, mountFuse, openFuseDevice, Session, setMountReadahead, unmountFuse,
+} from '../fuse/kernel/index.js';
+import { MfsFs } from '../fuse/mfs/mfs-fs.js';
+import { MountArgsError, parseMountArgs, USAGE, type MountArgs } from '../fuse/mfs/mount-options.js';
+import { NodeConn } from '../fuse/mfs/node-conn.js';
+
+function fail(code: number, message: string): never {
+  process.stderr.write(`mfs-mount: ${message}\n`);
+  process.exit(code);
+}
+
+const addressOf = (a: NodeAddress): string => (a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`);
+
+function readInputs(args: MountArgs): { map: ClusterMap; ca: Buffer; cert: Buffer; key: Buffer } {
+  try {
+    const map = parseMap(readFileSync(args.map, 'utf8'), args.map);
+    return { map, ca: readFileSync(args.tlsCa), cert: readFileSync(args.tlsCert), key: readFileSync(args.tlsKey) };
+  } catch (err) {
+    fail(2, err instanceof Error ? err.message : String(err));
+  }
+}
+
+async function main(): Promise<void> {
+  let args: MountArgs;
+  try {
+    args = parseMountArgs(process.argv.slice(2));
+  } catch (err) {
+    if (err instanceof MountArgsError) fail(2, `${err.message}\n${USAGE}`);
+    throw err;
+  }
+  const { map, ca, cert, key } = readInputs(args);
+  cleanStaleMount(args.mountPoint); // a dead mount answers ENOTCONN: clear it first
+  try {
+    if (!statSync(args.mountPoint).isDirectory()) fail(2, `MOUNTPOINT ${args.mountPoint} is not a directory`);
+  } catch (err) {
+    fail(2, `MOUNTPOINT ${args.mountPoint}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  const real = realpathSync(args.mountPoint);
+  const already = mountAt(real);
+  if (already) fail(1, `MOUNTPOINT ${real} is already a mount point (${already.fsType} ${already.source}); unmount it first`);
+
+  // The client certificate names node<N>: every node's session checks it against Hello.node.
+  const creds = credentials.createSsl(ca, key, cert);
+  const conns = new Map<number, NodeConn>();
+  for (const n of map.nodes.values()) {
+    conns.set(n.id, new NodeConn(n.id, addressOf(n.addresses[0]!), {
+      myNode: args.node, creds, softTimeoutMs: args.soft ? args.timeoMs : 0, idleMs: args.idleMs,
+    }));
+  }
+  const fs = new MfsFs(map, conns, {
+    mountPoint: real, readOnly: args.readOnly, cacheSeconds: args.cacheSeconds, lockClientId: `mfs-mount:node${args.node}:${process.pid}`,
+  });
+
+  let fd: number;
+  try {
+    fd = openFuseDevice();
+  } catch (err) {
+    fail(1, `cannot open /dev/fuse: ${(err as Error).message}`);
+  }
+  const session = new Session(fd, fs, {
+    debug: args.debug,
+    // READDIR only (no READDIRPLUS lookups to count); no "." / ".." lookups (not NFS-exportable yet).
+    withoutFlags: InitFlag.DO_READDIRPLUS | InitFlag.READDIRPLUS_AUTO | InitFlag.EXPORT_SUPPORT,
+  });
+  fs.cache.attach(session.notifier);
+
+  let mounted = false;
+  let stopRequested = false;
+  const stop = (): void => {
+    if (stopRequested) return;
+    stopRequested = true;
+    if (mounted) void unmountFuse(real);
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+
+  try {
+    // allow_other: every user of this machine sees /mfs; default_permissions: the kernel checks
+    // mode bits against the owning node's attributes (kept fresh by callbacks), and the node checks
+    // again as the caller.
+    await mountFuse(fd, { source: 'mfs', mountPoint: real, allowOther: true, defaultPermissions: true, subtype: 'mfs' });
+  } catch (err) {
+    fail(1, (err as Error).message);
+  }
+  session.start();
+  await session.initialized;
+  mounted = true;
+  setMountReadahead(real, MAX_READAHEAD);
+  process.stdout.write(`mfs-mount: mounted nodes ${[...conns.keys()].join(',')} of ${args.map} on ${real} as node ${args.node}\n`);
+  if (stopRequested) void unmountFuse(real);
+  const reason = await session.closed;
+  for (const c of conns.values()) c.retire();
+  await session.device.close();
+  if (reason !== 'ENODEV' && reason !== 'ECONNABORTED') process.stderr.write(`mfs-mount: session ended: ${reason}\n`);
+  process.exit(0);
+}
+
+main().catch((err: unknown) => fail(1, err instanceof Error ? (err.stack ?? err.message) : String(err)));

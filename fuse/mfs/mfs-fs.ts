@@ -1,0 +1,479 @@
+// The /mfs mount: the whole cluster of a map file as one FUSE filesystem. The root lists the map's
+// node numbers (from the map alone, no network); /mfs/<K> is node K, reached through a session
+// opened when it is first used (node-conn.ts). Every operation under /mfs/<K> is forwarded to node
+// K with the caller's uid, gid, groups and pid; node K's errno comes back as it is.
+//
+// What node K shows: its exports (NodeService Identify). One export, or an export of "/", is
+// /mfs/<K> itself. Several: each at its own path under /mfs/<K>, the directories leading to them
+// shown read-only (virtual inodes).
+//
+// Caching: while node K's session is up, replies carry long entry/attr timeouts and opens keep the
+// page cache; the node's invalidations become kernel notifications (kernel-cache.ts). A reply
+// that raced an invalidation of an inode it describes (one arrived while it was in flight) is
+// answered with timeouts 0, so the kernel never keeps what the node already said is stale.
+//
+// Links: hard links and renames stay within a node (EXDEV across). An absolute symlink target
+// stored on node K reads as MOUNTPOINT/K/<target>, so nothing resolves to this machine's own files;
+// a symlink made through /mfs/<K> to a target under MOUNTPOINT/K/ is stored as the path on K.
+import { constants as C } from 'node:fs';
+import {
+  KernelErrno, OpenFlag, ROOT_ID, SetattrValid,
+  type AttrOut, type CreateOut, type DirBuffer, type EntryOut, type FileLock, type FileSystem, type OpenOut,
+  type RequestContext, type RequestOf, type StatfsOut,
+} from '../kernel/index.js';
+import type { Caller, Entry, Session, U64 } from '../../proto/session-client.js';
+import type { ClusterMap } from '../../cluster/map-file.js';
+import { bigOf, direntType, kernelAttr, S_IFMT, syntheticDirAttr } from './attrs.js';
+import { InodeTable, type MfsInode } from './inodes.js';
+import { KernelCache } from './kernel-cache.js';
+import type { NodeConn } from './node-conn.js';
+
+export interface MfsOptions {
+  /** Absolute path of the mount point (absolute symlink targets are shown under it). */
+  mountPoint: string;
+  readOnly: boolean;
+  /** Entry and attribute timeout, in seconds, for replies that may be cached. */
+  cacheSeconds: number;
+  /** Names this mount's POSIX locks on the nodes (with each lock owner). */
+  lockClientId: string;
+}
+
+type Remote = MfsInode & { kind: 'remote' };
+interface OpenFile { inode: Remote; conn: NodeConn; fh: number | string; flags: number; locked: boolean }
+
+const DT_DIR = 4;
+const F_UNLCK = 2;
+const O_DIRECT = 0o40000;
+/** Flags that only mean something at open: a reopen after a node restart must not repeat them. */
+const OPEN_ONLY = C.O_CREAT | C.O_EXCL | C.O_TRUNC | C.O_NOCTTY;
+const errno = (code: ConstructorParameters<typeof KernelErrno>[0]): KernelErrno => new KernelErrno(code);
+const caller = (ctx: RequestContext): Caller => ({ uid: ctx.uid, gid: ctx.gid, groups: ctx.groups, pid: ctx.pid });
+const O_ACCMODE = 3;
+const isWriteOpen = (flags: number): boolean => (flags & O_ACCMODE) !== C.O_RDONLY || (flags & C.O_TRUNC) !== 0;
+
+export class MfsFs implements FileSystem {
+  readonly inodes = new InodeTable();
+  readonly cache = new KernelCache(this.inodes);
+  private readonly files = new Map<number, OpenFile>();
+  private nextFh = 1;
+  /** Node numbers of the map, in order: the root's listing. */
+  private readonly nodeList: number[];
+
+  constructor(map: ClusterMap, private readonly conns: ReadonlyMap<number, NodeConn>, private readonly opts: MfsOptions) {
+    this.nodeList = [...map.nodes.keys()].sort((a, b) => a - b);
+    for (const conn of conns.values()) {
+      conn.onInvalidate = (inv) => void this.cache.invalidate(conn.node, inv);
+      conn.onLost = () => void this.cache.dropNode(conn.node);
+    }
+  }
+
+  // ---- the table ----
+
+  private inode(id: number): MfsInode {
+    const i = this.inodes.get(id);
+    if (!i) throw errno('ESTALE');
+    return i;
+  }
+
+  private conn(node: number): NodeConn {
+    const c = this.conns.get(node);
+    if (!c) throw errno('ENOENT');
+    return c;
+  }
+
+  /**
+   * The inode as it really is: /mfs/<K> becomes node K's root export once its session is open (same
+   * node id). Opens the session: this is "first use".
+   */
+  private async resolve(ctx: RequestContext, i: MfsInode): Promise<MfsInode> {
+    if (i.kind !== 'virtual' || i.path !== '') return i;
+    const conn = this.conn(i.node);
+    await conn.call(async () => undefined); // opens the session (and reads the exports) once
+    const root = rootExport(conn.exports.map((e) => e.path));
+    if (root === undefined) return i;
+    const e = await conn.call((s) => s.root(caller(ctx), root));
+    const bound = this.inodes.bindRoot(i, bigOf(e.attr.ino), e.handle);
+    bound.type = e.attr.mode & S_IFMT;
+    return bound;
+  }
+
+  /** A remote inode or EROFS (the mount's own directories cannot be changed). */
+  private async remote(ctx: RequestContext, id: number): Promise<Remote> {
+    const i = await this.resolve(ctx, this.inode(id));
+    if (i.kind !== 'remote') throw errno('EROFS');
+    return i;
+  }
+
+  private writable(): void {
+    if (this.opts.readOnly) throw errno('EROFS');
+  }
+
+  private timeout(fresh: boolean): number {
+    return fresh ? this.opts.cacheSeconds : 0;
+  }
+
+  /** An entry reply for `e`, found as `name` in `dir`; cached only if nothing raced it. */
+  private entry(dir: MfsInode, name: Buffer, node: number, e: Entry, since: number): EntryOut {
+    const ino = bigOf(e.attr.ino);
+    const child = this.inodes.remote(node, ino, e.handle, e.attr.mode & S_IFMT);
+    this.inodes.entered(dir, name, child);
+    const dirIno = dir.kind === 'remote' ? [dir.ino] : [];
+    const t = this.timeout(this.conn(node).fresh(since, ino, ...dirIno));
+    return { nodeId: child.id, generation: 0, entryTimeout: t, attrTimeout: t, attr: kernelAttr(e.attr) };
+  }
+
+  /** Runs `fn` on the session of `node` with a mark taken just before the request goes out. */
+  private async on<T>(node: number, fn: (s: Session, since: number) => Promise<T>): Promise<T> {
+    const conn = this.conn(node);
+    return conn.call((s) => fn(s, conn.mark()));
+  }
+
+  // ---- names ----
+
+  async lookup(ctx: RequestContext, r: RequestOf<'LOOKUP'>): Promise<EntryOut> {
+    const parent = await this.resolve(ctx, this.inode(r.header.nodeId));
+    if (parent.kind === 'top') return this.lookupNode(r.name);
+    if (parent.kind === 'virtual') return this.lookupVirtual(ctx, parent, r.name);
+    const conn = this.conn(parent.node);
+    const since = conn.mark();
+    const e = await conn.call((s) => s.lookup(caller(ctx), parent.handle, r.name));
+    return this.entry(parent, r.name, parent.node, e, since);
+  }
+
+  /** /mfs/<K>: from the map alone. Its attributes are the mount's own until the node is used. */
+  private lookupNode(name: Buffer): EntryOut {
+    const text = name.toString('latin1');
+    const k = /^[1-9]\d*$/.test(text) ? Number(text) : NaN;
+    if (!this.conns.has(k)) throw errno('ENOENT');
+    const gw = this.inodes.virtual(k, '');
+    this.inodes.entered(this.inode(ROOT_ID), name, gw);
+    // The name never changes meaning: cache it. Its attributes change once the node is used.
+    return { nodeId: gw.id, generation: 0, entryTimeout: this.opts.cacheSeconds, attrTimeout: 0, attr: syntheticDirAttr(gw.id) };
+  }
+
+  private async lookupVirtual(ctx: RequestContext, dir: MfsInode & { kind: 'virtual' }, name: Buffer): Promise<EntryOut> {
+    const conn = this.conn(dir.node);
+    const path = `${dir.path}/${name.toString('utf8')}`;
+    const exports = conn.exports.map((e) => e.path);
+    if (exports.includes(path)) {
+      const since = conn.mark();
+      const e = await conn.call((s) => s.root(caller(ctx), path));
+      return this.entry(dir, name, dir.node, e, since);
+    }
+    if (!exports.some((p) => p.startsWith(path + '/'))) throw errno('ENOENT');
+    const child = this.inodes.virtual(dir.node, path);
+    this.inodes.entered(dir, name, child);
+    return { nodeId: child.id, generation: 0, entryTimeout: this.opts.cacheSeconds, attrTimeout: this.opts.cacheSeconds, attr: syntheticDirAttr(child.id) };
+  }
+
+  forget(nodeId: number, nlookup: number): void {
+    this.inodes.forget(nodeId, nlookup);
+    if (!this.inodes.get(nodeId)) this.cache.suspectPages.delete(nodeId);
+  }
+
+  async getattr(ctx: RequestContext, r: RequestOf<'GETATTR'>): Promise<AttrOut> {
+    const i = this.inode(r.header.nodeId);
+    if (i.kind !== 'remote') return { attr: syntheticDirAttr(i.id), attrTimeout: i.kind === 'virtual' && i.path === '' ? 0 : this.opts.cacheSeconds };
+    const fh = r.getattrFlags & 1 ? this.files.get(r.fh)?.fh ?? 0 : 0;
+    const attr = await this.on(i.node, (s, since) => s.getAttr(caller(ctx), i.handle, fh).then((a) => ({ a, since })));
+    return { attr: kernelAttr(attr.a), attrTimeout: this.timeout(this.conn(i.node).fresh(attr.since, i.ino)) };
+  }
+
+  async setattr(ctx: RequestContext, r: RequestOf<'SETATTR'>): Promise<AttrOut> {
+    this.writable();
+    const i = await this.remote(ctx, r.header.nodeId);
+    const v = r.valid;
+    const fields: Record<string, unknown> = {
+      valid_mode: (v & SetattrValid.MODE) !== 0, mode: r.mode,
+      valid_uid: (v & SetattrValid.UID) !== 0, uid: r.uid,
+      valid_gid: (v & SetattrValid.GID) !== 0, gid: r.gid,
+      valid_size: (v & SetattrValid.SIZE) !== 0, size: r.size,
+      valid_atime: (v & (SetattrValid.ATIME | SetattrValid.ATIME_NOW)) !== 0, atime_now: (v & SetattrValid.ATIME_NOW) !== 0, atime: r.atime,
+      valid_mtime: (v & (SetattrValid.MTIME | SetattrValid.MTIME_NOW)) !== 0, mtime_now: (v & SetattrValid.MTIME_NOW) !== 0, mtime: r.mtime,
+      fh: v & SetattrValid.FH ? this.files.get(r.fh)?.fh ?? 0 : 0,
+    };
+    const got = await this.on(i.node, (s, since) => s.setAttr(caller(ctx), i.handle, fields).then((a) => ({ a, since })));
+    return { attr: kernelAttr(got.a), attrTimeout: this.timeout(this.conn(i.node).fresh(got.since, i.ino)) };
+  }
+
+  async readlink(ctx: RequestContext, r: RequestOf<'READLINK'>): Promise<Buffer> {
+    const i = await this.remote(ctx, r.header.nodeId);
+    const target = await this.on(i.node, (s) => s.readlink(caller(ctx), i.handle));
+    if (target[0] !== 0x2f) return target;
+    return Buffer.concat([Buffer.from(`${this.opts.mountPoint}/${i.node}`), target]);
+  }
+
+  /** What a symlink made through /mfs/<K> stores: a target under MOUNTPOINT/K/ as the path on K. */
+  private storedTarget(node: number, target: Buffer): Buffer {
+    const prefix = Buffer.from(`${this.opts.mountPoint}/${node}`);
+    if (target.length > prefix.length && target.subarray(0, prefix.length).equals(prefix) && target[prefix.length] === 0x2f) {
+      return target.subarray(prefix.length);
+    }
+    return target;
+  }
+
+  private async make(ctx: RequestContext, dirId: number, name: Buffer, fn: (s: Session, dir: Remote) => Promise<Entry>): Promise<EntryOut> {
+    this.writable();
+    const dir = await this.remote(ctx, dirId);
+    const conn = this.conn(dir.node);
+    const since = conn.mark();
+    const e = await conn.call((s) => fn(s, dir));
+    return this.entry(dir, name, dir.node, e, since);
+  }
+
+  symlink(ctx: RequestContext, r: RequestOf<'SYMLINK'>): Promise<EntryOut> {
+    return this.make(ctx, r.header.nodeId, r.name, (s, dir) => s.symlink(caller(ctx), dir.handle, r.name, this.storedTarget(dir.node, r.target)));
+  }
+
+  mknod(ctx: RequestContext, r: RequestOf<'MKNOD'>): Promise<EntryOut> {
+    return this.make(ctx, r.header.nodeId, r.name, (s, dir) => s.mknod(caller(ctx), dir.handle, r.name, r.mode, r.umask, r.rdev));
+  }
+
+  mkdir(ctx: RequestContext, r: RequestOf<'MKDIR'>): Promise<EntryOut> {
+    return this.make(ctx, r.header.nodeId, r.name, (s, dir) => s.mkdir(caller(ctx), dir.handle, r.name, r.mode, r.umask));
+  }
+
+  async unlink(ctx: RequestContext, r: RequestOf<'UNLINK'>): Promise<void> {
+    this.writable();
+    const dir = await this.remote(ctx, r.header.nodeId);
+    await this.on(dir.node, (s) => s.unlink(caller(ctx), dir.handle, r.name));
+    this.inodes.dropName(dir, r.name);
+  }
+
+  async rmdir(ctx: RequestContext, r: RequestOf<'RMDIR'>): Promise<void> {
+    this.writable();
+    const dir = await this.remote(ctx, r.header.nodeId);
+    await this.on(dir.node, (s) => s.rmdir(caller(ctx), dir.handle, r.name));
+    this.inodes.dropName(dir, r.name);
+  }
+
+  /** RENAME and RENAME2 (flags NOREPLACE, EXCHANGE as renameat2). Across nodes: EXDEV. */
+  async rename(ctx: RequestContext, r: RequestOf<'RENAME'>): Promise<void> {
+    this.writable();
+    this.sameNode(this.inode(r.header.nodeId), this.inode(r.newDir));
+    const from = await this.remote(ctx, r.header.nodeId);
+    const to = await this.remote(ctx, r.newDir);
+    await this.on(from.node, (s) => s.rename(caller(ctx), from.handle, r.name, to.handle, r.newName, r.flags));
+    this.inodes.dropName(from, r.name);
+    this.inodes.dropName(to, r.newName);
+  }
+
+  /** Two inodes of one node, else EXDEV (the mount's root belongs to no node). */
+  private sameNode(a: MfsInode, b: MfsInode): void {
+    if (a.kind === 'top' || b.kind === 'top' || a.node !== b.node) throw errno('EXDEV');
+  }
+
+  async link(ctx: RequestContext, r: RequestOf<'LINK'>): Promise<EntryOut> {
+    this.writable();
+    this.sameNode(this.inode(r.oldNodeId), this.inode(r.header.nodeId));
+    const target = await this.remote(ctx, r.oldNodeId);
+    return this.make(ctx, r.header.nodeId, r.name, (s, dir) => s.link(caller(ctx), target.handle, dir.handle, r.name));
+  }
+
+  // ---- open files ----
+
+  /** KEEP_CACHE only when the node's session is up, nothing raced the open, and no session was lost since the pages came. */
+  private openOut(i: Remote, conn: NodeConn, fh: number | string, flags: number, since: number): OpenOut {
+    const id = this.nextFh++;
+    this.files.set(id, { inode: i, conn, fh, flags: flags & ~OPEN_ONLY, locked: false });
+    conn.openFiles++;
+    const keep = conn.fresh(since, i.ino) && !this.cache.suspectPages.delete(i.id);
+    return { fh: id, openFlags: (keep ? OpenFlag.KEEP_CACHE : 0) | (flags & O_DIRECT ? OpenFlag.DIRECT_IO : 0) };
+  }
+
+  async open(ctx: RequestContext, r: RequestOf<'OPEN'>): Promise<OpenOut> {
+    if (isWriteOpen(r.flags)) this.writable();
+    const i = await this.remote(ctx, r.header.nodeId);
+    const conn = this.conn(i.node);
+    const since = conn.mark();
+    // O_DIRECT would impose alignment on the node's buffers; DIRECT_IO keeps the kernel's cache out.
+    const fh = await conn.call((s) => s.open(caller(ctx), i.handle, r.flags & ~(O_DIRECT | C.O_CREAT | C.O_EXCL)));
+    return this.openOut(i, conn, fh, r.flags, since);
+  }
+
+  async create(ctx: RequestContext, r: RequestOf<'CREATE'>): Promise<CreateOut> {
+    this.writable();
+    const dir = await this.remote(ctx, r.header.nodeId);
+    const conn = this.conn(dir.node);
+    const since = conn.mark();
+    const got = await conn.call((s) => s.create(caller(ctx), dir.handle, r.name, r.flags & ~O_DIRECT, r.mode, r.umask));
+    const entry = this.entry(dir, r.name, dir.node, got.entry, since);
+    const child = this.inodes.get(entry.nodeId) as Remote;
+    return { entry, open: this.openOut(child, conn, got.fh, r.flags, since) };
+  }
+
+  private file(fh: number): OpenFile {
+    const f = this.files.get(fh);
+    if (!f) throw errno('EBADF');
+    return f;
+  }
+
+  read(ctx: RequestContext, r: RequestOf<'READ'>): Promise<Buffer> {
+    const f = this.file(r.fh);
+    return f.conn.call((s) => s.read(caller(ctx), f.inode.handle, f.fh, r.offset, r.size, f.flags));
+  }
+
+  write(ctx: RequestContext, r: RequestOf<'WRITE'>): Promise<number> {
+    this.writable();
+    const f = this.file(r.fh);
+    return f.conn.call((s) => s.write(caller(ctx), f.inode.handle, f.fh, r.offset, r.data, f.flags));
+  }
+
+  /** close(2) of one descriptor: its owner's POSIX locks on the file go (only if it took any through us). */
+  async flush(ctx: RequestContext, r: RequestOf<'FLUSH'>): Promise<void> {
+    const f = this.files.get(r.fh);
+    if (!f?.locked) return;
+    await f.conn.call((s) => s.setLk(caller(ctx), f.inode.handle, { clientId: this.opts.lockClientId, lockOwner: r.lockOwner.toString(), start: 0, end: '9223372036854775807', type: F_UNLCK }));
+  }
+
+  async release(ctx: RequestContext, r: RequestOf<'RELEASE'>): Promise<void> {
+    const f = this.files.get(r.fh);
+    if (!f) return;
+    this.files.delete(r.fh);
+    f.conn.openFiles--;
+    const locks = f.locked ? { clientId: this.opts.lockClientId, lockOwner: r.lockOwner.toString() } : undefined;
+    await f.conn.call((s) => s.release(caller(ctx), f.fh, f.inode.handle, locks)).catch(() => undefined);
+  }
+
+  async fsync(ctx: RequestContext, r: RequestOf<'FSYNC'>): Promise<void> {
+    const f = this.file(r.fh);
+    await f.conn.call((s) => s.fsync(caller(ctx), f.inode.handle, f.fh, (r.fsyncFlags & 1) !== 0));
+  }
+
+  async fallocate(ctx: RequestContext, r: RequestOf<'FALLOCATE'>): Promise<void> {
+    this.writable();
+    const f = this.file(r.fh);
+    await f.conn.call((s) => s.fallocate(caller(ctx), f.inode.handle, f.fh, r.offset, r.length, r.mode));
+  }
+
+  // ---- locks (held by the owning node, so they exclude processes on every node) ----
+
+  async getlk(ctx: RequestContext, r: RequestOf<'GETLK'>): Promise<FileLock> {
+    const f = this.file(r.fh);
+    const got = await f.conn.call((s) => s.getLk(caller(ctx), f.inode.handle, this.lockArgs(r)));
+    if (!got.conflict) return { start: r.lock.start, end: r.lock.end, type: F_UNLCK, pid: 0 };
+    return { start: bigOf(got.start), end: bigOf(got.end), type: got.type, pid: got.pid };
+  }
+
+  async setlk(ctx: RequestContext, r: RequestOf<'SETLK' | 'SETLKW'>): Promise<void> {
+    const f = this.file(r.fh);
+    f.locked ||= r.lock.type !== F_UNLCK;
+    const args = this.lockArgs(r);
+    await f.conn.call((s) => (r.op === 'SETLKW' ? s.setLkW(caller(ctx), f.inode.handle, args) : s.setLk(caller(ctx), f.inode.handle, args)));
+  }
+
+  private lockArgs(r: RequestOf<'GETLK' | 'SETLK' | 'SETLKW'>): { clientId: string; lockOwner: string; start: string; end: string; type: number } {
+    return { clientId: this.opts.lockClientId, lockOwner: r.owner.toString(), start: r.lock.start.toString(), end: r.lock.end.toString(), type: r.lock.type };
+  }
+
+  // ---- directories ----
+
+  /** Listings are cached while the node's session is up; its name invalidations drop them. */
+  async opendir(ctx: RequestContext, r: RequestOf<'OPENDIR'>): Promise<OpenOut> {
+    const i = this.inode(r.header.nodeId);
+    const cacheable = i.kind !== 'remote' || this.conn(i.node).up;
+    return { fh: 0, openFlags: cacheable ? OpenFlag.KEEP_CACHE | OpenFlag.CACHE_DIR : 0 };
+  }
+
+  releasedir(): void {
+    // opendir keeps no state
+  }
+
+  async readdir(ctx: RequestContext, r: RequestOf<'READDIR'>, out: DirBuffer): Promise<void> {
+    const dir = await this.resolve(ctx, this.inode(r.header.nodeId));
+    if (dir.kind === 'top') return this.listNames(r.offset, out, this.nodeList.map(String), (k) => this.inodes.virtual(Number(k), '').id);
+    if (dir.kind === 'virtual') {
+      const children = childNames(this.conn(dir.node).exports.map((e) => e.path), dir.path);
+      return this.listNames(r.offset, out, children, (name) => this.inodes.virtual(dir.node, `${dir.path}/${name}`).id);
+    }
+    const conn = this.conn(dir.node);
+    const since = conn.mark();
+    // Cookies go back to the node as it sent them (a decimal string beyond 2^53).
+    for (let cookie: U64 = r.cookie <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(r.cookie) : r.cookie.toString(); ;) {
+      const batch = await conn.call((s) => s.readDirBatch(caller(ctx), dir.handle, cookie));
+      for (const e of batch.entries) {
+        const ino = e.entry ? Number(bigOf(e.entry.attr.ino)) : 1;
+        if (!out.add(ino, bigOf(e.cookie), e.entry ? direntType(e.entry.attr.mode) : 0, e.name)) return this.raced(dir, since);
+        cookie = e.cookie;
+      }
+      if (batch.eof || batch.entries.length === 0) return this.raced(dir, since);
+    }
+  }
+
+  /**
+   * The kernel caches listings (CACHE_DIR) as they are answered: one that raced a change of the
+   * directory is dropped again right after the reply (the notification queues behind it).
+   */
+  private raced(dir: Remote, since: number): void {
+    if (this.conn(dir.node).fresh(since, dir.ino)) return;
+    setImmediate(() => void this.cache.invalidate(dir.node, { kind: 'name', ino: dir.ino, offset: 0, length: 0, name: Buffer.alloc(0) }));
+  }
+
+  /** A listing of the mount's own directories: entry k has cookie k+1. */
+  private listNames(offset: number, out: DirBuffer, names: string[], idOf: (name: string) => number): void {
+    for (let k = offset; k < names.length; k++) {
+      if (!out.add(idOf(names[k]!), k + 1, DT_DIR, names[k]!)) return;
+    }
+  }
+
+  // ---- the rest ----
+
+  async statfs(ctx: RequestContext, r: RequestOf<'STATFS'>): Promise<StatfsOut> {
+    const i = await this.resolve(ctx, this.inode(r.header.nodeId || ROOT_ID));
+    if (i.kind !== 'remote') return { blocks: 0, bfree: 0, bavail: 0, files: 0, ffree: 0, bsize: 4096, namelen: 255, frsize: 4096 };
+    const s = await this.on(i.node, (sess) => sess.statFs(caller(ctx), i.handle));
+    const n = (k: string): number => Number(s[k] ?? 0);
+    return { blocks: n('blocks'), bfree: n('bfree'), bavail: n('bavail'), files: n('files'), ffree: n('ffree'), bsize: n('bsize'), namelen: n('namelen') || 255, frsize: n('frsize') || n('bsize') };
+  }
+
+  async access(ctx: RequestContext, r: RequestOf<'ACCESS'>): Promise<void> {
+    const i = await this.resolve(ctx, this.inode(r.header.nodeId));
+    if (i.kind !== 'remote') {
+      if (r.mask & 2) throw errno('EROFS');
+      return;
+    }
+    await this.on(i.node, (s) => s.access(caller(ctx), i.handle, r.mask));
+  }
+
+  async getxattr(ctx: RequestContext, r: RequestOf<'GETXATTR'>): Promise<Buffer> {
+    const i = this.inode(r.header.nodeId);
+    if (i.kind !== 'remote') throw errno('ENODATA');
+    return this.on(i.node, (s) => s.getXattr(caller(ctx), i.handle, r.name));
+  }
+
+  async listxattr(ctx: RequestContext, r: RequestOf<'LISTXATTR'>): Promise<Buffer> {
+    const i = this.inode(r.header.nodeId);
+    if (i.kind !== 'remote') return Buffer.alloc(0);
+    const names = await this.on(i.node, (s) => s.listXattr(caller(ctx), i.handle));
+    return Buffer.concat(names.map((n) => Buffer.from(`${n}\0`)));
+  }
+
+  async setxattr(ctx: RequestContext, r: RequestOf<'SETXATTR'>): Promise<void> {
+    this.writable();
+    const i = await this.remote(ctx, r.header.nodeId);
+    await this.on(i.node, (s) => s.setXattr(caller(ctx), i.handle, r.name, r.value, r.flags));
+  }
+
+  async removexattr(ctx: RequestContext, r: RequestOf<'REMOVEXATTR'>): Promise<void> {
+    this.writable();
+    const i = await this.remote(ctx, r.header.nodeId);
+    await this.on(i.node, (s) => s.removeXattr(caller(ctx), i.handle, r.name));
+  }
+}
+
+/** The export shown as /mfs/<K> itself: the only one, or the one of "/". */
+export function rootExport(paths: string[]): string | undefined {
+  if (paths.length === 1) return paths[0];
+  return paths.find((p) => p === '/');
+}
+
+/** The names directly under `path` ('' = /mfs/<K>) that lead to or are exports. */
+export function childNames(exports: string[], path: string): string[] {
+  const names = new Set<string>();
+  for (const p of exports) {
+    if (!p.startsWith(path + '/')) continue;
+    const next = p.slice(path.length + 1).split('/')[0];
+    if (next) names.add(next);
+  }
+  return [...names].sort();
+}

@@ -1,0 +1,84 @@
+// The mfs-mount command line and its -o options. Every mistake is a MountArgsError naming what is
+// wrong (an unknown option by its name), so nothing is mounted on a half-understood command line.
+import { resolve } from 'node:path';
+
+export const USAGE =
+  'usage: mfs-mount --map FILE --node N --tls-ca FILE --tls-cert FILE --tls-key FILE ' +
+  '[-o ro,hard|soft,timeo=MS,idle=MS,cache=SECONDS] [--debug] MOUNTPOINT';
+
+export interface MountArgs {
+  map: string;
+  node: number;
+  tlsCa: string;
+  tlsCert: string;
+  tlsKey: string;
+  mountPoint: string;
+  readOnly: boolean;
+  /** soft: calls to an unanswering node fail with EIO after timeoMs; hard: they wait. */
+  soft: boolean;
+  timeoMs: number;
+  /** A node's session closes after this long unused (no calls, no open files); 0 = never. */
+  idleMs: number;
+  /** Entry/attribute timeout of cacheable replies, in seconds. */
+  cacheSeconds: number;
+  debug: boolean;
+}
+
+export class MountArgsError extends Error {}
+
+const DEFAULTS = { readOnly: false, soft: false, timeoMs: 10_000, idleMs: 300_000, cacheSeconds: 3600, debug: false };
+
+function number(name: string, text: string | undefined, min: number): number {
+  const n = text !== undefined && /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!(n >= min)) throw new MountArgsError(`${name} needs a whole number >= ${min}, got ${JSON.stringify(text ?? '')}`);
+  return n;
+}
+
+/** -o's comma-separated list, applied to `into`. */
+function applyOptions(list: string, into: typeof DEFAULTS): void {
+  for (const opt of list.split(',').filter(Boolean)) {
+    const [key, value] = opt.includes('=') ? [opt.slice(0, opt.indexOf('=')), opt.slice(opt.indexOf('=') + 1)] : [opt, undefined];
+    if (key === 'ro' && value === undefined) into.readOnly = true;
+    else if (key === 'rw' && value === undefined) into.readOnly = false;
+    else if (key === 'hard' && value === undefined) into.soft = false;
+    else if (key === 'soft' && value === undefined) into.soft = true;
+    else if (key === 'timeo') into.timeoMs = number('timeo', value, 1);
+    else if (key === 'idle') into.idleMs = number('idle', value, 0);
+    else if (key === 'cache') into.cacheSeconds = number('cache', value, 0);
+    else throw new MountArgsError(`unknown mount option "${opt}"`);
+  }
+}
+
+export function parseMountArgs(argv: string[]): MountArgs {
+  const o = { ...DEFAULTS };
+  const named: Record<string, string> = {};
+  const positional: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const valueOf = (): string => {
+      const v = a.includes('=') ? a.slice(a.indexOf('=') + 1) : argv[++i];
+      if (v === undefined || v === '') throw new MountArgsError(`${a} needs a value`);
+      return v;
+    };
+    const flag = a.includes('=') ? a.slice(0, a.indexOf('=')) : a;
+    if (['--map', '--node', '--tls-ca', '--tls-cert', '--tls-key'].includes(flag)) named[flag] = valueOf();
+    else if (a === '-o') applyOptions(valueOf(), o);
+    else if (a.startsWith('-o') && a.length > 2) applyOptions(a.slice(2), o);
+    else if (a === '--debug') o.debug = true;
+    else if (a.startsWith('-')) throw new MountArgsError(`unknown option ${a}`);
+    else positional.push(a);
+  }
+  for (const need of ['--map', '--node', '--tls-ca', '--tls-cert', '--tls-key']) {
+    if (named[need] === undefined) throw new MountArgsError(`${need} is required`);
+  }
+  if (positional.length !== 1) throw new MountArgsError(`need exactly one MOUNTPOINT, got ${positional.length}`);
+  return {
+    ...o,
+    map: resolve(named['--map']!),
+    node: number('--node', named['--node'], 1),
+    tlsCa: resolve(named['--tls-ca']!),
+    tlsCert: resolve(named['--tls-cert']!),
+    tlsKey: resolve(named['--tls-key']!),
+    mountPoint: resolve(positional[0]!),
+  };
+}

@@ -1,0 +1,212 @@
+// One cluster node as the mount sees it: its session (opened when /mfs/<K> is first used, closed
+// when idle), its exports, and the bookkeeping that decides whether a reply may be cached. Every
+// invalidation the node sends bumps `seq` and records, per inode, the seq of its last
+// invalidation; a reply may be cached only if none of the inodes it describes was invalidated
+// after the request was sent (fresh()). Losing the session counts as invalidating everything.
+import { credentials as grpcCredentials, type ChannelCredentials, type ServiceError } from '@grpc/grpc-js';
+import { constants } from 'node:os';
+import { Errno, statusToErrno } from '../../proto/errno.js';
+import { loadNodeServiceConstructor, type ExportInfo, type IdentifyReply } from '../../proto/node.js';
+import { Session } from '../../proto/session-client.js';
+
+/** An invalidation as the mount uses it, whatever shape the session library delivers. */
+export interface Inval {
+  kind: 'attr' | 'data' | 'name';
+  /** The inode (for 'name': the directory). */
+  ino: bigint;
+  offset: number;
+  /** 0 = to the end. */
+  length: number;
+  /** 'name' only; empty = every name in the directory and its listing. */
+  name: Buffer;
+}
+
+export interface ConnOptions {
+  /** This mount's node number (its certificate names node<N>). */
+  myNode: number;
+  creds: ChannelCredentials;
+  /** soft: a call unanswered after this many ms fails with EIO; 0 = hard (wait). */
+  softTimeoutMs: number;
+  /** Close the session after this long without calls or open files (ms); 0 = never. */
+  idleMs: number;
+}
+
+/** Inodes whose last invalidation is remembered; beyond, everything counts as just invalidated. */
+const TRACKED_INODES_MAX = 65536;
+
+const big = (v: unknown): bigint => (v === undefined || v === null || v === '' ? 0n : BigInt(v as string | number | bigint));
+
+/** The session library's Invalidate (protobufjs oneof, or a flattened {kind, ...}) as an Inval. */
+export function normalizeInval(raw: Record<string, unknown>): Inval | undefined {
+  const flat = typeof raw['kind'] === 'string';
+  const kind = (flat ? raw['kind'] : raw['what'] ?? ['attr', 'data', 'name'].find((k) => raw[k] != null)) as string | undefined;
+  if (kind !== 'attr' && kind !== 'data' && kind !== 'name') return undefined;
+  const body = (flat ? raw : raw[kind]) as Record<string, unknown> | undefined;
+  if (!body) return undefined;
+  const name = body['name'];
+  return {
+    kind,
+    ino: big(kind === 'name' ? body['dir'] ?? body['ino'] : body['ino']),
+    offset: Number(big(body['offset'])),
+    length: Number(big(body['length'])),
+    name: Buffer.isBuffer(name) ? name : name instanceof Uint8Array ? Buffer.from(name) : typeof name === 'string' ? Buffer.from(name) : Buffer.alloc(0),
+  };
+}
+
+/**
+ * The kernel layer (fuse/kernel/session.ts) reads an error's `code` against Node's errno names,
+ * which lack some Linux ones: EHOSTDOWN (a node that cannot be talked to) would reach the caller as
+ * EIO. Until that layer takes the number, the nearest errno it knows: EHOSTUNREACH.
+ */
+function forKernel(err: unknown): unknown {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string' || Object.hasOwn(constants.errno, code)) return err;
+  return new Errno(code === 'EHOSTDOWN' ? 'EHOSTUNREACH' : 'EIO', (err as Error).message);
+}
+
+export class NodeConn {
+  private session: Session | null = null;
+  private opening: Promise<Session> | null = null;
+  /** The node's exports, from its Identify (known once a session opened). */
+  exports: ExportInfo[] = [];
+  private seq = 0;
+  private floor = 0;
+  private readonly lastInval = new Map<bigint, number>();
+  /** Open files on this node: the session may not be closed for idleness while any is open. */
+  openFiles = 0;
+  private lastUse = Date.now();
+  private idleTimer: NodeJS.Timeout | undefined;
+  /** Called for each invalidation, after the bookkeeping. May return a promise (notifications). */
+  onInvalidate: (inv: Inval) => void = () => {};
+  /** Called when the session is lost or closed: everything cached from this node must go. */
+  onLost: () => void = () => {};
+
+  constructor(readonly node: number, readonly address: string, private readonly opts: ConnOptions) {}
+
+  /** Whether a session is up (replies may then be cached). */
+  get up(): boolean {
+    return this.session !== null;
+  }
+
+  /** The seq to compare against after the reply (see fresh()). */
+  mark(): number {
+    return this.seq;
+  }
+
+  /** Whether no inode of `inos` was invalidated since mark() returned `since`, and the session is up. */
+  fresh(since: number, ...inos: bigint[]): boolean {
+    if (!this.session || since < this.floor) return false;
+    for (const ino of inos) if ((this.lastInval.get(ino) ?? this.floor) > since) return false;
+    return true;
+  }
+
+  /** The session, opened (with the node's exports) on first use. */
+  use(): Promise<Session> {
+    this.lastUse = Date.now();
+    if (this.session) return Promise.resolve(this.session);
+    this.opening ??= this.open().finally(() => (this.opening = null));
+    return this.opening;
+  }
+
+  /** Runs one operation on the session; soft mounts give up with EIO after the timeout. */
+  async call<T>(fn: (s: Session) => Promise<T>): Promise<T> {
+    let s: Session | undefined;
+    try {
+      s = await this.withTimeout(this.use());
+      return await this.withTimeout(fn(s));
+    } catch (err) {
+      // The session's stream is gone: drop it (and what we cached from it); the next call reopens.
+      if ((err as { code?: string }).code === 'EHOSTDOWN' && s && this.session === s) this.retire();
+      throw forKernel(err);
+    } finally {
+      this.lastUse = Date.now();
+    }
+  }
+
+  private withTimeout<T>(p: Promise<T>): Promise<T> {
+    const ms = this.opts.softTimeoutMs;
+    if (ms <= 0) return p;
+    return new Promise<T>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Errno('EIO', `node ${this.node} did not answer within ${ms} ms (soft)`)), ms);
+      p.then((v) => { clearTimeout(t); resolve(v); }, (e: unknown) => { clearTimeout(t); reject(e); });
+    });
+  }
+
+  private async open(): Promise<Session> {
+    this.exports = (await this.identify()).exports;
+    const s = await Session.open(this.address, this.opts.creds, { node: this.opts.myNode });
+    s.on('invalidate', (raw: Record<string, unknown>) => this.invalidated(raw));
+    // Events of the session library's reconnecting version: the server dropped our callbacks.
+    for (const ev of ['reset', 'expired']) s.on(ev, () => this.lost());
+    this.session = s;
+    this.armIdle();
+    return s;
+  }
+
+  /** The node's exports, from NodeService Identify (same certificate). */
+  private identify(): Promise<IdentifyReply> {
+    const Ctor = loadNodeServiceConstructor();
+    const client = new Ctor(this.address, this.opts.creds ?? grpcCredentials.createInsecure());
+    return new Promise<IdentifyReply>((resolve, reject) => {
+      const call = client['Identify'] as (req: object, md: object, cb: (e: ServiceError | null, r: IdentifyReply) => void) => void;
+      try {
+        call.call(client, {}, { deadline: Date.now() + 15_000 }, (e, r) => {
+          client.close();
+          if (e) reject(e.metadata?.get('omfs-errno').length ? statusToErrno(e) : new Errno('EHOSTDOWN', `node ${this.node}: ${e.message}`));
+          else resolve(r);
+        });
+      } catch (err) {
+        client.close();
+        reject(new Errno('EHOSTDOWN', `node ${this.node}: ${(err as Error).message}`));
+      }
+    });
+  }
+
+  private invalidated(raw: Record<string, unknown>): void {
+    const inv = normalizeInval(raw);
+    this.seq++;
+    if (!inv) {
+      // Something we cannot read: treat it as a change to everything.
+      this.floor = this.seq;
+      this.lastInval.clear();
+      this.onLost();
+      return;
+    }
+    if (this.lastInval.size >= TRACKED_INODES_MAX) {
+      this.floor = this.seq;
+      this.lastInval.clear();
+    }
+    this.lastInval.set(inv.ino, this.seq);
+    this.onInvalidate(inv);
+  }
+
+  /** The server dropped our callbacks (reset, expired lease): nothing cached from it is known good. */
+  private lost(): void {
+    this.floor = ++this.seq;
+    this.lastInval.clear();
+    this.onLost();
+  }
+
+  /** Close the session (broken, idle, or unmount) and drop what was cached from it. */
+  retire(): void {
+    const s = this.session;
+    if (!s) return;
+    this.session = null;
+    if (this.idleTimer) clearInterval(this.idleTimer);
+    this.idleTimer = undefined;
+    s.removeAllListeners();
+    s.close();
+    this.lost();
+  }
+
+  /** Idle sessions close: a map of many nodes costs nothing while they are not used. */
+  private armIdle(): void {
+    const idle = this.opts.idleMs;
+    if (idle <= 0) return;
+    this.idleTimer = setInterval(() => {
+      const s = this.session;
+      if (s && this.openFiles === 0 && s.inFlight === 0 && Date.now() - this.lastUse > idle) this.retire();
+    }, Math.max(1000, idle / 2));
+    this.idleTimer.unref();
+  }
+}

@@ -1,0 +1,109 @@
+// A real /mfs mount for tests: the compiled bin/mfs-mount spawned in the foreground on a temp
+// MOUNTPOINT, with a map file naming the given real mfsd daemons and a client certificate named
+// node<N> from the test CA. unmount() always leaves no mount, process or temp dir behind
+// (SIGTERM, then SIGKILL, then `umount -l`, then rm -rf), also when the test failed.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { MfsdHandle, TestCa } from './mfsd.js';
+import { isMounted, makeTempDir, sleep } from './passthrough-mount.js';
+
+export const MFS_MOUNT_JS = fileURLToPath(new URL('../../dist/bin/mfs-mount.js', import.meta.url));
+const READY_PREFIX = 'mfs-mount: mounted ';
+const OUTPUT_KEEP_CHARS = 64 * 1024;
+
+export interface MfsMount {
+  mnt: string;
+  /** The map file the mount read. */
+  mapFile: string;
+  proc: ChildProcess;
+  output(): string;
+  exited: Promise<number | null>;
+  unmount(): Promise<void>;
+}
+
+export interface MfsMountOptions {
+  ca: TestCa;
+  /** This mount's node number (its certificate names node<N>). */
+  node: number;
+  /** The daemons of the map, each under its own nodeId. */
+  daemons: MfsdHandle[];
+  /** More map lines (e.g. a node whose daemon is not running). */
+  extraMapLines?: string[];
+  /** Extra command-line arguments, e.g. ['-o', 'soft,timeo=2000']. */
+  args?: string[];
+  readyTimeoutMs?: number;
+}
+
+const certDirs = new Map<string, Promise<string>>();
+
+/** A certificate directory (ca.crt, node.crt, node.key) named node<N>, issued once per CA and node. */
+function certDir(ca: TestCa, node: number): Promise<string> {
+  const key = `${ca.dir}:${node}`;
+  let dir = certDirs.get(key);
+  if (!dir) certDirs.set(key, (dir = ca.issue(`node${node}`)));
+  return dir;
+}
+
+export async function startMfsMount(o: MfsMountOptions): Promise<MfsMount> {
+  if (!existsSync(MFS_MOUNT_JS)) throw new Error(`${MFS_MOUNT_JS} is missing: run "npm run build" first`);
+  const root = await makeTempDir('omfs-mfs-');
+  const mnt = join(root, 'mfs');
+  await mkdir(mnt);
+  const mapFile = join(root, 'mfs.map');
+  writeFileSync(mapFile, [...o.daemons.map((d) => `${d.nodeId} 127.0.0.1:${d.port} 1`), ...(o.extraMapLines ?? [])].join('\n') + '\n');
+  const certs = await certDir(o.ca, o.node);
+  const proc = spawn(process.execPath, [
+    MFS_MOUNT_JS, '--map', mapFile, '--node', String(o.node),
+    '--tls-ca', join(certs, 'ca.crt'), '--tls-cert', join(certs, 'node.crt'), '--tls-key', join(certs, 'node.key'),
+    ...(o.args ?? []), mnt,
+  ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  const keep = (chunk: Buffer): void => {
+    output = (output + chunk.toString('utf8')).slice(-OUTPUT_KEEP_CHARS);
+  };
+  proc.stderr?.on('data', keep);
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  const m: MfsMount = { mnt, mapFile, proc, output: () => output, exited, unmount: () => teardown(proc, exited, mnt, root) };
+  const readyMs = o.readyTimeoutMs ?? 20_000;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      let text = '';
+      const timer = setTimeout(() => reject(new Error(`mfs-mount not ready after ${readyMs} ms; output:\n${output}`)), readyMs);
+      proc.stdout?.on('data', (chunk: Buffer) => {
+        keep(chunk);
+        text += chunk.toString('utf8');
+        if (text.split('\n').some((l) => l.startsWith(READY_PREFIX))) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      proc.once('close', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`mfs-mount exited (${code}) before it was ready; output:\n${output}`));
+      });
+    });
+    if (!isMounted(mnt)) throw new Error(`ready line printed but ${mnt} is not mounted; output:\n${output}`);
+  } catch (err) {
+    await m.unmount();
+    throw err;
+  }
+  return m;
+}
+
+async function teardown(proc: ChildProcess, exited: Promise<number | null>, mnt: string, root: string): Promise<void> {
+  if (proc.exitCode === null && proc.signalCode === null) {
+    proc.kill('SIGTERM');
+    const gone = await Promise.race([exited.then(() => true), sleep(5_000).then(() => false)]);
+    if (!gone) {
+      proc.kill('SIGKILL');
+      await exited;
+    }
+  }
+  if (isMounted(mnt)) spawnSync('umount', ['-l', mnt], { stdio: 'ignore' });
+  // Never rm through a live mount: that would delete the nodes' files through it.
+  if (isMounted(mnt)) throw new Error(`teardown could not unmount ${mnt}`);
+  await rm(root, { recursive: true, force: true });
+}
