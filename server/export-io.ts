@@ -13,8 +13,10 @@
 // Which exports go off-thread:
 // - from the start, exports on file systems whose calls can block for long (network, cluster and
 //   user-space ones, by statfs f_type: FUSE, NFS, CIFS/SMB, 9P, Ceph, AFS, Lustre, GPFS...);
-// - a local export as soon as one inline call takes longer than `slowCallMs` (that one call has
-//   stalled the loop once; the next ones do not). It comes back inline after `quietMs` in which no
+// - a local export at its second inline call slower than `slowCallMs` within `strikeWindowMs`
+//   (those calls have stalled the loop; the next ones do not). One is not enough: on a loaded
+//   machine a GC pause or the scheduler makes an occasional fast call look slow. It comes back
+//   inline after `quietMs` in which no
 //   call on its threads took longer than slowCallMs and none is pending: a disk that had a bad
 //   moment gets its fast path back, one that stays slow stays off-thread.
 //
@@ -33,6 +35,9 @@ export interface ExportIoSettings {
   slowCallMs: number;
   /** A libuv pool read/write/fsync out longer than this moves the export off-thread (ms). */
   slowDataMs: number;
+  /** Inline calls slower than slowCallMs within strikeWindowMs that move a local export off-thread. */
+  strikes: number;
+  strikeWindowMs: number;
   /** Quiet time after which a local export that was moved off-thread comes back inline (ms). */
   quietMs: number;
   /** Worker threads per off-thread export. */
@@ -46,7 +51,7 @@ export interface ExportIoSettings {
 const UV_THREADS = Number(process.env.UV_THREADPOOL_SIZE) || 4;
 
 export const DEFAULT_EXPORT_IO: ExportIoSettings = {
-  slowCallMs: 20, slowDataMs: 1_000, quietMs: 60_000, threads: 4, maxQueued: 256, poolSlots: Math.max(1, UV_THREADS - 1),
+  slowCallMs: 20, slowDataMs: 1_000, strikes: 2, strikeWindowMs: 10_000, quietMs: 60_000, threads: 4, maxQueued: 256, poolSlots: Math.max(1, UV_THREADS - 1),
 };
 
 /** statfs f_type of file systems whose calls may block for long (linux/magic.h and the file systems' own headers). */
@@ -78,6 +83,8 @@ export class ExportIo {
   private threaded: boolean;
   private pool: SyscallPool | undefined;
   private lastSlowAt = 0;
+  /** When the recent slow inline calls ended (at most `strikes` kept). */
+  private readonly strikesAt: number[] = [];
   private readonly poolOut = new Set<number>();
   private readonly poolWaiting: Array<() => void> = [];
 
@@ -178,7 +185,7 @@ export class ExportIo {
       return Promise.reject(err);
     } finally {
       const took = performance.now() - t0;
-      if (took > this.settings.slowCallMs) this.moveOff(`a ${fn} took ${took.toFixed(1)} ms`);
+      if (took > this.settings.slowCallMs) this.strike(`a ${fn} took ${took.toFixed(1)} ms`);
     }
   }
 
@@ -197,6 +204,16 @@ export class ExportIo {
       this.log(`mfsd: export ${this.path}: no slow call for ${this.settings.quietMs} ms: its calls run inline again`);
     }
     return this.threaded;
+  }
+
+  /** A slow inline call: the export moves off-thread when it is not the only one lately. */
+  private strike(why: string): void {
+    const now = performance.now();
+    this.strikesAt.push(now);
+    while (this.strikesAt.length > 0 && now - this.strikesAt[0]! > this.settings.strikeWindowMs) this.strikesAt.shift();
+    if (this.strikesAt.length < this.settings.strikes) return;
+    this.strikesAt.length = 0;
+    this.moveOff(`${why} (${this.settings.strikes} slow calls within ${this.settings.strikeWindowMs} ms)`);
   }
 
   private moveOff(why: string): void {
