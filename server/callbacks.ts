@@ -60,6 +60,27 @@ const CHANGES_REMEMBERED = 65_536;
 
 interface Waiter { seq: number; resolve(): void }
 
+/**
+ * The last change to an inode: its seq and who made it (a session's key; undefined for a unary call
+ * or a direct change), and an upper bound of the seqs of changes made by anyone else. A session's
+ * own change is never news to it (it made it, and is never sent its own invalidations): without
+ * `others`, every create would recall the directory it was just told about from its own session.
+ */
+interface LastChange { seq: number; by: string | undefined; others: number }
+
+function nextChange(prev: LastChange | undefined, seq: number, by: string | undefined): LastChange {
+  if (!prev) return { seq, by, others: 0 };
+  if (by !== undefined && prev.by === by) return { seq, by, others: prev.others };
+  // The previous change was someone else's (or not a session's): it counts as another's from now on.
+  return { seq, by, others: Math.max(prev.others, prev.seq) };
+}
+
+/** The seq of the last change to the inode that `session` did not make itself (0: none known). */
+function changedByOthers(c: LastChange | undefined, session: string, evictedUpTo: number): number {
+  if (!c) return evictedUpTo;
+  return c.by === session ? c.others : c.seq;
+}
+
 /** One attached session. */
 class Holder {
   /** Seq of the last Invalidate sent, and of the last one acknowledged. */
@@ -87,10 +108,10 @@ export class Callbacks {
   /** Global change counter and, per inode, the seq of its last change (see `registered`). */
   private changeSeq = 0;
   private evictedUpTo = 0;
-  private readonly lastChange = new LRUCache<bigint, number>({
+  private readonly lastChange = new LRUCache<bigint, LastChange>({
     max: CHANGES_REMEMBERED,
-    dispose: (seq, _ino, reason) => {
-      if (reason === 'evict' && seq > this.evictedUpTo) this.evictedUpTo = seq;
+    dispose: (c, _ino, reason) => {
+      if (reason === 'evict' && c.seq > this.evictedUpTo) this.evictedUpTo = c.seq;
     },
   });
 
@@ -171,7 +192,7 @@ export class Callbacks {
     let holders = this.byIno.get(ino);
     if (!holders) this.byIno.set(ino, (holders = new Set()));
     holders.add(h);
-    if ((this.lastChange.get(ino) ?? this.evictedUpTo) > since) this.recall(h, ino, bits);
+    if (changedByOthers(this.lastChange.get(ino), session, this.evictedUpTo) > since) this.recall(h, ino, bits);
   }
 
   /**
@@ -183,7 +204,7 @@ export class Callbacks {
     const told = new Set<Holder>();
     for (const c of changes) {
       const ino = c.kind === 'name' ? c.dir : c.ino;
-      this.lastChange.set(ino, seq);
+      this.lastChange.set(ino, nextChange(this.lastChange.get(ino), seq, except));
       const holders = this.byIno.get(ino);
       if (!holders) continue;
       const need = c.kind === 'attr' ? ATTR : c.kind === 'data' ? DATA : NAMES;
