@@ -13,9 +13,11 @@
 // Which exports go off-thread:
 // - from the start, exports on file systems whose calls can block for long (network, cluster and
 //   user-space ones, by statfs f_type: FUSE, NFS, CIFS/SMB, 9P, Ceph, AFS, Lustre, GPFS...);
-// - a local export at its second inline call slower than `slowCallMs` within `strikeWindowMs`
-//   (those calls have stalled the loop; the next ones do not). One is not enough: on a loaded
-//   machine a GC pause or the scheduler makes an occasional fast call look slow. It comes back
+// - a local export at its `strikes`-th inline call slower than `slowCallMs` within
+//   `strikeWindowMs`, or at once after one inline call longer than `stallMs` (those calls have
+//   stalled the loop; the next ones do not). One slightly slow call is not enough: on a loaded
+//   machine a GC pause or the scheduler makes an occasional fast call look slow (this 2-core VM
+//   under load showed lone 37 and 89 ms statx calls on a healthy tmpfs). It comes back
 //   inline after `quietMs` in which no
 //   call on its threads took longer than slowCallMs and none is pending: a disk that had a bad
 //   moment gets its fast path back, one that stays slow stays off-thread.
@@ -38,6 +40,8 @@ export interface ExportIoSettings {
   /** Inline calls slower than slowCallMs within strikeWindowMs that move a local export off-thread. */
   strikes: number;
   strikeWindowMs: number;
+  /** One inline call longer than this moves a local export off-thread at once (ms). */
+  stallMs: number;
   /** Quiet time after which a local export that was moved off-thread comes back inline (ms). */
   quietMs: number;
   /** Worker threads per off-thread export. */
@@ -51,7 +55,7 @@ export interface ExportIoSettings {
 const UV_THREADS = Number(process.env.UV_THREADPOOL_SIZE) || 4;
 
 export const DEFAULT_EXPORT_IO: ExportIoSettings = {
-  slowCallMs: 20, slowDataMs: 1_000, strikes: 2, strikeWindowMs: 10_000, quietMs: 60_000, threads: 4, maxQueued: 256, poolSlots: Math.max(1, UV_THREADS - 1),
+  slowCallMs: 20, slowDataMs: 1_000, strikes: 3, strikeWindowMs: 1_000, stallMs: 200, quietMs: 60_000, threads: 4, maxQueued: 256, poolSlots: Math.max(1, UV_THREADS - 1),
 };
 
 /** statfs f_type of file systems whose calls may block for long (linux/magic.h and the file systems' own headers). */
@@ -185,7 +189,7 @@ export class ExportIo {
       return Promise.reject(err);
     } finally {
       const took = performance.now() - t0;
-      if (took > this.settings.slowCallMs) this.strike(`a ${fn} took ${took.toFixed(1)} ms`);
+      if (took > this.settings.slowCallMs) this.strike(took, `a ${fn} took ${took.toFixed(1)} ms`);
     }
   }
 
@@ -207,8 +211,13 @@ export class ExportIo {
   }
 
   /** A slow inline call: the export moves off-thread when it is not the only one lately. */
-  private strike(why: string): void {
+  private strike(took: number, why: string): void {
     const now = performance.now();
+    if (took > this.settings.stallMs) {
+      this.strikesAt.length = 0;
+      this.moveOff(why);
+      return;
+    }
     this.strikesAt.push(now);
     while (this.strikesAt.length > 0 && now - this.strikesAt[0]! > this.settings.strikeWindowMs) this.strikesAt.shift();
     if (this.strikesAt.length < this.settings.strikes) return;
