@@ -10,7 +10,7 @@
 // - an event on a file itself (modify, attrib, delete_self, move_self): FID = the file, and
 //   DFID_NAME its parent and name; on a directory itself with no FID record: DFID_NAME (dir, ".").
 import type { Change } from './callbacks.js';
-import { FAN_ATTRIB, FAN_CREATE, FAN_DELETE, FAN_DELETE_SELF, FAN_EVENT_INFO_TYPE_DFID, FAN_EVENT_INFO_TYPE_DFID_NAME, FAN_EVENT_INFO_TYPE_FID, FAN_MODIFY, FAN_MOVE_SELF, FAN_MOVED_FROM, FAN_MOVED_TO, type FanEvent, type FidRecord } from '../sys/fanotify.js';
+import { handleOf, inoOfHandle, FAN_ATTRIB, FAN_CREATE, FAN_DELETE, FAN_DELETE_SELF, FAN_EVENT_INFO_TYPE_DFID, FAN_EVENT_INFO_TYPE_DFID_NAME, FAN_EVENT_INFO_TYPE_FID, FAN_MODIFY, FAN_MOVE_SELF, FAN_MOVED_FROM, FAN_MOVED_TO, type FanEvent, type FidRecord } from '../sys/fanotify.js';
 
 const DIRENT = FAN_CREATE | FAN_DELETE | FAN_MOVED_FROM | FAN_MOVED_TO;
 const SELF_GONE = FAN_DELETE_SELF | FAN_MOVE_SELF;
@@ -72,5 +72,19 @@ export class ChangeBatch {
     const out = [...this.byKey.values()];
     this.byKey.clear();
     return out;
+  }
+}
+
+/**
+ * The handle type of the filesystem `rootFd` is on whose inode number can be read in place, checked
+ * on a known inode (the export root): ext4's type 1 passes; tmpfs's type 1, whose first word is the
+ * generation, does not. undefined: always open by handle.
+ */
+export function inPlaceHandleType(rootFd: number, rootIno: bigint): number | undefined {
+  try {
+    const { handleType, handle } = handleOf(rootFd);
+    return inoOfHandle(handleType, handle) === rootIno ? handleType : undefined;
+  } catch {
+    return undefined; // a filesystem without handles to check with
   }
 }

@@ -12,8 +12,9 @@
 // How: fanotify (sys/fanotify.ts) with FAN_MARK_FILESYSTEM on the filesystem of each export, in
 // file-id mode (FAN_REPORT_DFID_NAME | FAN_REPORT_FID | FAN_REPORT_TARGET_FID): events name the
 // directory and the entry name, and the file itself, by kernel file handle, never by an open fd.
-// A handle becomes the cluster inode number through its inode number (decoded in place for ext4/xfs
-// handles, else open_by_handle_at on the export root + statx) and handles.knownLocalId, which never
+// A handle becomes the cluster inode number through its inode number (read in place when the
+// filesystem's handle type passed a check on the export root at start, as ext4's does; else
+// open_by_handle_at on the export root + statx, as for tmpfs) and handles.knownLocalId, which never
 // allocates: a device mfsd never saw, or an inode >= 2^40 it never looked up, has no id, and no
 // session can have cached it.
 // - Events caused by mfsd itself (its pid; its worker threads share it) are skipped: the operations
@@ -45,7 +46,7 @@
 import type { Callbacks } from './callbacks.js';
 import type { SessionSettings } from './config.js';
 import type { LocalFs } from './local-fs.js';
-import { ChangeBatch, changesOf, type ResolveFid } from './direct-changes-events.js';
+import { ChangeBatch, changesOf, inPlaceHandleType, type ResolveFid } from './direct-changes-events.js';
 import { errnoName, SysError } from '../sys/index.js';
 import * as fan from '../sys/fanotify.js';
 
@@ -57,8 +58,12 @@ const INIT_FLAGS = fan.FAN_CLASS_NOTIF | fan.FAN_CLOEXEC | fan.FAN_NONBLOCK | fa
 const READ_BUFFER = 64 * 1024;
 const MAX_READS_PER_TICK = 64;
 
-/** One watched filesystem: the st_dev of its files and an fd on it for open_by_handle_at. */
-interface WatchedFs { dev: number; mountFd: number }
+/**
+ * One watched filesystem: the st_dev of its files, an fd on it for open_by_handle_at, and the
+ * handle type whose inode number can be read in place (checked on the export root), if any.
+ */
+interface WatchedFs { dev: number; mountFd: number; inPlaceType: number | undefined }
+
 
 const NOT_WATCHED: DirectChanges = { close() {} };
 
@@ -94,7 +99,7 @@ export function watchDirectChanges(lfs: LocalFs, callbacks: Callbacks, settings:
       const fsid = fan.fsidOf(exp.rootFd);
       if (filesystems.has(fsid)) continue;
       fan.fanotifyMark(fd, fan.FAN_MARK_ADD | fan.FAN_MARK_FILESYSTEM, MASK, exp.rootFd, null);
-      filesystems.set(fsid, { dev: exp.rootDev, mountFd: exp.rootFd });
+      filesystems.set(fsid, { dev: exp.rootDev, mountFd: exp.rootFd, inPlaceType: inPlaceHandleType(exp.rootFd, exp.rootIno) });
     } catch (err) {
       say(`direct changes in export ${exp.spec.path} are not watched (fanotify_mark: ${reason(err)})`);
     }
@@ -109,7 +114,7 @@ export function watchDirectChanges(lfs: LocalFs, callbacks: Callbacks, settings:
     const fs = filesystems.get(rec.fsid);
     if (!fs) return undefined;
     let dev = fs.dev;
-    let ino = fan.inoOfHandle(rec.handleType, rec.handle);
+    let ino = rec.handleType === fs.inPlaceType ? fan.inoOfHandle(rec.handleType, rec.handle) : undefined;
     if (ino === undefined) {
       const st = fan.statByHandle(fs.mountFd, rec.handleType, rec.handle);
       if (!st) return undefined;
