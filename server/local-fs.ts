@@ -287,6 +287,7 @@ function pin(node: Node): number {
 /**
  * Runs `fn` on an fd of the node's file: the caller's open file when the request named one
  * (`io` true: an fd open for I/O), else a verified O_PATH fd of its name, closed afterwards.
+ * Synchronous, so on the event loop whatever the export: prefer withPinnedAsync.
  */
 export function withPinned<T>(node: Node, fn: (fd: number, io: boolean) => T): T {
   if (node.open) return fn(node.open.fd, true);

@@ -27,6 +27,7 @@ const wantsWrite = (flags: number): boolean => (flags & O_ACCMODE) !== C.O_RDONL
  * set-id bits as it would for the caller.
  */
 export function openNode(node: Node, flags: number): OpenFile {
+  // Synchronous, so on the event loop whatever the export: openNodeAsync is the export-aware one.
   const how = openHow(node, flags);
   const fd = asCaller(node.caller, () => sys.openat(node.dirFd, node.name, how));
   const opened = sys.fstat(fd);

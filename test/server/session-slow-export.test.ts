@@ -137,6 +137,14 @@ describe('a slow export stalls only itself', () => {
     const data = await s.lookup(root, top.handle, 'data');
     expect(await code(s.open(user, data.handle, O_RDWR))).toBe('EACCES');
 
+    // Supplementary groups are set on the export's thread too: group 1234 may read a 0640 file, others not.
+    fs.writeFileSync(join(slow!.source, 'grouped'), 'g');
+    fs.chownSync(join(slow!.source, 'grouped'), 0, 1234);
+    fs.chmodSync(join(slow!.source, 'grouped'), 0o640);
+    const grouped = await s.lookup(root, top.handle, 'grouped');
+    expect(await code(s.read(user, grouped.handle, 0, 0, 10))).toBe('EACCES');
+    expect((await s.read({ ...user, groups: [1234] }, grouped.handle, 0, 0, 10)).toString()).toBe('g');
+
     // In a 0777 directory the user's mkdir gets the user as owner and the request's umask.
     const open = await s.lookup(root, top.handle, 'open');
     const made = await s.mkdir(user, open.handle, 'd', 0o777, 0o027);
