@@ -19,6 +19,7 @@ import type { Entry, Session } from '../../proto/session-client.js';
 const { O_RDONLY } = fs.constants;
 const DIRECT_CHANGE_MS = 50;
 const WAIT_MS = 2_000;
+const TMPFS_MAGIC = 0x01021994;
 let tmp: string;
 let ca: TestCa;
 let d: MfsdHandle | undefined;
@@ -84,66 +85,92 @@ async function awaitHeard(got: Inv[], wants: Array<Partial<Inv>>): Promise<Array
   }
 }
 
+/**
+ * Session A (as node `node`) of mfsd `m` caches a directory of export `top` and a file in it; each
+ * direct change made with node:fs must reach A as the invalidations naming what changed.
+ */
+async function directChangesReachA(m: MfsdHandle, top: string, node: number): Promise<void> {
+  const a = await openSession(m.address, await nodeCredentials(ca, node), node);
+  sessions.push(a);
+  const dirPath = join(top, 'direct');
+  fs.mkdirSync(dirPath);
+  fs.writeFileSync(join(dirPath, 'f'), 'first');
+
+  const got = heard(a);
+  const rootA = await a.root(root, top);
+  const dir = await a.lookup(root, rootA.handle, 'direct');
+  const dirIno = ino(dir);
+  let f = await a.lookup(root, dir.handle, 'f');
+  const fIno = ino(f);
+
+  /** A caches the directory's listing and attributes and f's entry, attributes and data (again: an attr invalidation uses its callback up). */
+  const cacheAll = async (): Promise<void> => {
+    await a.getAttr(root, dir.handle);
+    await a.readDir(root, dir.handle);
+    await a.getAttr(root, f.handle);
+    const fh = await a.open(root, f.handle, O_RDONLY);
+    await a.read(root, f.handle, fh, 0, 4096);
+    await a.release(root, fh, f.handle);
+  };
+  const expectHeard = async (what: string, change: () => void, wants: Array<Partial<Inv>>): Promise<void> => {
+    await cacheAll();
+    got.length = 0;
+    change();
+    const missing = await awaitHeard(got, wants);
+    expect(missing, `${what}: A heard ${show(got)}`).toEqual([]);
+  };
+
+  await expectHeard('write', () => fs.appendFileSync(join(dirPath, 'f'), ' and more'), [
+    { kind: 'data', ino: fIno }, { kind: 'attr', ino: fIno },
+  ]);
+  await expectHeard('chmod', () => fs.chmodSync(join(dirPath, 'f'), 0o600), [{ kind: 'attr', ino: fIno }]);
+  await expectHeard('truncate', () => fs.truncateSync(join(dirPath, 'f'), 2), [{ kind: 'data', ino: fIno }, { kind: 'attr', ino: fIno }]);
+  await expectHeard('create', () => fs.writeFileSync(join(dirPath, 'g'), ''), [
+    { kind: 'name', ino: dirIno, name: 'g' }, { kind: 'attr', ino: dirIno },
+  ]);
+  await expectHeard('link', () => fs.linkSync(join(dirPath, 'f'), join(dirPath, 'h')), [
+    { kind: 'name', ino: dirIno, name: 'h' }, { kind: 'attr', ino: dirIno }, { kind: 'attr', ino: fIno },
+  ]);
+  await expectHeard('unlink', () => fs.unlinkSync(join(dirPath, 'h')), [
+    { kind: 'name', ino: dirIno, name: 'h' }, { kind: 'attr', ino: dirIno }, { kind: 'attr', ino: fIno },
+  ]);
+  await expectHeard('rename', () => fs.renameSync(join(dirPath, 'f'), join(dirPath, 'f2')), [
+    { kind: 'name', ino: dirIno, name: 'f' }, { kind: 'name', ino: dirIno, name: 'f2' }, { kind: 'attr', ino: dirIno }, { kind: 'attr', ino: fIno },
+  ]);
+  f = await a.lookup(root, dir.handle, 'f2');
+  await expectHeard('mkdir', () => fs.mkdirSync(join(dirPath, 'sub')), [
+    { kind: 'name', ino: dirIno, name: 'sub' }, { kind: 'attr', ino: dirIno },
+  ]);
+  await expectHeard('rmdir', () => fs.rmdirSync(join(dirPath, 'sub')), [
+    { kind: 'name', ino: dirIno, name: 'sub' }, { kind: 'attr', ino: dirIno },
+  ]);
+  await expectHeard('chmod of the directory', () => fs.chmodSync(dirPath, 0o750), [{ kind: 'attr', ino: dirIno }]);
+}
+
 describe('changes made directly in an export', () => {
   it('reach a caching session as invalidations: write, chmod, create, unlink, rename, mkdir, rmdir', async () => {
-    const top = d!.exports[0]!.path;
-    const dirPath = join(top, 'direct');
-    fs.mkdirSync(dirPath);
-    fs.writeFileSync(join(dirPath, 'f'), 'first');
-
-    const a = await session(2);
-    const got = heard(a);
-    const rootA = await a.root(root, top);
-    const dir = await a.lookup(root, rootA.handle, 'direct');
-    const dirIno = ino(dir);
-    let f = await a.lookup(root, dir.handle, 'f');
-    const fIno = ino(f);
-
-    /** A caches the directory's listing and attributes and f's entry, attributes and data (again: an attr invalidation uses its callback up). */
-    const cacheAll = async (): Promise<void> => {
-      await a.getAttr(root, dir.handle);
-      await a.readDir(root, dir.handle);
-      await a.getAttr(root, f.handle);
-      const fh = await a.open(root, f.handle, O_RDONLY);
-      await a.read(root, f.handle, fh, 0, 4096);
-      await a.release(root, fh, f.handle);
-    };
-    const expectHeard = async (what: string, change: () => void, wants: Array<Partial<Inv>>): Promise<void> => {
-      await cacheAll();
-      got.length = 0;
-      change();
-      const missing = await awaitHeard(got, wants);
-      expect(missing, `${what}: A heard ${show(got)}`).toEqual([]);
-    };
-
-    await expectHeard('write', () => fs.appendFileSync(join(dirPath, 'f'), ' and more'), [
-      { kind: 'data', ino: fIno }, { kind: 'attr', ino: fIno },
-    ]);
-    await expectHeard('chmod', () => fs.chmodSync(join(dirPath, 'f'), 0o600), [{ kind: 'attr', ino: fIno }]);
-    await expectHeard('truncate', () => fs.truncateSync(join(dirPath, 'f'), 2), [{ kind: 'data', ino: fIno }, { kind: 'attr', ino: fIno }]);
-    await expectHeard('create', () => fs.writeFileSync(join(dirPath, 'g'), ''), [
-      { kind: 'name', ino: dirIno, name: 'g' }, { kind: 'attr', ino: dirIno },
-    ]);
-    const g = await a.lookup(root, dir.handle, 'g');
-    await a.getAttr(root, g.handle);
-    await expectHeard('link', () => fs.linkSync(join(dirPath, 'f'), join(dirPath, 'h')), [
-      { kind: 'name', ino: dirIno, name: 'h' }, { kind: 'attr', ino: dirIno }, { kind: 'attr', ino: fIno },
-    ]);
-    await expectHeard('unlink', () => fs.unlinkSync(join(dirPath, 'h')), [
-      { kind: 'name', ino: dirIno, name: 'h' }, { kind: 'attr', ino: dirIno }, { kind: 'attr', ino: fIno },
-    ]);
-    await expectHeard('rename', () => fs.renameSync(join(dirPath, 'f'), join(dirPath, 'f2')), [
-      { kind: 'name', ino: dirIno, name: 'f' }, { kind: 'name', ino: dirIno, name: 'f2' }, { kind: 'attr', ino: dirIno }, { kind: 'attr', ino: fIno },
-    ]);
-    f = await a.lookup(root, dir.handle, 'f2');
-    await expectHeard('mkdir', () => fs.mkdirSync(join(dirPath, 'sub')), [
-      { kind: 'name', ino: dirIno, name: 'sub' }, { kind: 'attr', ino: dirIno },
-    ]);
-    await expectHeard('rmdir', () => fs.rmdirSync(join(dirPath, 'sub')), [
-      { kind: 'name', ino: dirIno, name: 'sub' }, { kind: 'attr', ino: dirIno },
-    ]);
-    await expectHeard('chmod of the directory', () => fs.chmodSync(dirPath, 0o750), [{ kind: 'attr', ino: dirIno }]);
+    await directChangesReachA(d!, d!.exports[0]!.path, 2);
+    expect(d!.stderr()).not.toMatch(/not watched/);
   }, 60_000);
+
+  it('on tmpfs too, whose file handles the watcher opens rather than decodes', async () => {
+    const shm = '/dev/shm';
+    if (!fs.existsSync(shm) || fs.statfsSync(shm).type !== TMPFS_MAGIC) return;
+    const top = mkdtempSync(join(shm, 'omfs-direct-change-'));
+    let m: MfsdHandle | undefined;
+    try {
+      m = await startMfsd({
+        ca, nodeId: 1,
+        config: { exports: [{ path: top, dfsa: 1, readOnly: false, rootSquash: false }], sessions: { directChangeMs: DIRECT_CHANGE_MS } },
+      });
+      await directChangesReachA(m, top, 5);
+      expect(m.stderr()).not.toMatch(/not watched/);
+    } finally {
+      for (const s of sessions.splice(0)) s.close();
+      await m?.cleanup();
+      rmSync(top, { recursive: true, force: true });
+    }
+  }, 120_000);
 
   it('a change through mfsd is not sent again by the watcher, and a file nobody caches is not sent at all', async () => {
     const top = d!.exports[0]!.path;
