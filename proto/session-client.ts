@@ -164,6 +164,8 @@ class Conn {
   /** Replies whose `after` is beyond `seen`, in arrival order. */
   held: Array<{ after: number; frame: ServerFrameIn }> = [];
   down = false;
+  /** Why a stream of this connection ended after its Hello was answered (before the session adopted it, too). */
+  ended: Errno | null = null;
 }
 
 /**
@@ -239,7 +241,10 @@ export class Session extends EventEmitter {
     }
   }
 
-  /** Ends the session: the server closes its open files and drops its locks. Calls waiting fail EHOSTDOWN. */
+  /**
+   * Ends the session's streams; calls waiting fail EHOSTDOWN. The server keeps the session's open
+   * files and locks for its lease (it cannot tell a close from a break), then releases them.
+   */
   close(): void {
     this.shutdown(new Errno('EHOSTDOWN', 'session closed'));
   }
@@ -331,6 +336,8 @@ export class Session extends EventEmitter {
         link.bulk = this.openStream(link);
         await this.greet(link, link.bulk, { ...hello, channel: BULK, resume: false });
       }
+      // The main stream may have ended while the bulk one was being welcomed.
+      if (link.ended) throw link.ended;
       this.welcome = welcome;
       return link;
     } catch (err) {
@@ -407,18 +414,13 @@ export class Session extends EventEmitter {
   /** Listeners first, then the ack (the server's changing call returns after it), then the replies that waited for it. */
   private onInvalidate(link: Conn, msg: Record<string, unknown>): void {
     const inv = invalidationOf(msg);
-    if (inv) {
-      try {
-        this.emit('invalidate', inv);
-      } catch (err) {
-        // A listener's bug must not stall every writer on the server until this session is fenced.
-        process.emitWarning(`omfs session: an 'invalidate' listener threw: ${toErrno(err).message}`);
-      }
-    }
+    // A listener that throws is reported, and the ack still goes: else every writer on the server
+    // would stall until this session is fenced.
+    if (inv) this.tell('invalidate', inv);
     else {
       // A kind this client does not know: it cannot tell what changed, so its caches drop everything.
       this.epoch += 1;
-      this.emit('reset', new Errno('EPROTO', 'an invalidation of an unknown kind'));
+      this.tell('reset', new Errno('EPROTO', 'an invalidation of an unknown kind'));
     }
     link.main!.write(encodeClientFrame({ id: 0, ack: { seq: msg['seq'] } }));
     link.seen = Math.max(link.seen, Number(msg['seq']));
@@ -436,6 +438,7 @@ export class Session extends EventEmitter {
       greeting.reject(err);
       return;
     }
+    link.ended ??= err;
     if (link === this.conn) this.broken(err);
   }
 
@@ -454,8 +457,8 @@ export class Session extends EventEmitter {
     // While connected nothing waits in the queue: it is now the calls in flight, in the order sent.
     for (const call of inFlight) this.wait(call);
     this.epoch += 1;
-    this.emit('reset', err);
     void this.reconnect();
+    this.tell('reset', err);
   }
 
   private async reconnect(): Promise<void> {
@@ -473,7 +476,7 @@ export class Session extends EventEmitter {
           this.sessionId = randomBytes(16);
           resume = false;
           attempt = -1;
-          this.emit('expired', e);
+          this.tell('expired', e);
         } else if (!transient(e)) {
           this.shutdown(e);
         }
@@ -484,8 +487,8 @@ export class Session extends EventEmitter {
         return;
       }
       // Not resumed: a server without leases opened a fresh session under the old id.
-      if (resume && this.welcome?.resumed) this.emit('resumed');
-      else if (resume) this.emit('expired', new Errno('ESTALE', 'the server did not resume the session'));
+      if (resume && this.welcome?.resumed) this.tell('resumed');
+      else if (resume) this.tell('expired', new Errno('ESTALE', 'the server did not resume the session'));
       this.adopt(link);
       return;
     }
@@ -507,7 +510,16 @@ export class Session extends EventEmitter {
   private setState(s: SessionStatus): void {
     if (this.state === s) return;
     this.state = s;
-    this.emit('state', s);
+    this.tell('state', s);
+  }
+
+  /** Emits to the user's listeners; one that throws is reported and stops nothing of the session's own work. */
+  private tell(event: string, ...args: unknown[]): void {
+    try {
+      this.emit(event, ...args);
+    } catch (err) {
+      process.emitWarning(`omfs session: a '${event}' listener threw: ${err instanceof Error ? err.message : String(err)}`);
+    }
   }
 
   /** The session is over (close(), or a refusal on reconnect): every call fails with `err`. */
