@@ -1,6 +1,6 @@
 // Issue 9, the session client library while its node is stopped and started again (a real mfsd
 // over mutual TLS, restarted on the same port with the same state dir): hard sessions wait and
-// carry on by themselves, soft ones fail EIO after timeo and work again once the node is back, and
+// carry on by themselves (resumed with their open files when the daemon kept the session), soft ones fail EIO after timeo and work again once the node is back, and
 // open() of a node that is down rejects EHOSTDOWN unless a hard session asks to wait.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
@@ -66,8 +66,11 @@ describe('hard: calls wait while the node is away', () => {
   it('a getattr made while the daemon is stopped completes once it is started again; the session reconnected by itself', async () => {
     const s = await session(2, { mode: 'hard' });
     const f = await someFile(s, 'hard');
+    const fh = await s.open(root, f.handle, O_RDWR);
     const resets: unknown[] = [];
+    const cameBack: string[] = [];
     s.on('reset', (e) => resets.push(e));
+    for (const ev of ['resumed', 'expired']) s.on(ev, () => cameBack.push(ev));
 
     await stopDaemon();
     await reaches(s, 'reconnecting');
@@ -85,6 +88,10 @@ describe('hard: calls wait while the node is away', () => {
     expect(String((await attr).ino)).toBe(String(f.attr.ino));
     expect(s.status).toBe('connected');
     expect(s.epoch).toBe(epoch);
+    // A daemon that kept the session across its restart resumed it, open file included; else it expired.
+    expect(cameBack).toHaveLength(1);
+    if (cameBack[0] === 'resumed') expect(await s.writeChunk(root, f.handle, fh, 0, Buffer.from('kept'))).toBe(4);
+    else await expect(s.writeChunk(root, f.handle, fh, 0, Buffer.from('lost'))).rejects.toMatchObject({ code: 'EBADF' });
     // And the session goes on: more calls, a new file.
     expect((await someFile(s, 'hard-after')).attr.nlink).toBe(1);
   }, 60_000);
