@@ -53,11 +53,12 @@ async function main(): Promise<void> {
   const conns = new Map<number, NodeConn>();
   for (const n of map.nodes.values()) {
     conns.set(n.id, new NodeConn(n.id, addressOf(n.addresses[0]!), {
-      myNode: args.node, creds, softTimeoutMs: args.soft ? args.timeoMs : 0, idleMs: args.idleMs,
+      myNode: args.node, creds, soft: args.soft, timeoMs: args.timeoMs, idleMs: args.idleMs,
     }));
   }
   const fs = new MfsFs(map, conns, {
     mountPoint: real, readOnly: args.readOnly, cacheSeconds: args.cacheSeconds, lockClientId: `mfs-mount:node${args.node}:${process.pid}`,
+    ...(args.debug ? { log: (line: string) => process.stderr.write(line + '\n') } : {}),
   });
 
   let fd: number;

@@ -36,6 +36,8 @@ export interface MfsOptions {
   cacheSeconds: number;
   /** Names this mount's POSIX locks on the nodes (with each lock owner). */
   lockClientId: string;
+  /** Debug lines (each invalidation and what became of it); none when absent. */
+  log?: (line: string) => void;
 }
 
 type Remote = MfsInode & { kind: 'remote' };
@@ -62,8 +64,11 @@ export class MfsFs implements FileSystem {
   constructor(map: ClusterMap, private readonly conns: ReadonlyMap<number, NodeConn>, private readonly opts: MfsOptions) {
     this.nodeList = [...map.nodes.keys()].sort((a, b) => a - b);
     for (const conn of conns.values()) {
-      conn.onInvalidate = (inv) => void this.cache.invalidate(conn.node, inv);
-      conn.onLost = () => void this.cache.dropNode(conn.node);
+      conn.onInvalidate = (inv) => {
+        opts.log?.(`mfs: node ${conn.node} invalidates ${inv.kind} ${inv.ino}${inv.kind === 'name' ? ` ${JSON.stringify(inv.name.toString('latin1'))}` : ''}${inv.kind === 'data' ? ` [${inv.offset}+${inv.length}]` : ''} (node id ${this.inodes.byIno(conn.node, inv.ino)?.id ?? 'none'})`);
+        return this.cache.invalidate(conn.node, inv);
+      };
+      conn.onLost = () => this.cache.dropNode(conn.node);
     }
   }
 

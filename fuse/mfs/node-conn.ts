@@ -25,8 +25,9 @@ export interface ConnOptions {
   /** This mount's node number (its certificate names node<N>). */
   myNode: number;
   creds: ChannelCredentials;
-  /** soft: a call unanswered after this many ms fails with EIO; 0 = hard (wait). */
-  softTimeoutMs: number;
+  /** soft: a call waiting for an absent node fails with EIO after timeoMs; hard: it waits. */
+  soft: boolean;
+  timeoMs: number;
   /** Close the session after this long without calls or open files (ms); 0 = never. */
   idleMs: number;
 }
@@ -76,16 +77,20 @@ export class NodeConn {
   openFiles = 0;
   private lastUse = Date.now();
   private idleTimer: NodeJS.Timeout | undefined;
-  /** Called for each invalidation, after the bookkeeping. May return a promise (notifications). */
-  onInvalidate: (inv: Inval) => void = () => {};
+  /**
+   * Called for each invalidation, after the bookkeeping; resolves once the kernel applied it. The
+   * promise is what the session's 'invalidate' listener returns, so that the ack can wait for it
+   * (see the report: the session library acks when the listener returns).
+   */
+  onInvalidate: (inv: Inval) => Promise<unknown> | void = () => {};
   /** Called when the session is lost or closed: everything cached from this node must go. */
-  onLost: () => void = () => {};
+  onLost: () => Promise<unknown> | void = () => {};
 
   constructor(readonly node: number, readonly address: string, private readonly opts: ConnOptions) {}
 
-  /** Whether a session is up (replies may then be cached). */
+  /** Whether the session is connected (replies may then be cached). */
   get up(): boolean {
-    return this.session !== null;
+    return this.session?.status === 'connected';
   }
 
   /** The seq to compare against after the reply (see fresh()). */
@@ -95,7 +100,7 @@ export class NodeConn {
 
   /** Whether no inode of `inos` was invalidated since mark() returned `since`, and the session is up. */
   fresh(since: number, ...inos: bigint[]): boolean {
-    if (!this.session || since < this.floor) return false;
+    if (!this.up || since < this.floor) return false;
     for (const ino of inos) if ((this.lastInval.get(ino) ?? this.floor) > since) return false;
     return true;
   }
@@ -108,35 +113,31 @@ export class NodeConn {
     return this.opening;
   }
 
-  /** Runs one operation on the session; soft mounts give up with EIO after the timeout. */
+  /** Runs one operation on the session (hard: waits while the node is away; soft: EIO after timeo). */
   async call<T>(fn: (s: Session) => Promise<T>): Promise<T> {
     let s: Session | undefined;
     try {
-      s = await this.withTimeout(this.use());
-      return await this.withTimeout(fn(s));
+      s = await this.use();
+      return await fn(s);
     } catch (err) {
-      // The session's stream is gone: drop it (and what we cached from it); the next call reopens.
-      if ((err as { code?: string }).code === 'EHOSTDOWN' && s && this.session === s) this.retire();
+      // The session ended for good (closed, refused): drop it and what we cached; the next call reopens.
+      if ((err as { code?: string }).code === 'EHOSTDOWN' && s && this.session === s && s.status === 'closed') this.retire();
       throw forKernel(err);
     } finally {
       this.lastUse = Date.now();
     }
   }
 
-  private withTimeout<T>(p: Promise<T>): Promise<T> {
-    const ms = this.opts.softTimeoutMs;
-    if (ms <= 0) return p;
-    return new Promise<T>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Errno('EIO', `node ${this.node} did not answer within ${ms} ms (soft)`)), ms);
-      p.then((v) => { clearTimeout(t); resolve(v); }, (e: unknown) => { clearTimeout(t); reject(e); });
-    });
-  }
-
   private async open(): Promise<Session> {
     this.exports = (await this.identify()).exports;
-    const s = await Session.open(this.address, this.opts.creds, { node: this.opts.myNode });
+    // A node that cannot be reached at first use fails at once (EHOSTDOWN), hard or soft: only a
+    // session that was up waits for its node to come back (hard) or gives up after timeo (soft).
+    const s = await Session.open(this.address, this.opts.creds, {
+      node: this.opts.myNode, mode: this.opts.soft ? 'soft' : 'hard', timeoMs: this.opts.timeoMs,
+    });
     s.on('invalidate', (raw: Record<string, unknown>) => this.invalidated(raw));
-    // Events of the session library's reconnecting version: the server dropped our callbacks.
+    // The stream broke (reset) or the server's state of the session is gone (expired): the server
+    // dropped our callbacks, so nothing cached from it is known good. The session reconnects itself.
     for (const ev of ['reset', 'expired']) s.on(ev, () => this.lost());
     this.session = s;
     this.armIdle();
@@ -162,29 +163,28 @@ export class NodeConn {
     });
   }
 
-  private invalidated(raw: Record<string, unknown>): void {
+  private invalidated(raw: Record<string, unknown>): Promise<unknown> | void {
     const inv = normalizeInval(raw);
     this.seq++;
     if (!inv) {
       // Something we cannot read: treat it as a change to everything.
       this.floor = this.seq;
       this.lastInval.clear();
-      this.onLost();
-      return;
+      return this.onLost();
     }
     if (this.lastInval.size >= TRACKED_INODES_MAX) {
       this.floor = this.seq;
       this.lastInval.clear();
     }
     this.lastInval.set(inv.ino, this.seq);
-    this.onInvalidate(inv);
+    return this.onInvalidate(inv);
   }
 
   /** The server dropped our callbacks (reset, expired lease): nothing cached from it is known good. */
   private lost(): void {
     this.floor = ++this.seq;
     this.lastInval.clear();
-    this.onLost();
+    void this.onLost();
   }
 
   /** Close the session (broken, idle, or unmount) and drop what was cached from it. */

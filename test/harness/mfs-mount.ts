@@ -3,14 +3,15 @@
 // node<N> from the test CA. unmount() always leaves no mount, process or temp dir behind
 // (SIGTERM, then SIGKILL, then `umount -l`, then rm -rf), also when the test failed.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { MfsdHandle, TestCa } from './mfsd.js';
 import { isMounted, makeTempDir, sleep } from './passthrough-mount.js';
 
-export const MFS_MOUNT_JS = fileURLToPath(new URL('../../dist/bin/mfs-mount.js', import.meta.url));
+// OMFS_MFS_MOUNT_JS lets the same suites run against another build of the command.
+export const MFS_MOUNT_JS = process.env.OMFS_MFS_MOUNT_JS ?? fileURLToPath(new URL('../../dist/bin/mfs-mount.js', import.meta.url));
 const READY_PREFIX = 'mfs-mount: mounted ';
 const OUTPUT_KEEP_CHARS = 64 * 1024;
 
@@ -55,23 +56,36 @@ export async function startMfsMount(o: MfsMountOptions): Promise<MfsMount> {
   const mapFile = join(root, 'mfs.map');
   writeFileSync(mapFile, [...o.daemons.map((d) => `${d.nodeId} 127.0.0.1:${d.port} 1`), ...(o.extraMapLines ?? [])].join('\n') + '\n');
   const certs = await certDir(o.ca, o.node);
+  // stderr goes to a file, not a pipe: a test doing synchronous I/O on the mount does not read a
+  // pipe meanwhile, and a mount writing --debug lines into a full pipe would block (and hang the test).
+  const logFile = join(root, 'mfs-mount.log');
+  const logFd = openSync(logFile, 'w');
   const proc = spawn(process.execPath, [
     MFS_MOUNT_JS, '--map', mapFile, '--node', String(o.node),
     '--tls-ca', join(certs, 'ca.crt'), '--tls-cert', join(certs, 'node.crt'), '--tls-key', join(certs, 'node.key'),
     ...(o.args ?? []), mnt,
-  ], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
+  ], { stdio: ['ignore', 'pipe', logFd] });
+  closeSync(logFd);
+  let stdout = '';
   const keep = (chunk: Buffer): void => {
-    output = (output + chunk.toString('utf8')).slice(-OUTPUT_KEEP_CHARS);
+    stdout = (stdout + chunk.toString('utf8')).slice(-OUTPUT_KEEP_CHARS);
   };
-  proc.stderr?.on('data', keep);
+  const output = (): string => {
+    let log = '';
+    try {
+      log = readFileSync(logFile, 'utf8').slice(-OUTPUT_KEEP_CHARS);
+    } catch {
+      // removed by the teardown
+    }
+    return stdout + log;
+  };
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
-  const m: MfsMount = { mnt, mapFile, proc, output: () => output, exited, unmount: () => teardown(proc, exited, mnt, root) };
+  const m: MfsMount = { mnt, mapFile, proc, output, exited, unmount: () => teardown(proc, exited, mnt, root) };
   const readyMs = o.readyTimeoutMs ?? 20_000;
   try {
     await new Promise<void>((resolve, reject) => {
       let text = '';
-      const timer = setTimeout(() => reject(new Error(`mfs-mount not ready after ${readyMs} ms; output:\n${output}`)), readyMs);
+      const timer = setTimeout(() => reject(new Error(`mfs-mount not ready after ${readyMs} ms; output:\n${output()}`)), readyMs);
       proc.stdout?.on('data', (chunk: Buffer) => {
         keep(chunk);
         text += chunk.toString('utf8');
@@ -82,10 +96,10 @@ export async function startMfsMount(o: MfsMountOptions): Promise<MfsMount> {
       });
       proc.once('close', (code) => {
         clearTimeout(timer);
-        reject(new Error(`mfs-mount exited (${code}) before it was ready; output:\n${output}`));
+        reject(new Error(`mfs-mount exited (${code}) before it was ready; output:\n${output()}`));
       });
     });
-    if (!isMounted(mnt)) throw new Error(`ready line printed but ${mnt} is not mounted; output:\n${output}`);
+    if (!isMounted(mnt)) throw new Error(`ready line printed but ${mnt} is not mounted; output:\n${output()}`);
   } catch (err) {
     await m.unmount();
     throw err;
