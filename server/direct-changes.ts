@@ -6,8 +6,9 @@
 // Every directChangeMs the watcher drains what the kernel queued since the last time, turns it into
 // Changes (direct-changes-events.ts), sends them in one invalidate() and goes on without waiting for
 // the acks (a slow session is fenced by the callback table after its lease, as for any change).
-// Under a flood (more than MAX_READS_PER_TICK buffers of events in one window) the rest waits for
-// the next window, so the bound then grows with the backlog rather than the event loop stalling.
+// Under a flood a drain stops after DRAIN_BUDGET_MS of work and goes on from setImmediate, so other
+// requests are served in between; the bound then grows with the backlog rather than the event
+// loop stalling.
 //
 // How: fanotify (sys/fanotify.ts) with FAN_MARK_FILESYSTEM on the filesystem of each export, in
 // file-id mode (FAN_REPORT_DFID_NAME | FAN_REPORT_FID | FAN_REPORT_TARGET_FID): events name the
@@ -56,7 +57,8 @@ const MASK = fan.FAN_CREATE | fan.FAN_DELETE | fan.FAN_MOVED_FROM | fan.FAN_MOVE
   | fan.FAN_DELETE_SELF | fan.FAN_MOVE_SELF | fan.FAN_ONDIR;
 const INIT_FLAGS = fan.FAN_CLASS_NOTIF | fan.FAN_CLOEXEC | fan.FAN_NONBLOCK | fan.FAN_UNLIMITED_QUEUE | fan.FAN_REPORT_FID | fan.FAN_REPORT_DFID_NAME;
 const READ_BUFFER = 64 * 1024;
-const MAX_READS_PER_TICK = 64;
+/** Event-loop time one drain may take before it yields (about 1 000 events at ~8 us each). */
+const DRAIN_BUDGET_MS = 8;
 
 /**
  * One watched filesystem: the st_dev of its files, an fd on it for open_by_handle_at, and the
@@ -129,9 +131,17 @@ export function watchDirectChanges(lfs: LocalFs, callbacks: Callbacks, settings:
   const buf = Buffer.allocUnsafe(READ_BUFFER);
   const batch = new ChangeBatch();
   let overflowSaid = false;
+  let closed = false;
+  let more: NodeJS.Immediate | undefined;
   const drain = (): void => {
+    more = undefined;
+    const until = performance.now() + DRAIN_BUDGET_MS;
     try {
-      for (let i = 0; i < MAX_READS_PER_TICK; i++) {
+      for (;;) {
+        if (performance.now() > until) {
+          more = setImmediate(drain);
+          break;
+        }
         const n = fan.readEvents(fd, buf);
         if (n === 0) break;
         for (const ev of fan.parseEvents(buf, n, process.pid)) {
@@ -143,20 +153,23 @@ export function watchDirectChanges(lfs: LocalFs, callbacks: Callbacks, settings:
         }
       }
     } catch (err) {
-      say(`direct-change watcher: ${reason(err)}`);
+      // Never expected (the fd is ours and non-blocking): say it once and stop, rather than every window.
+      say(`direct changes in the exports are no longer watched (fanotify read: ${reason(err)})`);
+      stop();
     }
     if (batch.size > 0) void callbacks.invalidate(batch.take());
   };
-  const timer = setInterval(drain, settings.directChangeMs);
+  const timer = setInterval(() => {
+    if (!more) drain();
+  }, settings.directChangeMs);
   timer.unref();
 
-  let closed = false;
-  return {
-    close() {
-      if (closed) return;
-      closed = true;
-      clearInterval(timer);
-      fan.closeFd(fd);
-    },
-  };
+  function stop(): void {
+    if (closed) return;
+    closed = true;
+    clearInterval(timer);
+    if (more) clearImmediate(more);
+    fan.closeFd(fd);
+  }
+  return { close: stop };
 }
