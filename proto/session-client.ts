@@ -191,7 +191,8 @@ export class Session extends EventEmitter {
   private nextId = 0;
   /** Set once close() ran or the server refused the session for good; every call is rejected with it. */
   private failure: Errno | null = null;
-  private retry: { timer: NodeJS.Timeout; wake(): void } | null = null;
+  /** Ends the reconnect backoff's current wait early (close()). */
+  private wakeRetry: (() => void) | null = null;
   private state: SessionStatus = 'reconnecting';
   /** Incremented at every reset: a cache keeps only replies to requests made in the current epoch. */
   epoch = 0;
@@ -453,11 +454,12 @@ export class Session extends EventEmitter {
     const inFlight = [...this.sent.values()];
     this.sent.clear();
     this.conn = null;
-    this.setState('reconnecting');
+    this.state = 'reconnecting';
     // While connected nothing waits in the queue: it is now the calls in flight, in the order sent.
     for (const call of inFlight) this.wait(call);
     this.epoch += 1;
     void this.reconnect();
+    this.tell('state', this.state);
     this.tell('reset', err);
   }
 
@@ -499,11 +501,11 @@ export class Session extends EventEmitter {
     return new Promise<void>((resolve) => {
       const wake = (): void => {
         clearTimeout(timer);
-        this.retry = null;
+        this.wakeRetry = null;
         resolve();
       };
       const timer = setTimeout(wake, ms);
-      this.retry = { timer, wake };
+      this.wakeRetry = wake;
     });
   }
 
@@ -536,7 +538,7 @@ export class Session extends EventEmitter {
       clearTimeout(call.timeo);
       call.reject(err);
     }
-    this.retry?.wake();
+    this.wakeRetry?.();
     this.setState('closed');
     this.client.close();
   }
