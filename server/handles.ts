@@ -198,10 +198,17 @@ export class HandleStore {
     const key = `big:${dev}:${ino}`;
     const cached = this.bigIds.get(key);
     if (cached !== undefined) return cached;
+    // A mapping made before is read in parallel with anything; only a new one waits its turn.
+    const stored = await this.db.get(key);
+    if (stored !== undefined) {
+      const id = BigInt(stored);
+      this.bigIds.set(key, id);
+      return id;
+    }
     return this.serialized(async () => {
       let id = this.bigIds.get(key);
       if (id !== undefined) return id;
-      const known = await this.db.get(key);
+      const known = await this.db.get(key); // made by an allocation that ran while this one waited
       if (known !== undefined) id = BigInt(known);
       else {
         const n = BigInt((await this.db.get('big-next')) ?? '1');
@@ -338,9 +345,13 @@ export class HandleStore {
     });
   }
 
-  /** Whether the record of `id` is in memory (no LevelDB read): a file some operation resolved lately. */
+  /**
+   * Whether the record of `id` is in memory (no LevelDB read): a file some operation resolved
+   * lately. A look that does not count as a use (the direct-change watcher asks about every event).
+   */
   inMemory(id: bigint): boolean {
-    return this.cached(id.toString()) !== undefined;
+    const key = id.toString();
+    return this.records.has(key) || this.writing.has(key);
   }
 
   async record(id: bigint): Promise<FileRecord | undefined> {
