@@ -2,7 +2,7 @@
 // unmounts, a node with several exports shows each at its path, callers act as themselves on the
 // node, and a node that goes away fails only its own subtree (soft: EIO after timeo) and comes back.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -154,4 +154,26 @@ describe('a node that goes away', () => {
       await m.unmount();
     }
   }, 120_000);
+
+  it('hard (the default): a call made while the node is away waits, and finishes once it is back', async () => {
+    const d = await daemon(7, { config: { sessions: { keepaliveMs: 500 } } });
+    const m = await startMfsMount({ ca, node: 3, daemons: [d] });
+    try {
+      fs.writeFileSync(join(m.mnt, '7', 'waits'), 'resumed');
+      await d.stop('SIGTERM');
+      const cat = spawn('cat', [join(m.mnt, '7', 'waits')], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      cat.stdout.on('data', (c: Buffer) => (out += c.toString()));
+      const done = new Promise<number | null>((res) => cat.once('exit', (code) => res(code)));
+      // Still waiting a while later (not failed): the node is away, not gone.
+      const early = await Promise.race([done.then(() => 'exited'), new Promise((res) => setTimeout(() => res('waiting'), 1500))]);
+      expect(early).toBe('waiting');
+      await d.restart();
+      expect(await done).toBe(0);
+      expect(out).toBe('resumed');
+    } finally {
+      await m.unmount();
+    }
+  }, 120_000);
 });
+
