@@ -122,6 +122,36 @@ describe('what a node shows', () => {
   });
 });
 
+/** Established TCP connections from process `pid` to 127.0.0.1:`port` (from ss). */
+function connectionsTo(pid: number, port: number): number {
+  const out = spawnSync('ss', ['-tnpH', 'state', 'established', 'dst', `127.0.0.1:${port}`], { encoding: 'utf8' }).stdout;
+  return out.split('\n').filter((l) => l.includes(`pid=${pid},`)).length;
+}
+
+describe('sessions on demand', () => {
+  it('a node is connected only once /mfs/<K> is used, and its idle session closes', async () => {
+    const d = await daemon(8);
+    const m = await startMfsMount({ ca, node: 3, daemons: [d], args: ['-o', 'idle=1000'] });
+    try {
+      fs.readdirSync(m.mnt);
+      fs.statSync(join(m.mnt, '8'));
+      expect(connectionsTo(m.proc.pid!, d.port)).toBe(0);
+      fs.writeFileSync(join(m.mnt, '8', 'used'), 'u');
+      expect(connectionsTo(m.proc.pid!, d.port)).toBeGreaterThan(0);
+      let closed = false;
+      for (let k = 0; k < 50 && !closed; k++) {
+        await new Promise((res) => setTimeout(res, 200));
+        closed = connectionsTo(m.proc.pid!, d.port) === 0;
+      }
+      expect(closed).toBe(true);
+      // Used again: a new session, the same files.
+      expect(fs.readFileSync(join(m.mnt, '8', 'used'), 'utf8')).toBe('u');
+    } finally {
+      await m.unmount();
+    }
+  });
+});
+
 describe('a node that goes away', () => {
   it('soft: its subtree fails with EIO after timeo, the other node keeps answering; it comes back on its own', async () => {
     const d1 = await daemon(1, { config: { sessions: { keepaliveMs: 500 } } });
