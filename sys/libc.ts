@@ -51,6 +51,8 @@ export const ftruncate = libc.func('int ftruncate(int fd, int64_t length)');
 /** umask(2) of this thread's fs_struct (shared with the process unless unshare(CLONE_FS) was called). */
 export const umask = libc.func('uint32_t umask(uint32_t mask)');
 export const unshare = libc.func('int unshare(int flags)');
+/** _exit(2): ends the process at once, without joining threads (one stuck in a syscall would never join). */
+export const exitNow = libc.func('void _exit(int status)');
 // struct iovec, registered by name for preadv2: koffi passes a Buffer given as `base` by its address.
 koffi.struct('omfs_iovec', { base: 'void *', len: 'size_t' });
 export const preadv2 = libc.func('intptr_t preadv2(int fd, const omfs_iovec *iov, int iovcnt, int64_t offset, int flags)');

@@ -7,11 +7,25 @@
 import { existsSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { SysError } from './errors.js';
+import * as c from './libc.js';
 import { rebuffer, type SysCallName, type SysCalls } from './offthread-calls.js';
 import type { Credentials } from './credentials.js';
 import type { Job, Outcome } from './offthread-worker.js';
 
 const EAGAIN = 11;
+let exitPlanned = false;
+
+/**
+ * At process exit Node joins every worker thread, and a thread stuck in a syscall on a hung file
+ * system (a FUSE server that stopped answering, an NFS server gone) never returns, so the process
+ * would never end. Once a pool is closed with a call still out, the process ends with _exit(2)
+ * after the exit listeners registered before this one have run (the daemon's, by then).
+ */
+function exitWithoutJoining(): void {
+  if (exitPlanned) return;
+  exitPlanned = true;
+  process.once('exit', (code) => c.exitNow(typeof code === 'number' ? code : 0));
+}
 const EIO = 5;
 
 export interface PoolOptions {
@@ -71,6 +85,7 @@ export class SyscallPool {
   /** Stops the threads (a thread stuck in a syscall goes when the call returns); pending calls fail with EIO. */
   close(): void {
     this.closed = true;
+    if (this.running.size > 0) exitWithoutJoining();
     for (const p of [...this.queue, ...this.running.values()]) p.reject(new SysError(EIO, p.job.fn));
     this.queue.length = 0;
     for (const w of [...this.idle, ...this.running.keys()]) void w.terminate();

@@ -2,7 +2,9 @@
 // one on a FUSE mount whose every operation sleeps 100 ms (test/harness/slow-mount.ts). While
 // several sessions keep the slow export busy, lookups, getattrs and reads on the healthy export
 // answer in normal time; the slow export's calls still succeed, slowly, with the right errnos and
-// as the right user (credentials and umask are set on the export's own threads).
+// as the right user (credentials and umask are set on the export's own threads). When the slow
+// file system stops answering altogether (its server SIGSTOPped), the healthy export still answers
+// and the daemon still stops on SIGTERM (a thread stuck in a syscall is never joined).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -54,7 +56,7 @@ beforeAll(async () => {
     { path: fastDir, dfsa: 1, readOnly: false, rootSquash: false },
     { path: slow.mnt, dfsa: 2, readOnly: false, rootSquash: false },
   ];
-  d = await startMfsd({ ca, nodeId: 1, config: { exports } });
+  d = await startMfsd({ ca, nodeId: 1, shutdownGraceMs: 2_000, config: { exports } });
   for (let n = 2; n <= 5; n++) sessions.push(await openSession(d.address, await nodeCredentials(ca, n), n));
 }, 120_000);
 
@@ -166,5 +168,30 @@ describe('a slow export stalls only itself', () => {
     expect(await code(s.lookup(root, open.handle, 'f'))).toBe('ENOENT');
     const names = (await s.readDir(root, open.handle)).map((e) => e.name.toString()).sort();
     expect(names).toEqual(['d']);
+  }, 120_000);
+
+  it('a hung export (its FUSE server stopped): the healthy export still answers, and mfsd still stops on SIGTERM', async () => {
+    const s = sessions[1]!;
+    const fastTop = await s.root(root, fastDir);
+    const slowTop = await s.root(root, slow!.mnt);
+    slow!.proc.kill('SIGSTOP');
+    try {
+      // These never get an answer from the file system: they hold the export's threads.
+      const hung = Array.from({ length: 6 }, (_, i) => s.lookup(root, slowTop.handle, i % 2 ? 'data' : 'sub').then(() => 'answered', () => 'failed'));
+      const ms: number[] = [];
+      for (let i = 0; i < 10; i++) {
+        const t = await timed(() => s.lookup(root, fastTop.handle, 'data'));
+        ms.push(t.ms);
+      }
+      expect(median(ms)).toBeLessThan(DELAY_MS / 2);
+      const settled = await Promise.race([Promise.all(hung), new Promise((r) => setTimeout(() => r('pending'), 300))]);
+      expect(settled).toBe('pending');
+      // A graceful stop: the grace runs out on the hung calls, then the daemon exits all the same.
+      const exited = d!.stop('SIGTERM');
+      const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r('still running'), 30_000))]);
+      expect(code).toBe(0);
+    } finally {
+      slow!.proc.kill('SIGCONT');
+    }
   }, 120_000);
 });
