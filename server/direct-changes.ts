@@ -66,7 +66,6 @@ const DRAIN_BUDGET_MS = 8;
  */
 interface WatchedFs { dev: number; mountFd: number; inPlaceType: number | undefined }
 
-
 const NOT_WATCHED: DirectChanges = { close() {} };
 
 function say(line: string): void {
