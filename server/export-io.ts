@@ -25,7 +25,8 @@
 // Data I/O of an inline export runs on libuv's pool, which LevelDB shares: an export may hold at
 // most `poolSlots` of its threads at once (the rest queue), and one whose pool call has been out
 // for longer than `slowDataMs` moves off-thread too, so a disk that hangs on reads cannot take the
-// whole pool. Off-thread exports read and write on their own threads and never touch libuv's pool.
+// whole pool (an fsync holds a slot but is never judged: its time says how much it flushed).
+// Off-thread exports read and write on their own threads and never touch libuv's pool.
 import * as fs from 'node:fs';
 import * as sys from '../sys/index.js';
 import type { Credentials } from '../sys/index.js';
@@ -80,6 +81,12 @@ export function closeFd(fd: number): void {
   else fs.closeSync(fd);
 }
 
+/**
+ * Calls whose duration says how much work they were given, not how healthy the disk is: an fsync
+ * of a large dirty file takes seconds on a good disk. They hold a pool slot but never move an export.
+ */
+const UNTIMED = new Set<SysCallName>(['fsync', 'fallocate']);
+
 type Result<K extends SysCallName> = ReturnType<SysCalls[K]>;
 type Args<K extends SysCallName> = Parameters<SysCalls[K]>;
 
@@ -89,7 +96,9 @@ export class ExportIo {
   private lastSlowAt = 0;
   /** When the recent slow inline calls ended (at most `strikes` kept). */
   private readonly strikesAt: number[] = [];
+  /** Start times of this export's judged libuv pool calls still out; fsyncs are only counted. */
   private readonly poolOut = new Set<number>();
+  private unjudgedOut = 0;
   private readonly poolWaiting: Array<() => void> = [];
 
   /**
@@ -163,7 +172,7 @@ export class ExportIo {
 
   async fsync(fd: number, datasync: boolean): Promise<void> {
     if (this.isThreaded()) return this.pooled().call('fsync', [fd, datasync]);
-    await this.onUvPool((done) => (datasync ? fs.fdatasync : fs.fsync)(fd, (err) => done(err, 0)));
+    await this.onUvPool((done) => (datasync ? fs.fdatasync : fs.fsync)(fd, (err) => done(err, 0)), false);
   }
 
   /** Stops the threads (at daemon shutdown). */
@@ -235,25 +244,27 @@ export class ExportIo {
   private pooled(): SyscallPool {
     this.pool ??= new SyscallPool({
       threads: this.settings.threads, maxQueued: this.settings.maxQueued, name: this.path,
-      onTook: (ms) => {
-        if (ms > this.settings.slowCallMs) this.lastSlowAt = performance.now();
+      onTook: (ms, fn) => {
+        if (ms > this.settings.slowCallMs && !UNTIMED.has(fn)) this.lastSlowAt = performance.now();
       },
     });
     return this.pool;
   }
 
   /** A libuv pool call, at most poolSlots at once for this export; a slow one moves the export off-thread. */
-  private async onUvPool(start: (done: (err: Error | null, n: number) => void) => void): Promise<number> {
-    while (this.poolOut.size >= this.settings.poolSlots) await new Promise<void>((r) => this.poolWaiting.push(r));
+  private async onUvPool(start: (done: (err: Error | null, n: number) => void) => void, judged = true): Promise<number> {
+    while (this.poolOut.size + this.unjudgedOut >= this.settings.poolSlots) await new Promise<void>((r) => this.poolWaiting.push(r));
     let t0 = performance.now();
     while (this.poolOut.has(t0)) t0 += 1e-6; // the set is keyed by start time: keep keys distinct
-    this.poolOut.add(t0);
+    if (judged) this.poolOut.add(t0);
+    else this.unjudgedOut += 1;
     try {
       return await new Promise<number>((resolve, reject) => start((err, n) => (err ? reject(err) : resolve(n))));
     } finally {
-      this.poolOut.delete(t0);
+      if (judged) this.poolOut.delete(t0);
+      else this.unjudgedOut -= 1;
       const took = performance.now() - t0;
-      if (took > this.settings.slowDataMs) this.moveOff(`a data call took ${took.toFixed(0)} ms`);
+      if (judged && took > this.settings.slowDataMs) this.moveOff(`a data call took ${took.toFixed(0)} ms`);
       this.poolWaiting.shift()?.();
     }
   }

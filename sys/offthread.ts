@@ -36,7 +36,7 @@ export interface PoolOptions {
   /** For messages: what the pool serves (an export path). */
   name: string;
   /** Told how long each call took on its thread (ms), the wait for a thread excluded. */
-  onTook?: (ms: number) => void;
+  onTook?: (ms: number, fn: SysCallName) => void;
 }
 
 interface Pending { job: Job; resolve: (v: unknown) => void; reject: (e: Error) => void }
@@ -125,7 +125,7 @@ export class SyscallPool {
   private finished(w: Worker, o: Outcome): void {
     const p = this.running.get(w);
     this.running.delete(w);
-    this.options.onTook?.(o.took);
+    if (p) this.options.onTook?.(o.took, p.job.fn);
     if (p && p.job.id === o.id) {
       if (o.ok) p.resolve(rebuffer(o.value));
       else {
