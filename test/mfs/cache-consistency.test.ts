@@ -4,7 +4,7 @@
 // rename, link, unlink), and right after A's call returned B must see the new state: the node's
 // invalidation reached B's kernel before A's call returned. Zero stale results, counted per kind.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -120,6 +120,27 @@ describe('two mounts of the same nodes, caching on', () => {
       check('unlink: listing', fs.readdirSync(join(B, 'dir')).sort(), fs.readdirSync(join(bare, 'dir')).sort());
     }
     expect(stale).toEqual([]);
+  });
+
+  it('changes to a file that B is reading all the time (READs in flight) neither hang nor leave B stale', async () => {
+    // The invalidation of B's pages waits for B's READs in flight on the file; B's READ replies must
+    // not wait for that invalidation in turn (that would hold A's write until B is fenced).
+    const A = join(a!.mnt, '2');
+    const B = join(b!.mnt, '2');
+    const big = (k: number): Buffer => Buffer.alloc(4 << 20, 0x41 + (k % 26));
+    fs.writeFileSync(join(A, 'busy'), big(0));
+    const reader = spawn('sh', ['-c', `while :; do cat ${JSON.stringify(join(B, 'busy'))} > /dev/null; done`], { stdio: 'ignore' });
+    try {
+      for (let k = 1; k <= 20; k++) {
+        fs.writeFileSync(join(A, 'busy'), big(k));
+        await new Promise((res) => setTimeout(res, 20));
+      }
+    } finally {
+      reader.kill('SIGKILL');
+    }
+    const seen = fs.readFileSync(join(B, 'busy'));
+    expect(seen.length).toBe(4 << 20);
+    expect(seen.every((c) => c === 0x41 + 20)).toBe(true);
   });
 
   it('B really caches: with node 2 frozen, what B read is answered from its kernel', () => {
