@@ -143,6 +143,42 @@ describe('two mounts of the same nodes, caching on', () => {
     expect(seen.every((c) => c === 0x41 + 20)).toBe(true);
   });
 
+  it('POSIX locks are the owning node\'s: a lock taken through A excludes B, and goes with A\'s close', async () => {
+    const A = join(a!.mnt, '2', 'locked');
+    const B = join(b!.mnt, '2', 'locked');
+    fs.writeFileSync(A, 'l');
+    // A holds a write lock until told to stop (a line on stdin), B tries without waiting.
+    const holder = spawn('python3', ['-c', `import fcntl,sys
+f=open(${JSON.stringify(A)},'r+')
+fcntl.lockf(f,fcntl.LOCK_EX)
+print('locked',flush=True)
+sys.stdin.readline()
+f.close()
+print('closed',flush=True)
+sys.stdin.readline()`], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const lines: string[] = [];
+    const waitLine = (want: string): Promise<void> => new Promise((res) => {
+      const check = (): void => (lines.includes(want) ? res() : void setTimeout(check, 20));
+      check();
+    });
+    holder.stdout.on('data', (c: Buffer) => lines.push(...c.toString().split('\n').filter(Boolean)));
+    const tryLock = (): string => execFileSync('python3', ['-c', `import fcntl,errno
+f=open(${JSON.stringify(B)},'r+')
+try:
+  fcntl.lockf(f,fcntl.LOCK_EX|fcntl.LOCK_NB); print('got')
+except OSError as e:
+  print(errno.errorcode[e.errno])`], { timeout: 10_000 }).toString().trim();
+    try {
+      await waitLine('locked');
+      expect(['EAGAIN', 'EACCES']).toContain(tryLock());
+      holder.stdin.write('\n');
+      await waitLine('closed');
+      expect(tryLock()).toBe('got');
+    } finally {
+      holder.kill('SIGKILL');
+    }
+  });
+
   it('B really caches: with node 2 frozen, what B read is answered from its kernel', () => {
     // The other test would pass with no caching at all; this one shows the kernel holds entries,
     // attributes and listings (long timeouts, CACHE_DIR): node 2's daemon is stopped (SIGSTOP) and
