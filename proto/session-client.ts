@@ -137,6 +137,8 @@ const backoffMs = (attempt: number): number => {
 const identity = (b: Buffer): Buffer => b;
 
 type Stream = ClientDuplexStream<Buffer, Buffer>;
+/** How long close() lets the server end the session before it cancels the streams (then the lease applies). */
+const GOODBYE_MS = 2000;
 
 /** One call, from the request to its reply; re-sent under a new id when its stream broke (hard, or soft within timeo). */
 interface Call {
@@ -247,7 +249,58 @@ export class Session extends EventEmitter {
    * files and locks for its lease (it cannot tell a close from a break), then releases them.
    */
   close(): void {
-    this.shutdown(new Errno('EHOSTDOWN', 'session closed'));
+    const link = this.conn;
+    // Said goodbye (a Goodbye frame, then the streams half-closed) rather than dropped: the server releases the
+    // session's open files and locks at once instead of holding them for its lease.
+    const polite = link !== null && !link.down;
+    if (polite) this.goodbye(link);
+    this.shutdown(new Errno('EHOSTDOWN', 'session closed'), !polite);
+  }
+
+  /** Half-closes `link`'s streams and lets the server end them; cancels them if it has not within GOODBYE_MS. */
+  private goodbye(link: Conn): void {
+    link.down = true;
+    this.conn = null;
+    const streams = [...new Set([link.main, link.bulk])].filter((s): s is Stream => s !== undefined);
+    let open = streams.length;
+    const client = this.client;
+    const done = (): void => {
+      if (--open > 0) return;
+      clearTimeout(timer);
+      client.close();
+    };
+    const timer = setTimeout(() => {
+      for (const stream of streams) {
+        try {
+          stream.cancel();
+        } catch {
+          // already gone
+        }
+      }
+      client.close();
+    }, GOODBYE_MS);
+    timer.unref();
+    try {
+      link.main?.write(encodeClientFrame({ id: 0, goodbye: {} }));
+    } catch {
+      // the stream is already gone: the lease applies
+    }
+    for (const stream of streams) {
+      let ended = false;
+      const end = (): void => {
+        if (ended) return;
+        ended = true;
+        done();
+      };
+      stream.on('status', end);
+      stream.on('error', end);
+      // The bulk stream first: the server ends the session (and its bulk streams) with the main one.
+      try {
+        stream.end();
+      } catch {
+        end();
+      }
+    }
   }
 
   /** connected, reconnecting (the node is away: hard calls wait, soft ones until timeo), closed. */
@@ -525,7 +578,8 @@ export class Session extends EventEmitter {
   }
 
   /** The session is over (close(), or a refusal on reconnect): every call fails with `err`. */
-  private shutdown(err: Errno): void {
+  /** closeClient false: goodbye() closes the channel once the server has ended the streams. */
+  private shutdown(err: Errno, closeClient = true): void {
     if (this.failure) return;
     this.failure = err;
     const link = this.conn;
@@ -540,7 +594,7 @@ export class Session extends EventEmitter {
     }
     this.wakeRetry?.();
     this.setState('closed');
-    this.client.close();
+    if (closeClient) this.client.close();
   }
 
   private errnoOf(err: ServiceError): Errno {

@@ -234,6 +234,8 @@ class ServerStream {
   /** This stream's requests in flight by id; aborting one tells its operation the stream is gone. */
   private readonly pending = new Map<number, AbortController>();
   private clientDone = false;
+  /** The client said Goodbye on this main stream: when it ends, the session ends without a lease. */
+  private goodbye = false;
   private closed = false;
   /** The daemon is stopping: no new requests; the stream ends once the pending ones are answered. */
   private draining = false;
@@ -279,6 +281,11 @@ class ServerStream {
     if (op === 'ack') {
       const seq = Number((f['ack'] as { seq?: number | string } | undefined)?.seq ?? 0);
       if (Number.isFinite(seq)) this.opts.callbacks.ack(this.state.peer.key, seq);
+      return;
+    }
+    if (op === 'goodbye') {
+      // Only the main stream speaks for the session; on a bulk stream it means nothing.
+      if (this.main) this.goodbye = true;
       return;
     }
     if (op === 'hello') return this.sendError(id, new Errno('EINVAL', 'the session is already open: one Hello per stream'));
@@ -473,6 +480,7 @@ class ServerStream {
     }
     // Ended by endSession, or replaced by a resuming stream: nothing more to do here.
     if (state.main !== this) return;
+    if (this.goodbye) return endSession(this.shared, state, new Errno('ESTALE', 'session closed by its client'));
     // The main stream ended: the session goes away, its bulk streams end, its lease starts.
     state.main = null;
     this.opts.callbacks.detach(state.peer.key);

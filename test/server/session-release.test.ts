@@ -1,8 +1,8 @@
-// Issue 9, step 1: a session is a peer of its own. When its stream ends (closed by the client, or
-// the client's connection dropped), its lock waits are dropped at once and, once its lease expires
-// (short here: LEASE_MS), the real mfsd closes every file it opened and drops its locks, as when a
+// Issue 9: a session is a peer of its own. When it ends (closed by the client: a goodbye, at once;
+// or its connection dropped: once its lease expires, short here: LEASE_MS), its lock waits are
+// dropped at once and the real mfsd closes every file it opened and drops its locks, as when a
 // connection closes; its open-file limit is its own. (What the lease keeps meanwhile:
-// session-lease-expiry.test.ts.)
+// session-lease-expiry.test.ts; goodbye against a long lease: session-goodbye.test.ts.)
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -64,8 +64,8 @@ async function someFile(s: Session, name: string): Promise<Entry> {
 
 const wlock = (owner: string) => ({ clientId: owner, lockOwner: 1, start: 0, end: 9, type: WRITE });
 
-describe('a session that ends releases what it holds when its lease expires', () => {
-  it('closing the session drops its lock waits, then (lease) closes its files and drops its locks', async () => {
+describe('a session that ends releases what it holds', () => {
+  it('closing the session drops its lock waits, closes its files and drops its locks', async () => {
     const other = await session(8);
     const f = await someFile(other, 'held');
     const g = await someFile(other, 'waited');
