@@ -75,8 +75,8 @@ export class KernelCache {
 
   private send(fn: (n: Notifier) => Promise<string | undefined>): Promise<unknown> {
     if (!this.notifier) return Promise.resolve();
-    // ENOENT: not cached (harmless). Anything else is logged by nobody: the kernel refused a
-    // notification we built, which the next timeout-0 reply or open repairs.
+    // ENOENT: the kernel had nothing cached (harmless). Any other refusal (the connection is going
+    // away) leaves nothing to repair: an unmounted kernel caches nothing.
     return fn(this.notifier).catch(() => undefined);
   }
 }

@@ -364,7 +364,13 @@ export class MfsFs implements FileSystem {
     const f = this.file(r.fh);
     f.locked ||= r.lock.type !== F_UNLCK;
     const args = this.lockArgs(r);
-    await f.conn.call((s) => (r.op === 'SETLKW' ? s.setLkW(caller(ctx), f.inode.handle, args) : s.setLk(caller(ctx), f.inode.handle, args)));
+    if (r.op === 'SETLK') return void (await f.conn.call((s) => s.setLk(caller(ctx), f.inode.handle, args)));
+    await f.conn.call((s) => s.setLkW(caller(ctx), f.inode.handle, args));
+    // The caller was interrupted while waiting (the kernel already answered EINTR), but the node
+    // granted the lock later: nobody holds it, so give it back (the session has no cancel).
+    if (ctx.interrupted.aborted && args.type !== F_UNLCK) {
+      await f.conn.call((s) => s.setLk(caller(ctx), f.inode.handle, { ...args, type: F_UNLCK })).catch(() => undefined);
+    }
   }
 
   private lockArgs(r: RequestOf<'GETLK' | 'SETLK' | 'SETLKW'>): { clientId: string; lockOwner: string; start: string; end: string; type: number } {
