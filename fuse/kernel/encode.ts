@@ -6,7 +6,8 @@ import {
 import type { FileLock, Timespec } from './decode.js';
 
 export interface Attr {
-  ino: number; size: number; blocks: number;
+  /** A bigint when it may exceed 2^53 (cluster inode numbers); a number otherwise. */
+  ino: number | bigint; size: number; blocks: number;
   atime: Timespec; mtime: Timespec; ctime: Timespec;
   mode: number; nlink: number; uid: number; gid: number; rdev: number; blksize: number;
 }
@@ -29,7 +30,12 @@ export interface InitOut {
 /** A name as the kernel takes it: bytes as they are, a string as UTF-8 (names are bytes; see decode.ts). */
 const bytesOf = (name: Buffer | string): Buffer => (typeof name === 'string' ? Buffer.from(name) : name);
 
-function putU64(buf: Buffer, at: number, v: number): void {
+/** A u64 from a number (exact up to 2^53) or a bigint (inode numbers of a cluster use all 64 bits). */
+function putU64(buf: Buffer, at: number, v: number | bigint): void {
+  if (typeof v === 'bigint') {
+    buf.writeBigUInt64LE(BigInt.asUintN(64, v), at);
+    return;
+  }
   buf.writeUInt32LE(v >>> 0, at);
   buf.writeUInt32LE(Math.floor(v / 0x1_0000_0000) >>> 0, at + 4);
 }
@@ -194,7 +200,7 @@ export class DirBuffer {
     this.buf = Buffer.alloc(OUT_HEADER_SIZE + size);
   }
   /** `off` is the cookie the kernel passes back to continue after this entry. */
-  add(ino: number, off: number | bigint, type: number, nameOrText: Buffer | string): boolean {
+  add(ino: number | bigint, off: number | bigint, type: number, nameOrText: Buffer | string): boolean {
     const name = bytesOf(nameOrText);
     const nameLen = name.length;
     const rec = (DIRENT_HEADER_SIZE + nameLen + 7) & ~7;
@@ -248,7 +254,7 @@ export class DirBuffer {
     encodeOutHeader(out, this.used, 0, this.unique);
     return out;
   }
-  private writeDirent(at: number, ino: number, off: number | bigint, type: number, name: Buffer, nameLen: number): void {
+  private writeDirent(at: number, ino: number | bigint, off: number | bigint, type: number, name: Buffer, nameLen: number): void {
     putU64(this.buf, at, ino);
     if (typeof off === 'bigint') this.buf.writeBigUInt64LE(off, at + 8);
     else putU64(this.buf, at + 8, off);

@@ -4,7 +4,8 @@ import type { Stat } from '../../sys/index.js';
 
 export function toAttr(s: Stat): Attr {
   return {
-    ino: Number(s.ino),
+    // A bigint past 2^53: Number() would round it (XFS and btrfs inode numbers may be that large).
+    ino: s.ino > 9007199254740991n ? s.ino : Number(s.ino),
     size: s.size,
     blocks: s.blocks,
     atime: s.atime,

@@ -54,6 +54,14 @@ describe('replies', () => {
     ));
   });
 
+  test('a 64-bit inode number (a bigint, past 2^53) keeps every bit, in attrs and dirents', () => {
+    const big = (1n << 63n) | (40000n << 48n) | 12345n;
+    expect(encodeAttr(6n, { attr: { ...attr, ino: big }, attrTimeout: 1 }).subarray(32, 40)).toEqual(bytes(u64(big)));
+    const dir = new DirBuffer(7n, 64);
+    expect(dir.add(big, 1, 8, 'x')).toBe(true);
+    expect(dir.finish().subarray(16, 24)).toEqual(bytes(u64(big)));
+  });
+
   test('attr_out (104 bytes after the header)', () => {
     expect(encodeAttr(6n, { attr, attrTimeout: 1 })).toEqual(bytes(
       ...outHeader(120, 0, 6),
