@@ -87,6 +87,8 @@ export function closeFd(fd: number): void {
  */
 const UNTIMED = new Set<SysCallName>(['fsync', 'fallocate']);
 
+const CLOSE_RETRY_MS = 1_000;
+
 type Result<K extends SysCallName> = ReturnType<SysCalls[K]>;
 type Args<K extends SysCallName> = Parameters<SysCalls[K]>;
 
@@ -137,10 +139,19 @@ export class ExportIo {
     return this.run(cred, umask & 0o777, fn, args);
   }
 
-  /** Closes an fd where its close may wait (a FUSE file's close waits for FLUSH); errors are dropped. */
+  /**
+   * Closes an fd where its close may wait (a FUSE file's close waits for FLUSH). Errors are dropped
+   * (close(2) frees the fd whatever it answers), except a full queue: then the close is tried again
+   * later, as the fd stays ours until it is closed.
+   */
   close(fd: number): void {
     if (fdOwners.get(fd) === this) fdOwners.delete(fd);
-    this.call(null, 'close', fd).catch(() => {});
+    const attempt = (): void => {
+      this.call(null, 'close', fd).catch((err: { code?: string }) => {
+        if (err.code === 'EAGAIN') setTimeout(attempt, CLOSE_RETRY_MS).unref();
+      });
+    };
+    attempt();
   }
 
   /** Notes that `fd` (an open file kept beyond this call) is this export's: closeFd closes it here. */
