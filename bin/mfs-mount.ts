@@ -13,6 +13,9 @@ import { MfsFs } from '../fuse/mfs/mfs-fs.js';
 import { MountArgsError, parseMountArgs, USAGE, type MountArgs } from '../fuse/mfs/mount-options.js';
 import { NodeConn } from '../fuse/mfs/node-conn.js';
 
+/** How often the mount checks that it is still attached (mountinfo), for umount -l. */
+const DETACH_POLL_MS = 1000;
+
 function fail(code: number, message: string): never {
   process.stderr.write(`mfs-mount: ${message}\n`);
   process.exit(code);
@@ -98,7 +101,16 @@ async function main(): Promise<void> {
   setMountReadahead(real, MAX_READAHEAD);
   process.stdout.write(`mfs-mount: mounted nodes ${[...conns.keys()].join(',')} of ${args.map} on ${real} as node ${args.node}\n`);
   if (stopRequested) void unmountFuse(real);
+  // umount -l detaches the mount while processes may still be inside it; the connection (and we)
+  // live until the last of them is done. From then on no call may wait for an absent node.
+  const watchDetach = setInterval(() => {
+    if (mountAt(real)?.fsType === 'fuse.mfs') return;
+    clearInterval(watchDetach);
+    for (const c of conns.values()) c.detach();
+  }, DETACH_POLL_MS);
+  watchDetach.unref();
   const reason = await session.closed;
+  clearInterval(watchDetach);
   for (const c of conns.values()) c.retire();
   await session.device.close();
   if (reason !== 'ENODEV' && reason !== 'ECONNABORTED') process.stderr.write(`mfs-mount: session ended: ${reason}\n`);

@@ -76,6 +76,8 @@ export class NodeConn {
   /** Open files on this node: the session may not be closed for idleness while any is open. */
   openFiles = 0;
   private lastUse = Date.now();
+  /** The mount was detached (umount -l): no call may wait for an absent node any more. */
+  private detached = false;
   private idleTimer: NodeJS.Timeout | undefined;
   /**
    * Called for each invalidation, after the bookkeeping; resolves once the kernel applied it. The
@@ -139,6 +141,9 @@ export class NodeConn {
     // The stream broke (reset) or the server's state of the session is gone (expired): the server
     // dropped our callbacks, so nothing cached from it is known good. The session reconnects itself.
     for (const ev of ['reset', 'expired']) s.on(ev, () => this.lost());
+    s.on('state', (state: string) => {
+      if (this.detached && state === 'reconnecting' && this.session === s) this.retire();
+    });
     this.session = s;
     this.armIdle();
     return s;
@@ -197,6 +202,16 @@ export class NodeConn {
     s.removeAllListeners();
     s.close();
     this.lost();
+  }
+
+  /**
+   * The mount is no longer attached (umount -l) but processes may still use it: those of connected
+   * nodes go on; a call waiting for an absent node (hard) fails now, and one that would wait later
+   * fails instead (EHOSTDOWN), so no process is left hung on a mount nobody can see.
+   */
+  detach(): void {
+    this.detached = true;
+    if (this.session && this.session.status !== 'connected') this.retire();
   }
 
   /** Idle sessions close: a map of many nodes costs nothing while they are not used. */

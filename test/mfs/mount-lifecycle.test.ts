@@ -205,5 +205,25 @@ describe('a node that goes away', () => {
       await m.unmount();
     }
   }, 120_000);
+
+  it('umount -l leaves no process hung: a call waiting for an absent node fails, and the mount exits once unused', async () => {
+    const d = await daemon(9, { config: { sessions: { keepaliveMs: 500 } } });
+    const m = await startMfsMount({ ca, node: 3, daemons: [d] });
+    try {
+      fs.writeFileSync(join(m.mnt, '9', 'f'), 'x');
+      await d.stop('SIGKILL');
+      const cat = spawn('cat', [join(m.mnt, '9', 'f')], { stdio: 'ignore' });
+      const done = new Promise<number | null>((res) => cat.once('exit', (code) => res(code)));
+      const early = await Promise.race([done.then(() => 'exited'), new Promise((res) => setTimeout(() => res('waiting'), 1000))]);
+      expect(early).toBe('waiting');
+      expect(spawnSync('umount', ['-l', m.mnt]).status).toBe(0);
+      const code = await Promise.race([done, new Promise((res) => setTimeout(() => res('still hung'), 15_000))]);
+      expect(code).not.toBe('still hung');
+      expect(code).not.toBe(0);
+      expect(await Promise.race([m.exited, new Promise((res) => setTimeout(() => res('still running'), 15_000))])).toBe(0);
+    } finally {
+      await m.unmount();
+    }
+  }, 120_000);
 });
 
