@@ -96,6 +96,12 @@ export function watchDirectChanges(lfs: LocalFs, callbacks: Callbacks, settings:
   }
   const filesystems = new Map<bigint, WatchedFs>();
   for (const exp of lfs.byId.values()) {
+    // A file system whose calls may hang (NFS, FUSE, ...): resolving its file handles would block the
+    // event loop, and its other clients' changes would not be seen here anyway.
+    if (exp.io.fsName !== null) {
+      say(`direct changes in export ${exp.spec.path} are not watched (${exp.io.fsName}: changes by its other clients are not reported here)`);
+      continue;
+    }
     try {
       const fsid = fan.fsidOf(exp.rootFd);
       if (filesystems.has(fsid)) continue;

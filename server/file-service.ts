@@ -103,7 +103,7 @@ export async function createFileService(opts: FileServiceOptions): Promise<FileS
   let lfs: LocalFs;
   let sessionStore: SessionStore;
   try {
-    lfs = await LocalFs.open(opts.nodeId, opts.exports, store);
+    lfs = await LocalFs.open(opts.nodeId, opts.exports, store, { slowCallMs: opts.sessions?.slowCallMs ?? DEFAULT_SESSIONS.slowCallMs });
   } catch (err) {
     await store.close();
     throw err;

@@ -3,11 +3,12 @@
 // made-up fh must not cost an fd. (A session's fhs are reopened once, at daemon start, from its
 // persisted record: session-restore.ts.) fh 0 is stateless I/O (a file opened for one call, closed after).
 // When a peer ends (Peers.end), every file it still holds is closed.
-import * as fs from 'node:fs';
+import { constants } from 'node:fs';
 import { Errno } from '../proto/errno.js';
+import { closeFd } from './export-io.js';
 import type { Peer } from './peers.js';
 
-const { O_WRONLY, O_RDWR } = fs.constants;
+const { O_WRONLY, O_RDWR } = constants;
 const O_ACCMODE = 3;
 
 /** An open file; `uid` is the caller it was opened for: only that caller may use it through its fh. */
@@ -82,7 +83,7 @@ export class OpenFileTable {
     if (!h || h.peer !== peer) return undefined;
     this.files.delete(fh);
     this.byPeer.get(peer)?.delete(fh);
-    fs.closeSync(h.file.fd);
+    closeFd(h.file.fd);
     return h.file;
   }
 
@@ -94,12 +95,12 @@ export class OpenFileTable {
     for (const fh of mine) {
       const h = this.files.get(fh);
       this.files.delete(fh);
-      if (h) fs.closeSync(h.file.fd);
+      if (h) closeFd(h.file.fd);
     }
   }
 
   closeAll(): void {
-    for (const h of this.files.values()) fs.closeSync(h.file.fd);
+    for (const h of this.files.values()) closeFd(h.file.fd);
     this.files.clear();
     this.byPeer.clear();
   }

@@ -85,7 +85,7 @@ export function callbackRules({ lfs, callbacks, table }: CallbackDeps) {
   /** The inode named `n` in directory `dir` right now (as root: only to know whom to tell), if any. */
   async function childIno(dir: Buffer, n: Buffer): Promise<bigint | undefined> {
     const d = await lfs.resolveDir(dir, ROOT);
-    const st = sys.statatIfExists(d.fd, n, sys.AT_SYMLINK_NOFOLLOW);
+    const st = await d.exp.io.call(null, 'statatIfExists', d.fd, n, sys.AT_SYMLINK_NOFOLLOW);
     return st ? lfs.clusterIno(await lfs.store.localId(st.dev, st.ino)) : undefined;
   }
 

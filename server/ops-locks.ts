@@ -20,8 +20,8 @@
 import { constants } from 'node:fs';
 import { Errno } from '../proto/errno.js';
 import * as sys from '../sys/index.js';
-import { mayAccess } from './as-caller.js';
-import { withPinned, type LocalFs, type Node } from './local-fs.js';
+import { mayAccessAt } from './as-caller.js';
+import { withPinnedAsync, type LocalFs, type Node } from './local-fs.js';
 import { TO_EOF, type LockTable, type LockType } from './locks.js';
 import { bigU64, callerOf, type WireCaller } from './wire.js';
 
@@ -42,33 +42,34 @@ async function lockArgs(lfs: LocalFs, req: LockIn, peer: string) {
 }
 
 /** Whether the caller may access the node's file for `mask` (the kernel decides, ACLs included). */
-function may(node: Node, mask: number): boolean {
+async function may(node: Node, mask: number): Promise<boolean> {
   try {
-    return withPinned(node, (fd) => mayAccess(fd, node.caller, mask));
+    // Through the export's io: on a slow export the check runs on its own threads.
+    return await withPinnedAsync(node, (fd) => mayAccessAt(node.exp, fd, node.caller, mask));
   } catch {
     return false; // the file could not be pinned (replaced meanwhile): no fd could be had either
   }
 }
 
 /** Whether the caller could open the file for writing: never a directory, never on a read-only export. */
-function canWrite(node: Node): boolean {
-  return !sys.isDir(node.st.mode) && !node.exp.spec.readOnly && may(node, constants.W_OK);
+async function canWrite(node: Node): Promise<boolean> {
+  return !sys.isDir(node.st.mode) && !node.exp.spec.readOnly && await may(node, constants.W_OK);
 }
 
 /** Throws unless the caller could hold an fd on the file good for a `type` lock (see the header). */
-function mayLock(node: Node, type: LockType): void {
+async function mayLock(node: Node, type: LockType): Promise<void> {
   if (type === 'unlock') return;
-  const readable = may(node, constants.R_OK);
-  const writable = canWrite(node);
+  const readable = await may(node, constants.R_OK);
+  const writable = await canWrite(node);
   if (type === 'read' ? readable : writable) return;
   if (readable || writable) throw new Errno('EBADF', `the caller cannot open this file for ${type === 'read' ? 'reading' : 'writing'}, as a ${type} lock needs`);
   throw new Errno('EACCES', 'the caller cannot open this file');
 }
 
 /** For GetLk: some fd, of either mode. */
-function mayOpen(node: Node): void {
-  if (may(node, constants.R_OK)) return;
-  if (canWrite(node)) return;
+async function mayOpen(node: Node): Promise<void> {
+  if (await may(node, constants.R_OK)) return;
+  if (await canWrite(node)) return;
   throw new Errno('EACCES', 'the caller cannot open this file');
 }
 
@@ -77,7 +78,7 @@ function mayOpen(node: Node): void {
 export async function getLk(locks: LockTable, lfs: LocalFs, req: LockIn, peer = '') {
   const { node, key, lock } = await lockArgs(lfs, req, peer);
   if (lock.type === 'unlock') throw new Errno('EINVAL', 'F_GETLK asks about a read or write lock, not unlock');
-  mayOpen(node);
+  await mayOpen(node);
   const held = locks.get(key, lock);
   if (!held) return { conflict: false, start: '0', end: '0', type: 2, pid: 0 };
   return { conflict: true, start: held.start.toString(), end: held.end.toString(), type: held.type === 'read' ? 0 : 1, pid: held.pid };
@@ -85,14 +86,14 @@ export async function getLk(locks: LockTable, lfs: LocalFs, req: LockIn, peer = 
 
 export async function setLk(locks: LockTable, lfs: LocalFs, req: LockIn, peer = ''): Promise<Record<string, never>> {
   const { node, key, lock } = await lockArgs(lfs, req, peer);
-  mayLock(node, lock.type);
+  await mayLock(node, lock.type);
   locks.set(key, lock);
   return {};
 }
 
 export async function setLkW(locks: LockTable, lfs: LocalFs, req: LockIn, signal: AbortSignal, peer = ''): Promise<Record<string, never>> {
   const { node, key, lock } = await lockArgs(lfs, req, peer);
-  mayLock(node, lock.type);
+  await mayLock(node, lock.type);
   await locks.setWait(key, lock, signal);
   return {};
 }

@@ -17,7 +17,7 @@ import { constants } from 'node:fs';
 import type { LocalFs } from './local-fs.js';
 import type { LockTable } from './locks.js';
 import type { OpenFileTable } from './open-files.js';
-import { openNode } from './ops-io.js';
+import { openNodeAsync } from './ops-io.js';
 import type { Peers } from './peers.js';
 import type { StoredSession } from './session-store.js';
 import { callerOf } from './wire.js';
@@ -40,7 +40,7 @@ export async function restoreSessions(stored: readonly StoredSession[], ctx: Res
     for (const o of s.opens) {
       try {
         const node = await ctx.lfs.resolve(Buffer.from(o.handle, 'base64'), callerOf(o.caller));
-        const file = openNode(node, o.flags & ~constants.O_TRUNC);
+        const file = await openNodeAsync(node, o.flags & ~constants.O_TRUNC);
         ctx.table.addAt(peer, BigInt(o.fh), { ...file, flags: o.flags });
         opens.push(o);
       } catch {
