@@ -12,13 +12,10 @@ export const S_IFLNK = 0o120000;
 const num = (v: U64 | undefined): number => (v === undefined ? 0 : typeof v === 'number' ? v : Number(v));
 export const bigOf = (v: U64 | undefined): bigint => (v === undefined ? 0n : BigInt(v));
 
-/**
- * st_ino is the cluster inode number (node << 48 | local id), unique across the cluster. The
- * kernel layer takes a JS number: exact for nodes below 32 (2^53); see the report for larger ones.
- */
+/** st_ino is the cluster inode number (node << 48 | local id), unique across the cluster: all 64 bits. */
 export function kernelAttr(a: WireAttr): Attr {
   return {
-    ino: num(a.ino), size: num(a.size), blocks: num(a.blocks),
+    ino: bigOf(a.ino), size: num(a.size), blocks: num(a.blocks),
     atime: { sec: num(a.atime?.sec), nsec: a.atime?.nsec ?? 0 },
     mtime: { sec: num(a.mtime?.sec), nsec: a.mtime?.nsec ?? 0 },
     ctime: { sec: num(a.ctime?.sec), nsec: a.ctime?.nsec ?? 0 },

@@ -145,7 +145,7 @@ export class MfsFs implements FileSystem {
     return this.entry(parent, r.name, parent.node, e, since);
   }
 
-  /** /mfs/<K>: from the map alone. Its attributes are the mount's own until the node is used. */
+  /** /mfs/<K>: from the map alone (no network); its attributes come with the next GETATTR. */
   private lookupNode(name: Buffer): EntryOut {
     const text = name.toString('latin1');
     const k = /^[1-9]\d*$/.test(text) ? Number(text) : NaN;
@@ -176,9 +176,22 @@ export class MfsFs implements FileSystem {
     if (!this.inodes.get(nodeId)) this.cache.suspectPages.delete(nodeId);
   }
 
+  /**
+   * /mfs/<K> shows the attributes of what it is (node K's root export, so st_ino does not change
+   * under a program walking the tree): a stat of it is a use of node K. A node that cannot be
+   * reached shows the mount's own read-only directory, not cached, so `ls -l /mfs` works with
+   * nodes down.
+   */
   async getattr(ctx: RequestContext, r: RequestOf<'GETATTR'>): Promise<AttrOut> {
-    const i = this.inode(r.header.nodeId);
-    if (i.kind !== 'remote') return { attr: syntheticDirAttr(i.id), attrTimeout: i.kind === 'virtual' && i.path === '' ? 0 : this.opts.cacheSeconds };
+    let i = this.inode(r.header.nodeId);
+    if (i.kind === 'virtual' && i.path === '') {
+      try {
+        i = await this.resolve(ctx, i);
+      } catch {
+        return { attr: syntheticDirAttr(i.id), attrTimeout: 0 };
+      }
+    }
+    if (i.kind !== 'remote') return { attr: syntheticDirAttr(i.id), attrTimeout: this.opts.cacheSeconds };
     const fh = r.getattrFlags & 1 ? this.files.get(r.fh)?.fh ?? 0 : 0;
     const attr = await this.on(i.node, (s, since) => s.getAttr(caller(ctx), i.handle, fh).then((a) => ({ a, since })));
     return { attr: kernelAttr(attr.a), attrTimeout: this.timeout(this.conn(i.node).fresh(attr.since, i.ino)) };
@@ -403,7 +416,7 @@ export class MfsFs implements FileSystem {
     for (let cookie: U64 = r.cookie <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(r.cookie) : r.cookie.toString(); ;) {
       const batch = await conn.call((s) => s.readDirBatch(caller(ctx), dir.handle, cookie));
       for (const e of batch.entries) {
-        const ino = e.entry ? Number(bigOf(e.entry.attr.ino)) : 1;
+        const ino = e.entry ? bigOf(e.entry.attr.ino) : 1;
         if (!out.add(ino, bigOf(e.cookie), e.entry ? direntType(e.entry.attr.mode) : 0, e.name)) return this.raced(dir, since);
         cookie = e.cookie;
       }

@@ -55,6 +55,7 @@ const outcome = (fn: () => unknown): string => {
 describe('the root', () => {
   it('lists the map\'s nodes, answered from the map alone (node 9 has no daemon)', () => {
     expect(fs.readdirSync(m!.mnt).sort()).toEqual(['1', '2', '9']);
+    // A node that cannot be reached still stats as a (read-only, empty) directory: ls -l /mfs works.
     expect(fs.statSync(join(m!.mnt, '9')).isDirectory()).toBe(true);
     // Only using node 9 reaches for it: the node cannot be talked to.
     const r9 = outcome(() => fs.readdirSync(join(m!.mnt, '9')));
@@ -66,6 +67,9 @@ describe('the root', () => {
   it('shows each node\'s single export as /mfs/<K> itself', () => {
     fs.writeFileSync(join(d1!.exports[0]!.path, 'on-one'), 'one');
     expect(fs.readFileSync(join(m!.mnt, '1', 'on-one'), 'utf8')).toBe('one');
+    // st_ino is the cluster inode number: the node in its top 16 bits, unique across the cluster.
+    expect(fs.statSync(join(m!.mnt, '1', 'on-one'), { bigint: true }).ino >> 48n).toBe(1n);
+    expect(fs.statSync(via, { bigint: true }).ino >> 48n).toBe(2n);
     expect(fs.readdirSync(via)).toEqual(fs.readdirSync(bare));
   });
 });
