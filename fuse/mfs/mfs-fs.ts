@@ -15,6 +15,14 @@
 // Links: hard links and renames stay within a node (EXDEV across). An absolute symlink target
 // stored on node K reads as MOUNTPOINT/K/<target>, so nothing resolves to this machine's own files;
 // a symlink made through /mfs/<K> to a target under MOUNTPOINT/K/ is stored as the path on K.
+//
+// Not (yet) here: READDIRPLUS (listings are READDIR; attributes come with lookups), "." and ".."
+// in listings (POSIX lets a filesystem leave them out), lseek and copy_file_range (ENOSYS: the
+// kernel's own fallbacks), flock (kernel-local on this mount).
+//
+// Device files of a node are not served, as in oMFS: opened here they would be this machine's
+// devices (the kernel opens a device inode's driver by rdev, not through us). They do not appear in
+// listings, look up as ENOENT, and mknod of one is EPERM.
 import { constants as C } from 'node:fs';
 import {
   KernelErrno, OpenFlag, ROOT_ID, SetattrValid,
@@ -51,6 +59,9 @@ const OPEN_ONLY = C.O_CREAT | C.O_EXCL | C.O_TRUNC | C.O_NOCTTY;
 const errno = (code: ConstructorParameters<typeof KernelErrno>[0]): KernelErrno => new KernelErrno(code);
 const caller = (ctx: RequestContext): Caller => ({ uid: ctx.uid, gid: ctx.gid, groups: ctx.groups, pid: ctx.pid });
 const O_ACCMODE = 3;
+const S_IFCHR = 0o020000;
+const S_IFBLK = 0o060000;
+const isDevice = (mode: number): boolean => (mode & S_IFMT) === S_IFCHR || (mode & S_IFMT) === S_IFBLK;
 const isWriteOpen = (flags: number): boolean => (flags & O_ACCMODE) !== C.O_RDONLY || (flags & C.O_TRUNC) !== 0;
 
 export class MfsFs implements FileSystem {
@@ -119,6 +130,7 @@ export class MfsFs implements FileSystem {
 
   /** An entry reply for `e`, found as `name` in `dir`; cached only if nothing raced it. */
   private entry(dir: MfsInode, name: Buffer, node: number, e: Entry, since: number): EntryOut {
+    if (isDevice(e.attr.mode)) throw errno('ENOENT');
     const ino = bigOf(e.attr.ino);
     const child = this.inodes.remote(node, ino, e.handle, e.attr.mode & S_IFMT);
     this.inodes.entered(dir, name, child);
@@ -127,10 +139,9 @@ export class MfsFs implements FileSystem {
     return { nodeId: child.id, generation: 0, entryTimeout: t, attrTimeout: t, attr: kernelAttr(e.attr) };
   }
 
-  /** Runs `fn` on the session of `node` with a mark taken just before the request goes out. */
-  private async on<T>(node: number, fn: (s: Session, since: number) => Promise<T>): Promise<T> {
-    const conn = this.conn(node);
-    return conn.call((s) => fn(s, conn.mark()));
+  /** Runs `fn` on the session of node `node`. */
+  private on<T>(node: number, fn: (s: Session) => Promise<T>): Promise<T> {
+    return this.conn(node).call(fn);
   }
 
   // ---- names ----
@@ -192,9 +203,12 @@ export class MfsFs implements FileSystem {
       }
     }
     if (i.kind !== 'remote') return { attr: syntheticDirAttr(i.id), attrTimeout: this.opts.cacheSeconds };
+    const remote = i;
     const fh = r.getattrFlags & 1 ? this.files.get(r.fh)?.fh ?? 0 : 0;
-    const attr = await this.on(i.node, (s, since) => s.getAttr(caller(ctx), i.handle, fh).then((a) => ({ a, since })));
-    return { attr: kernelAttr(attr.a), attrTimeout: this.timeout(this.conn(i.node).fresh(attr.since, i.ino)) };
+    const conn = this.conn(remote.node);
+    const since = conn.mark();
+    const attr = await conn.call((s) => s.getAttr(caller(ctx), remote.handle, fh));
+    return { attr: kernelAttr(attr), attrTimeout: this.timeout(conn.fresh(since, remote.ino)) };
   }
 
   async setattr(ctx: RequestContext, r: RequestOf<'SETATTR'>): Promise<AttrOut> {
@@ -210,8 +224,10 @@ export class MfsFs implements FileSystem {
       valid_mtime: (v & (SetattrValid.MTIME | SetattrValid.MTIME_NOW)) !== 0, mtime_now: (v & SetattrValid.MTIME_NOW) !== 0, mtime: r.mtime,
       fh: v & SetattrValid.FH ? this.files.get(r.fh)?.fh ?? 0 : 0,
     };
-    const got = await this.on(i.node, (s, since) => s.setAttr(caller(ctx), i.handle, fields).then((a) => ({ a, since })));
-    return { attr: kernelAttr(got.a), attrTimeout: this.timeout(this.conn(i.node).fresh(got.since, i.ino)) };
+    const conn = this.conn(i.node);
+    const since = conn.mark();
+    const attr = await conn.call((s) => s.setAttr(caller(ctx), i.handle, fields));
+    return { attr: kernelAttr(attr), attrTimeout: this.timeout(conn.fresh(since, i.ino)) };
   }
 
   async readlink(ctx: RequestContext, r: RequestOf<'READLINK'>): Promise<Buffer> {
@@ -244,6 +260,7 @@ export class MfsFs implements FileSystem {
   }
 
   mknod(ctx: RequestContext, r: RequestOf<'MKNOD'>): Promise<EntryOut> {
+    if (isDevice(r.mode)) throw errno('EPERM');
     return this.make(ctx, r.header.nodeId, r.name, (s, dir) => s.mknod(caller(ctx), dir.handle, r.name, r.mode, r.umask, r.rdev));
   }
 
@@ -416,6 +433,10 @@ export class MfsFs implements FileSystem {
     for (let cookie: U64 = r.cookie <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(r.cookie) : r.cookie.toString(); ;) {
       const batch = await conn.call((s) => s.readDirBatch(caller(ctx), dir.handle, cookie));
       for (const e of batch.entries) {
+        if (e.entry && isDevice(e.entry.attr.mode)) {
+          cookie = e.cookie;
+          continue;
+        }
         const ino = e.entry ? bigOf(e.entry.attr.ino) : 1;
         if (!out.add(ino, bigOf(e.cookie), e.entry ? direntType(e.entry.attr.mode) : 0, e.name)) return this.raced(dir, since);
         cookie = e.cookie;

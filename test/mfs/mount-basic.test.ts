@@ -2,7 +2,7 @@
 // mutual TLS) and a real mfs-mount as node 3. What is done through MOUNT/2 must be exactly what the
 // same call does on node 2's bare export directory: compared call by call on both sides.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -167,4 +167,19 @@ describe('MOUNT/2 behaves as node 2\'s bare export', () => {
     expect(outcome(() => fs.linkSync(join(via, 'cross'), join(m!.mnt, '1', 'cross')))).toBe('EXDEV');
     expect(fs.existsSync(join(bare, 'cross'))).toBe(true);
   });
+
+  it('device files of a node are not served (they would open this machine\'s devices)', () => {
+    execFileSync('mknod', [join(bare, 'null-dev'), 'c', '1', '3']);
+    fs.writeFileSync(join(bare, 'plain'), '');
+    expect(fs.readdirSync(via)).not.toContain('null-dev');
+    expect(fs.readdirSync(via)).toContain('plain');
+    expect(outcome(() => fs.statSync(join(via, 'null-dev')))).toBe('ENOENT');
+    const made = spawnSync('mknod', [join(via, 'made-dev'), 'c', '1', '3'], { encoding: 'utf8' });
+    expect(made.status).not.toBe(0);
+    expect(made.stderr).toContain('Operation not permitted');
+    // Fifos are no devices: they are served.
+    execFileSync('mkfifo', [join(via, 'fifo')]);
+    expect(fs.statSync(join(bare, 'fifo')).isFIFO()).toBe(true);
+  });
 });
+
