@@ -7,7 +7,7 @@ import { credentials } from '@grpc/grpc-js';
 import { readFileSync, realpathSync, statSync } from 'node:fs';
 import { parseMap, type ClusterMap, type NodeAddress } from '../cluster/map-file.js';
 import {
-  cleanStaleMount, InitFlag, MAX_READAHEAD, mountAt, mountFuse, openFuseDevice, Session, setMountReadahead, unmountFuse,
+  cleanStaleMount, InitFlag, MAX_READAHEAD, mountAt, mountFuse, openFuseDevice, ROOT_ID, Session, setMountReadahead, unmountFuse,
 } from '../fuse/kernel/index.js';
 import { MfsFs } from '../fuse/mfs/mfs-fs.js';
 import { MountArgsError, parseMountArgs, USAGE, type MountArgs } from '../fuse/mfs/mount-options.js';
@@ -72,8 +72,8 @@ async function main(): Promise<void> {
   }
   const session = new Session(fd, fs, {
     debug: args.debug,
-    // READDIR only (no READDIRPLUS lookups to count); no "." / ".." lookups (not NFS-exportable yet).
-    withoutFlags: InitFlag.DO_READDIRPLUS | InitFlag.READDIRPLUS_AUTO | InitFlag.EXPORT_SUPPORT,
+    // No "." / ".." lookups: not NFS-exportable yet.
+    withoutFlags: InitFlag.EXPORT_SUPPORT,
   });
   fs.cache.attach(session.notifier);
 
@@ -99,6 +99,10 @@ async function main(): Promise<void> {
   await session.initialized;
   mounted = true;
   setMountReadahead(real, MAX_READAHEAD);
+  // The device's notify worker starts with the first notification and takes a while to come up:
+  // start it now (a harmless drop of the root's attributes), not when the first invalidation of a
+  // node is waiting for it.
+  void session.notifier.invalInode(ROOT_ID, -1, 0);
   process.stdout.write(`mfs-mount: mounted nodes ${[...conns.keys()].join(',')} of ${args.map} on ${real} as node ${args.node}\n`);
   if (stopRequested) void unmountFuse(real);
   // umount -l detaches the mount while processes may still be inside it; the connection (and we)

@@ -16,8 +16,7 @@
 // stored on node K reads as MOUNTPOINT/K/<target>, so nothing resolves to this machine's own files;
 // a symlink made through /mfs/<K> to a target under MOUNTPOINT/K/ is stored as the path on K.
 //
-// Not (yet) here: READDIRPLUS (listings are READDIR; attributes come with lookups), "." and ".."
-// in listings (POSIX lets a filesystem leave them out), lseek and copy_file_range (ENOSYS: the
+// Not (yet) here: "." and ".." in listings (POSIX lets a filesystem leave them out), lseek and copy_file_range (ENOSYS: the
 // kernel's own fallbacks), flock (kernel-local on this mount).
 //
 // Device files of a node are not served, as in oMFS: opened here they would be this machine's
@@ -29,7 +28,7 @@ import {
   type AttrOut, type CreateOut, type DirBuffer, type EntryOut, type FileLock, type FileSystem, type OpenOut,
   type RequestContext, type RequestOf, type StatfsOut,
 } from '../kernel/index.js';
-import type { Caller, Entry, Session, U64 } from '../../proto/session-client.js';
+import type { Caller, DirEntry, Entry, Session, U64 } from '../../proto/session-client.js';
 import type { ClusterMap } from '../../cluster/map-file.js';
 import { bigOf, direntType, kernelAttr, S_IFMT, syntheticDirAttr } from './attrs.js';
 import { InodeTable, type MfsInode } from './inodes.js';
@@ -420,12 +419,21 @@ export class MfsFs implements FileSystem {
     // opendir keeps no state
   }
 
-  async readdir(ctx: RequestContext, r: RequestOf<'READDIR'>, out: DirBuffer): Promise<void> {
+  readdir(ctx: RequestContext, r: RequestOf<'READDIR'>, out: DirBuffer): Promise<void> {
+    return this.list(ctx, r, out, false);
+  }
+
+  /** READDIRPLUS: entries with their attributes (ls -l, find), each one a lookup the kernel counts. */
+  readdirplus(ctx: RequestContext, r: RequestOf<'READDIRPLUS'>, out: DirBuffer): Promise<void> {
+    return this.list(ctx, r, out, true);
+  }
+
+  private async list(ctx: RequestContext, r: RequestOf<'READDIR' | 'READDIRPLUS'>, out: DirBuffer, plus: boolean): Promise<void> {
     const dir = await this.resolve(ctx, this.inode(r.header.nodeId));
-    if (dir.kind === 'top') return this.listNames(r.offset, out, this.nodeList.map(String), (k) => this.inodes.virtual(Number(k), '').id);
+    if (dir.kind === 'top') return this.listNames(r.offset, out, plus, this.nodeList.map(String), (k) => this.inodes.virtual(Number(k), '').id);
     if (dir.kind === 'virtual') {
       const children = childNames(this.conn(dir.node).exports.map((e) => e.path), dir.path);
-      return this.listNames(r.offset, out, children, (name) => this.inodes.virtual(dir.node, `${dir.path}/${name}`).id);
+      return this.listNames(r.offset, out, plus, children, (name) => this.inodes.virtual(dir.node, `${dir.path}/${name}`).id);
     }
     const conn = this.conn(dir.node);
     const since = conn.mark();
@@ -437,12 +445,28 @@ export class MfsFs implements FileSystem {
           cookie = e.cookie;
           continue;
         }
-        const ino = e.entry ? bigOf(e.entry.attr.ino) : 1;
-        if (!out.add(ino, bigOf(e.cookie), e.entry ? direntType(e.entry.attr.mode) : 0, e.name)) return this.raced(dir, since);
+        if (!this.addEntry(out, plus, dir, e, since)) return this.raced(dir, since);
         cookie = e.cookie;
       }
       if (batch.eof || batch.entries.length === 0) return this.raced(dir, since);
     }
+  }
+
+  /** One remote entry into the reply; false when it does not fit. A plus entry counts as a lookup only once sent. */
+  private addEntry(out: DirBuffer, plus: boolean, dir: Remote, e: DirEntry, since: number): boolean {
+    const type = e.entry ? direntType(e.entry.attr.mode) : 0;
+    const cookie = bigOf(e.cookie);
+    if (!plus || !e.entry) {
+      const ino = e.entry ? bigOf(e.entry.attr.ino) : 1;
+      return plus ? addPlusNameOnly(out, ino, cookie, type, e.name) : out.add(ino, cookie, type, e.name);
+    }
+    const ino = bigOf(e.entry.attr.ino);
+    const child = this.inodes.remote(dir.node, ino, e.entry.handle, e.entry.attr.mode & S_IFMT);
+    const t = this.timeout(this.conn(dir.node).fresh(since, ino, dir.ino));
+    const sent = out.addPlus({ nodeId: child.id, generation: 0, entryTimeout: t, attrTimeout: t, attr: kernelAttr(e.entry.attr) }, cookie, type, e.name);
+    if (sent) this.inodes.entered(dir, e.name, child);
+    else if (child.lookups === 0) this.inodes.forget(child.id, 0); // made for this entry, never sent: nobody will FORGET it
+    return sent;
   }
 
   /**
@@ -454,10 +478,12 @@ export class MfsFs implements FileSystem {
     setImmediate(() => void this.cache.invalidate(dir.node, { kind: 'name', ino: dir.ino, offset: 0, length: 0, name: Buffer.alloc(0) }));
   }
 
-  /** A listing of the mount's own directories: entry k has cookie k+1. */
-  private listNames(offset: number, out: DirBuffer, names: string[], idOf: (name: string) => number): void {
+  /** A listing of the mount's own directories: entry k has cookie k+1 (READDIRPLUS: names only). */
+  private listNames(offset: number, out: DirBuffer, plus: boolean, names: string[], idOf: (name: string) => number): void {
     for (let k = offset; k < names.length; k++) {
-      if (!out.add(idOf(names[k]!), k + 1, DT_DIR, names[k]!)) return;
+      const name = Buffer.from(names[k]!);
+      const ino = idOf(names[k]!);
+      if (!(plus ? addPlusNameOnly(out, ino, k + 1, DT_DIR, name) : out.add(ino, k + 1, DT_DIR, name))) return;
     }
   }
 
@@ -504,6 +530,18 @@ export class MfsFs implements FileSystem {
     const i = await this.remote(ctx, r.header.nodeId);
     await this.on(i.node, (s) => s.removeXattr(caller(ctx), i.handle, r.name));
   }
+}
+
+/**
+ * A READDIRPLUS record with no entry (node id 0: name and type only, the kernel looks it up if it
+ * needs it), through DirBuffer.addCopied, which takes a dirent64-like record: ino, off, name.
+ */
+function addPlusNameOnly(out: DirBuffer, ino: number | bigint, cookie: number | bigint, type: number, name: Buffer): boolean {
+  const rec = Buffer.alloc(16 + name.length);
+  rec.writeBigUInt64LE(BigInt(ino), 0); // d_ino 0 reads as a deleted entry to some programs
+  rec.writeBigUInt64LE(BigInt(cookie), 8);
+  name.copy(rec, 16);
+  return out.addCopied(rec, 0, type, 16, name.length, true);
 }
 
 /** The export shown as /mfs/<K> itself: the only one, or the one of "/". */
