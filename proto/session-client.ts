@@ -163,6 +163,8 @@ class Conn {
   readonly greeting = new Map<Stream, { resolve(w: Welcome): void; reject(e: Errno): void }>();
   /** The highest Invalidate seq emitted and acknowledged on this connection. */
   seen = 0;
+  /** The last ack still waiting for its listeners' promises (acks go out in order), or null. */
+  acking: Promise<void> | null = null;
   /** Replies whose `after` is beyond `seen`, in arrival order. */
   held: Array<{ after: number; frame: ServerFrameIn }> = [];
   down = false;
@@ -465,18 +467,37 @@ export class Session extends EventEmitter {
     this.deliver(f);
   }
 
-  /** Listeners first, then the ack (the server's changing call returns after it), then the replies that waited for it. */
+  /**
+   * Listeners first, then the replies that waited for this invalidation, then, once every promise a
+   * listener returned has settled, the ack (the server's changing call returns after it). A cache
+   * whose dropping is itself asynchronous (a FUSE mount's kernel notification) returns that promise,
+   * so the writer's call cannot return before the cache really forgot. Replies are not held for
+   * those promises: dropping kernel pages may wait for a READ that such a reply answers.
+   */
   private onInvalidate(link: Conn, msg: Record<string, unknown>): void {
     const inv = invalidationOf(msg);
-    // A listener that throws is reported, and the ack still goes: else every writer on the server
-    // would stall until this session is fenced.
-    if (inv) this.tell('invalidate', inv);
+    // A listener that throws (or rejects) is reported, and the ack still goes: else every writer on
+    // the server would stall until this session is fenced.
+    let pending: unknown[] = [];
+    if (inv) pending = this.tellAll('invalidate', inv);
     else {
       // A kind this client does not know: it cannot tell what changed, so its caches drop everything.
       this.epoch += 1;
       this.tell('reset', new Errno('EPROTO', 'an invalidation of an unknown kind'));
     }
-    link.main!.write(encodeClientFrame({ id: 0, ack: { seq: msg['seq'] } }));
+    const ack = (): void => {
+      if (!link.down) link.main!.write(encodeClientFrame({ id: 0, ack: { seq: msg['seq'] } }));
+    };
+    // Acks are cumulative on the server: they go out in order, each after its own listeners settled.
+    if (pending.length === 0 && link.acking === null) ack();
+    else {
+      const before = link.acking ?? Promise.resolve();
+      const mine = before.then(() => Promise.allSettled(pending)).then(ack);
+      link.acking = mine;
+      void mine.then(() => {
+        if (link.acking === mine) link.acking = null;
+      });
+    }
     link.seen = Math.max(link.seen, Number(msg['seq']));
     if (link.held.length === 0) return;
     const ready = link.held.filter((h) => h.after <= link.seen);
@@ -569,6 +590,24 @@ export class Session extends EventEmitter {
   }
 
   /** Emits to the user's listeners; one that throws is reported and stops nothing of the session's own work. */
+  /** Calls each listener of `event`; returns what they returned that may be awaited (their promises). */
+  private tellAll(event: string, ...args: unknown[]): unknown[] {
+    const out: unknown[] = [];
+    for (const listener of this.listeners(event) as Array<(...a: unknown[]) => unknown>) {
+      try {
+        const r = listener.apply(this, args);
+        if (r && typeof (r as { then?: unknown }).then === 'function') {
+          out.push((r as Promise<unknown>).catch((err: unknown) => {
+            process.emitWarning(`omfs session: an '${event}' listener failed: ${err instanceof Error ? err.message : String(err)}`);
+          }));
+        }
+      } catch (err) {
+        process.emitWarning(`omfs session: a '${event}' listener threw: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+    return out;
+  }
+
   private tell(event: string, ...args: unknown[]): void {
     try {
       this.emit(event, ...args);
@@ -577,8 +616,10 @@ export class Session extends EventEmitter {
     }
   }
 
-  /** The session is over (close(), or a refusal on reconnect): every call fails with `err`. */
-  /** closeClient false: goodbye() closes the channel once the server has ended the streams. */
+  /**
+   * The session is over (close(), or a refusal on reconnect): every call fails with `err`.
+   * closeClient false: goodbye() closes the channel once the server has ended the streams.
+   */
   private shutdown(err: Errno, closeClient = true): void {
     if (this.failure) return;
     this.failure = err;

@@ -123,6 +123,10 @@ export class Session {
   private errnoOf(err: unknown, req: Request): number {
     const code = (err as { code?: unknown } | null)?.code;
     if (typeof code === 'string' && errnoByName[code] !== undefined) return errnoByName[code];
+    // A code Node does not name (EHOSTDOWN, EKEYEXPIRED...): the error's number, positive (ours)
+    // or negative (libuv's, which is -errno on Linux).
+    const n = (err as { errno?: unknown } | null)?.errno;
+    if (typeof n === 'number' && Number.isInteger(n) && n !== 0 && Math.abs(n) < 4096) return Math.abs(n);
     this.log(`omfs fuse: ${opcodeName(req.header.opcode)} ${req.header.unique} failed with a non-errno error (EIO): ${err instanceof Error ? err.stack : String(err)}`);
     return constants.errno.EIO;
   }

@@ -31,6 +31,8 @@ const fs: FileSystem = {
   lookup(ctx, r) {
     lastCaller = { uid: ctx.uid, gid: ctx.gid, pid: ctx.pid, groups: ctx.groups };
     if (r.name.toString() === 'boom') throw new Error('a bug in the filesystem, not an errno');
+    // An errno Node has no code for, by number (as proto/errno.ts's Errno carries it).
+    if (r.name.toString() === 'down') throw Object.assign(new Error('EHOSTDOWN'), { code: 'EHOSTDOWN', errno: 112 });
     const id = names[r.name.toString()];
     if (id === undefined) throw Object.assign(new Error('ENOENT'), { code: 'ENOENT' });
     return { nodeId: id, generation: 0, entryTimeout: 60, attrTimeout: 60, attr: attrOf(id, 0o100644, id === 2 ? Buffer.byteLength(helloText) : 100) };
@@ -85,6 +87,10 @@ test('requests carry the caller and answers reach the caller', async () => {
 test('a thrown errno is the caller\'s errno; a missing method is ENOSYS', async () => {
   expect((await run('cat', [join(mnt, 'nope')])).err).toMatch(/No such file/);
   expect((await run('mkdir', [join(mnt, 'd')])).err).toMatch(/Function not implemented/);
+});
+
+test('an errno Node cannot name reaches the caller by its number', async () => {
+  expect((await run('stat', [join(mnt, 'down')])).err).toMatch(/Host is down/);
 });
 
 test('a filesystem bug becomes EIO and the mount keeps working', async () => {
