@@ -1,30 +1,53 @@
 #!/usr/bin/env node
 // mfsctl: cluster administration. `ca init` makes the cluster CA, `ca issue NODE` a node's key
-// and certificate, `identify HOST:PORT` asks a running mfsd who it is. Exit 2 for bad usage.
+// and certificate, `identify HOST:PORT` asks a running mfsd who it is; getcosts/setcosts,
+// gettune/settune and getdecay/setdecay read and set this node's DFSA tables (mfscosts, overheads,
+// decay) in its state directory, in openMosix's formats. Exit 2 for bad usage (bad values
+// included), 1 for anything else that fails.
 import * as grpc from '@grpc/grpc-js';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { checkServerIdentity } from 'node:tls';
 import { parseArgs } from 'node:util';
-import { DEFAULT_TLS_DIR } from '../server/config.js';
+import { DEFAULT_STATE_DIR, DEFAULT_TLS_DIR } from '../server/config.js';
+import { TableError } from '../dfsa/tables.js';
+import { TUNE_TABLES, getTune, setTune, type TuneTable } from '../dfsa/tuning.js';
 import { TlsError, caInit, caIssue, readTlsMaterial } from '../server/tls.js';
 import { loadNodeServiceConstructor, type IdentifyReply } from '../proto/node.js';
 import { splitHostPort, whyUnreachable } from '../proto/reach.js';
 
-type Command = 'ca init' | 'ca issue' | 'identify';
+type TuneCommand = 'getcosts' | 'setcosts' | 'gettune' | 'settune' | 'getdecay' | 'setdecay';
+type Command = 'ca init' | 'ca issue' | 'identify' | TuneCommand;
+const TUNE: Record<TuneCommand, { table: TuneTable; set: boolean }> = {
+  getcosts: { table: 'costs', set: false },
+  setcosts: { table: 'costs', set: true },
+  gettune: { table: 'tune', set: false },
+  settune: { table: 'tune', set: true },
+  getdecay: { table: 'decay', set: false },
+  setdecay: { table: 'decay', set: true },
+};
+const isTune = (w: string | undefined): w is TuneCommand => w !== undefined && Object.hasOwn(TUNE, w);
 const SYNOPSIS: Record<Command, string> = {
   'ca init': 'mfsctl ca init [--dir DIR] [--force]',
   'ca issue': 'mfsctl ca issue NODE [--dir DIR] [--out DIR] [--host HOST|IP]... [--force]',
   'identify': 'mfsctl identify HOST:PORT [--dir DIR | --insecure]',
+  'getcosts': 'mfsctl getcosts [--state-dir DIR]',
+  'setcosts': 'mfsctl setcosts CONN_S CONN_C INKB_S INKB_C OUTKB_S OUTKB_C [--state-dir DIR]',
+  'gettune': 'mfsctl gettune [--state-dir DIR]',
+  'settune': 'mfsctl settune V1 ... V14 [--state-dir DIR]   (the 14 overheads, in gettune order)',
+  'getdecay': 'mfsctl getdecay [--state-dir DIR]',
+  'setdecay': 'mfsctl setdecay INTERVAL SLOW FAST [--state-dir DIR]',
 };
-const OPTIONS_OF: Record<Command, string[]> = {
+const OPTIONS_OF: Record<Exclude<Command, TuneCommand>, string[]> = {
   'ca init': ['dir', 'force'],
   'ca issue': ['dir', 'out', 'host', 'force'],
   'identify': ['dir', 'insecure'],
 };
-const FOOTER = `DIR defaults to ${DEFAULT_TLS_DIR}. "ca issue" writes node.key, node.crt (and ca.crt) to --out (default DIR).`;
+const FOOTER = `DIR defaults to ${DEFAULT_TLS_DIR}. "ca issue" writes node.key, node.crt (and ca.crt) to --out (default DIR).
+--state-dir defaults to ${DEFAULT_STATE_DIR}; values are microseconds (decay: seconds and per mille); set* is for root.`;
 const usageOf = (cmds: Command[]): string => cmds.map((c, i) => `${i === 0 ? 'usage: ' : '       '}${SYNOPSIS[c]}`).join('\n');
-const USAGE = `${usageOf(['ca init', 'ca issue', 'identify'])}\n${FOOTER}`;
+const ALL: Command[] = ['ca init', 'ca issue', 'identify', 'getcosts', 'setcosts', 'gettune', 'settune', 'getdecay', 'setdecay'];
+const USAGE = `${usageOf(ALL)}\n${FOOTER}`;
 
 /** Bad command line: the message, then the usage of the commands it concerns. */
 class UsageError extends Error {
@@ -53,7 +76,7 @@ function flags(args: string[]) {
 function commandsOf(words: string[]): Command[] {
   const [cmd, sub] = words.filter((w) => !w.startsWith('-'));
   if (cmd === 'identify') return ['identify'];
-  if (cmd !== 'ca') return ['ca init', 'ca issue', 'identify'];
+  if (cmd !== 'ca') return ALL;
   if (sub === 'init') return ['ca init'];
   if (sub === 'issue') return ['ca issue'];
   return ['ca init', 'ca issue'];
@@ -85,7 +108,51 @@ async function identify(address: string, dir: string, insecure: boolean): Promis
   }
 }
 
+/**
+ * getcosts ... setdecay. Parsed by hand, not by parseArgs: a negative value ("-5") must reach the
+ * table's check and be refused as negative, not taken for an unknown option.
+ */
+async function tune(command: TuneCommand, argv: string[]): Promise<number> {
+  const usage = usageOf([command]);
+  let dir = DEFAULT_STATE_DIR;
+  const values: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--state-dir' || a.startsWith('--state-dir=')) {
+      const d = a === '--state-dir' ? argv[++i] : a.slice('--state-dir='.length);
+      if (d === undefined || d === '') throw new UsageError("Option '--state-dir <value>' argument missing", usage);
+      dir = d;
+    } else if (a === '-h' || a === '--help') {
+      process.stdout.write(`${usage}\n`);
+      return 0;
+    } else if (a.startsWith('-') && !/^-[0-9.]/.test(a)) {
+      throw new UsageError(`${a.replace(/=.*/, '')} is not an option of "${command}"`, usage);
+    } else {
+      values.push(a);
+    }
+  }
+  values.splice(values.indexOf(command), 1);
+  const { table, set } = TUNE[command];
+  if (!set) {
+    if (values.length > 0) throw new UsageError(`unexpected "${values.join(' ')}"`, usage);
+    process.stdout.write(await getTune(dir, table));
+    return 0;
+  }
+  // Like the root-writable /proc/hpc/admin files these tables replace.
+  if (process.getuid?.() !== 0) throw new Error(`${command}: EPERM: only root may change the ${TUNE_TABLES[table].file} table`);
+  try {
+    await setTune(dir, table, values);
+  } catch (err) {
+    if (err instanceof TableError) throw new UsageError(err.message, usage);
+    throw err;
+  }
+  return 0;
+}
+
 async function main(argv: string[]): Promise<number> {
+  // The command word: the first word that is neither an option nor an option's value.
+  const first = argv.find((w, i) => !w.startsWith('-') && !(i > 0 && /^--(state-dir|dir|out|host)$/.test(argv[i - 1]!)));
+  if (isTune(first)) return tune(first, argv);
   let parsed: ReturnType<typeof flags>;
   try {
     parsed = flags(argv);
@@ -99,7 +166,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const [cmd, sub, ...rest] = parsed.positionals;
   if (cmd === undefined) throw new UsageError('missing command');
-  const command: Command | undefined = cmd === 'identify' ? 'identify'
+  const command: Exclude<Command, TuneCommand> | undefined = cmd === 'identify' ? 'identify'
     : cmd === 'ca' && (sub === 'init' || sub === 'issue') ? `ca ${sub}` : undefined;
   if (command === undefined) throw new UsageError(`bad command "${parsed.positionals.join(' ')}"`, usageOf(commandsOf(parsed.positionals)));
   const usage = usageOf([command]);

@@ -1,4 +1,4 @@
-// A node's DFSA tuning, persisted in its state directory (default /var/lib/omfs), one file per
+// A node's DFSA tuning, persisted in its state directory (mfsd's stateDir), one file per
 // table in openMosix's format: `mfscosts`, `overheads`, `decay`. A missing file means the
 // defaults; a file that does not parse is an error naming the file and the field (the node does
 // not silently fall back to defaults an admin did not choose).
@@ -6,8 +6,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TableError, formatTable, parseTable, type TableSpec } from './tables.js';
-
-export const DEFAULT_STATE_DIR = '/var/lib/omfs';
 
 /** The table's values from DIR, or its defaults when the file does not exist. */
 export async function readTable(dir: string, spec: TableSpec): Promise<number[]> {
