@@ -18,7 +18,9 @@ export interface Child {
 const running = new Set<Child>();
 
 export function startChild(command: string, args: string[]): Child {
-  const proc = spawn(command, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+  // Its own process group, so stop() also ends what it started (a shell's background sleeps would
+  // otherwise keep our stdout pipe open and the test run alive).
+  const proc = spawn(command, args, { stdio: ['pipe', 'pipe', 'inherit'], detached: true });
   if (proc.pid === undefined) throw new Error(`could not start ${command}`);
   const lines: string[] = [];
   const waiting: ((line: string) => void)[] = [];
@@ -42,8 +44,13 @@ export function startChild(command: string, args: string[]): Child {
     send: (line) => proc.stdin!.write(`${line}\n`),
     stop: async () => {
       running.delete(child);
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+      try {
+        process.kill(-proc.pid!, 'SIGKILL');
+      } catch {
+        // the group is already empty
+      }
       await exited;
+      proc.stdout!.destroy();
     },
   };
   running.add(child);

@@ -7,7 +7,9 @@
 // file), or, with proc events, when a process that has a record forks (the child copies the
 // parent's values as they are at the fork, as openMosix's fork copied the task). A process first
 // seen without a fork event inherits from the nearest ancestor with a record (parent, grandparent,
-// ... through PPid), as it is at that moment.
+// ... through PPid), with the value the ancestor had when it forked that line: the table keeps
+// when `selected` was last set and the value before, and compares with the start time of the
+// process the ancestor forked.
 //
 // What is inherited: home (a child of a job the scheduler placed belongs to the same home),
 // selected (openMosix: "inherited from an ancestor, set before fork") and lastexec (a child that
@@ -18,6 +20,7 @@
 // the table is an LRU of maxProcesses records, and a record whose key no longer matches the live
 // process of that tgid is replaced on sight. A main thread that exits before its other threads
 // (pthread_exit in main) ends the record early: the process then starts over from its ancestors.
+import { readFileSync } from 'node:fs';
 import type { ProcessInfo, ProcessKey } from '../../../sys/process.js';
 import { ProcessLookup } from '../../../sys/process.js';
 import type { ExecEvent, ExitEvent, ForkEvent } from '../../../sys/proc-events.js';
@@ -29,6 +32,9 @@ export interface ProcessState {
   home: number;
   /** Set through the `selected` control file, or inherited; undefined: never selected. */
   selected: number | undefined;
+  /** When `selected` was last set (clock ticks since boot, as a process start time), and its value before. */
+  selectedSetAt: number;
+  selectedBefore: number | undefined;
   /** The node of the last successful execve (this node: a process runs where it exec'd). */
   lastexec: number;
   /** The node of this process's last successful create through magic/; undefined: none yet. */
@@ -46,7 +52,9 @@ export interface ProcessEventSource {
   on(event: 'exec', listener: (e: ExecEvent) => void): unknown;
   on(event: 'exit', listener: (e: ExitEvent) => void): unknown;
   on(event: 'fork', listener: (e: ForkEvent) => void): unknown;
-  off(event: 'exec' | 'exit' | 'fork', listener: (...args: never[]) => void): unknown;
+  off(event: 'exec', listener: (e: ExecEvent) => void): unknown;
+  off(event: 'exit', listener: (e: ExitEvent) => void): unknown;
+  off(event: 'fork', listener: (e: ForkEvent) => void): unknown;
   /** Applies the events queued so far (a request's own exec or fork is queued before the request). */
   drain(): void;
 }
@@ -58,6 +66,8 @@ export interface ProcessTableOptions {
   /** How far up the parent chain a new process looks for a record to inherit. */
   maxAncestors?: number;
   lookup?: ProcessSource;
+  /** Clock ticks since boot now (the unit of a process start time); /proc/uptime by default. */
+  ticksNow?: () => number;
   /** Fork/exec/exit of every process; without it the table relies on the LRU bound. */
   events?: ProcessEventSource;
 }
@@ -69,6 +79,7 @@ export class ProcessTable {
   private readonly maxAncestors: number;
   private readonly lookup: ProcessSource;
   private readonly events: ProcessEventSource | undefined;
+  private readonly ticksNow: () => number;
   private readonly onFork = (e: ForkEvent): void => this.forked(e);
   private readonly onExec = (e: ExecEvent): void => this.execed(e);
   private readonly onExit = (e: ExitEvent): void => this.exited(e);
@@ -79,6 +90,7 @@ export class ProcessTable {
     this.maxAncestors = options.maxAncestors ?? 64;
     this.lookup = options.lookup ?? new ProcessLookup();
     this.events = options.events;
+    this.ticksNow = options.ticksNow ?? ticksSinceBoot;
     this.events?.on('fork', this.onFork);
     this.events?.on('exec', this.onExec);
     this.events?.on('exit', this.onExit);
@@ -95,8 +107,8 @@ export class ProcessTable {
     const known = this.liveRecord(info);
     if (known) return known;
     const state = this.fresh(info.key, info.tgid);
-    const ancestor = this.nearestAncestor(info.ppid);
-    if (ancestor) inherit(state, ancestor);
+    const found = this.nearestAncestor(info);
+    if (found) inherit(state, found.ancestor, found.forked.startTime);
     this.keep(state);
     return state;
   }
@@ -113,7 +125,10 @@ export class ProcessTable {
 
   /** The control file's write: `node` for the caller's process, undefined to clear. */
   setSelected(tid: number, node: number | undefined): void {
-    this.stateOf(tid).selected = node;
+    const state = this.stateOf(tid);
+    state.selectedBefore = state.selected;
+    state.selected = node;
+    state.selectedSetAt = this.ticksNow();
   }
 
   /** The mount calls this once a create through magic/ succeeded on `node`. */
@@ -143,7 +158,9 @@ export class ProcessTable {
   }
 
   private fresh(key: ProcessKey, tgid: number): ProcessState {
-    return { key, tgid, home: this.thisNode, selected: undefined, lastexec: this.thisNode, magic: undefined };
+    return {
+      key, tgid, home: this.thisNode, selected: undefined, selectedSetAt: 0, selectedBefore: undefined, lastexec: this.thisNode, magic: undefined,
+    };
   }
 
   /** The record of this very process (not of an earlier one with the same pid), marked as just used. */
@@ -156,14 +173,15 @@ export class ProcessTable {
     return state;
   }
 
-  private nearestAncestor(ppid: number): ProcessState | undefined {
-    let pid = ppid;
-    for (let depth = 0; pid > 0 && depth < this.maxAncestors; depth++) {
-      const info = this.lookup.processOf(pid);
+  /** The nearest ancestor with a record, and the process on the path that it forked (the one whose start time decides what it got). */
+  private nearestAncestor(start: ProcessInfo): { ancestor: ProcessState; forked: ProcessInfo } | undefined {
+    let below = start;
+    for (let depth = 0; below.ppid > 0 && depth < this.maxAncestors; depth++) {
+      const info = this.lookup.processOf(below.ppid);
       if (info === undefined) return undefined;
       const state = this.liveRecord(info);
-      if (state) return state;
-      pid = info.ppid;
+      if (state) return { ancestor: state, forked: below };
+      below = info;
     }
     return undefined;
   }
@@ -187,7 +205,7 @@ export class ProcessTable {
     const child = this.lookup.processOf(e.child.pid);
     if (child === undefined) return; // already gone
     const state = this.fresh(child.key, child.tgid);
-    inherit(state, parent);
+    inherit(state, parent, child.startTime);
     this.keep(state);
   }
 
@@ -203,8 +221,20 @@ export class ProcessTable {
   }
 }
 
-function inherit(child: ProcessState, ancestor: ProcessState): void {
+/**
+ * `forkedAt`: start time of the process the ancestor forked on the way to `child`. openMosix's
+ * child got the value of the fork's moment, so a line forked before the ancestor's last set gets
+ * the value before it (the same clock tick counts as after: ticks are 10 ms).
+ */
+function inherit(child: ProcessState, ancestor: ProcessState, forkedAt: number): void {
   child.home = ancestor.home;
-  child.selected = ancestor.selected;
+  child.selected = forkedAt >= ancestor.selectedSetAt ? ancestor.selected : ancestor.selectedBefore;
   child.lastexec = ancestor.lastexec;
+}
+
+/** Clock ticks (USER_HZ, 100 on Linux) since boot, the clock of /proc/<pid>/stat's start time. */
+function ticksSinceBoot(): number {
+  // "12345.67 ...": whole seconds and hundredths, read as integers (12345.67 * 100 is 1234566.99...).
+  const [sec, hundredths] = readFileSync('/proc/uptime', 'latin1').split(' ')[0].split('.');
+  return Number(sec) * 100 + Number(hundredths ?? 0);
 }
