@@ -2,6 +2,7 @@
 // with real processes' thread ids as a FUSE request would carry them, with the proc connector and
 // without it (a daemon that is not root).
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { EventEmitter } from 'node:events';
 import { ProcEvents } from '../../sys/proc-events.js';
 import { execSignature, type ProcessInfo } from '../../sys/process.js';
 import { ProcessTable, resolveSpecial, SelectedControl, specialInstanceKey, type SpecialName, type SpecialOp } from '../../fuse/mfs/special/index.js';
@@ -195,6 +196,29 @@ describe('process table, with proc events', () => {
 });
 
 const control = (table: ProcessTable): SelectedControl => new SelectedControl(table, knownNode);
+
+describe('process table and main-thread exits that do not end the process', () => {
+  it('keeps the record when the same process goes on after its main thread exited (pthread_exit, exec from another thread)', () => {
+    // The events are fed by hand here: the kernel's order for an execve from a non-main thread is
+    // the old main thread's exit (pid == tgid), then the exec.
+    const fake = Object.assign(new EventEmitter(), { drain: () => {} });
+    const table = new ProcessTable({ thisNode: THIS_NODE, events: fake });
+    const proc = startChild('sleep', ['60']);
+    const state = table.stateOf(proc.pid);
+    table.setSelected(proc.pid, 2);
+    state.lastexec = 5;
+    fake.emit('exit', { pid: proc.pid, tgid: proc.pid, exitCode: 0, exitSignal: 0 });
+    expect(table.peek(proc.pid)).toBeUndefined();
+    fake.emit('exec', { pid: proc.pid, tgid: proc.pid });
+    expect(table.peek(proc.pid)).toBe(state);
+    expect(state.lastexec).toBe(THIS_NODE);
+    expect(state.selected).toBe(2);
+
+    fake.emit('exit', { pid: proc.pid, tgid: proc.pid, exitCode: 0, exitSignal: 0 }); // pthread_exit in main
+    expect(resolve(table, 'selected', proc.pid)).toBe(2); // its other threads still ask as the same process
+    table.close();
+  });
+});
 
 describe('process table bounds and pid reuse', () => {
   it('holds at most maxProcesses records, dropping the least recently used', async () => {

@@ -18,8 +18,11 @@
 //
 // Forgetting: on the process's exit event; without events (not root, or events lost on overflow)
 // the table is an LRU of maxProcesses records, and a record whose key no longer matches the live
-// process of that tgid is replaced on sight. A main thread that exits before its other threads
-// (pthread_exit in main) ends the record early: the process then starts over from its ancestors.
+// process of that tgid is replaced on sight. The exit of a main thread does not always end its
+// process: a process whose main thread called pthread_exit lives on in its other threads, and an
+// execve from a thread other than the main one kills the old main thread (exit event, pid == tgid)
+// and takes over its pid. So an exited process's record goes to a small graveyard first, and comes
+// back if the same ProcessKey is seen again (a dead process's key never is).
 import { readFileSync } from 'node:fs';
 import type { ProcessInfo, ProcessKey } from '../../../sys/process.js';
 import { ProcessLookup } from '../../../sys/process.js';
@@ -72,9 +75,14 @@ export interface ProcessTableOptions {
   events?: ProcessEventSource;
 }
 
+/** Records kept after their main thread's exit (see the header). */
+const GRAVEYARD_SIZE = 1024;
+
 export class ProcessTable {
   readonly thisNode: number;
   private readonly records = new Map<number, ProcessState>();
+  /** Records of processes whose main thread exited, oldest first, in case the process lives on. */
+  private readonly graveyard = new Map<number, ProcessState>();
   private readonly maxProcesses: number;
   private readonly maxAncestors: number;
   private readonly lookup: ProcessSource;
@@ -138,12 +146,29 @@ export class ProcessTable {
 
   /** Process `tgid` exec'd on this node. */
   noteExec(tgid: number): void {
-    const state = this.records.get(tgid);
+    const state = this.records.get(tgid) ?? this.revive(tgid);
     if (state) state.lastexec = this.thisNode;
   }
 
+  /** Process `tgid`'s main thread exited: its record goes to the graveyard (see the header). */
   forget(tgid: number): void {
+    const state = this.records.get(tgid);
+    if (!state) return;
     this.records.delete(tgid);
+    this.graveyard.delete(tgid);
+    if (this.graveyard.size >= GRAVEYARD_SIZE) this.graveyard.delete(this.graveyard.keys().next().value!);
+    this.graveyard.set(tgid, state);
+  }
+
+  /** A forgotten record back, if the live process of `tgid` is still the one it was about. */
+  private revive(tgid: number, live?: ProcessInfo): ProcessState | undefined {
+    const state = this.graveyard.get(tgid);
+    if (!state) return undefined;
+    this.graveyard.delete(tgid);
+    const info = live ?? this.lookup.processOf(tgid);
+    if (info?.key !== state.key) return undefined;
+    this.keep(state);
+    return state;
   }
 
   get size(): number {
@@ -166,7 +191,7 @@ export class ProcessTable {
   /** The record of this very process (not of an earlier one with the same pid), marked as just used. */
   private liveRecord(info: ProcessInfo): ProcessState | undefined {
     const state = this.records.get(info.tgid);
-    if (!state) return undefined;
+    if (!state) return this.revive(info.tgid, info);
     this.records.delete(info.tgid);
     if (state.key !== info.key) return undefined; // a dead process's record: its pid was reused
     this.records.set(info.tgid, state);
