@@ -53,12 +53,19 @@ async function main(): Promise<void> {
 
   // The client certificate names node<N>: every node's session checks it against Hello.node.
   const creds = credentials.createSsl(ca, key, cert);
-  const conns = new Map<number, NodeConn>();
-  for (const n of map.nodes.values()) {
-    conns.set(n.id, new NodeConn(n.id, addressOf(n.addresses[0]!), {
-      myNode: args.node, creds, soft: args.soft, timeoMs: args.timeoMs, idleMs: args.idleMs,
-    }));
-  }
+  // One connection per node of the map; `previous` keeps those whose address did not change.
+  const connect = (m: ClusterMap, previous: ReadonlyMap<number, NodeConn>): Map<number, NodeConn> => {
+    const next = new Map<number, NodeConn>();
+    for (const n of m.nodes.values()) {
+      const address = addressOf(n.addresses[0]!);
+      const old = previous.get(n.id);
+      next.set(n.id, old?.address === address ? old : new NodeConn(n.id, address, {
+        myNode: args.node, creds, soft: args.soft, timeoMs: args.timeoMs, idleMs: args.idleMs,
+      }));
+    }
+    return next;
+  };
+  let conns = connect(map, new Map());
   const fs = new MfsFs(map, conns, {
     mountPoint: real, readOnly: args.readOnly, cacheSeconds: args.cacheSeconds, lockClientId: `mfs-mount:node${args.node}:${process.pid}`,
     ...(args.debug ? { log: (line: string) => process.stderr.write(line + '\n') } : {}),
@@ -86,6 +93,23 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
+  // SIGHUP: re-read the map, as openMosix's setpe did. A map that does not parse changes nothing.
+  process.on('SIGHUP', () => {
+    let next: ClusterMap;
+    try {
+      next = parseMap(readFileSync(args.map, 'utf8'), args.map);
+    } catch (err) {
+      process.stderr.write(`mfs-mount: SIGHUP: map not changed: ${err instanceof Error ? err.message : String(err)}\n`);
+      return;
+    }
+    const before = conns;
+    conns = connect(next, before);
+    void fs.setMembership(next, conns).then(() => {
+      // After the kernel forgot them: retiring drops what was cached from each left or moved node.
+      for (const [k, c] of before) if (conns.get(k) !== c) c.retire();
+      process.stdout.write(`mfs-mount: SIGHUP: nodes ${[...conns.keys()].join(',')} of ${args.map}\n`);
+    });
+  });
 
   try {
     // allow_other: every user of this machine sees /mfs; default_permissions: the kernel checks

@@ -39,9 +39,14 @@ export class KernelCache {
   }
 
   /** The name, and the directory's cached listing (its pages) and attributes. */
-  private dropName(dir: MfsInode, name: Buffer): Promise<unknown> {
+  dropName(dir: MfsInode, name: Buffer): Promise<unknown> {
     this.inodes.dropName(dir, name);
     return Promise.all([this.send((n) => n.invalEntry(dir.id, name)), this.send((n) => n.invalInode(dir.id, 0, 0))]);
+  }
+
+  /** The directory's cached listing (its pages) and attributes, not its names. */
+  dropListing(dir: MfsInode): Promise<unknown> {
+    return this.send((n) => n.invalInode(dir.id, 0, 0));
   }
 
   /** Every name we know the kernel may have cached in `dir`, and its listing. */

@@ -69,17 +69,34 @@ export class MfsFs implements FileSystem {
   private readonly files = new Map<number, OpenFile>();
   private nextFh = 1;
   /** Node numbers of the map, in order: the root's listing. */
-  private readonly nodeList: number[];
+  private nodeList: number[];
 
-  constructor(map: ClusterMap, private readonly conns: ReadonlyMap<number, NodeConn>, private readonly opts: MfsOptions) {
+  constructor(map: ClusterMap, private conns: ReadonlyMap<number, NodeConn>, private readonly opts: MfsOptions) {
     this.nodeList = [...map.nodes.keys()].sort((a, b) => a - b);
-    for (const conn of conns.values()) {
-      conn.onInvalidate = (inv) => {
-        opts.log?.(`mfs: node ${conn.node} invalidates ${inv.kind} ${inv.ino}${inv.kind === 'name' ? ` ${JSON.stringify(inv.name.toString('latin1'))}` : ''}${inv.kind === 'data' ? ` [${inv.offset}+${inv.length}]` : ''} (node id ${this.inodes.byIno(conn.node, inv.ino)?.id ?? 'none'})`);
-        return this.cache.invalidate(conn.node, inv);
-      };
-      conn.onLost = () => this.cache.dropNode(conn.node);
-    }
+    for (const conn of conns.values()) this.wire(conn);
+  }
+
+  private wire(conn: NodeConn): void {
+    conn.onInvalidate = (inv) => {
+      this.opts.log?.(`mfs: node ${conn.node} invalidates ${inv.kind} ${inv.ino}${inv.kind === 'name' ? ` ${JSON.stringify(inv.name.toString('latin1'))}` : ''}${inv.kind === 'data' ? ` [${inv.offset}+${inv.length}]` : ''} (node id ${this.inodes.byIno(conn.node, inv.ino)?.id ?? 'none'})`);
+      return this.cache.invalidate(conn.node, inv);
+    };
+    conn.onLost = () => this.cache.dropNode(conn.node);
+  }
+
+  /**
+   * The map was re-read (SIGHUP): `conns` are the nodes now, each the old connection when its
+   * address did not change. The kernel forgets the root's listing and the names of the nodes that
+   * left or moved, so the next `ls` or lookup shows the new membership; the caller retires the
+   * connections that are no longer used (which drops what was cached from them).
+   */
+  setMembership(map: ClusterMap, conns: ReadonlyMap<number, NodeConn>): Promise<unknown> {
+    const changed = this.nodeList.filter((k) => conns.get(k) !== this.conns.get(k));
+    for (const conn of conns.values()) if (this.conns.get(conn.node) !== conn) this.wire(conn);
+    this.conns = conns;
+    this.nodeList = [...map.nodes.keys()].sort((a, b) => a - b);
+    const root = this.inode(ROOT_ID);
+    return Promise.all([...changed.map((k) => this.cache.dropName(root, Buffer.from(String(k)))), this.cache.dropListing(root)]);
   }
 
   // ---- the table ----

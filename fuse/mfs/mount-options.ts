@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 
 export const USAGE =
   'usage: mfs-mount --map FILE --node N --tls-ca FILE --tls-cert FILE --tls-key FILE ' +
-  '[-o ro,hard|soft,timeo=MS,idle=MS,cache=SECONDS] [--debug] MOUNTPOINT';
+  '[-o ro,hard|soft,timeo=MS,idle=MS,cache=SECONDS,dfsa=0|1] [--debug] MOUNTPOINT';
 
 export interface MountArgs {
   map: string;
@@ -21,12 +21,17 @@ export interface MountArgs {
   idleMs: number;
   /** Entry/attribute timeout of cacheable replies, in seconds. */
   cacheSeconds: number;
+  /**
+   * dfsa=1 (openMosix's default): this node's own exports may be reached without the network.
+   * Recorded for the DFSA scheduler; the mount reaches every node, its own too, through mfsd today.
+   */
+  dfsa: boolean;
   debug: boolean;
 }
 
 export class MountArgsError extends Error {}
 
-const DEFAULTS = { readOnly: false, soft: false, timeoMs: 10_000, idleMs: 300_000, cacheSeconds: 3600, debug: false };
+const DEFAULTS = { readOnly: false, soft: false, timeoMs: 10_000, idleMs: 300_000, cacheSeconds: 3600, dfsa: true, debug: false };
 
 function number(name: string, text: string | undefined, min: number): number {
   const n = text !== undefined && /^\d+$/.test(text) ? Number(text) : NaN;
@@ -45,6 +50,8 @@ function applyOptions(list: string, into: typeof DEFAULTS): void {
     else if (key === 'timeo') into.timeoMs = number('timeo', value, 1);
     else if (key === 'idle') into.idleMs = number('idle', value, 0);
     else if (key === 'cache') into.cacheSeconds = number('cache', value, 0);
+    else if (key === 'dfsa' && (value === '0' || value === '1')) into.dfsa = value === '1';
+    else if (key === 'dfsa') throw new MountArgsError(`dfsa needs 0 or 1, got ${JSON.stringify(value ?? '')}`);
     else throw new MountArgsError(`unknown mount option "${opt}"`);
   }
 }
