@@ -261,7 +261,9 @@ main().then(() => process.exit(0), (err: unknown) => {
     process.stderr.write(`omfs-cluster: ${err.message}\n${USAGE}\n`);
     process.exit(2);
   }
-  const message = err instanceof Failure || err instanceof StartError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err);
+  // Ours and the system's (EEXIST on a path, EACCES) say it all in their message; a bug needs the stack.
+  const expected = err instanceof Failure || err instanceof StartError || typeof (err as { code?: unknown }).code === 'string';
+  const message = err instanceof Error ? (expected ? err.message : (err.stack ?? err.message)) : String(err);
   process.stderr.write(`omfs-cluster: ${message}\n`);
   process.exit(1);
 });

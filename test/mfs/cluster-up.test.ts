@@ -1,0 +1,117 @@
+// omfs-cluster as the README uses it: `up --nodes 3` brings up three real mfsd daemons with mutual
+// TLS and three real /mfs mounts; files cross nodes byte for byte; `up` on a running cluster says
+// so; `down` leaves no mount and no process, also after a crash and after an `up` that failed
+// half-way (which undoes itself).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { alive, eventually, mountsUnder, omfsCluster, processesMentioning } from '../harness/mfs-admin.js';
+import { spawnSync } from 'node:child_process';
+
+let dir: string;
+
+const pidOf = (file: string): number => Number(fs.readFileSync(join(dir, file), 'utf8').trim());
+const pidFiles = (nodes: number): string[] => Array.from({ length: nodes }, (_, i) => [`node${i + 1}/mfsd.pid`, `node${i + 1}/mfs-mount.pid`]).flat();
+
+beforeAll(() => {
+  dir = fs.mkdtempSync(join(tmpdir(), 'omfs-cluster-'));
+});
+
+afterAll(async () => {
+  await omfsCluster(['down', '--dir', dir]);
+  // Last resort, should down have failed: nothing of this cluster may outlive the test.
+  for (const p of processesMentioning(dir)) process.kill(p.pid, 'SIGKILL');
+  for (const m of mountsUnder(dir).reverse()) spawnSync('umount', ['-l', m], { stdio: 'ignore' });
+  if (mountsUnder(dir).length === 0) fs.rmSync(dir, { recursive: true, force: true });
+}, 120_000);
+
+describe('omfs-cluster up --nodes 3', () => {
+  let pids: number[] = [];
+
+  it('starts three nodes, each mounting the cluster, and prints where everything is', async () => {
+    const r = await omfsCluster(['up', '--nodes', '3', '--dir', dir]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(join(dir, 'openmosix.map'));
+    for (const k of [1, 2, 3]) {
+      expect(r.stdout).toContain(join(dir, `node${k}`, 'export'));
+      expect(r.stdout).toContain(join(dir, `node${k}`, 'mfs'));
+      expect(fs.readdirSync(join(dir, `node${k}`, 'mfs')).sort()).toEqual(['1', '2', '3']);
+    }
+    expect(mountsUnder(dir).sort()).toEqual([1, 2, 3].map((k) => join(dir, `node${k}`, 'mfs')));
+    pids = pidFiles(3).map(pidOf);
+    expect(pids.every(alive)).toBe(true);
+  }, 180_000);
+
+  it('a file written through node1/mfs/2/ is node 2\'s export file, byte for byte, and reads the same through node3/mfs/2/', () => {
+    const data = randomBytes(3 * 1024 * 1024 + 17);
+    fs.writeFileSync(join(dir, 'node1', 'mfs', '2', 'blob'), data);
+    expect(fs.readFileSync(join(dir, 'node2', 'export', 'blob')).equals(data)).toBe(true);
+    expect(fs.readFileSync(join(dir, 'node3', 'mfs', '2', 'blob')).equals(data)).toBe(true);
+    // And the other way: each node's export is its root, DIR/nodeJ/mfs/K/x = DIR/nodeK/export/x.
+    fs.mkdirSync(join(dir, 'node3', 'export', 'sub'));
+    fs.writeFileSync(join(dir, 'node3', 'export', 'sub', 'x'), 'on node 3\n');
+    expect(fs.readFileSync(join(dir, 'node1', 'mfs', '3', 'sub', 'x'), 'utf8')).toBe('on node 3\n');
+  });
+
+  it('up on the running cluster says so and changes nothing', async () => {
+    const r = await omfsCluster(['up', '--nodes', '3', '--dir', dir]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('already running');
+    expect(pidFiles(3).map(pidOf)).toEqual(pids);
+  }, 60_000);
+
+  it('down unmounts everything and stops every process', async () => {
+    const r = await omfsCluster(['down', '--dir', dir]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(mountsUnder(dir)).toEqual([]);
+    expect(pids.filter(alive)).toEqual([]);
+    expect(processesMentioning(dir)).toEqual([]);
+    // The export files stay: down stops the cluster, it does not delete its data.
+    expect(fs.existsSync(join(dir, 'node2', 'export', 'blob'))).toBe(true);
+  }, 120_000);
+});
+
+describe('omfs-cluster down after trouble', () => {
+  it('cleans up after a crashed mount and a killed daemon (dead FUSE mount, stale pid file)', async () => {
+    const r = await omfsCluster(['up', '--nodes', '2', '--dir', dir]);
+    expect(r.code, r.stderr).toBe(0);
+    const pids = pidFiles(2).map(pidOf);
+    process.kill(pidOf('node1/mfs-mount.pid'), 'SIGKILL'); // its mount stays, answering ENOTCONN
+    process.kill(pidOf('node2/mfsd.pid'), 'SIGKILL');
+    expect(await eventually(() => !alive(pidOf('node1/mfs-mount.pid')), 10_000)).toBe(true);
+    expect(mountsUnder(dir)).toContain(join(dir, 'node1', 'mfs'));
+    const d = await omfsCluster(['down', '--dir', dir]);
+    expect(d.code, d.stderr).toBe(0);
+    expect(mountsUnder(dir)).toEqual([]);
+    expect(pids.filter(alive)).toEqual([]);
+    expect(processesMentioning(dir)).toEqual([]);
+  }, 180_000);
+
+  it('an up that fails half-way undoes itself: nothing mounted, nothing running', async () => {
+    // Node 2's mount point is a file: node 1 is mounted and both daemons run when node 2's mount fails.
+    fs.rmSync(join(dir, 'node2', 'mfs'), { recursive: true, force: true });
+    fs.writeFileSync(join(dir, 'node2', 'mfs'), 'in the way\n');
+    try {
+      const r = await omfsCluster(['up', '--nodes', '2', '--dir', dir]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(join(dir, 'node2', 'mfs'));
+      expect(r.stdout).toContain('undoing');
+      expect(mountsUnder(dir)).toEqual([]);
+      expect(processesMentioning(dir)).toEqual([]);
+    } finally {
+      fs.rmSync(join(dir, 'node2', 'mfs'), { force: true });
+    }
+  }, 180_000);
+
+  it('refuses a bad command line (exit 2)', async () => {
+    for (const args of [['up', '--dir', dir], ['up', '--nodes', 'x', '--dir', dir], ['sideways'], ['down', '--nodes', '2', '--dir', dir]]) {
+      const r = await omfsCluster(args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr).toContain('usage: omfs-cluster');
+    }
+  });
+});
