@@ -174,6 +174,9 @@ async function start(p: Paths, count: number, root: boolean): Promise<void> {
   printWhere(p, nodes, ports);
 }
 
+/** How this command was run, to say how to run it again: `node /path/dist/bin/omfs-cluster.js` or its bin name. */
+const invocation = (): string => (process.argv[1]?.endsWith('.js') ? `node ${process.argv[1]}` : 'omfs-cluster');
+
 function printWhere(p: Paths, nodes: number[], ports: Map<number, number>): void {
   const lines = [
     `up: ${nodes.length} node(s), mutual TLS, in ${p.dir}`,
@@ -187,7 +190,7 @@ function printWhere(p: Paths, nodes: number[], ports: Map<number, number>): void
   }
   const last = nodes[nodes.length - 1]!;
   lines.push(`try: echo hi > ${mountPointOf(p.node(1))}/${last}/hi && cat ${p.node(last).export}/hi`);
-  lines.push(`stop: omfs-cluster down --dir ${p.dir}`);
+  lines.push(`stop: ${invocation()} down --dir ${p.dir}`);
   for (const l of lines) say(l);
 }
 
