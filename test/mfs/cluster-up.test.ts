@@ -12,6 +12,9 @@ import { spawnSync } from 'node:child_process';
 
 let dir: string;
 
+/** /mfs holds this test's mount (its source and type are ours, and --root was used). */
+const mountedByUs = (mnt: string): boolean => mountsUnder(mnt).length > 0 && processesMentioning(dir).some((p) => p.cmdline.endsWith(` ${mnt} `) || p.cmdline.endsWith(` ${mnt}`));
+
 const pidOf = (file: string): number => Number(fs.readFileSync(join(dir, file), 'utf8').trim());
 const pidFiles = (nodes: number): string[] => Array.from({ length: nodes }, (_, i) => [`node${i + 1}/mfsd.pid`, `node${i + 1}/mfs-mount.pid`]).flat();
 
@@ -24,6 +27,7 @@ afterAll(async () => {
   // Last resort, should down have failed: nothing of this cluster may outlive the test.
   for (const p of processesMentioning(dir)) process.kill(p.pid, 'SIGKILL');
   for (const m of mountsUnder(dir).reverse()) spawnSync('umount', ['-l', m], { stdio: 'ignore' });
+  if (mountedByUs('/mfs')) spawnSync('umount', ['-l', '/mfs'], { stdio: 'ignore' });
   if (mountsUnder(dir).length === 0) fs.rmSync(dir, { recursive: true, force: true });
 }, 120_000);
 
@@ -73,6 +77,25 @@ describe('omfs-cluster up --nodes 3', () => {
     // The export files stay: down stops the cluster, it does not delete its data.
     expect(fs.existsSync(join(dir, 'node2', 'export', 'blob'))).toBe(true);
   }, 120_000);
+});
+
+describe('omfs-cluster up --root', () => {
+  // /mfs is this machine's: only when nothing is mounted there (a real /mfs is never touched).
+  it.skipIf(mountsUnder('/mfs').length > 0)('mounts node 1\'s view at /mfs itself, and down unmounts it', async () => {
+    const r = await omfsCluster(['up', '--nodes', '2', '--root', '--dir', dir]);
+    expect(r.code, r.stderr).toBe(0);
+    try {
+      expect(mountsUnder('/mfs')).toEqual(['/mfs']);
+      expect(mountsUnder(dir)).toEqual([join(dir, 'node2', 'mfs')]);
+      fs.writeFileSync('/mfs/2/via-root', 'node 1 at /mfs\n');
+      expect(fs.readFileSync(join(dir, 'node2', 'export', 'via-root'), 'utf8')).toBe('node 1 at /mfs\n');
+    } finally {
+      const d = await omfsCluster(['down', '--dir', dir]);
+      expect(d.code, d.stderr).toBe(0);
+    }
+    expect(mountsUnder('/mfs')).toEqual([]);
+    expect(processesMentioning(dir)).toEqual([]);
+  }, 180_000);
 });
 
 describe('omfs-cluster down after trouble', () => {
