@@ -27,8 +27,10 @@ module.exports = {
       '^fuse/passthrough/', ['^fuse/passthrough/', '^fuse/kernel/', '^sys/']),
     onlyImports('fuse-mfs-imports-kernel-proto-cluster-sys', 'fuse/mfs/ (the /mfs mount) may import fuse/kernel/, proto/ (sessions), cluster/ and sys/ only: never server/',
       '^fuse/mfs/', ['^fuse/mfs/', '^fuse/kernel/', '^proto/', '^cluster/', '^sys/']),
-    onlyImports('server-imports-proto-and-sys', 'server/ may import proto/ and sys/ only (not fuse/, not bin/)',
-      '^server/', ['^server/', '^proto/', '^sys/']),
+    // dfsa/ and cluster/ import nothing of server/, so the daemon running DFSA (load dissemination,
+    // the Advisor service) and reading the map cannot make a cycle (docs/architecture.md).
+    onlyImports('server-imports-proto-sys-dfsa-cluster', 'server/ may import proto/, sys/, dfsa/ and cluster/ only (not fuse/, not bin/)',
+      '^server/', ['^server/', '^proto/', '^sys/', '^dfsa/', '^cluster/']),
     onlyImports('cluster-imports-nothing-of-ours', 'cluster/ (membership: the map file, discovery) imports only node: builtins and npm packages',
       '^cluster/', ['^cluster/']),
     onlyImports('dfsa-imports-proto', 'dfsa/ may import proto/ only',

@@ -2,22 +2,28 @@
 // mfsctl: cluster administration. `ca init` makes the cluster CA, `ca issue NODE` a node's key
 // and certificate, `identify HOST:PORT` asks a running mfsd who it is; getcosts/setcosts,
 // gettune/settune and getdecay/setdecay read and set this node's DFSA tables (mfscosts, overheads,
-// decay) in its state directory, in openMosix's formats. Exit 2 for bad usage (bad values
-// included), 1 for anything else that fails.
+// decay) in its state directory, in openMosix's formats. getload, whois and status ask the local
+// mfsd (its address and certificate from its config, or --listen and --dir) for its load view and
+// the map's nodes. Exit 2 for bad usage (bad values included), 1 for anything else that fails.
 import * as grpc from '@grpc/grpc-js';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { checkServerIdentity } from 'node:tls';
 import { parseArgs } from 'node:util';
-import { DEFAULT_STATE_DIR, DEFAULT_TLS_DIR } from '../server/config.js';
+import { existsSync } from 'node:fs';
+import { ConfigError, DEFAULT_CONFIG_PATH, DEFAULT_LISTEN, DEFAULT_STATE_DIR, DEFAULT_TLS_DIR, formatListen, loadConfig } from '../server/config.js';
 import { TableError } from '../dfsa/tables.js';
 import { TUNE_TABLES, getTune, setTune, type TuneTable } from '../dfsa/tuning.js';
 import { TlsError, caInit, caIssue, readTlsMaterial } from '../server/tls.js';
-import { loadNodeServiceConstructor, type IdentifyReply } from '../proto/node.js';
+import {
+  loadNodeServiceConstructor, type ClusterReplyMsg, type IdentifyReply, type LoadReplyMsg, type LoadReportMsg, type NodeStatusMsg,
+} from '../proto/node.js';
 import { splitHostPort, whyUnreachable } from '../proto/reach.js';
 
 type TuneCommand = 'getcosts' | 'setcosts' | 'gettune' | 'settune' | 'getdecay' | 'setdecay';
-type Command = 'ca init' | 'ca issue' | 'identify' | TuneCommand;
+type LocalCommand = 'getload' | 'whois' | 'status';
+type Command = 'ca init' | 'ca issue' | 'identify' | LocalCommand | TuneCommand;
+const LOCAL: readonly string[] = ['getload', 'whois', 'status'];
 const TUNE: Record<TuneCommand, { table: TuneTable; set: boolean }> = {
   getcosts: { table: 'costs', set: false },
   setcosts: { table: 'costs', set: true },
@@ -31,6 +37,9 @@ const SYNOPSIS: Record<Command, string> = {
   'ca init': 'mfsctl ca init [--dir DIR] [--force]',
   'ca issue': 'mfsctl ca issue NODE [--dir DIR] [--out DIR] [--host HOST|IP]... [--force]',
   'identify': 'mfsctl identify HOST:PORT [--dir DIR | --insecure]',
+  'getload': 'mfsctl getload [N] [--config PATH] [--listen HOST:PORT] [--dir DIR | --insecure]',
+  'whois': 'mfsctl whois N [--config PATH] [--listen HOST:PORT] [--dir DIR | --insecure]',
+  'status': 'mfsctl status [--config PATH] [--listen HOST:PORT] [--dir DIR | --insecure]',
   'getcosts': 'mfsctl getcosts [--state-dir DIR]',
   'setcosts': 'mfsctl setcosts CONN_S CONN_C INKB_S INKB_C OUTKB_S OUTKB_C [--state-dir DIR]',
   'gettune': 'mfsctl gettune [--state-dir DIR]',
@@ -42,11 +51,16 @@ const OPTIONS_OF: Record<Exclude<Command, TuneCommand>, string[]> = {
   'ca init': ['dir', 'force'],
   'ca issue': ['dir', 'out', 'host', 'force'],
   'identify': ['dir', 'insecure'],
+  'getload': ['config', 'listen', 'dir', 'insecure'],
+  'whois': ['config', 'listen', 'dir', 'insecure'],
+  'status': ['config', 'listen', 'dir', 'insecure'],
 };
 const FOOTER = `DIR defaults to ${DEFAULT_TLS_DIR}. "ca issue" writes node.key, node.crt (and ca.crt) to --out (default DIR).
---state-dir defaults to ${DEFAULT_STATE_DIR}; values are microseconds (decay: seconds and per mille); set* is for root.`;
+--state-dir defaults to ${DEFAULT_STATE_DIR}; values are microseconds (decay: seconds and per mille); set* is for root.
+getload, whois and status ask the local mfsd: its address and certificate come from its config
+(--config, default ${DEFAULT_CONFIG_PATH}), --listen and --dir override them.`;
 const usageOf = (cmds: Command[]): string => cmds.map((c, i) => `${i === 0 ? 'usage: ' : '       '}${SYNOPSIS[c]}`).join('\n');
-const ALL: Command[] = ['ca init', 'ca issue', 'identify', 'getcosts', 'setcosts', 'gettune', 'settune', 'getdecay', 'setdecay'];
+const ALL: Command[] = ['ca init', 'ca issue', 'identify', 'getload', 'whois', 'status', 'getcosts', 'setcosts', 'gettune', 'settune', 'getdecay', 'setdecay'];
 const USAGE = `${usageOf(ALL)}\n${FOOTER}`;
 
 /** Bad command line: the message, then the usage of the commands it concerns. */
@@ -67,6 +81,8 @@ function flags(args: string[]) {
       host: { type: 'string', multiple: true },
       force: { type: 'boolean' },
       insecure: { type: 'boolean' },
+      config: { type: 'string' },
+      listen: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -76,15 +92,27 @@ function flags(args: string[]) {
 function commandsOf(words: string[]): Command[] {
   const [cmd, sub] = words.filter((w) => !w.startsWith('-'));
   if (cmd === 'identify') return ['identify'];
+  if (cmd !== undefined && LOCAL.includes(cmd)) return [cmd as LocalCommand];
   if (cmd !== 'ca') return ALL;
   if (sub === 'init') return ['ca init'];
   if (sub === 'issue') return ['ca issue'];
   return ['ca init', 'ca issue'];
 }
 
+/** Where a daemon is and the certificate to show it; `dir` names where the material came from. */
+interface Target { address: string; tls: { ca: string; cert: string; key: string; dir: string } | null }
+
 async function identify(address: string, dir: string, insecure: boolean): Promise<IdentifyReply> {
+  const tls = insecure ? null : { ca: join(dir, 'ca.crt'), cert: join(dir, 'node.crt'), key: join(dir, 'node.key'), dir };
+  return call<IdentifyReply>({ address, tls }, 'Identify', {});
+}
+
+/** One NodeService call, after a dial of our own that says at once what is wrong if it fails. */
+async function call<T>(target: Target, method: string, req: object, deadlineMs = 5000): Promise<T> {
+  const { address } = target;
   const { host } = splitHostPort(address)!;
-  const m = insecure ? null : await readTlsMaterial({ ca: join(dir, 'ca.crt'), cert: join(dir, 'node.crt'), key: join(dir, 'node.key') });
+  const m = target.tls ? await readTlsMaterial(target.tls) : null;
+  const dir = target.tls?.dir ?? '';
   // grpc-js only says "Failed to connect before the deadline" after retrying for the whole deadline:
   // dial once ourselves first and say what is wrong (nothing listening, TLS against plaintext or
   // the reverse, a certificate from another CA) at once.
@@ -99,13 +127,118 @@ async function identify(address: string, dir: string, insecure: boolean): Promis
   const Client = loadNodeServiceConstructor();
   const client = new Client(address, creds, byIp ? { 'grpc.ssl_target_name_override': 'omfs-node' } : {});
   try {
-    return await new Promise<IdentifyReply>((resolve, reject) => {
-      const call = client['Identify'] as (req: object, md: grpc.Metadata, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r: IdentifyReply) => void) => void;
-      call.call(client, {}, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (e, r) => (e ? reject(new Error(`${address}: ${e.details}`)) : resolve(r)));
+    return await new Promise<T>((resolve, reject) => {
+      const fn = client[method] as (req: object, md: grpc.Metadata, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r: T) => void) => void;
+      fn.call(client, req, new grpc.Metadata(), { deadline: Date.now() + deadlineMs }, (e, r) => (e ? reject(new Error(`${address}: ${e.details}`)) : resolve(r)));
     });
   } finally {
     client.close();
   }
+}
+
+/**
+ * The local mfsd: --listen, else the config's listen address (a wildcard host dialled as
+ * loopback); its certificate: --dir, else the config's own tls files (mfsctl runs on the node,
+ * as root, beside the daemon), else the default TLS directory.
+ */
+function localTarget(v: { config?: string; listen?: string; dir?: string; insecure?: boolean }): Target {
+  const path = v.config ?? (existsSync(DEFAULT_CONFIG_PATH) ? DEFAULT_CONFIG_PATH : undefined);
+  let cfg: ReturnType<typeof loadConfig>['config'] = null;
+  if (path !== undefined) {
+    try {
+      cfg = loadConfig(['--config', path]).config;
+    } catch (err) {
+      if (err instanceof ConfigError) throw new Error(`mfsd config ${path}: ${err.message}`);
+      throw err;
+    }
+  }
+  let address = v.listen;
+  if (address === undefined) {
+    const listen = cfg?.listen ?? { host: '127.0.0.1', port: Number(DEFAULT_LISTEN.split(':')[1]) };
+    if (listen.port === 0) throw new UsageError(`the config ${path} listens on port 0 (chosen at start): say --listen HOST:PORT`);
+    const host = listen.host === '0.0.0.0' ? '127.0.0.1' : listen.host === '::' ? '::1' : listen.host;
+    address = formatListen({ host, port: listen.port });
+  }
+  if (!splitHostPort(address)) throw new UsageError(`"${address}" is not HOST:PORT (or [IPv6]:PORT)`);
+  if (v.insecure || (v.dir === undefined && cfg?.insecure)) return { address, tls: null };
+  if (v.dir === undefined && cfg) return { address, tls: { ...cfg.tls, dir: dirOf(cfg.tls.cert) } };
+  const dir = v.dir ?? DEFAULT_TLS_DIR;
+  return { address, tls: { ca: join(dir, 'ca.crt'), cert: join(dir, 'node.crt'), key: join(dir, 'node.key'), dir } };
+}
+
+const dirOf = (file: string): string => file.replace(/\/[^/]*$/, '') || '/';
+
+function nodeArg(word: string | undefined, command: string): number {
+  const n = word !== undefined && /^\d+$/.test(word) ? Number(word) : NaN;
+  if (!(n >= 1 && n <= 65535)) throw new UsageError(`${command}: "${word}" is not a node number (1..65535)`, usageOf([command as Command]));
+  return n;
+}
+
+const age = (ms: string | number): string => `${(Number(ms) / 1000).toFixed(1)} s`;
+
+function loadTable(self: number, reports: LoadReportMsg[]): string {
+  const rows = [['node', 'load', 'cpus', 'speed', 'free MB', 'read KB/s', 'write KB/s', 'age']];
+  for (const r of reports) {
+    rows.push([`${r.node}${r.node === self ? '*' : ''}`, r.load.toFixed(2), String(r.cpus), r.speed.toFixed(2),
+      String(Math.round(Number(r.free_mem_kb) / 1024)), r.read_kbps.toFixed(1), r.write_kbps.toFixed(1), age(r.age_ms)]);
+  }
+  return columns(rows);
+}
+
+/** Rows as left-aligned columns two spaces apart. */
+function columns(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
+}
+
+const describeExports = (id: IdentifyReply | null | undefined): string =>
+  id ? id.exports.map((e) => [e.path, e.dfsa ? `dfsa=${e.dfsa}` : '', e.read_only ? 'ro' : '', e.root_squash ? 'root_squash' : ''].filter(Boolean).join(':')).join(', ') : '-';
+
+function whoisText(n: NodeStatusMsg, self: number): string {
+  const lines = [`node ${n.node}${n.node === self ? ' (this node)' : ''}: ${n.up ? 'up' : `down (${n.error})`}`];
+  lines.push(`  addresses  ${n.addresses.join(', ') || '- (not in the map)'}`);
+  const id = n.identity;
+  if (id && n.up) {
+    lines.push(`  hostname   ${id.hostname}`, `  version    ${id.version}`, `  tls        ${id.tls ? 'yes' : 'no'}`);
+    lines.push(`  exports    ${describeExports(id)}`);
+    lines.push(`  sessions   ${id.health.sessions} live, ${id.health.sessions_held} held`);
+    lines.push(`  cpus       ${id.health.cpu_count}, load average ${id.health.load_average.map((l) => l.toFixed(2)).join(' ')}`);
+    lines.push(`  uptime     ${id.health.uptime_seconds.toFixed(0)} s`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+async function local(command: LocalCommand, args: string[], target: Target): Promise<number> {
+  const usage = usageOf([command]);
+  if (command === 'getload') {
+    if (args.length > 1) throw new UsageError(`unexpected "${args.slice(1).join(' ')}"`, usage);
+    const node = args[0] === undefined ? 0 : nodeArg(args[0], command);
+    const r = await call<LoadReplyMsg>(target, 'Load', { node, local_only: false });
+    process.stdout.write(loadTable(r.self, r.reports));
+    if (r.asked_directly) process.stdout.write(`(node ${node} was not in node ${r.self}'s window: asked directly)\n`);
+    return 0;
+  }
+  if (command === 'whois') {
+    if (args.length !== 1) throw new UsageError(args.length === 0 ? 'whois needs N, a node number' : `unexpected "${args.slice(1).join(' ')}"`, usage);
+    const r = await call<ClusterReplyMsg>(target, 'Cluster', { node: nodeArg(args[0], command) });
+    process.stdout.write(whoisText(r.nodes[0]!, r.self));
+    return 0;
+  }
+  if (args.length > 0) throw new UsageError(`unexpected "${args.join(' ')}"`, usage);
+  const [cluster, loads] = await Promise.all([
+    call<ClusterReplyMsg>(target, 'Cluster', { node: 0 }, 10_000),
+    call<LoadReplyMsg>(target, 'Load', { node: 0, local_only: true }),
+  ]);
+  const up = cluster.nodes.filter((n) => n.up).length;
+  process.stdout.write(`node ${cluster.self}, map ${cluster.map || '(none: a node alone)'}: ${cluster.nodes.length} node(s), ${up} up\n`);
+  const rows = [['node', 'state', 'address', 'sessions', 'exports']];
+  for (const n of cluster.nodes) {
+    rows.push([`${n.node}${n.node === cluster.self ? '*' : ''}`, n.up ? 'up' : 'down', n.addresses[0] ?? '-',
+      n.up && n.identity ? String(n.identity.health.sessions) : '-', n.up ? describeExports(n.identity) : n.error]);
+  }
+  process.stdout.write(columns(rows));
+  process.stdout.write(`\nloads known to node ${loads.self}:\n${loadTable(loads.self, loads.reports)}`);
+  return 0;
 }
 
 /**
@@ -151,7 +284,7 @@ async function tune(command: TuneCommand, argv: string[]): Promise<number> {
 
 async function main(argv: string[]): Promise<number> {
   // The command word: the first word that is neither an option nor an option's value.
-  const first = argv.find((w, i) => !w.startsWith('-') && !(i > 0 && /^--(state-dir|dir|out|host)$/.test(argv[i - 1]!)));
+  const first = argv.find((w, i) => !w.startsWith('-') && !(i > 0 && /^--(state-dir|dir|out|host|config|listen)$/.test(argv[i - 1]!)));
   if (isTune(first)) return tune(first, argv);
   let parsed: ReturnType<typeof flags>;
   try {
@@ -167,6 +300,7 @@ async function main(argv: string[]): Promise<number> {
   const [cmd, sub, ...rest] = parsed.positionals;
   if (cmd === undefined) throw new UsageError('missing command');
   const command: Exclude<Command, TuneCommand> | undefined = cmd === 'identify' ? 'identify'
+    : LOCAL.includes(cmd) ? cmd as LocalCommand
     : cmd === 'ca' && (sub === 'init' || sub === 'issue') ? `ca ${sub}` : undefined;
   if (command === undefined) throw new UsageError(`bad command "${parsed.positionals.join(' ')}"`, usageOf(commandsOf(parsed.positionals)));
   const usage = usageOf([command]);
@@ -176,7 +310,11 @@ async function main(argv: string[]): Promise<number> {
   for (const [name, value] of Object.entries(v)) {
     if (value !== undefined && !OPTIONS_OF[command].includes(name)) bad(`--${name} is not an option of "${command}"`);
   }
-  const args = command === 'identify' ? [sub, ...rest] : rest;
+  const args = command === 'identify' || LOCAL.includes(command) ? [sub, ...rest].filter((a) => a !== undefined) : rest;
+  if (command === 'getload' || command === 'whois' || command === 'status') {
+    if (v.dir !== undefined && v.insecure) bad('--dir and --insecure exclude each other');
+    return local(command, args, localTarget(v));
+  }
   const dir = v.dir ?? DEFAULT_TLS_DIR;
 
   if (command === 'ca init') {

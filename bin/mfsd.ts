@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// mfsd: serve this node's exports to the cluster. Exit codes: 0 after a clean stop, 1 when it
+// mfsd: serve this node's exports to the cluster. SIGHUP re-reads the map. Exit codes: 0 after a clean stop, 1 when it
 // cannot start (port in use, file service), 2 for a bad config or usage.
 import * as grpc from '@grpc/grpc-js';
 import { format } from 'node:util';
@@ -79,6 +79,11 @@ async function main(): Promise<number> {
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    // SIGHUP re-reads the openMosix map (the cluster changed); nothing else is reloaded: the
+    // DFSA tables are re-read on use when mfsctl set* changes them.
+    process.on('SIGHUP', () => {
+      void daemon.reloadMap().then((line) => process.stderr.write(`mfsd: SIGHUP: ${line}\n`));
+    });
   });
 }
 

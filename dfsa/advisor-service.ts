@@ -16,6 +16,12 @@ export interface AdvisorSources {
   tables: () => { costs: MfsCosts; migration: MigrationOverheads };
   /** Candidate nodes and their loads (this node's own, and dissemination's window). */
   loads: () => ReadonlyMap<number, NodeLoad>;
+  /**
+   * Called by Advise before weighing: make loads() include these nodes (the ones the process does
+   * I/O with) if it can, e.g. by asking a node outside dissemination's window directly. A node
+   * whose load stays unknown is no candidate.
+   */
+  ensureLoads?: (nodes: number[]) => Promise<void>;
   /** A tracked process's CPU use and dirty pages; undefined = unknown (taken as 0 and 0). */
   processInfo?: (key: ProcessKey) => { cpu: number; dirtyPages: number } | undefined;
   policy?: AdvicePolicy;
@@ -55,9 +61,14 @@ export function createAdvisorService(src: AdvisorSources): { implementation: Unt
   };
 
   const implementation: UntypedServiceImplementation = {
-    Advise(call: ServerUnaryCall<AdviseRequestMsg, AdviseReplyMsg>, callback: sendUnaryData<AdviseReplyMsg>) {
+    async Advise(call: ServerUnaryCall<AdviseRequestMsg, AdviseReplyMsg>, callback: sendUnaryData<AdviseReplyMsg>) {
       try {
         const r = call.request;
+        if (src.ensureLoads) {
+          const nodes = r.subject === 'profile' ? (r.profile?.io ?? []).map((io) => io.node)
+            : r.subject === 'process' && r.process !== undefined ? [...(src.stats.profile(r.process)?.keys() ?? [])] : [];
+          await src.ensureLoads([...new Set(nodes)]);
+        }
         if (r.subject === 'process' && r.process !== undefined) {
           const advice = forProcess(r.process);
           if (!advice) throw new Errno('ESRCH', `process ${r.process} is not tracked on node ${src.self}`);

@@ -15,8 +15,28 @@ export interface Health {
   free_memory_bytes: string;
   total_memory_bytes: string;
   cpu_count: number;
+  sessions: number;
+  sessions_held: number;
 }
 export interface IdentifyReply { node: number; version: string; exports: ExportInfo[]; hostname: string; tls: boolean; health: Health }
+
+/** A load report on the wire; uint64 fields arrive as decimal strings and may be sent as numbers. */
+export interface LoadReportMsg {
+  node: number;
+  load: number;
+  cpus: number;
+  speed: number;
+  free_mem_kb: string | number;
+  read_kbps: number;
+  write_kbps: number;
+  age_ms: string | number;
+}
+export interface LoadMessageMsg { from: number; reports: LoadReportMsg[] }
+export interface LoadRequestMsg { node: number; local_only: boolean }
+export interface LoadReplyMsg { self: number; reports: LoadReportMsg[]; asked_directly: boolean }
+export interface ClusterRequestMsg { node: number }
+export interface NodeStatusMsg { node: number; addresses: string[]; up: boolean; error: string; identity?: IdentifyReply | null }
+export interface ClusterReplyMsg { self: number; map: string; nodes: NodeStatusMsg[] }
 
 /** The NodeService client constructor; its `.service` is the server-side definition. */
 export function loadNodeServiceConstructor(): ServiceClientConstructor {

@@ -1,9 +1,10 @@
 // mfsd configuration: a JSON file (default /etc/omfs/mfsd.json) and flags; a flag wins over the
 // file. Every problem is a ConfigError whose one-line message names the field; mfsd exits 2.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, normalize } from 'node:path';
 import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
+import { DEFAULT_DISSEMINATION } from '../dfsa/dissemination.js';
 import type { ExportSpec } from './export-spec.js';
 import { DEFAULT_PEER_LIMITS, type PeerLimits } from './peers.js';
 
@@ -12,6 +13,8 @@ export const DEFAULT_LISTEN = '0.0.0.0:7117';
 export const DEFAULT_STATE_DIR = '/var/lib/omfs';
 export const DEFAULT_TLS_DIR = '/etc/omfs/tls';
 export const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
+/** The openMosix map, used when the config names none and the file exists (else: a node alone). */
+export const DEFAULT_MAP_PATH = '/etc/openmosix.map';
 
 /** What protects the daemon from its peers (per authenticated peer) and from hosts that never authenticate. */
 export interface Limits extends PeerLimits {
@@ -63,6 +66,38 @@ const SESSION_RANGES: Readonly<Record<keyof SessionSettings, readonly [number, n
   slowCallMs: [1, 60_000],
 };
 
+/** DFSA in the daemon: load dissemination (dfsa/dissemination.ts) and this node's CPU speed. */
+export interface DfsaSettings {
+  /** How often this node sends its load to `fanout` random peers. */
+  intervalMs: number;
+  /** Peers each interval's report goes to. */
+  fanout: number;
+  /** Reports about other nodes held (the freshest). */
+  window: number;
+  /** Reports of the window forwarded with this node's own. */
+  forward: number;
+  /**
+   * This node's CPU speed in thousandths of a standard CPU (1000 = standard), as openMosix's
+   * `mosctl setspeed` was the admin's figure: the MHz Linux reports is 0 in many VMs and says
+   * nothing across CPU generations, so it is not guessed.
+   */
+  speed: number;
+}
+export const DEFAULT_DFSA: Readonly<DfsaSettings> = {
+  intervalMs: DEFAULT_DISSEMINATION.intervalMs,
+  fanout: DEFAULT_DISSEMINATION.fanout,
+  window: DEFAULT_DISSEMINATION.window,
+  forward: DEFAULT_DISSEMINATION.forward,
+  speed: 1000,
+};
+const DFSA_RANGES: Readonly<Record<keyof DfsaSettings, readonly [number, number]>> = {
+  intervalMs: [50, 3_600_000],
+  fanout: [1, 256],
+  window: [1, 65_535],
+  forward: [0, 65_535],
+  speed: [1, 1_000_000],
+};
+
 export interface TlsPaths { ca: string; cert: string; key: string }
 export interface ListenAddress { host: string; port: number }
 export interface MfsdConfig {
@@ -76,6 +111,11 @@ export interface MfsdConfig {
   shutdownGraceMs: number;
   limits: Limits;
   sessions: SessionSettings;
+  /** Path of the openMosix map (cluster/map-file.ts); null: none, this node is alone. */
+  map: string | null;
+  /** The map was named (config or flag): a missing file is then an error, not "alone". */
+  mapExplicit: boolean;
+  dfsa: DfsaSettings;
 }
 
 /** A bad config file or flag; the message is the whole story, one line. */
@@ -88,14 +128,16 @@ export class ConfigError extends Error {
 
 export const USAGE = `usage: mfsd [--config PATH] [--node N] [--listen HOST:PORT] [--state-dir DIR]
             [--export PATH[:dfsa=N][:ro][:root_squash]]... [--tls-ca FILE] [--tls-cert FILE]
-            [--tls-key FILE] [--insecure] [--shutdown-grace-ms MS]
+            [--tls-key FILE] [--insecure] [--shutdown-grace-ms MS] [--map FILE]
 Config file (JSON, default ${DEFAULT_CONFIG_PATH}): { "node": 1, "listen": "${DEFAULT_LISTEN}",
   "stateDir": "${DEFAULT_STATE_DIR}", "exports": [{ "path": "/srv", "dfsa": 1, "readOnly": false,
   "rootSquash": false }], "tls": { "ca": "...", "cert": "...", "key": "..." }, "insecure": false,
   "limits": { "openFilesPerPeer": ${DEFAULT_LIMITS.openFilesPerPeer}, "requestsPerPeer": ${DEFAULT_LIMITS.requestsPerPeer}, "locksPerPeer": ${DEFAULT_LIMITS.locksPerPeer},
   "lockWaitersPerPeer": ${DEFAULT_LIMITS.lockWaitersPerPeer}, "unauthenticatedConnections": ${DEFAULT_LIMITS.unauthenticatedConnections}, "tlsHandshakeTimeoutMs": ${DEFAULT_LIMITS.tlsHandshakeTimeoutMs} },
   "sessions": { "leaseMs": ${DEFAULT_SESSIONS.leaseMs}, "keepaliveMs": ${DEFAULT_SESSIONS.keepaliveMs}, "callbacksPerSession": ${DEFAULT_SESSIONS.callbacksPerSession},
-  "directChangeMs": ${DEFAULT_SESSIONS.directChangeMs}, "slowCallMs": ${DEFAULT_SESSIONS.slowCallMs} } }`;
+  "directChangeMs": ${DEFAULT_SESSIONS.directChangeMs}, "slowCallMs": ${DEFAULT_SESSIONS.slowCallMs} },
+  "map": "${DEFAULT_MAP_PATH}" (default when it exists; SIGHUP re-reads it),
+  "dfsa": { "intervalMs": ${DEFAULT_DFSA.intervalMs}, "fanout": ${DEFAULT_DFSA.fanout}, "window": ${DEFAULT_DFSA.window}, "forward": ${DEFAULT_DFSA.forward}, "speed": ${DEFAULT_DFSA.speed} } }`;
 
 export interface CliResult { config: MfsdConfig | null; help: boolean; version: boolean }
 
@@ -130,6 +172,7 @@ function parseFlags(argv: string[]) {
       'tls-key': { type: 'string' },
       insecure: { type: 'boolean' },
       'shutdown-grace-ms': { type: 'string' },
+      map: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean' },
     },
@@ -160,7 +203,7 @@ function readConfigFile(explicitPath: string | undefined): Record<string, unknow
   return json as Record<string, unknown>;
 }
 
-const FILE_FIELDS = new Set(['node', 'listen', 'stateDir', 'exports', 'tls', 'insecure', 'shutdownGraceMs', 'limits', 'sessions']);
+const FILE_FIELDS = new Set(['node', 'listen', 'stateDir', 'exports', 'tls', 'insecure', 'shutdownGraceMs', 'limits', 'sessions', 'map', 'dfsa']);
 
 function buildConfig(file: Record<string, unknown>, v: Flags): MfsdConfig {
   for (const key of Object.keys(file)) {
@@ -177,7 +220,11 @@ function buildConfig(file: Record<string, unknown>, v: Flags): MfsdConfig {
   const shutdownGraceMs = integer('shutdownGraceMs', grace, 0, 3_600_000);
   const limits = knobs('limits', file['limits'], DEFAULT_LIMITS, LIMIT_RANGES);
   const sessions = knobs('sessions', file['sessions'], DEFAULT_SESSIONS, SESSION_RANGES);
-  return { node, listen, stateDir, exports, tls, insecure, shutdownGraceMs, limits, sessions };
+  const dfsa = knobs('dfsa', file['dfsa'], DEFAULT_DFSA, DFSA_RANGES);
+  const mapRaw = v.map ?? file['map'];
+  const mapExplicit = mapRaw !== undefined;
+  const map = mapExplicit ? absolutePath('map', mapRaw) : existsSync(DEFAULT_MAP_PATH) ? DEFAULT_MAP_PATH : null;
+  return { node, listen, stateDir, exports, tls, insecure, shutdownGraceMs, limits, sessions, map, mapExplicit, dfsa };
 }
 
 /** `"<section>": { ... }` of integer knobs: any subset; the others keep their defaults. */

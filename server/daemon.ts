@@ -7,13 +7,15 @@
 import * as grpc from '@grpc/grpc-js';
 import { stat } from 'node:fs/promises';
 import { formatListen, type MfsdConfig } from './config.js';
+import { DfsaNode } from './dfsa-node.js';
 import { createFileService, type FileService } from './file-service.js';
 import { LockTable } from './locks.js';
 import { mkdirp } from './mkdirp.js';
 import { createNodeService } from './node-service.js';
+import { ClusterView, readClusterMap } from './load-cluster.js';
 import { Peers } from './peers.js';
 import * as sys from '../sys/index.js';
-import { readTlsMaterial, serverCredentials } from './tls.js';
+import { readTlsMaterial, serverCredentials, type TlsMaterial } from './tls.js';
 import { trackConnections } from './transport.js';
 
 /** Why mfsd could not start; `exitCode` is 2 for a config the admin must fix, 1 otherwise. */
@@ -33,6 +35,8 @@ export interface RunningDaemon {
   readyLine: string;
   /** Stop accepting, drain, cancel what is left after the grace period, close; resolves when done. */
   stop(graceMs?: number): Promise<void>;
+  /** Re-read the map (SIGHUP): the line to log; a bad map leaves the old one in use and says so. */
+  reloadMap(): Promise<string>;
 }
 
 async function checkExports(cfg: MfsdConfig): Promise<void> {
@@ -48,13 +52,21 @@ async function checkExports(cfg: MfsdConfig): Promise<void> {
   }
 }
 
-async function credentials(cfg: MfsdConfig): Promise<grpc.ServerCredentials> {
-  if (cfg.insecure) return grpc.ServerCredentials.createInsecure();
+/** Server credentials, and the material the daemon also dials its peers with (null: insecure). */
+async function credentials(cfg: MfsdConfig): Promise<{ creds: grpc.ServerCredentials; material: TlsMaterial | null }> {
+  if (cfg.insecure) return { creds: grpc.ServerCredentials.createInsecure(), material: null };
   try {
-    return serverCredentials(await readTlsMaterial(cfg.tls));
+    const material = await readTlsMaterial(cfg.tls);
+    return { creds: serverCredentials(material), material };
   } catch (err) {
     throw new StartupError(`tls: ${(err as Error).message}`, 2);
   }
+}
+
+function mapLine(cfg: MfsdConfig, nodes: number[]): string {
+  if (cfg.map === null) return 'no map: this node is alone';
+  const own = nodes.includes(cfg.node) ? '' : `; WARNING: node ${cfg.node} is not in it`;
+  return `map ${cfg.map}: ${nodes.length} node(s)${own}`;
 }
 
 function bind(server: grpc.Server, hostPort: string, creds: grpc.ServerCredentials): Promise<number> {
@@ -77,9 +89,15 @@ function describeExports(cfg: MfsdConfig): string {
     .join(', ');
 }
 
-export async function startDaemon(cfg: MfsdConfig): Promise<RunningDaemon> {
+export async function startDaemon(cfg: MfsdConfig, log: (line: string) => void = (l) => process.stderr.write(`mfsd: ${l}\n`)): Promise<RunningDaemon> {
   await checkExports(cfg);
-  const creds = await credentials(cfg);
+  const { creds, material } = await credentials(cfg);
+  let cluster: ClusterView;
+  try {
+    cluster = new ClusterView(cfg.node, cfg.map, cfg.mapExplicit, await readClusterMap(cfg.map, cfg.mapExplicit), material);
+  } catch (err) {
+    throw new StartupError((err as Error).message, 2);
+  }
   try {
     await mkdirp(cfg.stateDir, 0o700);
   } catch (err) {
@@ -117,19 +135,25 @@ export async function startDaemon(cfg: MfsdConfig): Promise<RunningDaemon> {
     handshakeTimeoutMs: cfg.limits.tlsHandshakeTimeoutMs,
     maxUnauthenticated: cfg.limits.unauthenticatedConnections,
   });
+  const dfsa = new DfsaNode({ self: cfg.node, settings: cfg.dfsa, stateDir: cfg.stateDir, cluster, log });
   let port: number;
   try {
     server.addService(files.definition, files.implementation);
     server.addService(files.session.definition, files.session.implementation);
-    const node = createNodeService({ nodeId: cfg.node, exports: cfg.exports, tls: !cfg.insecure });
+    const sessions = () => ({ live: files.session.live(), held: files.session.held() });
+    const node = createNodeService({ nodeId: cfg.node, exports: cfg.exports, tls: !cfg.insecure, sessions, dfsa, cluster });
     server.addService(node.definition, node.implementation);
+    server.addService(dfsa.advisor.definition, dfsa.advisor.implementation);
     port = await bind(server, formatListen(cfg.listen), creds);
   } catch (err) {
     server.forceShutdown();
+    cluster.close();
     await files.close().catch(() => undefined);
     throw err;
   }
   const address = formatListen({ host: cfg.listen.host, port });
+  log(mapLine(cfg, cluster.nodes()));
+  dfsa.start();
   const readyLine = `mfsd: node ${cfg.node} listening on ${address} (${cfg.insecure ? 'insecure' : 'tls'}), exports: ${describeExports(cfg)}`;
 
   let stopping: Promise<void> | null = null;
@@ -137,6 +161,7 @@ export async function startDaemon(cfg: MfsdConfig): Promise<RunningDaemon> {
     // A second stop with no grace (second SIGTERM) cancels what the first is still draining.
     if (stopping && graceMs === 0) server.forceShutdown();
     stopping ??= (async () => {
+      dfsa.stop();
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           server.forceShutdown();
@@ -150,9 +175,18 @@ export async function startDaemon(cfg: MfsdConfig): Promise<RunningDaemon> {
         // (the sessions stay persisted, clients resume them after the restart).
         files.session.shutdown();
       });
+      cluster.close();
       await files.close();
     })();
     return stopping;
   };
-  return { port, address, readyLine, stop };
+  const reloadMap = async (): Promise<string> => {
+    try {
+      await cluster.reload();
+      return mapLine(cfg, cluster.nodes());
+    } catch (err) {
+      return `${(err as Error).message}; keeping the map in use (${cluster.nodes().length} node(s))`;
+    }
+  };
+  return { port, address, readyLine, stop, reloadMap };
 }
