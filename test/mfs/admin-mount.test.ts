@@ -108,6 +108,32 @@ describe('mount(8) with mount.mfs', () => {
   }, 60_000);
 });
 
+describe('mount.mfs finds this node', () => {
+  it('without node=, this node is the map\'s node with an address of this host', async () => {
+    const mnt = mountPoint('own-node');
+    // Node 1 is at 127.0.0.1 (an address of lo); node 2 at "localhost", a name, not this host's name.
+    const map = join(tmp, 'own.map');
+    fs.writeFileSync(map, `1 127.0.0.1:${daemons[0]!.port} 1\n2 localhost:${daemons[1]!.port} 1\n`);
+    const r = await run('mount', ['-t', 'mfs', 'mfs', mnt, '-o', `map=${map},tls=${tls1}`]);
+    expect(r.code, r.stderr).toBe(0);
+    try {
+      expect(processesMentioning(mnt).map((p) => p.cmdline).join('\n')).toContain('--node 1 ');
+      fs.writeFileSync(join(mnt, '2', 'own-node'), 'from node 1\n');
+      expect(fs.readFileSync(join(exportOf(daemons[1]!), 'own-node'), 'utf8')).toBe('from node 1\n');
+    } finally {
+      await umountAndCheck(mnt);
+    }
+  }, 60_000);
+
+  it.skipIf(fs.existsSync('/etc/omfs/mfsd.json'))('several nodes on this host and no mfsd config: refused, asking for node=', async () => {
+    const mnt = mountPoint('ambiguous');
+    const r = await run('mount', ['-t', 'mfs', 'mfs', mnt, '-o', `map=${mapFile},tls=${tls1}`]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('node=N');
+    expect(mountsUnder(mnt)).toEqual([]);
+  }, 60_000);
+});
+
 describe('mount.mfs options', () => {
   it('passes its own options to the mount, drops mount(8)\'s, and takes map, node and tls', () => {
     const a = parseHelperArgs(['mfs', '/mfs', '-n', '-o', 'defaults,rw,_netdev,noauto,soft,timeo=2000,dfsa=0,map=/x/m.map,node=4,tls=/x/tls']);
