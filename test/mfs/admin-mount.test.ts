@@ -42,6 +42,11 @@ afterAll(async () => {
   for (const p of processesMentioning(tmp)) process.kill(p.pid, 'SIGKILL');
   for (const d of daemons) await d.cleanup();
   restoreHelper();
+  // mount.mfs's logs of this test's mounts (/run/omfs/<mount point, "/" as "-">.log).
+  const logPrefix = tmp.replace(/^\/+/, '').replace(/\//g, '-');
+  for (const f of fs.existsSync('/run/omfs') ? fs.readdirSync('/run/omfs') : []) {
+    if (f.startsWith(logPrefix)) fs.rmSync(join('/run/omfs', f), { force: true });
+  }
   if (mountsUnder(tmp).length === 0) fs.rmSync(tmp, { recursive: true, force: true });
 }, 60_000);
 
