@@ -22,6 +22,8 @@ export interface MfsCluster {
   /** Node K's export directory on the local disk. */
   exportOf(k: number): string;
   mount: Daemon;
+  /** Node K's mfsd. */
+  mfsdOf(k: number): Daemon | undefined;
   stop(): Promise<void>;
 }
 
@@ -73,7 +75,7 @@ export async function startMfsCluster(dir: string): Promise<MfsCluster> {
     await stop();
     throw err;
   }
-  return { mnt, exportOf: (k) => join(nodeDir(k), 'export'), mount, stop };
+  return { mnt, exportOf: (k) => join(nodeDir(k), 'export'), mount, mfsdOf: (k) => mfsds[NODES.indexOf(k as 1 | 2)], stop };
 }
 
 async function waitListing(path: string, timeoutMs: number): Promise<void> {

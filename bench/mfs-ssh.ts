@@ -78,7 +78,7 @@ export async function startSshd(dir: string): Promise<Sshd> {
   return { port, clientKey, daemon };
 }
 
-export interface SshfsMount { mnt: string; stop(): Promise<void> }
+export interface SshfsMount { mnt: string; daemon: Daemon; stop(): Promise<void> }
 
 /** sshfs of root@127.0.0.1:`remoteDir` at `mnt`, default sshfs options. */
 export async function mountSshfs(sshd: Sshd, remoteDir: string, mnt: string, logFile: string): Promise<SshfsMount> {
@@ -92,6 +92,7 @@ export async function mountSshfs(sshd: Sshd, remoteDir: string, mnt: string, log
     () => mountInfo(mnt)?.fsType === 'fuse.sshfs');
   return {
     mnt,
+    daemon,
     stop: async () => {
       unmount(mnt); // sshfs -f exits once its mount is gone
       await stopDaemon(daemon, 5_000);

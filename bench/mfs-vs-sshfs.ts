@@ -38,12 +38,13 @@
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { lstat, mkdir, open, rename, rm, unlink } from 'node:fs/promises';
-import { release, tmpdir } from 'node:os';
+import { availableParallelism, loadavg, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { MIB, randomOffsets, readRandom, readSequential, writeSequential } from './fuse-workloads.js';
 import { startMfsCluster, type MfsCluster } from './mfs-nodes.js';
-import { abortFuse, cleanupNow, stopDaemon, trackScratch } from './mfs-procs.js';
+import { cpuMeter } from './mfs-cpu.js';
+import { abortFuse, cleanupNow, stopDaemon, trackScratch, type Daemon } from './mfs-procs.js';
 import { ensureSshPackages, mountSshfs, startSshd, type Sshd, type SshfsMount } from './mfs-ssh.js';
 
 const TARGETS = ['mfs', 'sshfs', 'bare'] as const;
@@ -113,6 +114,14 @@ const ROWS: Row[] = [
   { key: 'unlink', label: `unlink ${opts.files} files (/s)`, target: { against: 'sshfs', min: 2 } },
 ];
 type Figures = Record<string, number>;
+/**
+ * The two sides that serve a FUSE target: the client (mfs-mount; sshfs and its ssh) on node 1 and
+ * the server (node 2's mfsd; sshd's session and sftp-server) on node 2.
+ */
+const SIDES = ['client', 'server'] as const;
+type Side = (typeof SIDES)[number];
+/** Where a figure's CPU of one side is kept: CPU seconds per wall second (cores). */
+const cpuKey = (key: string, side: Side): string => `${key}:${side}-cores`;
 
 // --- signals and the exit hook ----------------------------------------------------------------
 
@@ -147,7 +156,13 @@ function dropCaches(): void {
   if (r.status !== 0) throw new Error(`cannot drop caches (run as root): ${r.stderr.toString().trim()}`);
 }
 
-/** Seconds taken by `work`, after a cache drop if `cold`, after touching `prefaultMib` MiB of memory. */
+/** The serving processes of the target being measured, and what the last timed work cost them. */
+const phase = { servers: { client: [] as number[], server: [] as number[] }, wall: 0, cpu: { client: 0, server: 0 } };
+
+/**
+ * Seconds taken by `work`, after a cache drop if `cold`, after touching `prefaultMib` MiB of memory.
+ * Leaves its wall time and the CPU seconds of the target's serving processes in `phase`.
+ */
 async function seconds(work: () => Promise<unknown>, cold = true, prefaultMib = 0): Promise<number> {
   if (cold) dropCaches();
   if (prefaultMib > 0) {
@@ -155,9 +170,13 @@ async function seconds(work: () => Promise<unknown>, cold = true, prefaultMib = 
     await writeSequential(file, prefaultMib, false);
     await unlink(file);
   }
+  const client = cpuMeter(phase.servers.client);
+  const server = cpuMeter(phase.servers.server);
   const start = process.hrtime.bigint();
   await work();
-  return Number(process.hrtime.bigint() - start) / 1e9;
+  phase.wall = Number(process.hrtime.bigint() - start) / 1e9;
+  phase.cpu = { client: client(), server: server() };
+  return phase.wall;
 }
 
 function median(list: number[]): number {
@@ -176,10 +195,13 @@ interface Target {
   path: string;
   /** The FUSE mount to abort when a step hangs (none for the bare dir). */
   mount?: string;
+  /** Pids of the processes that serve it, per side (with their descendants): their CPU is shown per figure. */
+  servers: Record<Side, number[]>;
 }
 
 /** Fills `f` figure by figure, so a target that fails on the way keeps what it measured. */
 async function measure(t: Target, round: number, f: Figures): Promise<void> {
+  phase.servers = t.servers;
   let aborted: string | undefined;
   const step = async (what: string, work: () => Promise<void>): Promise<void> => {
     if (interrupted) throw new Interrupted();
@@ -202,7 +224,12 @@ async function measure(t: Target, round: number, f: Figures): Promise<void> {
     await step(row.label, async () => {
       f[key] = await work();
     });
-    console.error(`  round ${round} ${t.name.padEnd(5)}: ${row.label.padEnd(36)} ${fmt(f[key])}`);
+    let cores = '';
+    if (t.servers.client.length > 0 && phase.wall > 0) {
+      for (const side of SIDES) f[cpuKey(key, side)] = phase.cpu[side] / phase.wall;
+      cores = ` (cores: client ${fmt(f[cpuKey(key, 'client')])}, server ${fmt(f[cpuKey(key, 'server')])})`;
+    }
+    console.error(`  round ${round} ${t.name.padEnd(5)}: ${row.label.padEnd(36)} ${fmt(f[key])}${cores}`);
   };
 
   await step('making the work dir', () => mkdir(t.path));
@@ -274,6 +301,21 @@ function printTable(results: Map<TargetName, Figures>): void {
   console.log(line(header));
   for (const l of lines) console.log(line(l));
   console.log(`ratios: mfs figure / the other's (all figures: higher is faster). ${passed} of ${judged} targets met.`);
+  const cpuCols = [
+    { target: 'mfs', side: 'client', header: 'mfs-mount' }, { target: 'mfs', side: 'server', header: 'mfsd 2' },
+    { target: 'sshfs', side: 'client', header: 'sshfs+ssh' }, { target: 'sshfs', side: 'server', header: 'sshd+sftp' },
+  ].filter((c) => results.has(c.target as TargetName)) as { target: TargetName; side: Side; header: string }[];
+  if (cpuCols.length === 0) return;
+  console.log(
+    `\nCPU of the processes serving each figure, in cores (their CPU s / wall s; this machine has ${availableParallelism()}): ` +
+      `mfs-mount; node 2's mfsd; sshfs and its ssh; sshd's session process and sftp-server`,
+  );
+  const cpuHeader = ['figure', ...cpuCols.map((c) => c.header)];
+  const cpuLines = ROWS.map((row) => [row.label, ...cpuCols.map((c) => fmt(results.get(c.target)?.[cpuKey(row.key, c.side)]))]);
+  const cw = cpuHeader.map((h, i) => Math.max(h.length, ...cpuLines.map((l) => (l[i] ?? '').length)));
+  const cpuLine = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(cw[i] ?? 0) : c.padStart(cw[i] ?? 0))).join('  ');
+  console.log(cpuLine(cpuHeader));
+  for (const l of cpuLines) console.log(cpuLine(l));
 }
 
 function versions(): string {
@@ -292,7 +334,7 @@ async function main(): Promise<number> {
   trackScratch(scratch);
   console.log(
     `mfs vs sshfs vs bare | ${opts.sizeMib} MiB, ${opts.randomReads} random reads x${opts.readers}, ${opts.files} files | ` +
-      `${opts.rounds} round(s), median | kernel ${release()} | ${opts.targets.includes('sshfs') ? versions() : 'no sshfs'} | in ${scratch}`,
+      `${opts.rounds} round(s), median | kernel ${release()}, ${availableParallelism()} CPUs, load ${loadavg().map((l) => l.toFixed(1)).join(' ')} | ${opts.targets.includes('sshfs') ? versions() : 'no sshfs'} | in ${scratch}`,
   );
   let cluster: MfsCluster | undefined;
   let sshd: Sshd | undefined;
@@ -310,9 +352,10 @@ async function main(): Promise<number> {
     }
     console.log(`node 2's export ${export2}; /mfs of node 1 at ${cluster.mnt}${sshfs ? `; sshfs at ${sshfs.mnt}` : ''}`);
     const targetOf = (name: TargetName): Target => {
-      if (name === 'mfs') return { name, path: join(cluster!.mnt, '2', 'bench-mfs'), mount: cluster!.mnt };
-      if (name === 'sshfs') return { name, path: join(sshfs!.mnt, 'bench-sshfs'), mount: sshfs!.mnt };
-      return { name, path: join(export2, 'bench-bare') };
+      const pids = (...ds: (Daemon | undefined)[]): number[] => ds.map((d) => d?.proc.pid).filter((p): p is number => p !== undefined);
+      if (name === 'mfs') return { name, path: join(cluster!.mnt, '2', 'bench-mfs'), mount: cluster!.mnt, servers: { client: pids(cluster!.mount), server: pids(cluster!.mfsdOf(2)) } };
+      if (name === 'sshfs') return { name, path: join(sshfs!.mnt, 'bench-sshfs'), mount: sshfs!.mnt, servers: { client: pids(sshfs!.daemon), server: pids(sshd!.daemon) } };
+      return { name, path: join(export2, 'bench-bare'), servers: { client: [], server: [] } };
     };
     for (let round = 1; round <= opts.rounds && !interrupted; round++) {
       // Each round starts one target further, so no target is always first or always after another.
@@ -345,7 +388,7 @@ async function main(): Promise<number> {
   const results = new Map<TargetName, Figures>();
   for (const [name, list] of samples) {
     const out: Figures = {};
-    for (const { key } of ROWS) {
+    for (const key of ROWS.flatMap((r) => [r.key, ...SIDES.map((side) => cpuKey(r.key, side))])) {
       const values = list.map((f) => f[key]).filter((v): v is number => v !== undefined && Number.isFinite(v));
       if (values.length > 0) out[key] = median(values);
     }
