@@ -12,6 +12,8 @@ import {
 import { MfsFs } from '../fuse/mfs/mfs-fs.js';
 import { MountArgsError, parseMountArgs, USAGE, type MountArgs } from '../fuse/mfs/mount-options.js';
 import { NodeConn } from '../fuse/mfs/node-conn.js';
+import { ProcessTable } from '../fuse/mfs/special/index.js';
+import { tryOpenProcEvents } from '../sys/proc-events.js';
 
 /** How often the mount checks that it is still attached (mountinfo), for umount -l. */
 const DETACH_POLL_MS = 1000;
@@ -66,8 +68,15 @@ async function main(): Promise<void> {
     return next;
   };
   let conns = connect(map, new Map());
+  // The special directories' per-process state (/mfs/selected is inherited at fork, lastexec follows
+  // exec, exits are forgotten) comes from the kernel's proc events; without them (not root) the
+  // table finds parents through /proc and bounds itself as an LRU.
+  const procEvents = tryOpenProcEvents();
+  if (!procEvents.events) process.stderr.write(`mfs-mount: no proc events (${procEvents.reason}): special directories without fork/exec/exit tracking\n`);
+  const processes = new ProcessTable({ thisNode: args.node, ...(procEvents.events ? { events: procEvents.events } : {}) });
   const fs = new MfsFs(map, conns, {
     mountPoint: real, readOnly: args.readOnly, cacheSeconds: args.cacheSeconds, lockClientId: `mfs-mount:node${args.node}:${process.pid}`,
+    thisNode: args.node, processes,
     ...(args.debug ? { log: (line: string) => process.stderr.write(line + '\n') } : {}),
   });
 
@@ -140,6 +149,8 @@ async function main(): Promise<void> {
   const reason = await session.closed;
   clearInterval(watchDetach);
   for (const c of conns.values()) c.retire();
+  processes.close();
+  procEvents.events?.close();
   await session.device.close();
   if (reason !== 'ENODEV' && reason !== 'ECONNABORTED') process.stderr.write(`mfs-mount: session ended: ${reason}\n`);
   process.exit(0);

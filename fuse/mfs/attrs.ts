@@ -38,3 +38,15 @@ export function syntheticDirAttr(ino: number): Attr {
 
 /** The dirent type (DT_*) of a mode: its S_IFMT bits shifted down. */
 export const direntType = (mode: number): number => (mode & S_IFMT) >> 12;
+
+/**
+ * A control file of the mount (/mfs/.control/selected): every user reads and writes its own
+ * process's value through it, so 0666 (nothing of another process can be reached), size 0 like a
+ * /proc file (reads return what they return), owned by root.
+ */
+export function controlFileAttr(ino: number): Attr {
+  return {
+    ino, size: 0, blocks: 0, atime: started, mtime: started, ctime: started,
+    mode: S_IFREG | 0o666, nlink: 1, uid: 0, gid: 0, rdev: 0, blksize: 4096,
+  };
+}

@@ -25,8 +25,12 @@ export class KernelCache {
 
   /** One invalidation from node `node`; resolves when the kernel applied it. */
   invalidate(node: number, inv: Inval): Promise<unknown> {
-    const i = this.inodes.byIno(node, inv.ino);
-    if (!i) return Promise.resolve(); // the kernel holds nothing of that inode from us
+    // The ordinary tree's node id and each special directory's (inodes.ts: views); none: the kernel
+    // holds nothing of that inode from us.
+    return Promise.all(this.inodes.allByIno(node, inv.ino).map((i) => this.invalidateOne(i, inv)));
+  }
+
+  private invalidateOne(i: MfsInode, inv: Inval): Promise<unknown> {
     switch (inv.kind) {
       case 'attr':
         return this.send((n) => n.invalInode(i.id, -1, 0));

@@ -1,0 +1,171 @@
+// openMosix's special directories and the selected control file, as the /mfs mount serves them
+// (the rules are in special/special-dirs.ts's header; this file applies them to the mount's node
+// ids, inodes.ts's views).
+//
+// - /mfs/here is this node for every local caller: one view ('here'), cached like /mfs/<K>, but
+//   its own node ids (not /mfs/<this node>'s), so getcwd() of a process in one never reads the
+//   other.
+// - /mfs/home, magic, lastexec, selected: a LOOKUP resolves the caller and answers a node id of
+//   the view "<name>@<process key>><node>", entry and attr timeouts 0. The resolved node is part
+//   of the view: when a process's selected node changes, its next walk gets another node id, so
+//   the kernel drops the dentries it cached below the old one instead of showing node 2's files
+//   under a name that now means node 3.
+// - magic/: a CREATE or MKNOD in it goes to this node. When the caller's magic view points
+//   elsewhere (its last magic create was on another node), the directory is found again on this
+//   node by its path below the view's top (the names the kernel walked, kept in inodes.ts's links).
+// - /mfs/.control/selected: special/selected-control.ts's file, opened with DIRECT_IO so every
+//   read(2) and write(2) reaches us with the caller's thread id.
+import { Errno } from '../../proto/errno.js';
+import { OpenFlag, type AttrOut, type EntryOut, type OpenOut, type RequestContext } from '../kernel/index.js';
+import { controlFileAttr, S_IFDIR, S_IFREG, syntheticDirAttr } from './attrs.js';
+import { keyName, type InodeTable, type MfsInode } from './inodes.js';
+import {
+  CONTROL_DIR, isSpecialName, ProcessTable, resolveSpecial, SELECTED_CONTROL_NAME, SelectedControl, SPECIAL_NAMES, specialInstanceKey,
+} from './special/index.js';
+
+export const HERE_VIEW = 'here';
+const MAGIC_PREFIX = 'magic@';
+/** d_ino of the special names in the root's listing: below 2^48 (no cluster inode) and far above any node id. */
+const LISTING_INO_BASE = 2 ** 40;
+/** A path below a view's top deeper than this is not followed (a bound, not a limit anyone meets). */
+const MAX_DEPTH = 4096;
+
+export interface SpecialNodesOptions {
+  /** The mount's node: here, and where magic creates go. */
+  thisNode: number;
+  /** Whether node n is in the map. */
+  knownNode: (node: number) => boolean;
+  cacheSeconds: number;
+}
+
+/** Where a special name points for the caller: the view's top, and how long the kernel may keep the entry. */
+export interface SpecialEntry { gateway: MfsInode; entryTimeout: number }
+
+export class SpecialNodes {
+  readonly control: SelectedControl;
+  private readonly controlDir: MfsInode;
+  private readonly selectedFile: MfsInode;
+
+  constructor(private readonly inodes: InodeTable, readonly table: ProcessTable, private readonly opts: SpecialNodesOptions) {
+    this.control = new SelectedControl(table, opts.knownNode);
+    this.controlDir = inodes.ownNode('control-dir', S_IFDIR);
+    this.selectedFile = inodes.ownNode('selected-file', S_IFREG);
+  }
+
+  get thisNode(): number {
+    return this.opts.thisNode;
+  }
+
+  /** The names the root lists beside the node numbers. */
+  topNames(): string[] {
+    return [...SPECIAL_NAMES, CONTROL_DIR];
+  }
+
+  /** d_ino of a name of topNames(), undefined for a node number. */
+  topIno(name: string): number | undefined {
+    if (name === CONTROL_DIR) return this.controlDir.id;
+    const k = (SPECIAL_NAMES as readonly string[]).indexOf(name);
+    return k < 0 ? undefined : LISTING_INO_BASE + k;
+  }
+
+  /** The control directory's entry, or undefined when `name` is not it. */
+  lookupControlDir(name: string): EntryOut | undefined {
+    if (name !== CONTROL_DIR) return undefined;
+    const t = this.opts.cacheSeconds;
+    return { nodeId: this.controlDir.id, generation: 0, entryTimeout: t, attrTimeout: t, attr: this.ownAttr(this.controlDir).attr };
+  }
+
+  /**
+   * A special name in the root, resolved for the caller (not counted as a lookup yet: the mount
+   * does that once its reply is ready); undefined when `name` is not special. ENOENT when the
+   * caller has no such node (selected never set) or it is not in the map.
+   */
+  lookupSpecial(ctx: RequestContext, name: string): SpecialEntry | undefined {
+    if (!isSpecialName(name)) return undefined;
+    const node = resolveSpecial(this.table, name, { tid: ctx.pid, thisNode: this.opts.thisNode, op: 'lookup' });
+    if (!this.opts.knownNode(node)) throw new Errno('ENOENT', `node ${node} is not in the cluster map`);
+    if (name === 'here') return { gateway: this.inodes.virtual(node, '', HERE_VIEW), entryTimeout: this.opts.cacheSeconds };
+    const view = `${specialInstanceKey(name, this.table.stateOf(ctx.pid).key)}>${node}`;
+    return { gateway: this.inodes.virtual(node, '', view), entryTimeout: 0 };
+  }
+
+  /** Whether replies about `i` must not be cached: the top of a per-process view. */
+  uncached(i: MfsInode): boolean {
+    return i.viewRoot && i.view !== HERE_VIEW;
+  }
+
+  // ---- magic ----
+
+  isMagic(i: MfsInode): boolean {
+    return i.view.startsWith(MAGIC_PREFIX);
+  }
+
+  /** A create through `dir` succeeded on `node`: a magic create, if `dir` is in a magic view. */
+  created(ctx: RequestContext, dir: MfsInode, node: number): void {
+    if (this.isMagic(dir)) this.table.noteMagicCreate(ctx.pid, node);
+  }
+
+  /**
+   * The names from the top of `dir`'s view down to `dir` (empty for the top), as the kernel walked
+   * them; ENOENT when the kernel's path to it is no longer known (it was forgotten or renamed away).
+   */
+  pathInView(dir: MfsInode): Buffer[] {
+    const names: Buffer[] = [];
+    for (let cur = dir; !cur.viewRoot;) {
+      if (names.length > MAX_DEPTH) throw new Errno('ELOOP', 'path below a special directory too deep');
+      const up = this.parentLink(cur);
+      if (!up) throw new Errno('ENOENT', 'the path of this directory below magic/ is no longer known');
+      names.unshift(up.name);
+      cur = up.dir;
+    }
+    return names;
+  }
+
+  private parentLink(i: MfsInode): { dir: MfsInode; name: Buffer } | undefined {
+    for (const link of i.links) {
+      const slash = link.indexOf('/');
+      const dir = this.inodes.get(Number(link.slice(0, slash)));
+      if (dir && dir.view === i.view && dir.names.get(link.slice(slash + 1)) === i.id) return { dir, name: keyName(link.slice(slash + 1)) };
+    }
+    return undefined;
+  }
+
+  // ---- /mfs/.control ----
+
+  isSelectedFile(nodeId: number): boolean {
+    return nodeId === this.selectedFile.id;
+  }
+
+  /** A LOOKUP in the control directory. */
+  lookupOwn(dir: MfsInode, name: string): EntryOut {
+    if (dir !== this.controlDir || name !== SELECTED_CONTROL_NAME) throw new Errno('ENOENT', 'no such control file');
+    return { nodeId: this.selectedFile.id, generation: 0, entryTimeout: 0, attrTimeout: 0, attr: controlFileAttr(this.selectedFile.id) };
+  }
+
+  /** The listing of the control directory. */
+  ownNames(dir: MfsInode): Array<{ name: string; ino: number }> {
+    return dir === this.controlDir ? [{ name: SELECTED_CONTROL_NAME, ino: this.selectedFile.id }] : [];
+  }
+
+  ownAttr(i: MfsInode): AttrOut {
+    if (i === this.selectedFile) return { attr: controlFileAttr(i.id), attrTimeout: 0 };
+    return { attr: syntheticDirAttr(i.id), attrTimeout: this.opts.cacheSeconds };
+  }
+
+  /** OPEN of the control file: direct I/O, so no process is ever answered from another's pages. */
+  open(i: MfsInode): OpenOut {
+    if (i !== this.selectedFile) throw new Errno('EISDIR', 'a directory');
+    return { fh: 0, openFlags: OpenFlag.DIRECT_IO };
+  }
+
+  read(ctx: RequestContext, offset: number, size: number): Buffer {
+    return this.control.read({ tid: ctx.pid }, offset, size);
+  }
+
+  write(ctx: RequestContext, data: Buffer): number {
+    return this.control.writeSelected({ tid: ctx.pid }, data);
+  }
+}
+
+/** A table for a mount given none (tests, a mount without proc events): the LRU fallback of process-table.ts. */
+export const defaultProcessTable = (thisNode: number): ProcessTable => new ProcessTable({ thisNode });

@@ -1,0 +1,174 @@
+// Issue 10: openMosix's special directories through a real /mfs mount. Three real mfsd daemons
+// (nodes 1-3) and a real mfs-mount as node 1 (root: it has proc events); every caller is a real
+// process (shells, ls, cat, pwd), and each must see its own answer, also while others ask at once.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { makeTestCa, startMfsd, type MfsdHandle, type TestCa } from '../harness/mfsd.js';
+import { startMfsMount, type MfsMount } from '../harness/mfs-mount.js';
+
+let tmp: string;
+let ca: TestCa;
+const daemons: MfsdHandle[] = [];
+let m: MfsMount | undefined;
+let mnt: string;
+let control: string;
+const exportOf = (node: number): string => daemons[node - 1]!.exports[0]!.path;
+
+interface ShResult { code: number | null; stdout: string; stderr: string }
+
+/** Runs a sh script to its end in a process of its own (so it is a stranger to the test runner), $M being the mount. */
+function sh(script: string, timeoutMs = 60_000): Promise<ShResult> {
+  return new Promise((resolve) => {
+    const child = spawn('sh', ['-c', script], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, M: mnt, LC_ALL: 'C' } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+const errnoOf = (fn: () => unknown): string => {
+  try {
+    fn();
+    return 'OK';
+  } catch (err) {
+    return (err as { code?: string }).code ?? String(err);
+  }
+};
+
+beforeAll(async () => {
+  tmp = mkdtempSync(join(tmpdir(), 'omfs-mfs-special-'));
+  ca = await makeTestCa(tmp);
+  for (const nodeId of [1, 2, 3]) daemons.push(await startMfsd({ ca, nodeId }));
+  m = await startMfsMount({ ca, node: 1, daemons, args: process.env.MFS_DEBUG ? ['--debug'] : [] });
+  mnt = m.mnt;
+  control = join(mnt, '.control', 'selected');
+  // Each node's export says which node it is, and has a directory to cd into.
+  for (const node of [1, 2, 3]) {
+    fs.writeFileSync(join(exportOf(node), 'who'), `node ${node}\n`);
+    fs.writeFileSync(join(exportOf(node), `only-on-${node}`), '');
+    fs.mkdirSync(join(exportOf(node), 'dir', 'sub'), { recursive: true });
+  }
+}, 120_000);
+
+afterAll(async () => {
+  await m?.unmount();
+  for (const d of daemons) await d.cleanup();
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+describe('the root of /mfs', () => {
+  it('lists the special directories and the control directory beside the node numbers', () => {
+    expect(fs.readdirSync(mnt).sort()).toEqual(['.control', '1', '2', '3', 'here', 'home', 'lastexec', 'magic', 'selected']);
+    const types = Object.fromEntries(fs.readdirSync(mnt, { withFileTypes: true }).map((e) => [e.name, e.isDirectory()]));
+    expect(Object.values(types).every(Boolean)).toBe(true);
+    expect(fs.readdirSync(join(mnt, '.control'))).toEqual(['selected']);
+  });
+});
+
+describe('here, home, lastexec', () => {
+  it('/mfs/here/x is this node\'s /x (the mount\'s node), the same file as /mfs/1/x', async () => {
+    expect(fs.readFileSync(join(mnt, 'here', 'who'), 'utf8')).toBe('node 1\n');
+    expect(fs.statSync(join(mnt, 'here', 'who'), { bigint: true }).ino).toBe(fs.statSync(join(mnt, '1', 'who'), { bigint: true }).ino);
+    fs.writeFileSync(join(mnt, 'here', 'written-via-here'), 'h');
+    expect(fs.readFileSync(join(exportOf(1), 'written-via-here'), 'utf8')).toBe('h');
+    const r = await sh('ls "$M/here/"');
+    expect(r.stdout.split('\n')).toContain('only-on-1');
+  });
+
+  it('home and lastexec are this node by default', async () => {
+    const r = await sh('cat "$M/home/who" "$M/lastexec/who"');
+    expect(r).toMatchObject({ code: 0, stdout: 'node 1\nnode 1\n' });
+  });
+});
+
+describe('selected', () => {
+  it('never set: ENOENT, for any process, and not cached negatively once another process has one', async () => {
+    expect(errnoOf(() => fs.statSync(join(mnt, 'selected')))).toBe('ENOENT');
+    expect(fs.readFileSync(control, 'utf8')).toBe('0\n');
+    // A process with a selected node walks the name, then one without asks again.
+    expect((await sh('echo 2 > "$M/.control/selected" && cat "$M/selected/who"')).stdout).toBe('node 2\n');
+    expect(errnoOf(() => fs.statSync(join(mnt, 'selected')))).toBe('ENOENT');
+    const r = await sh('ls "$M/selected/"');
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/No such file or directory/);
+  });
+
+  it('the control file: set and read back by a process, inherited by its children, refused values with their errno', async () => {
+    const st = fs.statSync(control);
+    expect({ file: st.isFile(), mode: st.mode & 0o777, size: st.size }).toEqual({ file: true, mode: 0o666, size: 0 });
+    const r = await sh([
+      'echo 3 > "$M/.control/selected"',
+      'cat "$M/.control/selected"', // cat is a child: inherited
+      'sh -c \'sh -c "cat \\"$M/selected/who\\""\'', // a grandchild through a shell that never asked
+      'echo 0 > "$M/.control/selected"',
+      'cat "$M/.control/selected"',
+    ].join('; '));
+    expect(r).toMatchObject({ code: 0, stdout: '3\nnode 3\n0\n' });
+    // The test runner never set one: its own value is still none.
+    expect(fs.readFileSync(control, 'utf8')).toBe('0\n');
+    // Refused writes, seen by a real process's write(2).
+    const bad = await sh([
+      'echo banana > "$M/.control/selected" 2>/dev/null || echo "refused nonnumber"',
+      'echo 7 > "$M/.control/selected" 2>/dev/null || echo "refused 7"',
+      'echo 70000 > "$M/.control/selected" 2>/dev/null || echo "refused 70000"',
+      'cat "$M/.control/selected"',
+    ].join('; '));
+    expect(bad.stdout).toBe('refused nonnumber\nrefused 7\nrefused 70000\n0\n');
+    expect(errnoOf(() => fs.writeFileSync(control, 'banana'))).toBe('EINVAL');
+    expect(errnoOf(() => fs.writeFileSync(control, '7'))).toBe('EHOSTUNREACH'); // node 7 is not in the map
+  });
+
+  it('a process that changes its selected node sees the new node at once (no dentry of the old one kept)', async () => {
+    const r = await sh([
+      'echo 2 > "$M/.control/selected"', 'ls "$M/selected/" | grep only-on', 'cat "$M/selected/dir/../who" 2>/dev/null; cat "$M/selected/who"',
+      'echo 3 > "$M/.control/selected"', 'ls "$M/selected/" | grep only-on', 'cat "$M/selected/who"',
+    ].join('; '));
+    expect(r.stdout).toBe('only-on-2\nnode 2\nnode 2\nonly-on-3\nnode 3\n');
+  });
+
+  it('two shells with different selected nodes list /mfs/selected/ at the same time, each its own node, over rounds', async () => {
+    const rounds = 40;
+    const shell = (node: number): Promise<ShResult> => sh([
+      `echo ${node} > "$M/.control/selected"`,
+      `i=0; while [ $i -lt ${rounds} ]; do ls "$M/selected/" | grep only-on; cat "$M/selected/who"; i=$((i+1)); done`,
+    ].join('; '));
+    const [a, b] = await Promise.all([shell(2), shell(3)]);
+    expect(a.code).toBe(0);
+    expect(b.code).toBe(0);
+    expect(a.stdout).toBe('only-on-2\nnode 2\n'.repeat(rounds));
+    expect(b.stdout).toBe('only-on-3\nnode 3\n'.repeat(rounds));
+  });
+
+  it('getcwd stays right: a shell in /mfs/selected/dir and one in /mfs/2/dir (the same directory) each see their own path', async () => {
+    const rounds = 30;
+    const [viaSelected, viaTwo] = await Promise.all([
+      sh(`echo 2 > "$M/.control/selected"; cd "$M/selected/dir/sub" || exit 9; i=0; while [ $i -lt ${rounds} ]; do /bin/pwd -P; ls "$M/2/dir" > /dev/null; i=$((i+1)); done`),
+      sh(`cd "$M/2/dir/sub" || exit 9; i=0; while [ $i -lt ${rounds} ]; do /bin/pwd -P; ls "$M/selected/" > /dev/null 2>&1; i=$((i+1)); done`),
+    ]);
+    expect(viaSelected.stdout).toBe(`${join(mnt, 'selected', 'dir', 'sub')}\n`.repeat(rounds));
+    expect(viaTwo.stdout).toBe(`${join(mnt, '2', 'dir', 'sub')}\n`.repeat(rounds));
+  });
+});
+
+describe('magic', () => {
+  it('a create through magic/ goes to this node, and the same process opens, reads and unlinks it there', async () => {
+    const r = await sh([
+      'echo temp > "$M/magic/tmp-magic"',
+      `test -f "${join(exportOf(1), 'tmp-magic')}" && echo "on node 1"`,
+      'cat "$M/magic/tmp-magic"',
+      'rm "$M/magic/tmp-magic"',
+      `test -e "${join(exportOf(1), 'tmp-magic')}" || echo "gone"`,
+    ].join('; '));
+    expect(r).toMatchObject({ code: 0, stdout: 'on node 1\ntemp\ngone\n' });
+  });
+});
