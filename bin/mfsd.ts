@@ -58,7 +58,6 @@ async function main(): Promise<number> {
   }
   releaseGrpcLines(true);
   if (cfg.insecure) process.stderr.write('mfsd: WARNING: --insecure: plaintext, and any peer is accepted without a certificate\n');
-  process.stdout.write(`${daemon.readyLine}\n`);
   return new Promise<number>((resolve) => {
     let signals = 0;
     const onSignal = (sig: NodeJS.Signals): void => {
@@ -84,6 +83,9 @@ async function main(): Promise<number> {
     process.on('SIGHUP', () => {
       void daemon.reloadMap().then((line) => process.stderr.write(`mfsd: SIGHUP: ${line}\n`));
     });
+    // Ready only once the handlers are in place: whoever waits for this line may signal at once
+    // (a SIGHUP before its handler would kill the daemon).
+    process.stdout.write(`${daemon.readyLine}\n`);
   });
 }
 

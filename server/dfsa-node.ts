@@ -203,12 +203,16 @@ export class DfsaNode {
     return r !== undefined && now - r.at <= STALE_INTERVALS * this.o.settings.intervalMs;
   }
 
-  /** This node and every node whose report is fresh enough to weigh. */
+  /**
+   * This node and every node of the map whose report is fresh enough to weigh. Reports of nodes
+   * outside this node's map (a peer with another map) are shown by getload but never advised:
+   * this node could not reach them.
+   */
   private candidateLoads(): Map<number, NodeLoad> {
     const now = Date.now();
     const out = new Map<number, NodeLoad>();
     for (const r of [this.own(), ...this.disseminator.view()]) {
-      if (this.fresh(r, now) || r.node === this.o.self) out.set(r.node, { load: r.load, cpus: r.cpus, speed: r.speed });
+      if (r.node === this.o.self || (this.fresh(r, now) && this.o.cluster.has(r.node))) out.set(r.node, { load: r.load, cpus: r.cpus, speed: r.speed });
     }
     return out;
   }

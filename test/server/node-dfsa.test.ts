@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadAdvisorConstructor, type AdviseReplyMsg } from '../../proto/advisor.js';
 import { loadNodeServiceConstructor, type LoadReplyMsg } from '../../proto/node.js';
 import { MFSCTL_JS, MFSD_JS, makeTestCa, runNode, startMfsd, unary, type MfsdHandle, type TestCa } from '../harness/mfsd.js';
-import { nodeCredentials } from '../harness/session-peer.js';
+import { nodeCredentials, openSession } from '../harness/session-peer.js';
 
 const INTERVAL_MS = 200;
 let root: string;
@@ -37,7 +37,7 @@ async function applyMap(text: string, expectLine: RegExp): Promise<void> {
   writeFileSync(mapPath, text);
   const before = daemons.map((h) => h.stderr().length);
   for (const h of daemons) h.proc.kill('SIGHUP');
-  await Promise.all(daemons.map((h, i) => eventually(`node ${h.nodeId} SIGHUP`, async () => h.stderr().slice(before[i]), (s) => expectLine.test(s), 10_000)));
+  await Promise.all(daemons.map((h, i) => eventually(`node ${h.nodeId} SIGHUP`, async () => `${h.stderr().slice(before[i])} [${h.proc.exitCode}/${h.proc.signalCode}] ${h.stderr()}`, (s) => expectLine.test(s), 10_000)));
 }
 
 /** node -> age in seconds, from `mfsctl getload` output. */
@@ -118,6 +118,13 @@ describe('mfsctl whois and status', () => {
     expect(r.stdout).toMatch(new RegExp(`^  exports    ${h2.exports[0]!.path}:dfsa=1$`, 'm'));
     expect(r.stdout).toMatch(/^  tls        yes$/m);
     expect(r.stdout).toMatch(/^  sessions   0 live, 0 held$/m);
+    // A session open on node 2 is counted (Health.sessions).
+    const session = await openSession(h2.address, await nodeCredentials(ca, 7), 7);
+    try {
+      expect((await ctl(h1, 'whois', '2')).stdout).toMatch(/^  sessions   1 live, 1 held$/m);
+    } finally {
+      await session.close();
+    }
     const self = await ctl(h1, 'whois', '1');
     expect(self.stdout).toMatch(/^node 1 \(this node\): up$/m);
     const absent = await ctl(h1, 'whois', '7');
@@ -164,6 +171,18 @@ describe('the Advisor served by mfsd', () => {
     const { advice } = await advise(h, heavyFrom3);
     expect(advice.ranked.find((n) => n.node === 1)!.io_us).toBe(200 * (1 + 2) + 50_000 * (3 + 4));
     expect(advice.ranked[0]!.node).toBe(3);
+    // A table file that stops parsing (edited by hand) is not taken: the last good one stays,
+    // the daemon says why, and nothing falls back to defaults nobody chose.
+    const before = h.stderr().length;
+    writeFileSync(join(h.stateDir, 'mfscosts'), '1 2 3 4 5\n');
+    const kept = await advise(h, heavyFrom3);
+    expect(kept.advice.ranked.find((n) => n.node === 1)!.io_us).toBe(200 * (1 + 2) + 50_000 * (3 + 4));
+    // (stderr travels on its own pipe: it may arrive after the reply)
+    const said = await eventually('the refusal on stderr', async () => h.stderr().slice(before), (s) => s.includes('keeping'));
+    expect(said).toContain(`dfsa: ${join(h.stateDir, 'mfscosts')}: `);
+    expect(said).toContain('keeping 1 2 3 4 5 6');
+    // Reports of nodes outside the map (node 41, heard from a certified peer above) are never advised.
+    expect(kept.advice.ranked.map((n) => n.node)).not.toContain(41);
   });
 });
 
@@ -178,7 +197,7 @@ describe('a node outside the window, the map on SIGHUP, a node down', () => {
     writeFileSync(lonelyMap, [2, 3, 4].map((n) => `${n} 127.0.0.1:${daemons[n - 1]!.port} 1\n`).join(''));
     const before = h4.stderr().length;
     h4.proc.kill('SIGHUP');
-    await eventually('node 4 SIGHUP', async () => h4.stderr().slice(before), (s) => /SIGHUP: map .*: 3 node\(s\)/.test(s));
+    await eventually('node 4 SIGHUP', async () => `${h4.stderr().slice(before)} (exit ${h4.proc.exitCode}/${h4.proc.signalCode}; all: ${h4.stderr()})`, (s) => /SIGHUP: map .*: 3 node\(s\)/.test(s));
     expect(loadRows((await ctl(h4, 'getload')).stdout).size).toBe(1);
     const Advisor = loadAdvisorConstructor();
     const client = new Advisor(h4.address, await nodeCredentials(ca, 1));
