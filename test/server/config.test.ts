@@ -2,7 +2,7 @@
 // each way a config can be wrong (missing export, bad node number, port in use, unreadable
 // certificate, ...).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,6 +50,9 @@ describe('loadConfig', () => {
         unauthenticatedConnections: 256, tlsHandshakeTimeoutMs: 10_000,
       },
       sessions: { leaseMs: 15_000, keepaliveMs: 5_000, callbacksPerSession: 65_536, directChangeMs: 100, slowCallMs: 20 },
+      // /etc/openmosix.map when the machine has one, else a node alone.
+      map: existsSync('/etc/openmosix.map') ? '/etc/openmosix.map' : null, mapExplicit: false,
+      dfsa: { intervalMs: 1000, fanout: 3, window: 16, forward: 8, speed: 1000 },
     });
   });
 
