@@ -34,7 +34,7 @@ import {
 } from '../kernel/index.js';
 import type { Caller, DirEntry, Entry, Session, U64 } from '../../proto/session-client.js';
 import type { ClusterMap } from '../../cluster/map-file.js';
-import { bigOf, direntType, kernelAttr, S_IFMT, syntheticDirAttr } from './attrs.js';
+import { bigOf, direntType, kernelAttr, S_IFDIR, S_IFMT, syntheticDirAttr } from './attrs.js';
 import { InodeTable, type MfsInode } from './inodes.js';
 import { KernelCache } from './kernel-cache.js';
 import type { NodeConn } from './node-conn.js';
@@ -58,8 +58,8 @@ export interface MfsOptions {
 }
 
 type Remote = MfsInode & { kind: 'remote' };
-/** Where a create goes: a directory of a node, by handle. */
-interface Place { node: number; handle: Buffer }
+/** Where a create goes: a directory of a node, by handle (and cluster inode number). */
+interface Place { node: number; handle: Buffer; ino: bigint }
 interface OpenFile { inode: Remote; conn: NodeConn; fh: number | string; flags: number; locked: boolean }
 
 const DT_DIR = 4;
@@ -75,6 +75,12 @@ const S_IFCHR = 0o020000;
 const S_IFBLK = 0o060000;
 const isDevice = (mode: number): boolean => (mode & S_IFMT) === S_IFCHR || (mode & S_IFMT) === S_IFBLK;
 const isWriteOpen = (flags: number): boolean => (flags & O_ACCMODE) !== C.O_RDONLY || (flags & C.O_TRUNC) !== 0;
+/**
+ * The view a child found in `dir` belongs to (inodes.ts): a directory keeps its parent's, since a
+ * directory has one dentry in Linux; anything else is the ordinary tree's node id, so the kernel
+ * holds one inode (one page cache, one set of attributes) for a file whichever path reached it.
+ */
+const viewOf = (dir: MfsInode, mode: number): string => ((mode & S_IFMT) === S_IFDIR ? dir.view : '');
 
 export class MfsFs implements FileSystem {
   readonly inodes = new InodeTable();
@@ -170,6 +176,22 @@ export class MfsFs implements FileSystem {
     return fresh ? this.opts.cacheSeconds : 0;
   }
 
+  /**
+   * A directory changed through this mount: the node never sends a session its own changes, so
+   * the same directory's node ids in the other views (a special directory's, the ordinary tree's)
+   * are told here. Not awaited: INVAL_ENTRY takes the other directory's lock, which a request
+   * waiting for us may hold (kernel-cache.ts).
+   */
+  private echoName(node: number, dirIno: bigint, name: Buffer, except?: MfsInode): void {
+    for (const other of this.inodes.allByIno(node, dirIno)) if (other !== except) void this.cache.dropName(other, name);
+  }
+
+  /** A directory's attributes changed through this mount (files share one node id: nothing to tell). */
+  private echoAttr(i: Remote): void {
+    if ((i.type & S_IFMT) !== S_IFDIR) return;
+    for (const other of this.inodes.allByIno(i.node, i.ino)) if (other !== i) void this.cache.dropListing(other);
+  }
+
   /** The attribute timeout for `i`: never cached for the top of a per-process special directory. */
   private attrTimeout(i: MfsInode, fresh: boolean): number {
     return this.special.uncached(i) ? 0 : this.timeout(fresh);
@@ -179,7 +201,7 @@ export class MfsFs implements FileSystem {
   private entry(dir: MfsInode, name: Buffer, node: number, e: Entry, since: number): EntryOut {
     if (isDevice(e.attr.mode)) throw errno('ENOENT');
     const ino = bigOf(e.attr.ino);
-    const child = this.inodes.remote(node, ino, e.handle, e.attr.mode & S_IFMT, dir.view);
+    const child = this.inodes.remote(node, ino, e.handle, e.attr.mode & S_IFMT, viewOf(dir, e.attr.mode));
     this.inodes.entered(dir, name, child);
     const dirIno = dir.kind === 'remote' ? [dir.ino] : [];
     const t = this.timeout(this.conn(node).fresh(since, ino, ...dirIno));
@@ -303,6 +325,7 @@ export class MfsFs implements FileSystem {
     const conn = this.conn(i.node);
     const since = conn.mark();
     const attr = await conn.call((s) => s.setAttr(caller(ctx), i.handle, fields));
+    this.echoAttr(i);
     return { attr: kernelAttr(attr), attrTimeout: this.attrTimeout(i, conn.fresh(since, i.ino)) };
   }
 
@@ -331,6 +354,7 @@ export class MfsFs implements FileSystem {
     const since = conn.mark();
     const e = await conn.call((s) => fn(s, at));
     if (magic) this.special.created(ctx, dir, at.node);
+    this.echoName(at.node, at.ino, name, dir);
     return this.entry(dir, name, at.node, e, since);
   }
 
@@ -344,9 +368,12 @@ export class MfsFs implements FileSystem {
     const names = this.special.pathInView(dir);
     const top = await this.resolve(ctx, this.inodes.virtual(here, ''));
     if (top.kind !== 'remote') throw errno('EROFS');
-    let handle = top.handle;
-    for (const name of names) handle = (await this.on(here, (s) => s.lookup(caller(ctx), handle, name))).handle;
-    return { node: here, handle };
+    let at: Place = { node: here, handle: top.handle, ino: top.ino };
+    for (const name of names) {
+      const e = await this.on(here, (s) => s.lookup(caller(ctx), at.handle, name));
+      at = { node: here, handle: e.handle, ino: bigOf(e.attr.ino) };
+    }
+    return at;
   }
 
   symlink(ctx: RequestContext, r: RequestOf<'SYMLINK'>): Promise<EntryOut> {
@@ -367,6 +394,7 @@ export class MfsFs implements FileSystem {
     const dir = await this.remote(ctx, r.header.nodeId);
     await this.on(dir.node, (s) => s.unlink(caller(ctx), dir.handle, r.name));
     this.inodes.dropName(dir, r.name);
+    this.echoName(dir.node, dir.ino, r.name, dir);
   }
 
   async rmdir(ctx: RequestContext, r: RequestOf<'RMDIR'>): Promise<void> {
@@ -374,6 +402,7 @@ export class MfsFs implements FileSystem {
     const dir = await this.remote(ctx, r.header.nodeId);
     await this.on(dir.node, (s) => s.rmdir(caller(ctx), dir.handle, r.name));
     this.inodes.dropName(dir, r.name);
+    this.echoName(dir.node, dir.ino, r.name, dir);
   }
 
   /** RENAME and RENAME2 (flags NOREPLACE, EXCHANGE as renameat2). Across nodes: EXDEV. */
@@ -385,6 +414,8 @@ export class MfsFs implements FileSystem {
     await this.on(from.node, (s) => s.rename(caller(ctx), from.handle, r.name, to.handle, r.newName, r.flags));
     this.inodes.dropName(from, r.name);
     this.inodes.dropName(to, r.newName);
+    this.echoName(from.node, from.ino, r.name, from);
+    this.echoName(to.node, to.ino, r.newName, to);
   }
 
   /** Two inodes of one node, else EXDEV (the mount's root belongs to no node). */
@@ -430,6 +461,7 @@ export class MfsFs implements FileSystem {
     const since = conn.mark();
     const got = await conn.call((s) => s.create(caller(ctx), at.handle, r.name, r.flags & ~O_DIRECT, r.mode, r.umask));
     this.special.created(ctx, dir, at.node);
+    this.echoName(at.node, at.ino, r.name, dir);
     const entry = this.entry(dir, r.name, at.node, got.entry, since);
     const child = this.inodes.get(entry.nodeId) as Remote;
     return { entry, open: this.openOut(child, conn, got.fh, r.flags, since) };
@@ -569,7 +601,7 @@ export class MfsFs implements FileSystem {
       return plus ? addPlusNameOnly(out, ino, cookie, type, e.name) : out.add(ino, cookie, type, e.name);
     }
     const ino = bigOf(e.entry.attr.ino);
-    const child = this.inodes.remote(dir.node, ino, e.entry.handle, e.entry.attr.mode & S_IFMT, dir.view);
+    const child = this.inodes.remote(dir.node, ino, e.entry.handle, e.entry.attr.mode & S_IFMT, viewOf(dir, e.entry.attr.mode));
     const t = this.timeout(this.conn(dir.node).fresh(since, ino, dir.ino));
     const sent = out.addPlus({ nodeId: child.id, generation: 0, entryTimeout: t, attrTimeout: t, attr: kernelAttr(e.entry.attr) }, cookie, type, e.name);
     if (sent) this.inodes.entered(dir, e.name, child);
@@ -632,12 +664,14 @@ export class MfsFs implements FileSystem {
     this.writable();
     const i = await this.remote(ctx, r.header.nodeId);
     await this.on(i.node, (s) => s.setXattr(caller(ctx), i.handle, r.name, r.value, r.flags));
+    this.echoAttr(i);
   }
 
   async removexattr(ctx: RequestContext, r: RequestOf<'REMOVEXATTR'>): Promise<void> {
     this.writable();
     const i = await this.remote(ctx, r.header.nodeId);
     await this.on(i.node, (s) => s.removeXattr(caller(ctx), i.handle, r.name));
+    this.echoAttr(i);
   }
 }
 

@@ -5,11 +5,15 @@
 // - /mfs/here is this node for every local caller: one view ('here'), cached like /mfs/<K>, but
 //   its own node ids (not /mfs/<this node>'s), so getcwd() of a process in one never reads the
 //   other.
-// - /mfs/home, magic, lastexec, selected: a LOOKUP resolves the caller and answers a node id of
-//   the view "<name>@<process key>><node>", entry and attr timeouts 0. The resolved node is part
-//   of the view: when a process's selected node changes, its next walk gets another node id, so
-//   the kernel drops the dentries it cached below the old one instead of showing node 2's files
-//   under a name that now means node 3.
+// - /mfs/home, magic, lastexec, selected: a LOOKUP resolves the caller and answers the node id of
+//   the view "<name>><node>", entry and attr timeouts 0, so every path walk through the name asks
+//   again with the walker's pid. The node id differs whenever the answer does (the node is part
+//   of the view): a walker given another node gets another node id, and the kernel drops the
+//   dentry (and what it cached below it) rather than show node 2's files under a name that now
+//   means node 3 for this caller. Processes that get the same node share the view and what the
+//   kernel cached below it, which is right (it is that node's tree) and keeps the table bounded by
+//   names x nodes, not by processes. What must never be shared is /mfs/<N>'s own node ids:
+//   getcwd() (inodes.ts's header).
 // - magic/: a CREATE or MKNOD in it goes to this node. When the caller's magic view points
 //   elsewhere (its last magic create was on another node), the directory is found again on this
 //   node by its path below the view's top (the names the kernel walked, kept in inodes.ts's links).
@@ -20,11 +24,11 @@ import { OpenFlag, type AttrOut, type EntryOut, type OpenOut, type RequestContex
 import { controlFileAttr, S_IFDIR, S_IFREG, syntheticDirAttr } from './attrs.js';
 import { keyName, type InodeTable, type MfsInode } from './inodes.js';
 import {
-  CONTROL_DIR, isSpecialName, ProcessTable, resolveSpecial, SELECTED_CONTROL_NAME, SelectedControl, SPECIAL_NAMES, specialInstanceKey,
+  CONTROL_DIR, isSpecialName, ProcessTable, resolveSpecial, SELECTED_CONTROL_NAME, SelectedControl, SPECIAL_NAMES,
 } from './special/index.js';
 
 export const HERE_VIEW = 'here';
-const MAGIC_PREFIX = 'magic@';
+const MAGIC_PREFIX = 'magic>';
 /** d_ino of the special names in the root's listing: below 2^48 (no cluster inode) and far above any node id. */
 const LISTING_INO_BASE = 2 ** 40;
 /** A path below a view's top deeper than this is not followed (a bound, not a limit anyone meets). */
@@ -85,7 +89,7 @@ export class SpecialNodes {
     const node = resolveSpecial(this.table, name, { tid: ctx.pid, thisNode: this.opts.thisNode, op: 'lookup' });
     if (!this.opts.knownNode(node)) throw new Errno('ENOENT', `node ${node} is not in the cluster map`);
     if (name === 'here') return { gateway: this.inodes.virtual(node, '', HERE_VIEW), entryTimeout: this.opts.cacheSeconds };
-    const view = `${specialInstanceKey(name, this.table.stateOf(ctx.pid).key)}>${node}`;
+    const view = `${name}>${node}`;
     return { gateway: this.inodes.virtual(node, '', view), entryTimeout: 0 };
   }
 

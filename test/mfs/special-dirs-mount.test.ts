@@ -172,3 +172,23 @@ describe('magic', () => {
     expect(r).toMatchObject({ code: 0, stdout: 'on node 1\ntemp\ngone\n' });
   });
 });
+
+describe('caches below a special directory', () => {
+  it('a change made through /mfs/2 shows at once through /mfs/selected (selected 2), and the other way round', async () => {
+    const r = await sh([
+      'echo 2 > "$M/.control/selected"',
+      'echo one > "$M/2/cached"', 'cat "$M/selected/cached"', 'stat -c %s "$M/selected/cached"',
+      'echo second > "$M/2/cached"', 'cat "$M/selected/cached"', 'stat -c %s "$M/selected/cached"',
+      'echo third-one > "$M/selected/cached"', 'cat "$M/2/cached"', 'stat -c %s "$M/2/cached"',
+      'ls "$M/selected/" | grep -c cached', 'rm "$M/2/cached"', 'ls "$M/selected/" | grep -c cached',
+    ].join('; '));
+    expect(r.stdout).toBe('one\n4\nsecond\n7\nthird-one\n10\n1\n0\n');
+    // The same size: nothing but an invalidation can tell the kernel the pages changed.
+    const same = await sh([
+      'echo 2 > "$M/.control/selected"',
+      'echo aaaa > "$M/2/same"', 'cat "$M/selected/same"', 'echo bbbb > "$M/2/same"', 'cat "$M/selected/same"',
+      'echo cccc > "$M/selected/same"', 'cat "$M/2/same"', 'chmod 600 "$M/2/same"', 'stat -c %a "$M/selected/same"',
+    ].join('; '));
+    expect(same).toMatchObject({ stderr: '', stdout: 'aaaa\nbbbb\ncccc\n600\n' });
+  });
+});

@@ -4,14 +4,17 @@
 // HOW THE MOUNT MUST REPLY FOR THESE ENTRIES (or the kernel serves one process's answer to another):
 // - LOOKUP of a special name in the /mfs root resolves the caller (RequestContext.pid is a THREAD
 //   id: resolveSpecial maps it to its process) and replies with a nodeid of its own for the pair
-//   (special name, process), specialInstanceKey() below, never the nodeid of /mfs/<N> itself:
-//   the kernel keeps one dentry per name in a directory, and a shared nodeid would let process A
-//   walk into the node process B was given.
+//   (special name, node it resolved to), never the nodeid of /mfs/<N> itself. The kernel keeps one
+//   dentry per name in a directory; with timeouts 0 (next point) every walk re-LOOKUPs it with the
+//   walker's pid, and a walker answered another node gets another nodeid, which drops the dentry,
+//   so process A never walks into the node process B was given. Processes answered the same node
+//   may share the nodeid (fuse/mfs/special-nodes.ts does: the table grows with names x nodes, not
+//   with processes). specialInstanceKey() below names one process's view, for per-process state.
 // - entry_valid and attr_valid 0 (and their nsec 0) on that reply and on GETATTR of that nodeid, so
 //   the dcache revalidates "/mfs/selected" with a LOOKUP at every path walk (fuse-protocol.md:
 //   after expiry the kernel re-LOOKUPs and a different nodeid drops the dentry). Two processes
-//   walking it at once thrash one dentry, each LOOKUP answering its own caller: correct, just
-//   uncached. READDIR of /mfs lists the five names (d_type DT_DIR) with no per-process answer.
+//   walking it at once with different answers thrash one dentry, each LOOKUP answering its own
+//   caller: correct, just uncached. READDIR of /mfs lists the five names (d_type DT_DIR) with no per-process answer.
 //   `here` is the one exception: it is this node for every local caller, so one shared nodeid
 //   with ordinary timeouts is safe for it.
 // - Below a special directory, entries are node N's own files. A directory inode has a single
@@ -72,7 +75,7 @@ export function resolveSpecial(table: ProcessTable, name: SpecialName, ctx: Spec
   }
 }
 
-/** The identity of one process's view of a special directory: the mount's node-id table key for it. */
+/** The identity of one process's view of a special directory (the mount keys node ids by name and node instead: see the header). */
 export const specialInstanceKey = (name: SpecialName, process: ProcessKey): string => `${name}@${process}`;
 
 /** The process key for a special lookup (for specialInstanceKey), read through the table's cache. */
