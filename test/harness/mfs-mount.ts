@@ -3,7 +3,7 @@
 // node<N> from the test CA. unmount() always leaves no mount, process or temp dir behind
 // (SIGTERM, then SIGKILL, then `umount -l`, then rm -rf), also when the test failed.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -120,4 +120,15 @@ async function teardown(proc: ChildProcess, exited: Promise<number | null>, mnt:
   // Never rm through a live mount: that would delete the nodes' files through it.
   if (isMounted(mnt)) throw new Error(`teardown could not unmount ${mnt}`);
   await rm(root, { recursive: true, force: true });
+}
+
+/**
+ * What `ls MOUNTPOINT` shows besides the node numbers: openMosix's special directories and the
+ * control directory (fuse/mfs/special-nodes.ts).
+ */
+export const SPECIAL_ENTRIES = ['.control', 'here', 'home', 'lastexec', 'magic', 'selected'] as const;
+
+/** The node numbers the root of an /mfs mount lists, in its order (the special entries left out). */
+export function listedNodes(mnt: string): string[] {
+  return readdirSync(mnt).filter((name) => /^[1-9]\d*$/.test(name));
 }

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeTestCa, startMfsd, type MfsdHandle, type TestCa } from '../harness/mfsd.js';
-import { startMfsMount, type MfsMount } from '../harness/mfs-mount.js';
+import { listedNodes, SPECIAL_ENTRIES, startMfsMount, type MfsMount } from '../harness/mfs-mount.js';
 
 let tmp: string;
 let ca: TestCa;
@@ -69,6 +69,8 @@ afterAll(async () => {
 describe('the root of /mfs', () => {
   it('lists the special directories and the control directory beside the node numbers', () => {
     expect(fs.readdirSync(mnt).sort()).toEqual(['.control', '1', '2', '3', 'here', 'home', 'lastexec', 'magic', 'selected']);
+    expect(listedNodes(mnt)).toEqual(['1', '2', '3']);
+    expect(fs.readdirSync(mnt).filter((n) => !listedNodes(mnt).includes(n)).sort()).toEqual([...SPECIAL_ENTRIES]);
     const types = Object.fromEntries(fs.readdirSync(mnt, { withFileTypes: true }).map((e) => [e.name, e.isDirectory()]));
     expect(Object.values(types).every(Boolean)).toBe(true);
     expect(fs.readdirSync(join(mnt, '.control'))).toEqual(['selected']);
@@ -136,17 +138,17 @@ describe('selected', () => {
     expect(r.stdout).toBe('only-on-2\nnode 2\nnode 2\nonly-on-3\nnode 3\n');
   });
 
-  it('two shells with different selected nodes list /mfs/selected/ at the same time, each its own node, over rounds', async () => {
+  it('shells with different selected nodes (and one with none) list /mfs/selected/ at the same time, each its own node, over rounds', async () => {
     const rounds = 40;
-    const shell = (node: number): Promise<ShResult> => sh([
-      `echo ${node} > "$M/.control/selected"`,
-      `i=0; while [ $i -lt ${rounds} ]; do ls "$M/selected/" | grep only-on; cat "$M/selected/who"; i=$((i+1)); done`,
-    ].join('; '));
-    const [a, b] = await Promise.all([shell(2), shell(3)]);
-    expect(a.code).toBe(0);
-    expect(b.code).toBe(0);
+    const loop = (body: string): string => `i=0; while [ $i -lt ${rounds} ]; do ${body}; i=$((i+1)); done`;
+    // ls and cat are children of the shell, started after its set: each inherits it.
+    const shell = (node: number): Promise<ShResult> => sh(`echo ${node} > "$M/.control/selected"; ${loop('ls "$M/selected/" | grep only-on; cat "$M/selected/who"')}`);
+    const none = sh(loop('if [ -e "$M/selected" ]; then echo "has one"; else echo none; fi'));
+    const [a, b, c, d] = await Promise.all([shell(2), shell(3), shell(1), none]);
     expect(a.stdout).toBe('only-on-2\nnode 2\n'.repeat(rounds));
     expect(b.stdout).toBe('only-on-3\nnode 3\n'.repeat(rounds));
+    expect(c.stdout).toBe('only-on-1\nnode 1\n'.repeat(rounds));
+    expect(d.stdout).toBe('none\n'.repeat(rounds));
   });
 
   it('getcwd stays right: a shell in /mfs/selected/dir and one in /mfs/2/dir (the same directory) each see their own path', async () => {
