@@ -192,11 +192,6 @@ export class MfsFs implements FileSystem {
     for (const other of this.inodes.allByIno(i.node, i.ino)) if (other !== i) void this.cache.dropListing(other);
   }
 
-  /** The attribute timeout for `i`: never cached for the top of a per-process special directory. */
-  private attrTimeout(i: MfsInode, fresh: boolean): number {
-    return this.special.uncached(i) ? 0 : this.timeout(fresh);
-  }
-
   /** An entry reply for `e`, found as `name` in `dir`; cached only if nothing raced it. */
   private entry(dir: MfsInode, name: Buffer, node: number, e: Entry, since: number): EntryOut {
     if (isDevice(e.attr.mode)) throw errno('ENOENT');
@@ -234,13 +229,14 @@ export class MfsFs implements FileSystem {
     const found = this.special.lookupSpecial(ctx, text);
     if (!found) return this.lookupNode(name);
     // The attributes of what it stands for (the node's root, or the mount's directory if the node
-    // cannot be reached), so a stat or `cd` right after sees the node's root.
+    // cannot be reached), cached as the node's root's are: they are the same for every process
+    // given this node id, and the node's invalidations reach it. Only the name is never cached.
     // Counted before the wait, so a FORGET of an earlier lookup arriving meanwhile cannot drop it.
     const gateway = found.gateway;
     gateway.lookups++;
     try {
       const { attr, attrTimeout } = await this.attrOf(ctx, gateway, 0);
-      return { nodeId: gateway.id, generation: 0, entryTimeout: found.entryTimeout, attrTimeout: Math.min(attrTimeout, found.entryTimeout), attr };
+      return { nodeId: gateway.id, generation: 0, entryTimeout: found.entryTimeout, attrTimeout, attr };
     } catch (err) {
       this.inodes.forget(gateway.id, 1);
       throw err;
@@ -299,12 +295,12 @@ export class MfsFs implements FileSystem {
         return { attr: syntheticDirAttr(i.id), attrTimeout: 0 };
       }
     }
-    if (i.kind !== 'remote') return { attr: syntheticDirAttr(i.id), attrTimeout: this.attrTimeout(i, true) };
+    if (i.kind !== 'remote') return { attr: syntheticDirAttr(i.id), attrTimeout: this.opts.cacheSeconds };
     const remote = i;
     const conn = this.conn(remote.node);
     const since = conn.mark();
     const attr = await conn.call((s) => s.getAttr(caller(ctx), remote.handle, fh));
-    return { attr: kernelAttr(attr), attrTimeout: this.attrTimeout(remote, conn.fresh(since, remote.ino)) };
+    return { attr: kernelAttr(attr), attrTimeout: this.timeout(conn.fresh(since, remote.ino)) };
   }
 
   async setattr(ctx: RequestContext, r: RequestOf<'SETATTR'>): Promise<AttrOut> {
@@ -326,7 +322,7 @@ export class MfsFs implements FileSystem {
     const since = conn.mark();
     const attr = await conn.call((s) => s.setAttr(caller(ctx), i.handle, fields));
     this.echoAttr(i);
-    return { attr: kernelAttr(attr), attrTimeout: this.attrTimeout(i, conn.fresh(since, i.ino)) };
+    return { attr: kernelAttr(attr), attrTimeout: this.timeout(conn.fresh(since, i.ino)) };
   }
 
   async readlink(ctx: RequestContext, r: RequestOf<'READLINK'>): Promise<Buffer> {

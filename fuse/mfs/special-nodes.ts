@@ -6,8 +6,10 @@
 //   its own node ids (not /mfs/<this node>'s), so getcwd() of a process in one never reads the
 //   other.
 // - /mfs/home, magic, lastexec, selected: a LOOKUP resolves the caller and answers the node id of
-//   the view "<name>><node>", entry and attr timeouts 0, so every path walk through the name asks
-//   again with the walker's pid. The node id differs whenever the answer does (the node is part
+//   the view "<name>><node>", entry timeout 0, so every path walk through the name asks again
+//   with the walker's pid. The attributes of that node id are the node's root's, the same for
+//   every process that gets it, and the node's invalidations reach it: they are cached as the
+//   root's are (special/special-dirs.ts asked for 0 when node ids were per process). The node id differs whenever the answer does (the node is part
 //   of the view): a walker given another node gets another node id, and the kernel drops the
 //   dentry (and what it cached below it) rather than show node 2's files under a name that now
 //   means node 3 for this caller. Processes that get the same node share the view and what the
@@ -91,11 +93,6 @@ export class SpecialNodes {
     if (name === 'here') return { gateway: this.inodes.virtual(node, '', HERE_VIEW), entryTimeout: this.opts.cacheSeconds };
     const view = `${name}>${node}`;
     return { gateway: this.inodes.virtual(node, '', view), entryTimeout: 0 };
-  }
-
-  /** Whether replies about `i` must not be cached: the top of a per-process view. */
-  uncached(i: MfsInode): boolean {
-    return i.viewRoot && i.view !== HERE_VIEW;
   }
 
   // ---- magic ----

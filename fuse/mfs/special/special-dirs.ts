@@ -5,24 +5,28 @@
 // - LOOKUP of a special name in the /mfs root resolves the caller (RequestContext.pid is a THREAD
 //   id: resolveSpecial maps it to its process) and replies with a nodeid of its own for the pair
 //   (special name, node it resolved to), never the nodeid of /mfs/<N> itself. The kernel keeps one
-//   dentry per name in a directory; with timeouts 0 (next point) every walk re-LOOKUPs it with the
+//   dentry per name in a directory; with entry timeout 0 (next point) every walk re-LOOKUPs it with the
 //   walker's pid, and a walker answered another node gets another nodeid, which drops the dentry,
 //   so process A never walks into the node process B was given. Processes answered the same node
 //   may share the nodeid (fuse/mfs/special-nodes.ts does: the table grows with names x nodes, not
 //   with processes). specialInstanceKey() below names one process's view, for per-process state.
-// - entry_valid and attr_valid 0 (and their nsec 0) on that reply and on GETATTR of that nodeid, so
-//   the dcache revalidates "/mfs/selected" with a LOOKUP at every path walk (fuse-protocol.md:
-//   after expiry the kernel re-LOOKUPs and a different nodeid drops the dentry). Two processes
-//   walking it at once with different answers thrash one dentry, each LOOKUP answering its own
-//   caller: correct, just uncached. READDIR of /mfs lists the five names (d_type DT_DIR) with no per-process answer.
+// - entry_valid 0 (and its nsec 0) on that reply, so the dcache revalidates "/mfs/selected" with a
+//   LOOKUP at every path walk (fuse-protocol.md: after expiry the kernel re-LOOKUPs and a
+//   different nodeid drops the dentry). attr_valid 0 too, and on GETATTR of that nodeid, unless
+//   the nodeid stands for one node's root whoever gets it (special-nodes.ts: then its attributes
+//   are that root's and are cached like it). Two processes walking it at once with different
+//   answers thrash one dentry, each LOOKUP answering its own caller: correct, just uncached.
+//   READDIR of /mfs lists the five names (d_type DT_DIR) with no per-process answer.
 //   `here` is the one exception: it is this node for every local caller, so one shared nodeid
 //   with ordinary timeouts is safe for it.
 // - Below a special directory, entries are node N's own files. A directory inode has a single
 //   dentry in Linux, so returning /mfs/N/tmp's nodeid for /mfs/selected/tmp would MOVE that dentry
 //   (d_splice_alias) between the two paths, and getcwd() of a process in /mfs/2/tmp would read
-//   /mfs/selected/tmp. Nodeids below an instance are therefore per (instance, remote inode), with
-//   the long cache timeouts of ordinary entries: they are only reachable through the instance,
-//   which is never cached across processes.
+//   /mfs/selected/tmp. Nodeids of directories below an instance are therefore per (instance,
+//   remote inode), with the long cache timeouts of ordinary entries: they are only reachable
+//   through the instance, whose name is never cached. Other files may keep their ordinary nodeid
+//   (a non-directory may have several dentries): one page cache and one set of attributes for a
+//   file, whatever path reached it.
 // - magic/: at LOOKUP time the kernel does not say which syscall follows. The name "magic" always
 //   resolves (op 'lookup'); a LOOKUP of a child inside it uses the last magic node, or this node
 //   when the process has none (op 'lookup' again); a CREATE or MKNOD in it (op 'create') goes to
