@@ -49,7 +49,8 @@ beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'omfs-mfs-special-'));
   ca = await makeTestCa(tmp);
   for (const nodeId of [1, 2, 3]) daemons.push(await startMfsd({ ca, nodeId }));
-  m = await startMfsMount({ ca, node: 1, daemons, args: process.env.MFS_DEBUG ? ['--debug'] : [] });
+  // Node 9 is in the map but nothing listens there.
+  m = await startMfsMount({ ca, node: 1, daemons, extraMapLines: ['9 127.0.0.1:1 1'], args: process.env.MFS_DEBUG ? ['--debug'] : [] });
   mnt = m.mnt;
   control = join(mnt, '.control', 'selected');
   // Each node's export says which node it is, and has a directory to cd into.
@@ -68,8 +69,8 @@ afterAll(async () => {
 
 describe('the root of /mfs', () => {
   it('lists the special directories and the control directory beside the node numbers', () => {
-    expect(fs.readdirSync(mnt).sort()).toEqual(['.control', '1', '2', '3', 'here', 'home', 'lastexec', 'magic', 'selected']);
-    expect(listedNodes(mnt)).toEqual(['1', '2', '3']);
+    expect(fs.readdirSync(mnt).sort()).toEqual(['.control', '1', '2', '3', '9', 'here', 'home', 'lastexec', 'magic', 'selected']);
+    expect(listedNodes(mnt)).toEqual(['1', '2', '3', '9']);
     expect(fs.readdirSync(mnt).filter((n) => !listedNodes(mnt).includes(n)).sort()).toEqual([...SPECIAL_ENTRIES]);
     const types = Object.fromEntries(fs.readdirSync(mnt, { withFileTypes: true }).map((e) => [e.name, e.isDirectory()]));
     expect(Object.values(types).every(Boolean)).toBe(true);
@@ -130,6 +131,15 @@ describe('selected', () => {
     expect(errnoOf(() => fs.writeFileSync(control, '7'))).toBe('EHOSTUNREACH'); // node 7 is not in the map
   });
 
+  it('a node of the map that is down can be selected, and /mfs/selected then fails as /mfs/9 does', async () => {
+    const r = await sh('echo 9 > "$M/.control/selected" && cat "$M/.control/selected" && ls "$M/selected/"; ls "$M/9/"');
+    expect(r.stdout).toBe('9\n');
+    const errors = r.stderr.trim().split('\n');
+    expect(errors).toHaveLength(2);
+    // EHOSTDOWN as the node's session says; EHOSTUNREACH while fuse/kernel cannot carry that errno.
+    for (const line of errors) expect(line).toMatch(/Host is down|No route to host/);
+  });
+
   it('a process that changes its selected node sees the new node at once (no dentry of the old one kept)', async () => {
     const r = await sh([
       'echo 2 > "$M/.control/selected"', 'ls "$M/selected/" | grep only-on', 'cat "$M/selected/dir/../who" 2>/dev/null; cat "$M/selected/who"',
@@ -151,14 +161,23 @@ describe('selected', () => {
     expect(d.stdout).toBe('none\n'.repeat(rounds));
   });
 
-  it('getcwd stays right: a shell in /mfs/selected/dir and one in /mfs/2/dir (the same directory) each see their own path', async () => {
+  it('getcwd stays right: shells in /mfs/selected/dir, /mfs/2/dir, /mfs/here/dir and /mfs/1/dir each see their own path', async () => {
     const rounds = 30;
-    const [viaSelected, viaTwo] = await Promise.all([
-      sh(`echo 2 > "$M/.control/selected"; cd "$M/selected/dir/sub" || exit 9; i=0; while [ $i -lt ${rounds} ]; do /bin/pwd -P; ls "$M/2/dir" > /dev/null; i=$((i+1)); done`),
-      sh(`cd "$M/2/dir/sub" || exit 9; i=0; while [ $i -lt ${rounds} ]; do /bin/pwd -P; ls "$M/selected/" > /dev/null 2>&1; i=$((i+1)); done`),
+    // Each shell walks the other paths of the same directory between its pwds, so a shared node id
+    // would move its cwd's dentry under another name.
+    const inDir = (pre: string, dir: string, others: string[]): Promise<ShResult> => sh(
+      `${pre} cd "$M/${dir}/dir/sub" || exit 9; i=0; while [ $i -lt ${rounds} ]; do /bin/pwd -P; ${others.map((o) => `ls "$M/${o}/dir" > /dev/null 2>&1;`).join(' ')} i=$((i+1)); done`,
+    );
+    const [viaSelected, viaTwo, viaHere, viaOne] = await Promise.all([
+      inDir('echo 2 > "$M/.control/selected";', 'selected', ['2']),
+      inDir('', '2', ['selected']),
+      inDir('', 'here', ['1']),
+      inDir('', '1', ['here']),
     ]);
     expect(viaSelected.stdout).toBe(`${join(mnt, 'selected', 'dir', 'sub')}\n`.repeat(rounds));
     expect(viaTwo.stdout).toBe(`${join(mnt, '2', 'dir', 'sub')}\n`.repeat(rounds));
+    expect(viaHere.stdout).toBe(`${join(mnt, 'here', 'dir', 'sub')}\n`.repeat(rounds));
+    expect(viaOne.stdout).toBe(`${join(mnt, '1', 'dir', 'sub')}\n`.repeat(rounds));
   });
 });
 
