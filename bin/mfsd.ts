@@ -1,11 +1,26 @@
 #!/usr/bin/env node
-// mfsd: serve this node's exports to the cluster. SIGHUP re-reads the map. Exit codes: 0 after a clean stop, 1 when it
-// cannot start (port in use, file service), 2 for a bad config or usage.
+// mfsd: serve this node's exports to the cluster, and with `mount` configured (--mount PATH) also
+// mount the cluster there in this same process (issue 10, "One daemon per node"): its own node is
+// reached in process (server/local-link.ts: no socket, callbacks kept), the others through
+// sessions with this node's certificate. SIGHUP re-reads the map (the daemon's and the mount's).
+// Exit codes: 0 after a clean stop, 1 when it cannot start (port in use, file service, the mount
+// failed: then nothing is left mounted), 2 for a bad config or usage.
 import * as grpc from '@grpc/grpc-js';
+import { readFileSync, realpathSync, statSync } from 'node:fs';
+import { relative, isAbsolute } from 'node:path';
 import { format } from 'node:util';
-import { ConfigError, USAGE, loadConfig } from '../server/config.js';
-import { StartupError, startDaemon } from '../server/daemon.js';
+import { parseMap, type ClusterMap, type NodeAddress } from '../cluster/map-file.js';
+import {
+  cleanStaleMount, InitFlag, MAX_READAHEAD, mountAt, mountFuse, openFuseDevice, ROOT_ID, Session, setMountReadahead, unmountFuse,
+} from '../fuse/kernel/index.js';
+import { MfsFs } from '../fuse/mfs/mfs-fs.js';
+import { MountArgsError, parseMountArgs, type MountArgs } from '../fuse/mfs/mount-options.js';
+import { NodeConn } from '../fuse/mfs/node-conn.js';
+import { ProcessTable } from '../fuse/mfs/special/index.js';
+import { ConfigError, USAGE, loadConfig, type MfsdConfig } from '../server/config.js';
+import { StartupError, startDaemon, type RunningDaemon } from '../server/daemon.js';
 import { omfsVersion } from '../server/node-service.js';
+import { tryOpenProcEvents } from '../sys/proc-events.js';
 
 // grpc-js logs its own errors bare on stderr; say whose they are. While starting, its lines are
 // held back: a failed bind makes it log "No address added out of total 1 resolved" just before our
@@ -22,6 +37,164 @@ grpc.setLogger({ error: grpcLine, info: grpcLine, debug: grpcLine });
 function releaseGrpcLines(write: boolean): void {
   if (write) for (const line of held ?? []) process.stderr.write(line);
   held = null;
+}
+
+/** The mount's options (mfs-mount's -o list), checked before anything starts. */
+function mountArgs(cfg: MfsdConfig): MountArgs | null {
+  const m = cfg.mount;
+  if (!m) return null;
+  // The exports are served by this very process: a mount inside one (or one inside the mount)
+  // would have the daemon look up its own mount from its event loop, which only it can answer.
+  for (const e of cfg.exports) {
+    const inside = (outer: string, inner: string): boolean => {
+      const r = relative(outer, inner);
+      return r === '' || (!r.startsWith('..') && !isAbsolute(r));
+    };
+    if (inside(e.path, m.path) || inside(m.path, e.path)) {
+      throw new ConfigError(`mount.path ${m.path}: overlaps export ${e.path}; this mfsd would serve its own mount to itself`);
+    }
+  }
+  try {
+    return parseMountArgs([
+      '--map', m.map ?? cfg.map ?? '/dev/null', '--node', String(cfg.node),
+      '--tls-ca', cfg.tls.ca, '--tls-cert', cfg.tls.cert, '--tls-key', cfg.tls.key, '-o', m.options, m.path,
+    ]);
+  } catch (err) {
+    if (err instanceof MountArgsError) throw new ConfigError(`mount.options: ${err.message}`);
+    throw err;
+  }
+}
+
+const addressOf = (a: NodeAddress): string => (a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`);
+
+/** The mount hosted by this mfsd. */
+interface HostedMount {
+  /** The line printed once it answers. */
+  line: string;
+  /** SIGHUP: re-read the map; resolves with the line to log. */
+  reloadMap(): Promise<string>;
+  /** Unmount (lazily if busy), wait up to `graceMs` for the kernel to let go, drop every link. */
+  stop(graceMs: number): Promise<void>;
+}
+
+/**
+ * Mounts the cluster at cfg.mount.path: this node through the daemon's local link, the others
+ * through sessions. Any failure is a StartupError with nothing left mounted.
+ */
+async function hostMount(cfg: MfsdConfig, args: MountArgs, daemon: RunningDaemon): Promise<HostedMount> {
+  const mapPath = cfg.mount!.map ?? cfg.map;
+  const readMap = (): ClusterMap => {
+    // No map: this node alone, at its own address (never dialed: it is reached in process).
+    if (mapPath === null) return { nodes: new Map([[cfg.node, { id: cfg.node, addresses: [{ host: '127.0.0.1', port: daemon.port }] }]]) };
+    return parseMap(readFileSync(mapPath, 'utf8'), mapPath);
+  };
+  let map: ClusterMap;
+  try {
+    map = readMap();
+  } catch (err) {
+    throw new StartupError(`mount: ${err instanceof Error ? err.message : String(err)}`, 2);
+  }
+  const where = args.mountPoint;
+  cleanStaleMount(where); // a dead mount answers ENOTCONN: clear it first
+  let real: string;
+  try {
+    if (!statSync(where).isDirectory()) throw new StartupError(`mount: ${where} is not a directory`, 1);
+    real = realpathSync(where);
+  } catch (err) {
+    if (err instanceof StartupError) throw err;
+    throw new StartupError(`mount: ${where}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, 1);
+  }
+  const already = mountAt(real);
+  if (already) throw new StartupError(`mount: ${real} is already a mount point (${already.fsType} ${already.source}); unmount it first`, 1);
+
+  const connOptions = {
+    myNode: cfg.node, creds: daemon.clientCredentials, soft: args.soft, timeoMs: args.timeoMs, idleMs: args.idleMs,
+  };
+  // One connection per node of the map; `previous` keeps those whose address did not change.
+  const connect = (m: ClusterMap, previous: ReadonlyMap<number, NodeConn>): Map<number, NodeConn> => {
+    const next = new Map<number, NodeConn>();
+    for (const n of m.nodes.values()) {
+      const address = addressOf(n.addresses[0]!);
+      const old = previous.get(n.id);
+      const local = n.id === cfg.node ? daemon.localNode : undefined;
+      next.set(n.id, old?.address === address ? old : new NodeConn(n.id, address, { ...connOptions, ...(local ? { local } : {}) }));
+    }
+    return next;
+  };
+  let conns = connect(map, new Map());
+  const procEvents = tryOpenProcEvents();
+  if (!procEvents.events) process.stderr.write(`mfsd: mount: no proc events (${procEvents.reason}): special directories without fork/exec/exit tracking\n`);
+  const processes = new ProcessTable({ thisNode: cfg.node, ...(procEvents.events ? { events: procEvents.events } : {}) });
+  const fs = new MfsFs(map, conns, {
+    mountPoint: real, readOnly: args.readOnly, cacheSeconds: args.cacheSeconds, lockClientId: `mfsd:node${cfg.node}:${process.pid}`,
+    thisNode: cfg.node, processes,
+  });
+  const release = (): void => {
+    for (const c of conns.values()) c.retire();
+    processes.close();
+    procEvents.events?.close();
+  };
+  let fd: number;
+  try {
+    fd = openFuseDevice();
+  } catch (err) {
+    release();
+    throw new StartupError(`mount: cannot open /dev/fuse: ${(err as Error).message}`, 1);
+  }
+  const session = new Session(fd, fs, { withoutFlags: InitFlag.EXPORT_SUPPORT });
+  fs.cache.attach(session.notifier);
+  try {
+    // As mfs-mount: every user sees the mount; the kernel checks mode bits, the node checks again.
+    await mountFuse(fd, { source: 'mfs', mountPoint: real, allowOther: true, defaultPermissions: true, subtype: 'mfs' });
+  } catch (err) {
+    release();
+    await session.device.close();
+    throw new StartupError(`mount: ${(err as Error).message}`, 1);
+  }
+  session.start();
+  await session.initialized;
+  setMountReadahead(real, MAX_READAHEAD);
+  // Start the device's notify worker now, not when the first invalidation waits for it.
+  void session.notifier.invalInode(ROOT_ID, -1, 0);
+  // umount -l detaches the mount while processes may still use it: no call may wait for an absent node then.
+  const watchDetach = setInterval(() => {
+    if (mountAt(real)?.fsType === 'fuse.mfs') return;
+    clearInterval(watchDetach);
+    for (const c of conns.values()) c.detach();
+  }, 1000);
+  watchDetach.unref();
+  const ended = session.closed.then(async (reason) => {
+    clearInterval(watchDetach);
+    release();
+    await session.device.close();
+    if (reason !== 'ENODEV' && reason !== 'ECONNABORTED') process.stderr.write(`mfsd: mount ${real}: session ended: ${reason}\n`);
+  });
+  return {
+    line: `mfsd: mounted nodes ${[...conns.keys()].join(',')} on ${real} as node ${cfg.node} (node ${cfg.node} in process)`,
+    async reloadMap() {
+      let next: ClusterMap;
+      try {
+        next = readMap();
+      } catch (err) {
+        return `mount map not changed: ${err instanceof Error ? err.message : String(err)}`;
+      }
+      const before = conns;
+      conns = connect(next, before);
+      await fs.setMembership(next, conns);
+      // After the kernel forgot them: retiring drops what was cached from each left or moved node.
+      for (const [k, c] of before) if (conns.get(k) !== c) c.retire();
+      return `mount ${real}: nodes ${[...conns.keys()].join(',')}`;
+    },
+    async stop(graceMs: number) {
+      if (mountAt(real)?.fsType === 'fuse.mfs') await unmountFuse(real);
+      // A lazy unmount ends the connection once its last user is gone: wait for that only so long.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([ended, new Promise<void>((r) => (timer = setTimeout(r, Math.max(graceMs, 1000))))]);
+      clearTimeout(timer);
+      clearInterval(watchDetach);
+      release();
+    },
+  };
 }
 
 async function main(): Promise<number> {
@@ -44,9 +217,28 @@ async function main(): Promise<number> {
     return 0;
   }
   const cfg = loaded.config;
+  let args: MountArgs | null;
+  try {
+    args = mountArgs(cfg);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`mfsd: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
   let daemon: Awaited<ReturnType<typeof startDaemon>>;
+  let mount: HostedMount | null = null;
   try {
     daemon = await startDaemon(cfg);
+    if (args) {
+      try {
+        mount = await hostMount(cfg, args, daemon);
+      } catch (err) {
+        await daemon.stop(0);
+        throw err;
+      }
+    }
   } catch (err) {
     if (err instanceof StartupError) {
       releaseGrpcLines(false);
@@ -64,7 +256,8 @@ async function main(): Promise<number> {
       signals += 1;
       if (signals === 1) {
         process.stderr.write(`mfsd: ${sig}: draining in-flight calls (up to ${cfg.shutdownGraceMs} ms)\n`);
-        daemon.stop().then(() => {
+        // The mount first: its calls to this node end before the file service closes.
+        (mount ? mount.stop(cfg.shutdownGraceMs) : Promise.resolve()).then(() => daemon.stop()).then(() => {
           process.stderr.write('mfsd: stopped\n');
           resolve(0);
         }, (err: unknown) => {
@@ -82,9 +275,11 @@ async function main(): Promise<number> {
     // DFSA tables are re-read on use when mfsctl set* changes them.
     process.on('SIGHUP', () => {
       void daemon.reloadMap().then((line) => process.stderr.write(`mfsd: SIGHUP: ${line}\n`));
+      void mount?.reloadMap().then((line) => process.stderr.write(`mfsd: SIGHUP: ${line}\n`));
     });
     // Ready only once the handlers are in place: whoever waits for this line may signal at once
     // (a SIGHUP before its handler would kill the daemon).
+    if (mount) process.stdout.write(`${mount.line}\n`);
     process.stdout.write(`${daemon.readyLine}\n`);
   });
 }

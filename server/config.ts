@@ -98,6 +98,19 @@ const DFSA_RANGES: Readonly<Record<keyof DfsaSettings, readonly [number, number]
   speed: [1, 1_000_000],
 };
 
+/**
+ * mfsd hosts the /mfs mount itself (issue 10, "One daemon per node"): its own node through the
+ * file service in process, the others through sessions with its own certificate.
+ */
+export interface MountConfig {
+  /** The mount point (absolute). */
+  path: string;
+  /** The map of the nodes mounted; default: the daemon's own (`map`). */
+  map: string | null;
+  /** mfs-mount's -o list (ro, hard|soft, timeo=MS, idle=MS, cache=SECONDS, dfsa=0|1), checked when mounting. */
+  options: string;
+}
+
 export interface TlsPaths { ca: string; cert: string; key: string }
 export interface ListenAddress { host: string; port: number }
 export interface MfsdConfig {
@@ -116,6 +129,8 @@ export interface MfsdConfig {
   /** The map was named (config or flag): a missing file is then an error, not "alone". */
   mapExplicit: boolean;
   dfsa: DfsaSettings;
+  /** Mount the cluster here as well (null: serve only). */
+  mount: MountConfig | null;
 }
 
 /** A bad config file or flag; the message is the whole story, one line. */
@@ -129,6 +144,7 @@ export class ConfigError extends Error {
 export const USAGE = `usage: mfsd [--config PATH] [--node N] [--listen HOST:PORT] [--state-dir DIR]
             [--export PATH[:dfsa=N][:ro][:root_squash]]... [--tls-ca FILE] [--tls-cert FILE]
             [--tls-key FILE] [--insecure] [--shutdown-grace-ms MS] [--map FILE]
+            [--mount PATH [--mount-options LIST]]
 Config file (JSON, default ${DEFAULT_CONFIG_PATH}): { "node": 1, "listen": "${DEFAULT_LISTEN}",
   "stateDir": "${DEFAULT_STATE_DIR}", "exports": [{ "path": "/srv", "dfsa": 1, "readOnly": false,
   "rootSquash": false }], "tls": { "ca": "...", "cert": "...", "key": "..." }, "insecure": false,
@@ -137,7 +153,9 @@ Config file (JSON, default ${DEFAULT_CONFIG_PATH}): { "node": 1, "listen": "${DE
   "sessions": { "leaseMs": ${DEFAULT_SESSIONS.leaseMs}, "keepaliveMs": ${DEFAULT_SESSIONS.keepaliveMs}, "callbacksPerSession": ${DEFAULT_SESSIONS.callbacksPerSession},
   "directChangeMs": ${DEFAULT_SESSIONS.directChangeMs}, "slowCallMs": ${DEFAULT_SESSIONS.slowCallMs} },
   "map": "${DEFAULT_MAP_PATH}" (default when it exists; SIGHUP re-reads it),
-  "dfsa": { "intervalMs": ${DEFAULT_DFSA.intervalMs}, "fanout": ${DEFAULT_DFSA.fanout}, "window": ${DEFAULT_DFSA.window}, "forward": ${DEFAULT_DFSA.forward}, "speed": ${DEFAULT_DFSA.speed} } }`;
+  "dfsa": { "intervalMs": ${DEFAULT_DFSA.intervalMs}, "fanout": ${DEFAULT_DFSA.fanout}, "window": ${DEFAULT_DFSA.window}, "forward": ${DEFAULT_DFSA.forward}, "speed": ${DEFAULT_DFSA.speed} },
+  "mount": { "path": "/mfs", "map": "(default: the map above)", "options": "hard,timeo=10000" } (mfsd also mounts the
+  cluster there, its own node reached in process; default: no mount) }`;
 
 export interface CliResult { config: MfsdConfig | null; help: boolean; version: boolean }
 
@@ -173,6 +191,8 @@ function parseFlags(argv: string[]) {
       insecure: { type: 'boolean' },
       'shutdown-grace-ms': { type: 'string' },
       map: { type: 'string' },
+      mount: { type: 'string' },
+      'mount-options': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean' },
     },
@@ -203,7 +223,7 @@ function readConfigFile(explicitPath: string | undefined): Record<string, unknow
   return json as Record<string, unknown>;
 }
 
-const FILE_FIELDS = new Set(['node', 'listen', 'stateDir', 'exports', 'tls', 'insecure', 'shutdownGraceMs', 'limits', 'sessions', 'map', 'dfsa']);
+const FILE_FIELDS = new Set(['node', 'listen', 'stateDir', 'exports', 'tls', 'insecure', 'shutdownGraceMs', 'limits', 'sessions', 'map', 'dfsa', 'mount']);
 
 function buildConfig(file: Record<string, unknown>, v: Flags): MfsdConfig {
   for (const key of Object.keys(file)) {
@@ -224,7 +244,34 @@ function buildConfig(file: Record<string, unknown>, v: Flags): MfsdConfig {
   const mapRaw = v.map ?? file['map'];
   const mapExplicit = mapRaw !== undefined;
   const map = mapExplicit ? absolutePath('map', mapRaw) : existsSync(DEFAULT_MAP_PATH) ? DEFAULT_MAP_PATH : null;
-  return { node, listen, stateDir, exports, tls, insecure, shutdownGraceMs, limits, sessions, map, mapExplicit, dfsa };
+  const mount = parseMount(file['mount'], v);
+  return { node, listen, stateDir, exports, tls, insecure, shutdownGraceMs, limits, sessions, map, mapExplicit, dfsa, mount };
+}
+
+const MOUNT_FIELDS = new Set(['path', 'map', 'options']);
+
+/** `"mount": { path, map?, options? }` or `--mount PATH [--mount-options LIST]` (flags win, field by field). */
+function parseMount(raw: unknown, v: Flags): MountConfig | null {
+  if (raw !== undefined && (typeof raw !== 'object' || raw === null || Array.isArray(raw))) {
+    throw new ConfigError('mount: must be an object { path, map, options }');
+  }
+  const o = (raw ?? {}) as Record<string, unknown>;
+  for (const key of Object.keys(o)) {
+    if (!MOUNT_FIELDS.has(key)) throw new ConfigError(`mount: unknown field "${key}" (known: path, map, options)`);
+  }
+  const path = v.mount ?? o['path'];
+  if (path === undefined) {
+    if (v['mount-options'] !== undefined) throw new ConfigError('--mount-options: needs --mount PATH (or "mount" in the config)');
+    if (raw !== undefined) throw new ConfigError('mount.path: required (the mount point, e.g. "/mfs")');
+    return null;
+  }
+  const options = v['mount-options'] ?? o['options'] ?? '';
+  if (typeof options !== 'string') throw new ConfigError(`mount.options: must be a string like "hard,timeo=10000", got ${JSON.stringify(options)}`);
+  return {
+    path: absolutePath('mount.path', path),
+    map: o['map'] === undefined ? null : absolutePath('mount.map', o['map']),
+    options,
+  };
 }
 
 /** `"<section>": { ... }` of integer knobs: any subset; the others keep their defaults. */

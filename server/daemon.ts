@@ -15,7 +15,8 @@ import { createNodeService } from './node-service.js';
 import { ClusterView, readClusterMap } from './load-cluster.js';
 import { Peers } from './peers.js';
 import * as sys from '../sys/index.js';
-import { readTlsMaterial, serverCredentials, type TlsMaterial } from './tls.js';
+import type { LocalNode } from '../proto/node-link.js';
+import { clientCredentials, readTlsMaterial, serverCredentials, type TlsMaterial } from './tls.js';
 import { trackConnections } from './transport.js';
 
 /** Why mfsd could not start; `exitCode` is 2 for a config the admin must fix, 1 otherwise. */
@@ -37,6 +38,13 @@ export interface RunningDaemon {
   stop(graceMs?: number): Promise<void>;
   /** Re-read the map (SIGHUP): the line to log; a bad map leaves the old one in use and says so. */
   reloadMap(): Promise<string>;
+  /**
+   * This node as a mount hosted by this process reaches it: its exports (as Identify lists them)
+   * and links that run the file service's operations in process, callbacks included.
+   */
+  localNode: LocalNode;
+  /** What this daemon dials other nodes with: its own certificate (node<N>), or plaintext when it serves insecure. */
+  clientCredentials: grpc.ChannelCredentials;
 }
 
 async function checkExports(cfg: MfsdConfig): Promise<void> {
@@ -188,5 +196,10 @@ export async function startDaemon(cfg: MfsdConfig, log: (line: string) => void =
       return `${(err as Error).message}; keeping the map in use (${cluster.nodes().length} node(s))`;
     }
   };
-  return { port, address, readyLine, stop, reloadMap };
+  const localNode: LocalNode = {
+    exports: cfg.exports.map((e) => ({ path: e.path, dfsa: e.dfsa, read_only: e.readOnly, root_squash: e.rootSquash })),
+    openLink: () => files.openLocalLink(),
+  };
+  const dialWith = material ? clientCredentials(material) : grpc.credentials.createInsecure();
+  return { port, address, readyLine, stop, reloadMap, localNode, clientCredentials: dialWith };
 }

@@ -41,12 +41,14 @@ import type * as grpc from '@grpc/grpc-js';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { errnoToStatus } from '../proto/errno.js';
+import { SESSION_DIR_BATCH } from '../proto/session-codec.js';
 import { fileServiceDefinition } from '../proto/load.js';
 import { DEFAULT_SESSIONS, type SessionSettings } from './config.js';
 import type { ExportSpec } from './export-spec.js';
 import { Callbacks } from './callbacks.js';
 import { watchDirectChanges } from './direct-changes.js';
 import { HandleStore } from './handles.js';
+import { LocalLink } from './local-link.js';
 import { LocalFs } from './local-fs.js';
 import type { LockTable } from './locks.js';
 import { OpenFileTable } from './open-files.js';
@@ -78,6 +80,11 @@ export interface FileService {
   peers: Peers;
   /** Open files of every peer (tests and diagnostics). */
   openFiles: OpenFileTable;
+  /**
+   * A link to this node's exports that runs every operation in this process (server/local-link.ts):
+   * the mount hosted by this mfsd reaches its own node through it, callbacks included.
+   */
+  openLocalLink(): LocalLink;
   close(): Promise<void>;
 }
 
@@ -205,6 +212,16 @@ export async function createFileService(opts: FileServiceOptions): Promise<FileS
     callbacks, settings, store: sessionStore, locks, restored,
   });
 
+  const localLinks = new Set<LocalLink>();
+  const openLocalLink = (): LocalLink => {
+    const link = new LocalLink({
+      ops, peers, callbacks, nodeId: opts.nodeId, ackTimeoutMs: settings.leaseMs, dirBatch: SESSION_DIR_BATCH,
+      releaseLeftovers: release, onClose: (l) => localLinks.delete(l),
+    });
+    localLinks.add(link);
+    return link;
+  };
+
   return {
     definition: fileServiceDefinition(),
     implementation,
@@ -212,7 +229,10 @@ export async function createFileService(opts: FileServiceOptions): Promise<FileS
     callbacks,
     peers,
     openFiles: table,
+    openLocalLink,
     async close() {
+      // The hosted mount is unmounted before this; a link still open ends with the service.
+      for (const link of [...localLinks]) link.close();
       direct.close();
       // Sessions stay held on disk for the next start (a clean stop writes everything first).
       session.shutdown();

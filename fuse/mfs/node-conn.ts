@@ -3,10 +3,16 @@
 // invalidation the node sends bumps `seq` and records, per inode, the seq of its last
 // invalidation; a reply may be cached only if none of the inodes it describes was invalidated
 // after the request was sent (fresh()). Losing the session counts as invalidating everything.
+//
+// The node is reached through a NodeLink (proto/node-link.ts): a Session dialed to its mfsd, or,
+// for the node whose mfsd hosts this mount, the LocalNode's in-process link (no socket: DFSA's
+// short-circuit), which keeps its callbacks like a session and is never closed for idleness (it
+// costs nothing to keep, and keeping it keeps the kernel's cache of the node's own files).
 import { credentials as grpcCredentials, type ChannelCredentials, type ServiceError } from '@grpc/grpc-js';
 import { constants } from 'node:os';
 import { Errno, statusToErrno } from '../../proto/errno.js';
 import { loadNodeServiceConstructor, type ExportInfo, type IdentifyReply } from '../../proto/node.js';
+import type { LocalNode, NodeLink } from '../../proto/node-link.js';
 import { Session } from '../../proto/session-client.js';
 
 /** An invalidation as the mount uses it, whatever shape the session library delivers. */
@@ -30,7 +36,16 @@ export interface ConnOptions {
   timeoMs: number;
   /** Close the session after this long without calls or open files (ms); 0 = never. */
   idleMs: number;
+  /** This is the hosting mfsd's own node: reach it through this, in process, instead of dialing `address`. */
+  local?: LocalNode;
 }
+
+/**
+ * A call's body. mfs-fs.ts types its bodies with Session, and calls only the methods NodeLink has
+ * (NodeLink is exactly that subset: proto/node-link.ts); until it names NodeLink, a local link is
+ * handed to them as a Session (see call()).
+ */
+type LinkCall<T> = (s: Session) => Promise<T>;
 
 /** Inodes whose last invalidation is remembered; beyond, everything counts as just invalidated. */
 const TRACKED_INODES_MAX = 65536;
@@ -66,8 +81,8 @@ function forKernel(err: unknown): unknown {
 }
 
 export class NodeConn {
-  private session: Session | null = null;
-  private opening: Promise<Session> | null = null;
+  private session: NodeLink | null = null;
+  private opening: Promise<NodeLink> | null = null;
   /** The node's exports, from its Identify (known once a session opened). */
   exports: ExportInfo[] = [];
   private seq = 0;
@@ -107,8 +122,13 @@ export class NodeConn {
     return true;
   }
 
+  /** Whether this node is reached in process (the hosting mfsd's own). */
+  get isLocal(): boolean {
+    return this.opts.local !== undefined;
+  }
+
   /** The session, opened (with the node's exports) on first use. */
-  use(): Promise<Session> {
+  use(): Promise<NodeLink> {
     this.lastUse = Date.now();
     if (this.session) return Promise.resolve(this.session);
     this.opening ??= this.open().finally(() => (this.opening = null));
@@ -116,11 +136,11 @@ export class NodeConn {
   }
 
   /** Runs one operation on the session (hard: waits while the node is away; soft: EIO after timeo). */
-  async call<T>(fn: (s: Session) => Promise<T>): Promise<T> {
-    let s: Session | undefined;
+  async call<T>(fn: LinkCall<T>): Promise<T> {
+    let s: NodeLink | undefined;
     try {
       s = await this.use();
-      return await fn(s);
+      return await fn(s as Session);
     } catch (err) {
       // The session ended for good (closed, refused): drop it and what we cached; the next call reopens.
       if ((err as { code?: string }).code === 'EHOSTDOWN' && s && this.session === s && s.status === 'closed') this.retire();
@@ -130,18 +150,26 @@ export class NodeConn {
     }
   }
 
-  private async open(): Promise<Session> {
-    this.exports = (await this.identify()).exports;
-    // A node that cannot be reached at first use fails at once (EHOSTDOWN), hard or soft: only a
-    // session that was up waits for its node to come back (hard) or gives up after timeo (soft).
-    const s = await Session.open(this.address, this.opts.creds, {
-      node: this.opts.myNode, mode: this.opts.soft ? 'soft' : 'hard', timeoMs: this.opts.timeoMs,
-    });
-    s.on('invalidate', (raw: Record<string, unknown>) => this.invalidated(raw));
+  private async open(): Promise<NodeLink> {
+    const local = this.opts.local;
+    let s: NodeLink;
+    if (local) {
+      this.exports = [...local.exports];
+      s = local.openLink();
+    } else {
+      this.exports = (await this.identify()).exports;
+      // A node that cannot be reached at first use fails at once (EHOSTDOWN), hard or soft: only a
+      // session that was up waits for its node to come back (hard) or gives up after timeo (soft).
+      s = await Session.open(this.address, this.opts.creds, {
+        node: this.opts.myNode, mode: this.opts.soft ? 'soft' : 'hard', timeoMs: this.opts.timeoMs,
+      });
+    }
+    s.on('invalidate', (raw) => this.invalidated(raw as unknown as Record<string, unknown>));
     // The stream broke (reset) or the server's state of the session is gone (expired): the server
     // dropped our callbacks, so nothing cached from it is known good. The session reconnects itself.
-    for (const ev of ['reset', 'expired']) s.on(ev, () => this.lost());
-    s.on('state', (state: string) => {
+    s.on('reset', () => this.lost());
+    s.on('expired', () => this.lost());
+    s.on('state', (state) => {
       if (this.detached && state === 'reconnecting' && this.session === s) this.retire();
     });
     this.session = s;
@@ -217,7 +245,7 @@ export class NodeConn {
   /** Idle sessions close: a map of many nodes costs nothing while they are not used. */
   private armIdle(): void {
     const idle = this.opts.idleMs;
-    if (idle <= 0) return;
+    if (idle <= 0 || this.opts.local) return;
     this.idleTimer = setInterval(() => {
       const s = this.session;
       if (s && this.openFiles === 0 && s.inFlight === 0 && Date.now() - this.lastUse > idle) this.retire();
