@@ -69,8 +69,9 @@ async function main(): Promise<void> {
   };
   let conns = connect(map, new Map());
   // The special directories' per-process state (/mfs/selected is inherited at fork, lastexec follows
-  // exec, exits are forgotten) comes from the kernel's proc events; without them (not root) the
-  // table finds parents through /proc and bounds itself as an LRU.
+  // exec, exits are forgotten) comes from the kernel's proc events; without them (a kernel that
+  // refuses them to this user, or has none) the table finds parents through /proc and bounds
+  // itself as an LRU.
   const procEvents = tryOpenProcEvents();
   if (!procEvents.events) process.stderr.write(`mfs-mount: no proc events (${procEvents.reason}): special directories without fork/exec/exit tracking\n`);
   const processes = new ProcessTable({ thisNode: args.node, ...(procEvents.events ? { events: procEvents.events } : {}) });
