@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeTestCa, startMfsd, type MfsdHandle, type TestCa } from '../harness/mfsd.js';
-import { startMfsMount } from '../harness/mfs-mount.js';
+import { listedNodes, startMfsMount } from '../harness/mfs-mount.js';
 import { ensureMountHelper, eventually, mountsUnder, processesMentioning, run } from '../harness/mfs-admin.js';
 import { parseHelperArgs } from '../../fuse/mfs/mount-helper-options.js';
 
@@ -74,7 +74,7 @@ describe('mount(8) with mount.mfs', () => {
     expect(r.code).toBe(0);
     try {
       expect(mountsUnder(mnt)).toEqual([mnt]);
-      expect(fs.readdirSync(mnt).sort()).toEqual(['1', '2']);
+      expect(listedNodes(mnt).sort()).toEqual(['1', '2']);
       fs.writeFileSync(join(mnt, '2', 'from-mount-t'), 'through mount -t mfs\n');
       expect(fs.readFileSync(join(exportOf(daemons[1]!), 'from-mount-t'), 'utf8')).toBe('through mount -t mfs\n');
     } finally {
@@ -159,23 +159,23 @@ describe('SIGHUP', () => {
     // As node 3 (a client of the map's nodes): the harness issues its own node<N> certificate.
     const m = await startMfsMount({ ca, node: 3, daemons: [daemons[0]!] });
     try {
-      expect(fs.readdirSync(m.mnt)).toEqual(['1']);
+      expect(listedNodes(m.mnt)).toEqual(['1']);
       fs.writeFileSync(join(exportOf(daemons[1]!), 'hup'), 'node 2 joined\n');
       fs.writeFileSync(m.mapFile, `# now two\n1 127.0.0.1:${daemons[0]!.port} 1\n2 127.0.0.1:${daemons[1]!.port} 1 # added\n2 127.0.0.2:${daemons[1]!.port} ALIAS\n`);
       m.proc.kill('SIGHUP');
-      expect(await eventually(() => fs.readdirSync(m.mnt).join() === '1,2', 10_000)).toBe(true);
+      expect(await eventually(() => listedNodes(m.mnt).join() === '1,2', 10_000)).toBe(true);
       expect(fs.readFileSync(join(m.mnt, '2', 'hup'), 'utf8')).toBe('node 2 joined\n');
       expect(fs.statSync(join(m.mnt, '1')).isDirectory()).toBe(true); // the kernel caches the name "1"
 
       fs.writeFileSync(m.mapFile, `2 127.0.0.1:${daemons[1]!.port} 1\n`);
       m.proc.kill('SIGHUP');
-      expect(await eventually(() => fs.readdirSync(m.mnt).join() === '2', 10_000)).toBe(true);
+      expect(await eventually(() => listedNodes(m.mnt).join() === '2', 10_000)).toBe(true);
       expect(() => fs.statSync(join(m.mnt, '1'))).toThrow(expect.objectContaining({ code: 'ENOENT' }));
 
       fs.writeFileSync(m.mapFile, 'this is not a map\n');
       m.proc.kill('SIGHUP');
       expect(await eventually(() => m.output().includes('SIGHUP: map not changed'), 10_000)).toBe(true);
-      expect(fs.readdirSync(m.mnt)).toEqual(['2']);
+      expect(listedNodes(m.mnt)).toEqual(['2']);
       expect(fs.readFileSync(join(m.mnt, '2', 'hup'), 'utf8')).toBe('node 2 joined\n');
     } finally {
       await m.unmount();

@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { alive, eventually, mountsUnder, omfsCluster, processesMentioning } from '../harness/mfs-admin.js';
+import { listedNodes } from '../harness/mfs-mount.js';
 import { spawnSync } from 'node:child_process';
 
 let dir: string;
@@ -42,7 +43,7 @@ describe('omfs-cluster up --nodes 3', () => {
     for (const k of [1, 2, 3]) {
       expect(r.stdout).toContain(join(dir, `node${k}`, 'export'));
       expect(r.stdout).toContain(join(dir, `node${k}`, 'mfs'));
-      expect(fs.readdirSync(join(dir, `node${k}`, 'mfs')).sort()).toEqual(['1', '2', '3']);
+      expect(listedNodes(join(dir, `node${k}`, 'mfs')).sort()).toEqual(['1', '2', '3']);
     }
     expect(mountsUnder(dir).sort()).toEqual([1, 2, 3].map((k) => join(dir, `node${k}`, 'mfs')));
     pids = pidFiles(3).map(pidOf);
