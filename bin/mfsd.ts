@@ -57,7 +57,7 @@ function mountArgs(cfg: MfsdConfig): MountArgs | null {
   try {
     return parseMountArgs([
       '--map', m.map ?? cfg.map ?? '/dev/null', '--node', String(cfg.node),
-      '--tls-ca', cfg.tls.ca, '--tls-cert', cfg.tls.cert, '--tls-key', cfg.tls.key, '-o', m.options, m.path,
+      '--tls-ca', cfg.tls.ca, '--tls-cert', cfg.tls.cert, '--tls-key', cfg.tls.key, ...(m.options ? ['-o', m.options] : []), m.path,
     ]);
   } catch (err) {
     if (err instanceof MountArgsError) throw new ConfigError(`mount.options: ${err.message}`);
@@ -129,7 +129,10 @@ async function hostMount(cfg: MfsdConfig, args: MountArgs, daemon: RunningDaemon
     mountPoint: real, readOnly: args.readOnly, cacheSeconds: args.cacheSeconds, lockClientId: `mfsd:node${cfg.node}:${process.pid}`,
     thisNode: cfg.node, processes,
   });
+  let released = false;
   const release = (): void => {
+    if (released) return;
+    released = true;
     for (const c of conns.values()) c.retire();
     processes.close();
     procEvents.events?.close();
