@@ -95,6 +95,8 @@ export class LocalLink extends EventEmitter implements NodeLink {
   private acking: Promise<void> = Promise.resolve();
   /** Invalidations sent and not yet acknowledged (replies wait for them). */
   private unacked = 0;
+  /** Bumped by a fence: what the old ack chain still holds is dropped (the mount was told to drop everything). */
+  private generation = 0;
 
   constructor(private readonly o: LocalLinkOptions) {
     super();
@@ -136,10 +138,13 @@ export class LocalLink extends EventEmitter implements NodeLink {
   /** One Invalidate: the listeners run now; the ack goes once they (and every earlier one) settled. */
   private invalidated(seq: number, change: Change): void {
     this.unacked += 1;
+    const generation = this.generation;
     // The listeners run off the callback table's own loop (as a session's would, on the frame's
     // arrival): whatever they do cannot reenter the table while it is sending.
     this.acking = this.acking.then(async () => {
+      if (generation !== this.generation) return;
       await Promise.all(this.tellAll('invalidate', invalidationOf(seq, change)));
+      if (generation !== this.generation) return;
       this.unacked -= 1;
       if (!this.closedWith) this.o.callbacks.ack(this.key, seq);
     });
@@ -149,6 +154,10 @@ export class LocalLink extends EventEmitter implements NodeLink {
   private fenced(why: string): void {
     if (this.closedWith) return;
     this.epoch += 1;
+    // The stuck ack chain is abandoned: replies no longer wait behind it, later invalidations start a new one.
+    this.generation += 1;
+    this.unacked = 0;
+    this.acking = Promise.resolve();
     this.tellAll('reset', new Errno('ETIMEDOUT', `local link fenced: ${why}`));
     this.attach();
   }
