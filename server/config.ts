@@ -129,8 +129,8 @@ export interface MfsdConfig {
   /** The map was named (config or flag): a missing file is then an error, not "alone". */
   mapExplicit: boolean;
   dfsa: DfsaSettings;
-  /** Mount the cluster here as well (null: serve only). */
-  mount: MountConfig | null;
+  /** Mount the cluster here as well (absent: serve only). */
+  mount?: MountConfig;
 }
 
 /** A bad config file or flag; the message is the whole story, one line. */
@@ -245,7 +245,7 @@ function buildConfig(file: Record<string, unknown>, v: Flags): MfsdConfig {
   const mapExplicit = mapRaw !== undefined;
   const map = mapExplicit ? absolutePath('map', mapRaw) : existsSync(DEFAULT_MAP_PATH) ? DEFAULT_MAP_PATH : null;
   const mount = parseMount(file['mount'], v);
-  return { node, listen, stateDir, exports, tls, insecure, shutdownGraceMs, limits, sessions, map, mapExplicit, dfsa, mount };
+  return { node, listen, stateDir, exports, tls, insecure, shutdownGraceMs, limits, sessions, map, mapExplicit, dfsa, ...(mount ? { mount } : {}) };
 }
 
 const MOUNT_FIELDS = new Set(['path', 'map', 'options']);

@@ -76,5 +76,8 @@ describe('mfsd mount: startup errors', () => {
     const unknown = await mfsdWith({ path: join(tmp, 'm2'), where: 'x' }, 'field');
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toMatch(/mount: unknown field "where"/);
+    const flagsOnly = await runNode(MFSD_JS, ['--node', '1', '--insecure', '--listen', '127.0.0.1:0', '--export', exportDir, '--mount-options', 'soft']);
+    expect(flagsOnly.code).toBe(2);
+    expect(flagsOnly.stderr).toMatch(/--mount-options: needs --mount PATH/);
   });
 });
