@@ -116,7 +116,8 @@ async function hostMount(cfg: MfsdConfig, args: MountArgs, daemon: RunningDaemon
     for (const n of m.nodes.values()) {
       const address = addressOf(n.addresses[0]!);
       const old = previous.get(n.id);
-      const local = n.id === cfg.node ? daemon.localNode : undefined;
+      // dfsa=0 turns the short-circuit off: this node is dialed like any other (a session to itself).
+      const local = n.id === cfg.node && args.dfsa ? daemon.localNode : undefined;
       next.set(n.id, old?.address === address ? old : new NodeConn(n.id, address, { ...connOptions, ...(local ? { local } : {}) }));
     }
     return next;
@@ -173,7 +174,7 @@ async function hostMount(cfg: MfsdConfig, args: MountArgs, daemon: RunningDaemon
     if (reason !== 'ENODEV' && reason !== 'ECONNABORTED') process.stderr.write(`mfsd: mount ${real}: session ended: ${reason}\n`);
   });
   return {
-    line: `mfsd: mounted nodes ${[...conns.keys()].join(',')} on ${real} as node ${cfg.node} (node ${cfg.node} in process)`,
+    line: `mfsd: mounted nodes ${[...conns.keys()].join(',')} on ${real} as node ${cfg.node} (node ${cfg.node} ${args.dfsa ? 'in process' : 'through a session: dfsa=0'})`,
     async reloadMap() {
       let next: ClusterMap;
       try {

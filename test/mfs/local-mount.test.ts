@@ -125,10 +125,13 @@ describe('mfsd hosting /mfs', () => {
 });
 
 describe('mfsd hosting /mfs: lifecycle', () => {
-  it('unmounts on stop', async () => {
-    const other = await startHostingMfsd({ ca, nodeId: 4, others: [d2!] });
+  it('with dfsa=0 reaches its own node through a session like any other; unmounts on stop', async () => {
+    const other = await startHostingMfsd({ ca, nodeId: 4, others: [d2!], options: 'cache=3600,dfsa=0' });
     try {
       expect(fs.readdirSync(other.mnt)).toEqual(expect.arrayContaining(['2', '4']));
+      fs.writeFileSync(join(other.daemon.exports[0]!.path, 'w'), 'via a session');
+      expect(fs.readFileSync(join(other.own, 'w'), 'utf8')).toBe('via a session');
+      expect((await healthOf(other.daemon)).sessions).toBe(1);
       expect(await other.stop()).toBe(0);
       expect(fs.readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(` ${other.mnt} `);
     } finally {
