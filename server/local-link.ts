@@ -13,8 +13,12 @@
 //   ack); (b) a change made through the link runs the same wrapped operations, so it invalidates
 //   every other session's callbacks before it returns. Its own changes are not sent back to it.
 // - Ordering: a reply is handed back only after the invalidations sent to the link before it was
-//   ready have been processed (the session's `after` rule), so the mount never sees a reply before
-//   an invalidation that preceded it.
+//   ready have been delivered (its listeners called: the mount's bookkeeping of what it may cache
+//   is then up to date), so the mount never takes a reply for fresher than an invalidation that
+//   preceded it. It does not wait for the listeners' promises (the kernel applying them), unlike
+//   the session's `after` rule: the kernel's entry invalidation in a directory waits for that
+//   directory's lock, which the request being answered may hold (a create in it, recalled by a
+//   change someone else made meanwhile): waiting would deadlock the request and the notification.
 // - Replies have the shapes the session library returns (64-bit values as numbers, or decimal
 //   strings beyond 2^53; bytes as Buffers).
 // - Fencing: a link that does not ack in time (the mount's kernel notification is stuck) loses its
@@ -93,8 +97,8 @@ export class LocalLink extends EventEmitter implements NodeLink {
   private readonly abort = new AbortController();
   /** The ack chain: invalidations are acknowledged in order, each once its listeners settled. */
   private acking: Promise<void> = Promise.resolve();
-  /** Invalidations sent and not yet acknowledged (replies wait for them). */
-  private unacked = 0;
+  /** Settles once the last invalidation sent was delivered to the listeners (replies wait for it). */
+  private delivered: Promise<void> = Promise.resolve();
   /** Bumped by a fence: what the old ack chain still holds is dropped (the mount was told to drop everything). */
   private generation = 0;
 
@@ -137,16 +141,15 @@ export class LocalLink extends EventEmitter implements NodeLink {
 
   /** One Invalidate: the listeners run now; the ack goes once they (and every earlier one) settled. */
   private invalidated(seq: number, change: Change): void {
-    this.unacked += 1;
     const generation = this.generation;
-    // The listeners run off the callback table's own loop (as a session's would, on the frame's
-    // arrival): whatever they do cannot reenter the table while it is sending.
-    this.acking = this.acking.then(async () => {
-      if (generation !== this.generation) return;
-      await Promise.all(this.tellAll('invalidate', invalidationOf(seq, change)));
-      if (generation !== this.generation) return;
-      this.unacked -= 1;
-      if (!this.closedWith) this.o.callbacks.ack(this.key, seq);
+    // The listeners run in a microtask, off the callback table's own loop (as a session's would,
+    // on the frame's arrival): whatever they do cannot reenter the table while it is sending.
+    // Deliveries keep their order (microtasks run in order); acks wait for every earlier one too.
+    const delivery = Promise.resolve().then(() => (generation === this.generation ? this.tellAll('invalidate', invalidationOf(seq, change)) : []));
+    this.delivered = delivery.then(() => undefined);
+    const settled = delivery.then((waits) => Promise.all(waits));
+    this.acking = Promise.all([this.acking, settled]).then(() => {
+      if (generation === this.generation && !this.closedWith) this.o.callbacks.ack(this.key, seq);
     });
   }
 
@@ -156,7 +159,6 @@ export class LocalLink extends EventEmitter implements NodeLink {
     this.epoch += 1;
     // The stuck ack chain is abandoned: replies no longer wait behind it, later invalidations start a new one.
     this.generation += 1;
-    this.unacked = 0;
     this.acking = Promise.resolve();
     this.tellAll('reset', new Errno('ETIMEDOUT', `local link fenced: ${why}`));
     this.attach();
@@ -184,8 +186,8 @@ export class LocalLink extends EventEmitter implements NodeLink {
     this.calls += 1;
     try {
       const reply = await op(this.peer, req as never, this.abort.signal);
-      // Invalidations sent before the reply was ready are processed first (the session's `after`).
-      if (this.unacked > 0) await this.acking;
+      // Invalidations sent before the reply was ready reach the listeners first (see Ordering).
+      await this.delivered;
       if (this.peer.gone) {
         this.o.releaseLeftovers(this.peer);
         throw this.closedWith ?? new Errno('EHOSTDOWN', 'local link closed');
