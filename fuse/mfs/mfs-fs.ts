@@ -32,7 +32,8 @@ import {
   type AttrOut, type CreateOut, type DirBuffer, type EntryOut, type FileLock, type FileSystem, type OpenOut,
   type RequestContext, type RequestOf, type StatfsOut,
 } from '../kernel/index.js';
-import type { Caller, DirEntry, Entry, Session, U64 } from '../../proto/session-client.js';
+import type { NodeLink } from '../../proto/node-link.js';
+import type { Caller, DirEntry, Entry, U64 } from '../../proto/session-client.js';
 import type { ClusterMap } from '../../cluster/map-file.js';
 import { bigOf, direntType, kernelAttr, S_IFDIR, S_IFMT, syntheticDirAttr } from './attrs.js';
 import { InodeTable, type MfsInode } from './inodes.js';
@@ -204,7 +205,7 @@ export class MfsFs implements FileSystem {
   }
 
   /** Runs `fn` on the session of node `node`. */
-  private on<T>(node: number, fn: (s: Session) => Promise<T>): Promise<T> {
+  private on<T>(node: number, fn: (s: NodeLink) => Promise<T>): Promise<T> {
     return this.conn(node).call(fn);
   }
 
@@ -342,7 +343,7 @@ export class MfsFs implements FileSystem {
   }
 
   /** `magic`: a create as openMosix's magic/ saw it (creat, mknod), which goes to this node. */
-  private async make(ctx: RequestContext, dirId: number, name: Buffer, fn: (s: Session, dir: Place) => Promise<Entry>, magic = false): Promise<EntryOut> {
+  private async make(ctx: RequestContext, dirId: number, name: Buffer, fn: (s: NodeLink, dir: Place) => Promise<Entry>, magic = false): Promise<EntryOut> {
     this.writable();
     const dir = await this.remote(ctx, dirId);
     const at = magic ? await this.createPlace(ctx, dir) : dir;

@@ -22,7 +22,7 @@ export interface MountArgs {
   /** Entry/attribute timeout of cacheable replies, in seconds. */
   cacheSeconds: number;
   /**
-   * dfsa=1 (openMosix's default): this node's own exports may be reached without the network.
+   * dfsa=1 (openMosix's default): a mount hosted by mfsd reaches its own node in process; dfsa=0, or a separate mfs-mount: through a session.
    * Recorded for the DFSA scheduler; the mount reaches every node, its own too, through mfsd today.
    */
   dfsa: boolean;

@@ -40,12 +40,8 @@ export interface ConnOptions {
   local?: LocalNode;
 }
 
-/**
- * A call's body. mfs-fs.ts types its bodies with Session, and calls only the methods NodeLink has
- * (NodeLink is exactly that subset: proto/node-link.ts); until it names NodeLink, a local link is
- * handed to them as a Session (see call()).
- */
-type LinkCall<T> = (s: Session) => Promise<T>;
+/** A call's body: it may use only what every link has (a session or the in-process link). */
+type LinkCall<T> = (s: NodeLink) => Promise<T>;
 
 /** Inodes whose last invalidation is remembered; beyond, everything counts as just invalidated. */
 const TRACKED_INODES_MAX = 65536;
@@ -140,7 +136,7 @@ export class NodeConn {
     let s: NodeLink | undefined;
     try {
       s = await this.use();
-      return await fn(s as Session);
+      return await fn(s);
     } catch (err) {
       // The session ended for good (closed, refused): drop it and what we cached; the next call reopens.
       if ((err as { code?: string }).code === 'EHOSTDOWN' && s && this.session === s && s.status === 'closed') this.retire();
