@@ -23,7 +23,6 @@ export interface MountArgs {
   cacheSeconds: number;
   /**
    * dfsa=1 (openMosix's default): a mount hosted by mfsd reaches its own node in process; dfsa=0, or a separate mfs-mount: through a session.
-   * Recorded for the DFSA scheduler; the mount reaches every node, its own too, through mfsd today.
    */
   dfsa: boolean;
   debug: boolean;
