@@ -40,6 +40,17 @@ export interface MfsMountOptions {
 
 const certDirs = new Map<string, Promise<string>>();
 
+// Mounts not torn down yet. A test that fails before its own teardown must not leave a mount or
+// an mfs-mount process behind: when the test process exits, every one still here is killed and
+// lazily unmounted (synchronously: an exit handler cannot wait).
+const live = new Map<ChildProcess, string>();
+process.on('exit', () => {
+  for (const [proc, mnt] of live) {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+    if (isMounted(mnt)) spawnSync('umount', ['-l', mnt], { stdio: 'ignore' });
+  }
+});
+
 /** A certificate directory (ca.crt, node.crt, node.key) named node<N>, issued once per CA and node. */
 function certDir(ca: TestCa, node: number): Promise<string> {
   const key = `${ca.dir}:${node}`;
@@ -66,6 +77,7 @@ export async function startMfsMount(o: MfsMountOptions): Promise<MfsMount> {
     ...(o.args ?? []), mnt,
   ], { stdio: ['ignore', 'pipe', logFd] });
   closeSync(logFd);
+  live.set(proc, mnt);
   let stdout = '';
   const keep = (chunk: Buffer): void => {
     stdout = (stdout + chunk.toString('utf8')).slice(-OUTPUT_KEEP_CHARS);
@@ -119,6 +131,7 @@ async function teardown(proc: ChildProcess, exited: Promise<number | null>, mnt:
   if (isMounted(mnt)) spawnSync('umount', ['-l', mnt], { stdio: 'ignore' });
   // Never rm through a live mount: that would delete the nodes' files through it.
   if (isMounted(mnt)) throw new Error(`teardown could not unmount ${mnt}`);
+  live.delete(proc);
   await rm(root, { recursive: true, force: true });
 }
 

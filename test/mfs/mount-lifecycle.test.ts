@@ -70,11 +70,14 @@ describe('the command line', () => {
   it('SIGTERM unmounts and exits 0', async () => {
     const d = await daemon(1);
     const m = await startMfsMount({ ca, node: 3, daemons: [d] });
-    expect(listedNodes(m.mnt)).toEqual(['1']);
-    m.proc.kill('SIGTERM');
-    expect(await m.exited).toBe(0);
-    expect(fuseMounts().some((x) => x.mountPoint === m.mnt)).toBe(false);
-    await m.unmount();
+    try {
+      expect(listedNodes(m.mnt)).toEqual(['1']);
+      m.proc.kill('SIGTERM');
+      expect(await m.exited).toBe(0);
+      expect(fuseMounts().some((x) => x.mountPoint === m.mnt)).toBe(false);
+    } finally {
+      await m.unmount();
+    }
   });
 });
 
