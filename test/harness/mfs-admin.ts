@@ -1,7 +1,7 @@
 // The admin commands for tests: omfs-cluster (built), mount(8) with the mount.mfs helper, and
 // process/mount checks that say what is left behind.
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync } from 'node:fs';
+import { lstatSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runNode, type RunResult } from './mfsd.js';
@@ -34,25 +34,28 @@ export function run(cmd: string, args: string[], timeoutMs = 60_000): Promise<Ru
 }
 
 /**
- * mount(8) finds helpers only in /sbin: links /sbin/mount.mfs to this checkout's bin/mount.mfs
- * (what omfs-setup.sh installs) when it is missing. Returns the undo (nothing if it was there).
- * A helper of another checkout is an error: the test would run someone else's build.
+ * mount(8) finds helpers only in /sbin: points /sbin/mount.mfs at this checkout's bin/mount.mfs (what
+ * omfs-setup.sh installs) for the tests, and returns the undo, which puts back what was there
+ * before (nothing, another checkout's link, or a file). A machine where setup ran from another
+ * checkout (CI clones the repo elsewhere) must still test this checkout's build.
  */
 export function ensureMountHelper(): () => void {
-  if (existsSync(SBIN_HELPER)) {
-    let target = '';
-    try {
-      target = readlinkSync(SBIN_HELPER);
-    } catch {
-      // a file, not a link: setup of another kind
-    }
-    if (target !== MOUNT_HELPER_SCRIPT && !readFileSync(SBIN_HELPER, 'utf8').includes(repo)) {
-      throw new Error(`${SBIN_HELPER} is not this checkout's (${target || 'a file'}); link it to ${MOUNT_HELPER_SCRIPT}`);
-    }
-    return () => {};
+  let before: { link: string } | { file: Buffer; mode: number } | null = null;
+  try {
+    const st = lstatSync(SBIN_HELPER);
+    before = st.isSymbolicLink() ? { link: readlinkSync(SBIN_HELPER) } : { file: readFileSync(SBIN_HELPER), mode: st.mode & 0o7777 };
+  } catch {
+    before = null; // not there
   }
+  if (before && 'link' in before && before.link === MOUNT_HELPER_SCRIPT) return () => {};
+  rmSync(SBIN_HELPER, { force: true });
   symlinkSync(MOUNT_HELPER_SCRIPT, SBIN_HELPER);
-  return () => rmSync(SBIN_HELPER, { force: true });
+  return () => {
+    rmSync(SBIN_HELPER, { force: true });
+    if (before === null) return;
+    if ('link' in before) symlinkSync(before.link, SBIN_HELPER);
+    else writeFileSync(SBIN_HELPER, before.file, { mode: before.mode });
+  };
 }
 
 /** Whether `pid` is a live process (a zombie counts as dead). */
