@@ -225,7 +225,7 @@ async function down(p: Paths, quiet: boolean): Promise<void> {
     rmSync(n.mfsdPid, { force: true });
   }
   if (problems.length > 0) throw new Failure(`down: ${problems.join('; ')}`);
-  if (did || !quiet) say(did ? `down: nothing mounted or running for ${p.dir}` : `down: nothing was running in ${p.dir}`);
+  if (did || !quiet) say(did ? `down: unmounted and stopped everything of ${p.dir}; nothing is mounted or running now` : `down: nothing was running in ${p.dir}`);
 }
 
 function status(p: Paths): void {
