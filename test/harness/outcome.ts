@@ -7,3 +7,12 @@ export async function code(p: Promise<unknown>): Promise<string> {
     return (err as { code: string }).code;
   }
 }
+
+/** Polls `ok` every `everyMs` until it holds; throws naming `what` after `ms`. */
+export async function waitFor(what: string, ok: () => boolean | Promise<boolean>, ms = 30_000, everyMs = 100): Promise<void> {
+  const until = Date.now() + ms;
+  while (!(await ok())) {
+    if (Date.now() > until) throw new Error(`still not ${what} after ${ms} ms`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}

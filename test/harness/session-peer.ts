@@ -6,7 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
 import * as net from 'node:net';
 import { Errno, statusToErrno } from '../../proto/errno.js';
-import { Session, type SessionOptions } from '../../proto/session-client.js';
+import { Session, type Invalidation, type SessionOptions } from '../../proto/session-client.js';
 import { SESSION_METHOD_PATH, decodeServerFrame, encodeClientFrame, type ServerFrameIn } from '../../proto/session-codec.js';
 import type { TestCa } from './mfsd.js';
 
@@ -183,4 +183,18 @@ export class TcpGate {
     this.cut();
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
+}
+
+/** An invalidation as tests compare it: its kind, the inode (for 'name': the directory), and the rest as given. */
+export interface Heard { kind: string; ino: bigint; offset?: bigint; length?: bigint; name?: string }
+
+/** Everything `s` is told from now on, in order (the array grows as invalidations arrive). */
+export function heardBy(s: Session): Heard[] {
+  const got: Heard[] = [];
+  s.on('invalidate', (inv: Invalidation) => {
+    if (inv.kind === 'name') got.push({ kind: 'name', ino: inv.dir, name: inv.name.toString() });
+    else if (inv.kind === 'data') got.push({ kind: 'data', ino: inv.ino, offset: inv.offset, length: inv.length });
+    else got.push({ kind: 'attr', ino: inv.ino });
+  });
+  return got;
 }

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeTestCa, startMfsd, type MfsdHandle, type TestCa } from '../harness/mfsd.js';
 import { peerClient } from '../harness/peer-client.js';
-import { RawSession, nodeCredentials, openSession } from '../harness/session-peer.js';
+import { RawSession, heardBy, nodeCredentials, openSession, type Heard } from '../harness/session-peer.js';
 import { ROOT_CALLER as root } from '../../proto/file-client.js';
 import type { Entry, Session } from '../../proto/session-client.js';
 
@@ -45,43 +45,17 @@ async function session(node: number): Promise<Session> {
   return s;
 }
 
-/** An invalidation as the test compares it, whatever shape the client library gives it. */
-interface Inv { kind: string; ino: bigint; offset?: bigint; length?: bigint; name?: string }
-function normalize(raw: Record<string, unknown>): Inv {
-  const big = (v: unknown): bigint => BigInt(v as string | number | bigint);
-  if (typeof raw['kind'] === 'string') {
-    const kind = raw['kind'];
-    const ino = big(kind === 'name' ? raw['dir'] : raw['ino']);
-    const out: Inv = { kind, ino };
-    if (raw['offset'] !== undefined) out.offset = big(raw['offset']);
-    if (raw['length'] !== undefined) out.length = big(raw['length']);
-    if (raw['name'] !== undefined) out.name = Buffer.from(raw['name'] as Buffer).toString();
-    return out;
-  }
-  const kind = (raw['what'] as string | undefined) ?? ['attr', 'data', 'name'].find((k) => raw[k] !== undefined && raw[k] !== null)!;
-  const body = raw[kind] as Record<string, unknown>;
-  if (kind === 'name') return { kind, ino: big(body['dir']), name: Buffer.from(body['name'] as Buffer).toString() };
-  if (kind === 'data') return { kind, ino: big(body['ino']), offset: big(body['offset']), length: big(body['length']) };
-  return { kind, ino: big(body['ino']) };
-}
-
-/** Everything `s` was told, in order. */
-function heard(s: Session): Inv[] {
-  const got: Inv[] = [];
-  s.on('invalidate', (inv: Record<string, unknown>) => got.push(normalize(inv)));
-  return got;
-}
 
 const ino = (e: Entry): bigint => BigInt(e.attr.ino);
-const has = (got: Inv[], want: Partial<Inv>): boolean =>
-  got.some((g) => Object.entries(want).every(([k, v]) => g[k as keyof Inv] === v));
+const has = (got: Heard[], want: Partial<Heard>): boolean =>
+  got.some((g) => Object.entries(want).every(([k, v]) => g[k as keyof Heard] === v));
 
 describe('callbacks between two sessions', () => {
   it('every change by B reaches A, which cached it, before B\'s call returns; B hears nothing of its own changes', async () => {
     const a = await session(2);
     const b = await session(3);
-    const aHeard = heard(a);
-    const bHeard = heard(b);
+    const aHeard = heardBy(a);
+    const bHeard = heardBy(b);
     const topB = await b.root(root, d!.exports[0]!.path);
     const topA = await a.root(root, d!.exports[0]!.path);
     const dirB = await b.mkdir(root, topB.handle, 'shared');
@@ -102,7 +76,7 @@ describe('callbacks between two sessions', () => {
         await a.release(root, fh, fA.handle);
         return { fh };
       };
-      const expectHeard = async (what: string, change: () => Promise<unknown>, wants: Array<Partial<Inv>>): Promise<void> => {
+      const expectHeard = async (what: string, change: () => Promise<unknown>, wants: Array<Partial<Heard>>): Promise<void> => {
         await cacheAll();
         aHeard.length = 0;
         await change();
@@ -144,7 +118,7 @@ describe('callbacks between two sessions', () => {
 
   it('a change through a unary call (a tool) reaches caching sessions too', async () => {
     const a = await session(4);
-    const aHeard = heard(a);
+    const aHeard = heardBy(a);
     const top = await a.root(root, d!.exports[0]!.path);
     const made = await a.create(root, top.handle, 'by-tool', O_RDWR | O_CREAT);
     await a.release(root, made.fh, made.entry.handle);
@@ -176,7 +150,7 @@ describe('callbacks between two sessions', () => {
     }
     // A session that caches nothing yet looks at the 100 files.
     const c = await session(10);
-    const cHeard = heard(c);
+    const cHeard = heardBy(c);
     for (const f of files) await c.getAttr(root, f.handle);
     // 64 callbacks at most: looking at 100 files recalls the first 36 (attr invalidations with no change made).
     const recalled = new Set(cHeard.filter((i) => i.kind === 'attr').map((i) => i.ino));

@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeTestCa, startMfsd, type MfsdHandle, type TestCa } from '../harness/mfsd.js';
-import { nodeCredentials, openSession } from '../harness/session-peer.js';
+import { heardBy, nodeCredentials, openSession, type Heard } from '../harness/session-peer.js';
 import { ROOT_CALLER as root } from '../../proto/file-client.js';
 import type { Entry, Session } from '../../proto/session-client.js';
 
@@ -46,37 +46,13 @@ async function session(node: number): Promise<Session> {
   return s;
 }
 
-/** An invalidation as the test compares it, whatever shape the client library gives it. */
-interface Inv { kind: string; ino: bigint; offset?: bigint; length?: bigint; name?: string }
-function normalize(raw: Record<string, unknown>): Inv {
-  const big = (v: unknown): bigint => BigInt(v as string | number | bigint);
-  if (typeof raw['kind'] === 'string') {
-    const kind = raw['kind'];
-    const out: Inv = { kind, ino: big(kind === 'name' ? raw['dir'] : raw['ino']) };
-    if (raw['offset'] !== undefined) out.offset = big(raw['offset']);
-    if (raw['length'] !== undefined) out.length = big(raw['length']);
-    if (raw['name'] !== undefined) out.name = Buffer.from(raw['name'] as Buffer).toString();
-    return out;
-  }
-  const kind = (raw['what'] as string | undefined) ?? ['attr', 'data', 'name'].find((k) => raw[k] !== undefined && raw[k] !== null)!;
-  const body = raw[kind] as Record<string, unknown>;
-  if (kind === 'name') return { kind, ino: big(body['dir']), name: Buffer.from(body['name'] as Buffer).toString() };
-  if (kind === 'data') return { kind, ino: big(body['ino']), offset: big(body['offset']), length: big(body['length']) };
-  return { kind, ino: big(body['ino']) };
-}
-
-function heard(s: Session): Inv[] {
-  const got: Inv[] = [];
-  s.on('invalidate', (inv: Record<string, unknown>) => got.push(normalize(inv)));
-  return got;
-}
 
 const ino = (e: Entry): bigint => BigInt(e.attr.ino);
-const matches = (g: Inv, want: Partial<Inv>): boolean => Object.entries(want).every(([k, v]) => g[k as keyof Inv] === v);
+const matches = (g: Heard, want: Partial<Heard>): boolean => Object.entries(want).every(([k, v]) => g[k as keyof Heard] === v);
 const show = (x: unknown): string => JSON.stringify(x, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
 
 /** Waits until every one of `wants` was heard, or WAIT_MS passed; returns what is still missing. */
-async function awaitHeard(got: Inv[], wants: Array<Partial<Inv>>): Promise<Array<Partial<Inv>>> {
+async function awaitHeard(got: Heard[], wants: Array<Partial<Heard>>): Promise<Array<Partial<Heard>>> {
   const until = Date.now() + WAIT_MS;
   for (;;) {
     const missing = wants.filter((w) => !got.some((g) => matches(g, w)));
@@ -96,7 +72,7 @@ async function directChangesReachA(m: MfsdHandle, top: string, node: number): Pr
   fs.mkdirSync(dirPath);
   fs.writeFileSync(join(dirPath, 'f'), 'first');
 
-  const got = heard(a);
+  const got = heardBy(a);
   const rootA = await a.root(root, top);
   const dir = await a.lookup(root, rootA.handle, 'direct');
   const dirIno = ino(dir);
@@ -117,7 +93,7 @@ async function directChangesReachA(m: MfsdHandle, top: string, node: number): Pr
     await a.read(root, f.handle, fh, 0, 4096);
     await a.release(root, fh, f.handle);
   };
-  const expectHeard = async (what: string, change: () => void, wants: Array<Partial<Inv>>): Promise<void> => {
+  const expectHeard = async (what: string, change: () => void, wants: Array<Partial<Heard>>): Promise<void> => {
     await cacheAll();
     got.length = 0;
     change();
@@ -183,7 +159,7 @@ describe('changes made directly in an export', () => {
     fs.writeFileSync(join(top, 'shared'), 'x');
     const a = await session(3);
     const b = await session(4);
-    const got = heard(a);
+    const got = heardBy(a);
     const rootA = await a.root(root, top);
     const rootB = await b.root(root, top);
     // Markers: a direct change A hears of (a new name in a directory it lists; not the root, whose

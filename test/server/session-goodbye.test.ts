@@ -7,6 +7,7 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeTestCa, startMfsd, type MfsdHandle, type TestCa } from '../harness/mfsd.js';
+import { waitFor } from '../harness/outcome.js';
 import { RawSession, nodeCredentials, openSession } from '../harness/session-peer.js';
 import { ROOT_CALLER as root } from '../../proto/file-client.js';
 import type { Session } from '../../proto/session-client.js';
@@ -42,13 +43,6 @@ function fdsOn(path: string): number {
   }).length;
 }
 
-async function waitFor(what: string, ok: () => Promise<boolean> | boolean, ms = 10_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!(await ok())) {
-    if (Date.now() > until) throw new Error(`still not ${what} after ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe('goodbye', () => {
   it('close() releases the lock and the open file at once, far inside the lease; a broken stream does not', async () => {
@@ -65,8 +59,8 @@ describe('goodbye', () => {
       const path = join(d!.exports[0]!.path, 'bye');
       expect(fdsOn(path)).toBe(1);
       polite.close();
-      await waitFor('lock released after goodbye', async () => !(await observer.getLk(root, f, lock('observer'))).conflict);
-      await waitFor('fd closed after goodbye', () => fdsOn(path) === 0);
+      await waitFor('lock released after goodbye', async () => !(await observer.getLk(root, f, lock('observer'))).conflict, 10_000, 20);
+      await waitFor('fd closed after goodbye', () => fdsOn(path) === 0, 10_000, 20);
 
       // The same through a raw stream that is cancelled without a Goodbye: held for the lease.
       const raw = new RawSession(d!.address, await nodeCredentials(ca, 4));

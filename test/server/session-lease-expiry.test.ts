@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { makeTestCa, startMfsd, type MfsdHandle, type TestCa } from '../harness/mfsd.js';
+import { waitFor } from '../harness/outcome.js';
 import { RawSession, nodeCredentials } from '../harness/session-peer.js';
 import { ROOT_CALLER as root } from '../../proto/file-client.js';
 import { LeaseClient, identity, type Identity } from './session-lease-client.js';
@@ -54,13 +55,6 @@ async function open(who: Identity, resume = false): Promise<LeaseClient> {
 
 const fdCount = (): number => readdirSync(`/proc/${d!.proc.pid!}/fd`).length;
 
-async function waitFor(what: string, ok: () => boolean | Promise<boolean>, ms = 30_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!(await ok())) {
-    if (Date.now() > until) throw new Error(`still not ${what} after ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 interface Made { handle: Buffer; fh: number | string }
 

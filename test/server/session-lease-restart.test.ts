@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeTestCa, startMfsd, type MfsdHandle, type TestCa } from '../harness/mfsd.js';
+import { waitFor } from '../harness/outcome.js';
 import { nodeCredentials, type RawSession } from '../harness/session-peer.js';
 import { ROOT_CALLER as root } from '../../proto/file-client.js';
 import { LeaseClient, identity, type Identity } from './session-lease-client.js';
@@ -43,13 +44,6 @@ async function open(who: Identity, resume = false): Promise<LeaseClient> {
   return LeaseClient.open(d!.address, await nodeCredentials(ca, who.node), who, resume, raws);
 }
 
-async function waitFor(what: string, ok: () => boolean | Promise<boolean>, ms = 30_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!(await ok())) {
-    if (Date.now() > until) throw new Error(`still not ${what} after ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 interface Made { handle: Buffer; fh: number | string }
 

@@ -9,6 +9,7 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeTestCa, startMfsd, type MfsdHandle, type TestCa } from '../harness/mfsd.js';
+import { waitFor } from '../harness/outcome.js';
 import { RawSession, nodeCredentials, openSession } from '../harness/session-peer.js';
 import { ROOT_CALLER as root } from '../../proto/file-client.js';
 import type { Entry, Session } from '../../proto/session-client.js';
@@ -47,13 +48,6 @@ async function session(node: number): Promise<Session> {
 
 const fdCount = (): number => readdirSync(`/proc/${d!.proc.pid!}/fd`).length;
 
-async function waitFor(what: string, ok: () => boolean | Promise<boolean>, ms = 30_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!(await ok())) {
-    if (Date.now() > until) throw new Error(`still not ${what} after ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 async function someFile(s: Session, name: string): Promise<Entry> {
   const top = await s.root(root, d!.exports[0]!.path);
