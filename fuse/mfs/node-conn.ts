@@ -38,6 +38,11 @@ export interface ConnOptions {
   idleMs: number;
   /** This is the hosting mfsd's own node: reach it through this, in process, instead of dialing `address`. */
   local?: LocalNode;
+  /**
+   * Wraps the link every operation goes through (the events stay on the link itself): a place for
+   * the caller to watch each operation (DFSA's per-process I/O statistics) without this file knowing.
+   */
+  wrapLink?: (link: NodeLink, node: number) => NodeLink;
 }
 
 /** A call's body: it may use only what every link has (a session or the in-process link). */
@@ -78,6 +83,8 @@ function forKernel(err: unknown): unknown {
 
 export class NodeConn {
   private session: NodeLink | null = null;
+  /** What operations run on: the session, wrapped by opts.wrapLink when given. */
+  private link: NodeLink | null = null;
   private opening: Promise<NodeLink> | null = null;
   /** The node's exports, from its Identify (known once a session opened). */
   exports: ExportInfo[] = [];
@@ -136,7 +143,7 @@ export class NodeConn {
     let s: NodeLink | undefined;
     try {
       s = await this.use();
-      return await fn(s);
+      return await fn(this.link ?? s);
     } catch (err) {
       // The session ended for good (closed, refused): drop it and what we cached; the next call reopens.
       if ((err as { code?: string }).code === 'EHOSTDOWN' && s && this.session === s && s.status === 'closed') this.retire();
@@ -169,6 +176,7 @@ export class NodeConn {
       if (this.detached && state === 'reconnecting' && this.session === s) this.retire();
     });
     this.session = s;
+    this.link = this.opts.wrapLink ? this.opts.wrapLink(s, this.node) : s;
     this.armIdle();
     return s;
   }
@@ -221,6 +229,7 @@ export class NodeConn {
     const s = this.session;
     if (!s) return;
     this.session = null;
+    this.link = null;
     if (this.idleTimer) clearInterval(this.idleTimer);
     this.idleTimer = undefined;
     s.removeAllListeners();
