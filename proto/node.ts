@@ -38,6 +38,12 @@ export interface ClusterRequestMsg { node: number }
 export interface NodeStatusMsg { node: number; addresses: string[]; up: boolean; error: string; identity?: IdentifyReply | null }
 export interface ClusterReplyMsg { self: number; map: string; nodes: NodeStatusMsg[] }
 
+export interface ProbeRequestMsg { payload: Buffer; reply_bytes: number }
+export interface ProbeReplyMsg { payload: Buffer; cpu_user_us: string | number; cpu_system_us: string | number; received_bytes: number }
+export interface ProcessIoMsg { node: number; calls: number; read_kb: number; write_kb: number }
+export interface ProcessProfileMsg { process: string; decay: string; io: ProcessIoMsg[] }
+export interface ProcessesReplyMsg { self: number; processes: ProcessProfileMsg[]; tracked: number }
+
 /** The NodeService client constructor; its `.service` is the server-side definition. */
 export function loadNodeServiceConstructor(): ServiceClientConstructor {
   const def = loadSync(join(here, 'node.proto'), LOAD_OPTIONS);

@@ -24,15 +24,18 @@ import { MFSCOSTS, OVERHEADS, costsOf, migrationOf } from '../dfsa/costs.js';
 import { DECAY, decayOf } from '../dfsa/decay.js';
 import { LoadDisseminator, type GossipMessage, type LoadReport, type LoadSample, type WireReport } from '../dfsa/dissemination.js';
 import { IoStatistics } from '../dfsa/io-profile.js';
+import { ratesOf } from '../dfsa/advisor.js';
 import { TableFile } from '../dfsa/state-dir.js';
 import { Errno } from '../proto/errno.js';
 import { loadAdvisorConstructor } from '../proto/advisor.js';
-import type { LoadMessageMsg, LoadReplyMsg, LoadReportMsg } from '../proto/node.js';
+import type { LoadMessageMsg, LoadReplyMsg, LoadReportMsg, ProcessProfileMsg, ProcessesReplyMsg } from '../proto/node.js';
 import type { DfsaSettings } from './config.js';
 import { callNode, type ClusterView } from './load-cluster.js';
 
 /** Reports older than this many intervals are not weighed by the advisor (the node may be gone). */
 const STALE_INTERVALS = 10;
+/** At most this many process profiles in one Processes reply (the busiest). */
+const MAX_PROFILES = 4096;
 /** At most this many reports in one Gossip message: more is no peer of ours. */
 const MAX_REPORTS = 4096;
 
@@ -171,6 +174,23 @@ export class DfsaNode {
     }
     const r = await this.askDirectly(node);
     return { self: this.o.self, reports: [toWireMsg(r)], asked_directly: true };
+  }
+
+  /** The tracked processes' profiles as rates per second, the busiest (KB, then calls) first (mfsctl mon). */
+  processes(): ProcessesReplyMsg {
+    const keys = this.stats.keys();
+    const all: Array<ProcessProfileMsg & { weight: number }> = [];
+    for (const key of keys) {
+      const profile = this.stats.profile(key);
+      if (!profile) continue;
+      const decay = this.stats.modeOf(key) ?? 'slow';
+      const io = [...ratesOf(profile, this.stats.decay, decay)].map(([node, r]) => ({ node, calls: r.calls, read_kb: r.readKB, write_kb: r.writeKB }));
+      io.sort((a, b) => a.node - b.node);
+      const weight = io.reduce((w, r) => w + r.read_kb + r.write_kb + r.calls / 1000, 0);
+      all.push({ process: key, decay, io, weight });
+    }
+    all.sort((a, b) => b.weight - a.weight);
+    return { self: this.o.self, processes: all.slice(0, MAX_PROFILES).map(({ weight: _w, ...p }) => p), tracked: keys.length };
   }
 
   private decay() {

@@ -3,6 +3,7 @@
 // nodes as they answer (Cluster). The last three need the daemon's DFSA side (dfsa-node.ts) and
 // map (load-cluster.ts); without them they answer ENOSYS.
 import * as grpc from '@grpc/grpc-js';
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { cpus, freemem, hostname, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -10,7 +11,8 @@ import { fileURLToPath } from 'node:url';
 import { Errno, errnoToStatus } from '../proto/errno.js';
 import {
   loadNodeServiceConstructor, type ClusterReplyMsg, type ClusterRequestMsg, type Health, type IdentifyReply,
-  type LoadMessageMsg, type LoadReplyMsg, type LoadRequestMsg, type NodeStatusMsg,
+  type LoadMessageMsg, type LoadReplyMsg, type LoadRequestMsg, type NodeStatusMsg, type ProbeReplyMsg, type ProbeRequestMsg,
+  type ProcessesReplyMsg,
 } from '../proto/node.js';
 import type { DfsaNode } from './dfsa-node.js';
 import type { ExportSpec } from './file-service.js';
@@ -27,6 +29,11 @@ export interface NodeServiceOptions {
   cluster?: ClusterView;
 }
 export interface NodeService { definition: grpc.ServiceDefinition; implementation: grpc.UntypedServiceImplementation }
+
+/** The largest Probe payload either way (mfsctl calibrate sends at most this): anything larger is EINVAL. */
+export const MAX_PROBE_BYTES = 1 << 20;
+/** What a Probe reply is cut from: filled once (random, so nothing on the way could shrink it). */
+let probeBytes: Buffer | undefined;
 
 /** How long `mfsctl status` waits for each node's Identify. */
 const IDENTIFY_DEADLINE_MS = 3000;
@@ -91,6 +98,16 @@ export function createNodeService(o: NodeServiceOptions): NodeService {
       return { node, addresses, up: false, error: (err as grpc.ServiceError).details ?? String(err), identity: null };
     }
   };
+  const probe = (call: grpc.ServerUnaryCall<ProbeRequestMsg, ProbeReplyMsg>): ProbeReplyMsg => {
+    if (o.tls && !call.getAuthContext()?.sslPeerCertificate) throw new Errno('EACCES', 'probes are answered only for holders of a cluster certificate');
+    const { payload, reply_bytes: want } = call.request;
+    if (payload.length > MAX_PROBE_BYTES || !(want >= 0 && want <= MAX_PROBE_BYTES)) {
+      throw new Errno('EINVAL', `a probe sends and asks for at most ${MAX_PROBE_BYTES} bytes`);
+    }
+    probeBytes ??= randomBytes(MAX_PROBE_BYTES);
+    const cpu = process.cpuUsage();
+    return { payload: probeBytes.subarray(0, want), cpu_user_us: cpu.user, cpu_system_us: cpu.system, received_bytes: payload.length };
+  };
   const implementation: grpc.UntypedServiceImplementation = {
     Identify: (_call: grpc.ServerUnaryCall<unknown, IdentifyReply>, cb: grpc.sendUnaryData<IdentifyReply>) => cb(null, identify()),
     Health: (_call: grpc.ServerUnaryCall<unknown, Health>, cb: grpc.sendUnaryData<Health>) => cb(null, health()),
@@ -113,6 +130,8 @@ export function createNodeService(o: NodeServiceOptions): NodeService {
       const nodes = wanted !== 0 ? [wanted] : [...new Set([...cluster.nodes(), o.nodeId])].sort((a, b) => a - b);
       return { self: o.nodeId, map: cluster.path ?? '', nodes: await Promise.all(nodes.map((n) => status(cluster, n))) };
     }),
+    Probe: (call: grpc.ServerUnaryCall<ProbeRequestMsg, ProbeReplyMsg>, cb: grpc.sendUnaryData<ProbeReplyMsg>) => answer(cb, () => probe(call)),
+    Processes: (_call: grpc.ServerUnaryCall<unknown, ProcessesReplyMsg>, cb: grpc.sendUnaryData<ProcessesReplyMsg>) => answer(cb, () => need(o.dfsa).processes()),
   };
   return { definition: loadNodeServiceConstructor().service, implementation };
 }
