@@ -21,10 +21,13 @@
 //   node by its path below the view's top (the names the kernel walked, kept in inodes.ts's links).
 // - /mfs/.control/selected: special/selected-control.ts's file, opened with DIRECT_IO so every
 //   read(2) and write(2) reaches us with the caller's thread id.
+// - /mfs/.admin/{mfscosts,overheads,decay}: the node's DFSA tables (admin-files.ts), served the same
+//   way, once the host gave them (setAdmin): a mount without them has no .admin.
 import { Errno } from '../../proto/errno.js';
 import { OpenFlag, type AttrOut, type EntryOut, type OpenOut, type RequestContext } from '../kernel/index.js';
 import { controlFileAttr, S_IFDIR, S_IFREG, syntheticDirAttr } from './attrs.js';
-import { keyName, type InodeTable, type MfsInode } from './inodes.js';
+import { ADMIN_DIR, ADMIN_FILES, AdminFiles, adminFileAttr, isAdminFile, type AdminFile, type AdminTables } from './admin-files.js';
+import { keyName, type InodeTable, type MfsInode, type OwnRole } from './inodes.js';
 import {
   CONTROL_DIR, isSpecialName, ProcessTable, resolveSpecial, SELECTED_CONTROL_NAME, SelectedControl, SPECIAL_NAMES,
 } from './special/index.js';
@@ -51,11 +54,33 @@ export class SpecialNodes {
   readonly control: SelectedControl;
   private readonly controlDir: MfsInode;
   private readonly selectedFile: MfsInode;
+  private readonly adminDir: MfsInode;
+  /** Node id → the .admin file it is. */
+  private readonly adminNodes = new Map<number, AdminFile>();
+  private admin: AdminFiles | undefined;
+  /**
+   * The own file the mount last asked about through isSelectedFile(): mfs-fs.ts asks it right
+   * before calling read() or write() without the node id, in the same synchronous step, so this is
+   * the file that read or write is for (see read()).
+   */
+  private lastAsked = 0;
 
   constructor(private readonly inodes: InodeTable, readonly table: ProcessTable, private readonly opts: SpecialNodesOptions) {
     this.control = new SelectedControl(table, opts.knownNode);
     this.controlDir = inodes.ownNode('control-dir', S_IFDIR);
     this.selectedFile = inodes.ownNode('selected-file', S_IFREG);
+    // inodes.ts's OwnRole names only the .control roles; its table is keyed by any string.
+    this.adminDir = inodes.ownNode('admin-dir' as OwnRole, S_IFDIR);
+    for (const f of ADMIN_FILES) this.adminNodes.set(inodes.ownNode(`admin-${f}` as OwnRole, S_IFREG).id, f);
+  }
+
+  /** Serve /mfs/.admin from the node's tables; `log` hears each write and why one was refused. */
+  setAdmin(tables: AdminTables, log: (line: string) => void): void {
+    this.admin = new AdminFiles(tables, log);
+  }
+
+  private adminFileOf(nodeId: number): AdminFile | undefined {
+    return this.admin ? this.adminNodes.get(nodeId) : undefined;
   }
 
   get thisNode(): number {
@@ -64,21 +89,23 @@ export class SpecialNodes {
 
   /** The names the root lists beside the node numbers. */
   topNames(): string[] {
-    return [...SPECIAL_NAMES, CONTROL_DIR];
+    return [...SPECIAL_NAMES, CONTROL_DIR, ...(this.admin ? [ADMIN_DIR] : [])];
   }
 
   /** d_ino of a name of topNames(), undefined for a node number. */
   topIno(name: string): number | undefined {
     if (name === CONTROL_DIR) return this.controlDir.id;
+    if (name === ADMIN_DIR && this.admin) return this.adminDir.id;
     const k = (SPECIAL_NAMES as readonly string[]).indexOf(name);
     return k < 0 ? undefined : LISTING_INO_BASE + k;
   }
 
-  /** The control directory's entry, or undefined when `name` is not it. */
+  /** The entry of the control directory or of .admin, or undefined when `name` is neither. */
   lookupControlDir(name: string): EntryOut | undefined {
-    if (name !== CONTROL_DIR) return undefined;
+    const dir = name === CONTROL_DIR ? this.controlDir : name === ADMIN_DIR && this.admin ? this.adminDir : undefined;
+    if (!dir) return undefined;
     const t = this.opts.cacheSeconds;
-    return { nodeId: this.controlDir.id, generation: 0, entryTimeout: t, attrTimeout: t, attr: this.ownAttr(this.controlDir).attr };
+    return { nodeId: dir.id, generation: 0, entryTimeout: t, attrTimeout: t, attr: this.ownAttr(dir).attr };
   }
 
   /**
@@ -133,37 +160,55 @@ export class SpecialNodes {
 
   // ---- /mfs/.control ----
 
+  /** Whether `nodeId` is one of the mount's own files (.control/selected, .admin/*): read and write go to read() and write(). */
   isSelectedFile(nodeId: number): boolean {
-    return nodeId === this.selectedFile.id;
+    const own = nodeId === this.selectedFile.id || this.adminFileOf(nodeId) !== undefined;
+    if (own) this.lastAsked = nodeId;
+    return own;
   }
 
-  /** A LOOKUP in the control directory. */
+  /** A LOOKUP in the control directory or .admin. */
   lookupOwn(dir: MfsInode, name: string): EntryOut {
+    if (dir === this.adminDir && this.admin && isAdminFile(name)) {
+      const id = [...this.adminNodes].find(([, f]) => f === name)![0];
+      return { nodeId: id, generation: 0, entryTimeout: this.opts.cacheSeconds, attrTimeout: 0, attr: adminFileAttr(id) };
+    }
     if (dir !== this.controlDir || name !== SELECTED_CONTROL_NAME) throw new Errno('ENOENT', 'no such control file');
     return { nodeId: this.selectedFile.id, generation: 0, entryTimeout: 0, attrTimeout: 0, attr: controlFileAttr(this.selectedFile.id) };
   }
 
-  /** The listing of the control directory. */
+  /** The listing of the control directory or .admin. */
   ownNames(dir: MfsInode): Array<{ name: string; ino: number }> {
+    if (dir === this.adminDir && this.admin) return [...this.adminNodes].map(([ino, name]) => ({ name, ino }));
     return dir === this.controlDir ? [{ name: SELECTED_CONTROL_NAME, ino: this.selectedFile.id }] : [];
   }
 
   ownAttr(i: MfsInode): AttrOut {
     if (i === this.selectedFile) return { attr: controlFileAttr(i.id), attrTimeout: 0 };
+    if (this.adminFileOf(i.id)) return { attr: adminFileAttr(i.id), attrTimeout: 0 };
     return { attr: syntheticDirAttr(i.id), attrTimeout: this.opts.cacheSeconds };
   }
 
-  /** OPEN of the control file: direct I/O, so no process is ever answered from another's pages. */
+  /** OPEN of an own file: direct I/O, so no process is ever answered from another's pages (or from stale ones). */
   open(i: MfsInode): OpenOut {
-    if (i !== this.selectedFile) throw new Errno('EISDIR', 'a directory');
+    if (i !== this.selectedFile && !this.adminFileOf(i.id)) throw new Errno('EISDIR', 'a directory');
     return { fh: 0, openFlags: OpenFlag.DIRECT_IO };
   }
 
-  read(ctx: RequestContext, offset: number, size: number): Buffer {
+  /**
+   * A READ of an own file. mfs-fs.ts does not pass the node id yet: `nodeId` defaults to the file
+   * isSelectedFile() was just asked about (see lastAsked).
+   */
+  read(ctx: RequestContext, offset: number, size: number, nodeId = this.lastAsked): Buffer | Promise<Buffer> {
+    const admin = this.adminFileOf(nodeId);
+    if (admin) return this.admin!.read(admin, offset, size);
     return this.control.read({ tid: ctx.pid }, offset, size);
   }
 
-  write(ctx: RequestContext, data: Buffer): number {
+  /** A WRITE of an own file (`nodeId` as for read()). */
+  write(ctx: RequestContext, data: Buffer, nodeId = this.lastAsked): number | Promise<number> {
+    const admin = this.adminFileOf(nodeId);
+    if (admin) return this.admin!.write({ uid: ctx.uid, pid: ctx.pid }, admin, data);
     return this.control.writeSelected({ tid: ctx.pid }, data);
   }
 }
