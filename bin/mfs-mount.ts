@@ -5,7 +5,8 @@
 // (then nothing is mounted). A composition root for now: later mfsd hosts the mount itself.
 import { credentials } from '@grpc/grpc-js';
 import { readFileSync, realpathSync, statSync } from 'node:fs';
-import { parseMap, type ClusterMap, type NodeAddress } from '../cluster/map-file.js';
+import { dialTarget } from '../cluster/addresses.js';
+import { parseMap, type ClusterMap } from '../cluster/map-file.js';
 import {
   cleanStaleMount, InitFlag, MAX_READAHEAD, mountAt, mountFuse, openFuseDevice, ROOT_ID, Session, setMountReadahead, unmountFuse,
 } from '../fuse/kernel/index.js';
@@ -22,8 +23,6 @@ function fail(code: number, message: string): never {
   process.stderr.write(`mfs-mount: ${message}\n`);
   process.exit(code);
 }
-
-const addressOf = (a: NodeAddress): string => (a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`);
 
 function readInputs(args: MountArgs): { map: ClusterMap; ca: Buffer; cert: Buffer; key: Buffer } {
   try {
@@ -59,7 +58,8 @@ async function main(): Promise<void> {
   const connect = (m: ClusterMap, previous: ReadonlyMap<number, NodeConn>): Map<number, NodeConn> => {
     const next = new Map<number, NodeConn>();
     for (const n of m.nodes.values()) {
-      const address = addressOf(n.addresses[0]!);
+      // Every address of the node, tried in order by the channel (an ALIAS when the first does not answer).
+      const address = dialTarget(n.addresses);
       const old = previous.get(n.id);
       next.set(n.id, old?.address === address ? old : new NodeConn(n.id, address, {
         myNode: args.node, creds, soft: args.soft, timeoMs: args.timeoMs, idleMs: args.idleMs,

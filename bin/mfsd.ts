@@ -9,7 +9,8 @@ import * as grpc from '@grpc/grpc-js';
 import { readFileSync, realpathSync, statSync } from 'node:fs';
 import { relative, isAbsolute } from 'node:path';
 import { format } from 'node:util';
-import { parseMap, type ClusterMap, type NodeAddress } from '../cluster/map-file.js';
+import { dialTarget } from '../cluster/addresses.js';
+import { parseMap, type ClusterMap } from '../cluster/map-file.js';
 import {
   cleanStaleMount, InitFlag, MAX_READAHEAD, mountAt, mountFuse, openFuseDevice, ROOT_ID, Session, setMountReadahead, unmountFuse,
 } from '../fuse/kernel/index.js';
@@ -65,8 +66,6 @@ function mountArgs(cfg: MfsdConfig): MountArgs | null {
   }
 }
 
-const addressOf = (a: NodeAddress): string => (a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`);
-
 /** The mount hosted by this mfsd. */
 interface HostedMount {
   /** The line printed once it answers. */
@@ -114,7 +113,8 @@ async function hostMount(cfg: MfsdConfig, args: MountArgs, daemon: RunningDaemon
   const connect = (m: ClusterMap, previous: ReadonlyMap<number, NodeConn>): Map<number, NodeConn> => {
     const next = new Map<number, NodeConn>();
     for (const n of m.nodes.values()) {
-      const address = addressOf(n.addresses[0]!);
+      // Every address of the node, tried in order by the channel (an ALIAS when the first does not answer).
+      const address = dialTarget(n.addresses);
       const old = previous.get(n.id);
       // dfsa=0 turns the short-circuit off: this node is dialed like any other (a session to itself).
       const local = n.id === cfg.node && args.dfsa ? daemon.localNode : undefined;

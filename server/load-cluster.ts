@@ -1,12 +1,16 @@
 // The cluster as this daemon knows it: the openMosix map (cluster/map-file.ts), read at start and
 // again on SIGHUP (a bad new map is refused and the old one kept), and a NodeService client per
-// peer, dialled at the map's first address with the daemon's own certificate as client
-// credentials (mutual TLS, server/tls.ts), so peers accept it as a cluster node.
+// peer, dialled at all the node's map addresses in order (cluster/addresses.ts: the channel moves
+// to an ALIAS address when the first does not answer) with the daemon's own certificate as client
+// credentials (mutual TLS, server/tls.ts), so peers accept it as a cluster node. Nodes found by
+// discovery (cluster/discovery.ts) are added to the map's (cluster/membership.ts).
 import * as grpc from '@grpc/grpc-js';
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { checkServerIdentity } from 'node:tls';
-import { parseMap, type ClusterMap, type NodeAddress } from '../cluster/map-file.js';
+import { dialable, dialTarget } from '../cluster/addresses.js';
+import { parseMap, type ClusterMap, type MapNode, type NodeAddress } from '../cluster/map-file.js';
+import { mergeMembership } from '../cluster/membership.js';
 import { loadNodeServiceConstructor } from '../proto/node.js';
 import type { TlsMaterial } from './tls.js';
 
@@ -35,6 +39,9 @@ export async function readClusterMap(path: string | null, explicit: boolean): Pr
 
 export class ClusterView {
   private map: ClusterMap;
+  /** The map file's nodes alone; `map` is these plus the discovered ones. */
+  private fileMap: ClusterMap;
+  private discovered: MapNode[] = [];
   private readonly clients = new Map<string, grpc.Client>();
   private readonly NodeClient = loadNodeServiceConstructor();
 
@@ -47,21 +54,33 @@ export class ClusterView {
     private readonly tls: TlsMaterial | null,
   ) {
     this.map = initial;
+    this.fileMap = initial;
+  }
+
+  /** Nodes heard by discovery: added to the map's (the map stays authoritative for its own). */
+  setDiscovered(nodes: MapNode[]): void {
+    this.discovered = nodes;
+    this.map = mergeMembership(this.fileMap, nodes);
+    this.dropUnused();
   }
 
   /** Re-reads the map; on any problem the old map stays and the error says why. */
   async reload(): Promise<{ nodes: number }> {
-    const next = await readClusterMap(this.path, this.explicit);
-    this.map = next;
-    // Clients of addresses no longer in the map would only hold connections open.
-    const wanted = new Set([...next.nodes.values()].map((n) => formatAddress(n.addresses[0]!)));
+    this.fileMap = await readClusterMap(this.path, this.explicit);
+    this.map = mergeMembership(this.fileMap, this.discovered);
+    this.dropUnused();
+    return { nodes: this.map.nodes.size };
+  }
+
+  /** Clients of addresses no longer in the membership would only hold connections open. */
+  private dropUnused(): void {
+    const wanted = new Set([...this.map.nodes.values()].map((n) => dialTarget(n.addresses)));
     for (const [address, client] of this.clients) {
       if (!wanted.has(address)) {
         client.close();
         this.clients.delete(address);
       }
     }
-    return { nodes: next.nodes.size };
   }
 
   /** Node numbers of the map, ascending. */
@@ -82,11 +101,15 @@ export class ClusterView {
     return (this.map.nodes.get(node)?.addresses ?? []).map(formatAddress);
   }
 
-  /** A NodeService client for `node` (one per address, kept), undefined when the map lacks it. */
+  /** A NodeService client for `node` (one per address list, kept), undefined when the map lacks it. */
   client(node: number): grpc.Client | undefined {
-    const first = this.map.nodes.get(node)?.addresses[0];
+    const all = this.map.nodes.get(node)?.addresses ?? [];
+    const first = all[0];
     if (!first) return undefined;
-    const address = formatAddress(first);
+    const address = dialTarget(all);
+    // Whichever of the node's addresses the channel reached, its certificate must name that one
+    // or another address of the same node (the channel does not say which it reached).
+    const hosts = dialable(all).map((a) => a.host);
     let c = this.clients.get(address);
     if (!c) {
       // grpc-js gives TLS the target host as server name, and Node warns for an IP address
@@ -94,7 +117,7 @@ export class ClusterView {
       // `mfsctl identify` does (certificates carry their node's IPs: `ca issue --host`).
       const byIp = this.tls !== null && isIP(first.host) !== 0;
       const creds = this.tls
-        ? grpc.credentials.createSsl(this.tls.ca, this.tls.key, this.tls.cert, byIp ? { checkServerIdentity: (_n, cert) => checkServerIdentity(first.host, cert) } : {})
+        ? grpc.credentials.createSsl(this.tls.ca, this.tls.key, this.tls.cert, byIp ? { checkServerIdentity: (_n, cert) => (hosts.some((h) => checkServerIdentity(h, cert) === undefined) ? undefined : checkServerIdentity(first.host, cert)) } : {})
         : grpc.credentials.createInsecure();
       c = new this.NodeClient(address, creds, byIp ? { 'grpc.ssl_target_name_override': 'omfs-node' } : {});
       this.clients.set(address, c);
