@@ -131,6 +131,8 @@ export interface MfsdConfig {
   dfsa: DfsaSettings;
   /** Mount the cluster here as well (absent: serve only). */
   mount?: MountConfig;
+  /** The local admin socket (server/admin-socket.ts: mount.mfs hand-over, mfsctl nomfs/mfs); default <stateDir>/mfsd.sock. */
+  adminSocket: string;
 }
 
 /** A bad config file or flag; the message is the whole story, one line. */
@@ -144,7 +146,7 @@ export class ConfigError extends Error {
 export const USAGE = `usage: mfsd [--config PATH] [--node N] [--listen HOST:PORT] [--state-dir DIR]
             [--export PATH[:dfsa=N][:ro][:root_squash]]... [--tls-ca FILE] [--tls-cert FILE]
             [--tls-key FILE] [--insecure] [--shutdown-grace-ms MS] [--map FILE]
-            [--mount PATH [--mount-options LIST]]
+            [--mount PATH [--mount-options LIST]] [--admin-socket PATH]
 Config file (JSON, default ${DEFAULT_CONFIG_PATH}): { "node": 1, "listen": "${DEFAULT_LISTEN}",
   "stateDir": "${DEFAULT_STATE_DIR}", "exports": [{ "path": "/srv", "dfsa": 1, "readOnly": false,
   "rootSquash": false }], "tls": { "ca": "...", "cert": "...", "key": "..." }, "insecure": false,
@@ -155,7 +157,8 @@ Config file (JSON, default ${DEFAULT_CONFIG_PATH}): { "node": 1, "listen": "${DE
   "map": "${DEFAULT_MAP_PATH}" (default when it exists; SIGHUP re-reads it),
   "dfsa": { "intervalMs": ${DEFAULT_DFSA.intervalMs}, "fanout": ${DEFAULT_DFSA.fanout}, "window": ${DEFAULT_DFSA.window}, "forward": ${DEFAULT_DFSA.forward}, "speed": ${DEFAULT_DFSA.speed} },
   "mount": { "path": "/mfs", "map": "(default: the map above)", "options": "hard,timeo=10000" } (mfsd also mounts the
-  cluster there, its own node reached in process; default: no mount) }`;
+  cluster there, its own node reached in process; default: no mount),
+  "adminSocket": "(default: <stateDir>/mfsd.sock; root-only: mount.mfs and mfsctl nomfs/mfs talk to mfsd there)" }`;
 
 export interface CliResult { config: MfsdConfig | null; help: boolean; version: boolean }
 
@@ -193,6 +196,7 @@ function parseFlags(argv: string[]) {
       map: { type: 'string' },
       mount: { type: 'string' },
       'mount-options': { type: 'string' },
+      'admin-socket': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean' },
     },
@@ -223,7 +227,7 @@ function readConfigFile(explicitPath: string | undefined): Record<string, unknow
   return json as Record<string, unknown>;
 }
 
-const FILE_FIELDS = new Set(['node', 'listen', 'stateDir', 'exports', 'tls', 'insecure', 'shutdownGraceMs', 'limits', 'sessions', 'map', 'dfsa', 'mount']);
+const FILE_FIELDS = new Set(['node', 'listen', 'stateDir', 'exports', 'tls', 'insecure', 'shutdownGraceMs', 'limits', 'sessions', 'map', 'dfsa', 'mount', 'adminSocket']);
 
 function buildConfig(file: Record<string, unknown>, v: Flags): MfsdConfig {
   for (const key of Object.keys(file)) {
@@ -245,7 +249,8 @@ function buildConfig(file: Record<string, unknown>, v: Flags): MfsdConfig {
   const mapExplicit = mapRaw !== undefined;
   const map = mapExplicit ? absolutePath('map', mapRaw) : existsSync(DEFAULT_MAP_PATH) ? DEFAULT_MAP_PATH : null;
   const mount = parseMount(file['mount'], v);
-  return { node, listen, stateDir, exports, tls, insecure, shutdownGraceMs, limits, sessions, map, mapExplicit, dfsa, ...(mount ? { mount } : {}) };
+  const adminSocket = absolutePath('adminSocket', v['admin-socket'] ?? file['adminSocket'] ?? `${stateDir}/mfsd.sock`);
+  return { node, listen, stateDir, exports, tls, insecure, shutdownGraceMs, limits, sessions, map, mapExplicit, dfsa, ...(mount ? { mount } : {}), adminSocket };
 }
 
 const MOUNT_FIELDS = new Set(['path', 'map', 'options']);

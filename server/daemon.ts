@@ -10,6 +10,7 @@ import { formatListen, type MfsdConfig } from './config.js';
 import { DfsaNode } from './dfsa-node.js';
 import { createFileService, type FileService } from './file-service.js';
 import { LockTable } from './locks.js';
+import { MfsAccess } from './mfs-access.js';
 import { mkdirp } from './mkdirp.js';
 import { createNodeService } from './node-service.js';
 import { ClusterView, readClusterMap } from './load-cluster.js';
@@ -45,6 +46,8 @@ export interface RunningDaemon {
   localNode: LocalNode;
   /** What this daemon dials other nodes with: its own certificate (node<N>), or plaintext when it serves insecure. */
   clientCredentials: grpc.ChannelCredentials;
+  /** Whether other nodes may use this node's files now (mfsctl nomfs / mfs). */
+  access: MfsAccess;
 }
 
 async function checkExports(cfg: MfsdConfig): Promise<void> {
@@ -114,11 +117,14 @@ export async function startDaemon(cfg: MfsdConfig, log: (line: string) => void =
   // Peers are held to their own open-file limit; the daemon's own must cover them all (best effort:
   // without CAP_SYS_RESOURCE the hard limit stays).
   sys.raiseFdLimit();
+  // mfsctl nomfs survives a restart: the state dir says whether other nodes are refused.
+  const access = new MfsAccess(cfg.node, cfg.stateDir, !cfg.insecure);
+  if (access.refusing) log(`nomfs: other nodes are refused access to this node's files (since ${access.refusing.toISOString()}; mfsctl mfs allows them again)`);
   const peers = new Peers(cfg.limits);
   const locks = new LockTable({ maxLocksPerPeer: cfg.limits.locksPerPeer, maxWaitersPerPeer: cfg.limits.lockWaitersPerPeer });
   let files: FileService;
   try {
-    files = await createFileService({ nodeId: cfg.node, exports: cfg.exports, stateDir: cfg.stateDir, locks, peers, tls: !cfg.insecure, sessions: cfg.sessions });
+    files = await createFileService({ nodeId: cfg.node, exports: cfg.exports, stateDir: cfg.stateDir, locks, peers, tls: !cfg.insecure, sessions: cfg.sessions, gate: access });
   } catch (err) {
     throw new StartupError(`file service: ${(err as Error).message}`, 1);
   }
@@ -146,7 +152,7 @@ export async function startDaemon(cfg: MfsdConfig, log: (line: string) => void =
   const dfsa = new DfsaNode({ self: cfg.node, settings: cfg.dfsa, stateDir: cfg.stateDir, cluster, log });
   let port: number;
   try {
-    server.addService(files.definition, files.implementation);
+    server.addService(files.definition, access.guard(files.definition, files.implementation));
     server.addService(files.session.definition, files.session.implementation);
     const sessions = () => ({ live: files.session.live(), held: files.session.held() });
     const node = createNodeService({ nodeId: cfg.node, exports: cfg.exports, tls: !cfg.insecure, sessions, dfsa, cluster });
@@ -201,5 +207,5 @@ export async function startDaemon(cfg: MfsdConfig, log: (line: string) => void =
     openLink: () => files.openLocalLink(),
   };
   const dialWith = material ? clientCredentials(material) : grpc.credentials.createInsecure();
-  return { port, address, readyLine, stop, reloadMap, localNode, clientCredentials: dialWith };
+  return { port, address, readyLine, stop, reloadMap, localNode, clientCredentials: dialWith, access };
 }

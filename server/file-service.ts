@@ -57,6 +57,7 @@ import type * as locking from './ops-locks.js';
 import { Peers, type Peer } from './peers.js';
 import { makeOps } from './service-ops.js';
 import { createSessionService, type SessionService } from './session.js';
+import type { SessionGate } from './mfs-access.js';
 import { restoreSessions } from './session-restore.js';
 import { SessionStore } from './session-store.js';
 
@@ -69,6 +70,8 @@ export interface FileServiceOptions {
   tls?: boolean;
   /** Leases, callbacks, direct changes, slow exports; default DEFAULT_SESSIONS. */
   sessions?: Partial<SessionSettings>;
+  /** Who may open or resume a session (mfsctl nomfs: server/mfs-access.ts); default: everyone. */
+  gate?: SessionGate;
 }
 export interface FileService {
   definition: grpc.ServiceDefinition;
@@ -209,7 +212,7 @@ export async function createFileService(opts: FileServiceOptions): Promise<FileS
   // The sessions of the last run: their locks and open files back, each away with a fresh lease.
   const restored = await restoreSessions(await sessionStore.load(), { lfs, peers, table, locks });
   const session = createSessionService({ ops, peers, nodeId: opts.nodeId, checkNodeCertificate: opts.tls ?? false, releaseLeftovers: release,
-    callbacks, settings, store: sessionStore, locks, restored,
+    callbacks, settings, store: sessionStore, locks, restored, ...(opts.gate ? { gate: opts.gate } : {}),
   });
 
   const localLinks = new Set<LocalLink>();

@@ -64,6 +64,7 @@ import type { LockTable } from './locks.js';
 import type { Peer, Peers } from './peers.js';
 import type { Ops } from './service-ops.js';
 import type { SessionStore, StoredOpen, StoredSession } from './session-store.js';
+import type { SessionGate } from './mfs-access.js';
 import type { WireCaller } from './wire.js';
 
 export interface SessionServiceOptions {
@@ -83,6 +84,8 @@ export interface SessionServiceOptions {
   locks?: LockTable;
   /** Sessions of the last run, already reinstated (session-restore.ts): held away with a fresh lease. */
   restored?: readonly StoredSession[];
+  /** Who may open or resume a session now (mfsctl nomfs: server/mfs-access.ts); default: everyone. */
+  gate?: SessionGate;
 }
 
 export interface SessionService {
@@ -368,6 +371,9 @@ class ServerStream {
         return this.fail(new Errno('EACCES', `the session claims node ${h.node} but the client certificate names ${typeof cn === 'string' ? JSON.stringify(cn) : 'no node'}`));
       }
     }
+    // mfsctl nomfs: a new session of another node is refused (EACCES), a resume waits (EHOSTDOWN).
+    const refused = this.opts.gate?.admit(h.node, h.channel === MAIN && !h.resume, (why) => this.fail(why), this.call);
+    if (refused) return this.fail(refused);
     // The node is part of the key: under TLS only that node's certificate can name (or join) it.
     const key = `session:${h.node}:${h.session_id.toString('hex')}`;
     const sessions = this.shared.sessions;
