@@ -37,6 +37,8 @@ export interface LoadReplyMsg { self: number; reports: LoadReportMsg[]; asked_di
 export interface ClusterRequestMsg { node: number }
 export interface NodeStatusMsg { node: number; addresses: string[]; up: boolean; error: string; identity?: IdentifyReply | null }
 export interface ClusterReplyMsg { self: number; map: string; nodes: NodeStatusMsg[] }
+export interface ProcessIoCountMsg { process: string; node: number; calls: number; read_kb: number; write_kb: number }
+export interface ProcessIoReportMsg { exec: string[]; io: ProcessIoCountMsg[]; exit: string[] }
 
 export interface ProbeRequestMsg { payload: Buffer; reply_bytes: number }
 export interface ProbeReplyMsg { payload: Buffer; cpu_user_us: string | number; cpu_system_us: string | number; received_bytes: number }

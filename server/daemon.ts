@@ -13,6 +13,8 @@ import { LockTable } from './locks.js';
 import { MfsAccess } from './mfs-access.js';
 import { mkdirp } from './mkdirp.js';
 import { createNodeService } from './node-service.js';
+import { processIoHandlers } from './process-io.js';
+import { applyProcessIo, type ProcessIoBatch } from '../dfsa/process-stats.js';
 import { ClusterView, readClusterMap } from './load-cluster.js';
 import { Peers } from './peers.js';
 import * as sys from '../sys/index.js';
@@ -48,6 +50,8 @@ export interface RunningDaemon {
   clientCredentials: grpc.ChannelCredentials;
   /** Whether other nodes may use this node's files now (mfsctl nomfs / mfs). */
   access: MfsAccess;
+  /** Per-process I/O of a mount hosted by this process, into the advisor's statistics (dfsa/process-stats.ts). */
+  reportProcessIo(batch: ProcessIoBatch): void;
 }
 
 async function checkExports(cfg: MfsdConfig): Promise<void> {
@@ -156,7 +160,9 @@ export async function startDaemon(cfg: MfsdConfig, log: (line: string) => void =
     server.addService(files.session.definition, files.session.implementation);
     const sessions = () => ({ live: files.session.live(), held: files.session.held() });
     const node = createNodeService({ nodeId: cfg.node, exports: cfg.exports, tls: !cfg.insecure, sessions, dfsa, cluster });
-    server.addService(node.definition, node.implementation);
+    // ReportProcessIo (server/process-io.ts): a standalone mount's per-process I/O, from this node's own certificate.
+    const processIo = processIoHandlers({ self: cfg.node, tls: !cfg.insecure, apply: (b) => applyProcessIo(dfsa.stats, b) });
+    server.addService(node.definition, { ...node.implementation, ...processIo });
     server.addService(dfsa.advisor.definition, dfsa.advisor.implementation);
     port = await bind(server, formatListen(cfg.listen), creds);
   } catch (err) {
@@ -207,5 +213,6 @@ export async function startDaemon(cfg: MfsdConfig, log: (line: string) => void =
     openLink: () => files.openLocalLink(),
   };
   const dialWith = material ? clientCredentials(material) : grpc.credentials.createInsecure();
-  return { port, address, readyLine, stop, reloadMap, localNode, clientCredentials: dialWith, access };
+  const reportProcessIo = (batch: ProcessIoBatch): void => applyProcessIo(dfsa.stats, batch);
+  return { port, address, readyLine, stop, reloadMap, localNode, clientCredentials: dialWith, access, reportProcessIo };
 }
