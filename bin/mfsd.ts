@@ -18,7 +18,8 @@ import { MfsFs } from '../fuse/mfs/mfs-fs.js';
 import { MountArgsError, parseMountArgs, type MountArgs } from '../fuse/mfs/mount-options.js';
 import { NodeConn } from '../fuse/mfs/node-conn.js';
 import { ProcessTable } from '../fuse/mfs/special/index.js';
-import { ConfigError, USAGE, loadConfig, type MfsdConfig } from '../server/config.js';
+import { ConfigError, USAGE, loadConfig, type MfsdConfig, type MountConfig } from '../server/config.js';
+import { MfsdAdmin } from './mfsd-admin.js';
 import { StartupError, startDaemon, type RunningDaemon } from '../server/daemon.js';
 import { omfsVersion } from '../server/node-service.js';
 import { tryOpenProcEvents } from '../sys/proc-events.js';
@@ -72,6 +73,8 @@ interface HostedMount {
   line: string;
   /** SIGHUP: re-read the map; resolves with the line to log. */
   reloadMap(): Promise<string>;
+  /** Resolves once the FUSE connection ended (umount, or stop()) and the mount's links are released. */
+  ended: Promise<void>;
   /** Unmount (lazily if busy), wait up to `graceMs` for the kernel to let go, drop every link. */
   stop(graceMs: number): Promise<void>;
 }
@@ -174,6 +177,7 @@ async function hostMount(cfg: MfsdConfig, args: MountArgs, daemon: RunningDaemon
     if (reason !== 'ENODEV' && reason !== 'ECONNABORTED') process.stderr.write(`mfsd: mount ${real}: session ended: ${reason}\n`);
   });
   return {
+    ended,
     line: `mfsd: mounted nodes ${[...conns.keys()].join(',')} on ${real} as node ${cfg.node} (node ${cfg.node} ${args.dfsa ? 'in process' : 'through a session: dfsa=0'})`,
     async reloadMap() {
       let next: ClusterMap;
@@ -233,15 +237,35 @@ async function main(): Promise<number> {
   }
   let daemon: Awaited<ReturnType<typeof startDaemon>>;
   let mount: HostedMount | null = null;
+  let admin: MfsdAdmin;
   try {
     daemon = await startDaemon(cfg);
-    if (args) {
+    const running = daemon;
+    // mount.mfs hands `mount -t mfs` to this daemon (admin socket): the same checks and code as the config's mount.
+    const mountNow = async (m: MountConfig): Promise<HostedMount> => {
+      const c: MfsdConfig = { ...cfg, mount: m };
+      let a: MountArgs;
       try {
-        mount = await hostMount(cfg, args, daemon);
+        a = mountArgs(c)!;
       } catch (err) {
-        await daemon.stop(0);
+        if (err instanceof ConfigError) throw new StartupError(err.message.replace(/^mount\.options: /, ''), 2);
         throw err;
       }
+      return hostMount(c, a, running);
+    };
+    admin = new MfsdAdmin(cfg, daemon, mountNow, (line) => process.stderr.write(`mfsd: ${line}\n`));
+    try {
+      if (args) {
+        mount = await hostMount(cfg, args, daemon);
+        admin.adopt(cfg.mount!.path, mount);
+      }
+      await admin.listen().catch((err: unknown) => {
+        throw new StartupError(err instanceof Error ? err.message : String(err), 1);
+      });
+    } catch (err) {
+      await mount?.stop(0);
+      await daemon.stop(0);
+      throw err;
     }
   } catch (err) {
     if (err instanceof StartupError) {
@@ -261,7 +285,7 @@ async function main(): Promise<number> {
       if (signals === 1) {
         process.stderr.write(`mfsd: ${sig}: draining in-flight calls (up to ${cfg.shutdownGraceMs} ms)\n`);
         // The mount first: its calls to this node end before the file service closes.
-        (mount ? mount.stop(cfg.shutdownGraceMs) : Promise.resolve()).then(() => daemon.stop()).then(() => {
+        admin.stop(cfg.shutdownGraceMs).then(() => daemon.stop()).then(() => {
           process.stderr.write('mfsd: stopped\n');
           resolve(0);
         }, (err: unknown) => {
@@ -279,7 +303,7 @@ async function main(): Promise<number> {
     // DFSA tables are re-read on use when mfsctl set* changes them.
     process.on('SIGHUP', () => {
       void daemon.reloadMap().then((line) => process.stderr.write(`mfsd: SIGHUP: ${line}\n`));
-      void mount?.reloadMap().then((line) => process.stderr.write(`mfsd: SIGHUP: ${line}\n`));
+      void admin.reloadMaps().then((lines) => lines.forEach((line) => process.stderr.write(`mfsd: SIGHUP: ${line}\n`)));
     });
     // Ready only once the handlers are in place: whoever waits for this line may signal at once
     // (a SIGHUP before its handler would kill the daemon).

@@ -4,8 +4,10 @@
 // default, inside the 0700 state directory; nothing on it is reachable from the network.
 // Framing: each message is a 4-byte big-endian length, then that many bytes of JSON (one request,
 // one reply per connection; a client may send several in turn).
-import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
+import { chmodSync, lstatSync, readFileSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { ConfigError, DEFAULT_CONFIG_PATH, DEFAULT_STATE_DIR, loadConfig } from './config.js';
 
 export const ADMIN_SOCKET_NAME = 'mfsd.sock';
 /** Larger messages are refused: requests and replies are a few lines of JSON. */
@@ -17,7 +19,8 @@ export type AdminRequest =
   | { op: 'mfs' }
   | { op: 'status' };
 
-export type AdminReply = { ok: true; [k: string]: unknown } | { ok: false; error: string };
+/** `fallback`: this mfsd cannot take the request (another node asked), a standalone mount may. */
+export type AdminReply = { ok: true; [k: string]: unknown } | { ok: false; error: string; fallback?: boolean };
 
 export type AdminHandler = (req: AdminRequest) => Promise<AdminReply>;
 
@@ -179,4 +182,35 @@ export async function answering(path: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/**
+ * Where the node's mfsd listens for its admin: $OMFS_MFSD_SOCKET, else what its config says
+ * (`configPath`, default /etc/omfs/mfsd.json: adminSocket, else <stateDir>/mfsd.sock), else
+ * /var/lib/omfs/mfsd.sock. `configured` says whether anything named it (an env, a config file):
+ * then a daemon is expected there.
+ */
+export function localAdminSocket(configPath?: string): { path: string; configured: boolean } {
+  const env = process.env['OMFS_MFSD_SOCKET'];
+  if (env) return { path: env, configured: true };
+  const file = configPath ?? DEFAULT_CONFIG_PATH;
+  let raw: Record<string, unknown> | null = null;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  } catch {
+    if (configPath !== undefined) throw new Error(`mfsd config ${configPath}: cannot read it as JSON`);
+  }
+  if (raw) {
+    try {
+      const cfg = loadConfig(['--config', file]).config;
+      if (cfg) return { path: cfg.adminSocket, configured: true };
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+    }
+    // A config this version cannot fully read still says where the daemon keeps its state.
+    if (typeof raw['adminSocket'] === 'string') return { path: raw['adminSocket'], configured: true };
+    if (typeof raw['stateDir'] === 'string') return { path: join(raw['stateDir'], ADMIN_SOCKET_NAME), configured: true };
+    return { path: join(DEFAULT_STATE_DIR, ADMIN_SOCKET_NAME), configured: true };
+  }
+  return { path: join(DEFAULT_STATE_DIR, ADMIN_SOCKET_NAME), configured: false };
 }
