@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, normalize } from 'node:path';
 import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
+import { parseGroup } from '../cluster/discovery.js';
 import { DEFAULT_DISSEMINATION } from '../dfsa/dissemination.js';
 import type { ExportSpec } from './export-spec.js';
 import { DEFAULT_PEER_LIMITS, type PeerLimits } from './peers.js';
@@ -111,6 +112,21 @@ export interface MountConfig {
   options: string;
 }
 
+/** Discovery on the LAN by UDP multicast (cluster/discovery.ts), as openMosix's omdiscd; off unless configured. */
+export interface DiscoveryConfig {
+  group: string;
+  port: number;
+  intervalMs: number;
+  /** Intervals without an announcement after which a node has left. */
+  missed: number;
+  /** Local IPv4 address of the interface to use (default: the kernel's choice by route). */
+  interface?: string;
+  /** The address others dial this node at (default: the source address of its announcements). */
+  address?: string;
+}
+export const DEFAULT_DISCOVERY_INTERVAL_MS = 2_000;
+export const DEFAULT_DISCOVERY_MISSED = 3;
+
 export interface TlsPaths { ca: string; cert: string; key: string }
 export interface ListenAddress { host: string; port: number }
 export interface MfsdConfig {
@@ -131,6 +147,8 @@ export interface MfsdConfig {
   dfsa: DfsaSettings;
   /** Mount the cluster here as well (absent: serve only). */
   mount?: MountConfig;
+  /** Announce this node and learn others on the LAN (absent: the map alone). */
+  discovery?: DiscoveryConfig;
   /** The local admin socket (server/admin-socket.ts: mount.mfs hand-over, mfsctl nomfs/mfs); default <stateDir>/mfsd.sock. */
   adminSocket: string;
 }
@@ -158,6 +176,8 @@ Config file (JSON, default ${DEFAULT_CONFIG_PATH}): { "node": 1, "listen": "${DE
   "dfsa": { "intervalMs": ${DEFAULT_DFSA.intervalMs}, "fanout": ${DEFAULT_DFSA.fanout}, "window": ${DEFAULT_DFSA.window}, "forward": ${DEFAULT_DFSA.forward}, "speed": ${DEFAULT_DFSA.speed} },
   "mount": { "path": "/mfs", "map": "(default: the map above)", "options": "hard,timeo=10000" } (mfsd also mounts the
   cluster there, its own node reached in process; default: no mount),
+  "discovery": { "group": "239.77.0.1:7118", "intervalMs": ${DEFAULT_DISCOVERY_INTERVAL_MS}, "missed": ${DEFAULT_DISCOVERY_MISSED}, "interface": "IPv4", "address": "IPv4" }
+  (announce this node on the LAN and add the nodes heard to the map's; default: off),
   "adminSocket": "(default: <stateDir>/mfsd.sock; root-only: mount.mfs and mfsctl nomfs/mfs talk to mfsd there)" }`;
 
 export interface CliResult { config: MfsdConfig | null; help: boolean; version: boolean }
@@ -227,7 +247,7 @@ function readConfigFile(explicitPath: string | undefined): Record<string, unknow
   return json as Record<string, unknown>;
 }
 
-const FILE_FIELDS = new Set(['node', 'listen', 'stateDir', 'exports', 'tls', 'insecure', 'shutdownGraceMs', 'limits', 'sessions', 'map', 'dfsa', 'mount', 'adminSocket']);
+const FILE_FIELDS = new Set(['node', 'listen', 'stateDir', 'exports', 'tls', 'insecure', 'shutdownGraceMs', 'limits', 'sessions', 'map', 'dfsa', 'mount', 'adminSocket', 'discovery']);
 
 function buildConfig(file: Record<string, unknown>, v: Flags): MfsdConfig {
   for (const key of Object.keys(file)) {
@@ -250,7 +270,37 @@ function buildConfig(file: Record<string, unknown>, v: Flags): MfsdConfig {
   const map = mapExplicit ? absolutePath('map', mapRaw) : existsSync(DEFAULT_MAP_PATH) ? DEFAULT_MAP_PATH : null;
   const mount = parseMount(file['mount'], v);
   const adminSocket = absolutePath('adminSocket', v['admin-socket'] ?? file['adminSocket'] ?? `${stateDir}/mfsd.sock`);
-  return { node, listen, stateDir, exports, tls, insecure, shutdownGraceMs, limits, sessions, map, mapExplicit, dfsa, ...(mount ? { mount } : {}), adminSocket };
+  const discovery = parseDiscovery(file['discovery']);
+  return { node, listen, stateDir, exports, tls, insecure, shutdownGraceMs, limits, sessions, map, mapExplicit, dfsa, ...(mount ? { mount } : {}), adminSocket, ...(discovery ? { discovery } : {}) };
+}
+
+const DISCOVERY_FIELDS = ['group', 'intervalMs', 'missed', 'interface', 'address'];
+
+/** `"discovery": { group, intervalMs?, missed?, interface?, address? }`; absent: off. */
+function parseDiscovery(raw: unknown): DiscoveryConfig | null {
+  if (raw === undefined) return null;
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ConfigError(`discovery: must be an object with any of ${DISCOVERY_FIELDS.join(', ')}`);
+  const o = raw as Record<string, unknown>;
+  for (const key of Object.keys(o)) {
+    if (!DISCOVERY_FIELDS.includes(key)) throw new ConfigError(`discovery: unknown field "${key}" (known: ${DISCOVERY_FIELDS.join(', ')})`);
+  }
+  const g = typeof o['group'] === 'string' ? parseGroup(o['group']) : undefined;
+  if (!g) throw new ConfigError(`discovery.group: must be "MULTICAST-IPv4:PORT" (224.0.0.0 to 239.255.255.255), got ${JSON.stringify(o['group'])}`);
+  const ipv4 = (field: string): string | undefined => {
+    const v = o[field];
+    if (v === undefined) return undefined;
+    if (typeof v !== 'string' || isIP(v) !== 4) throw new ConfigError(`discovery.${field}: must be an IPv4 address, got ${JSON.stringify(v)}`);
+    return v;
+  };
+  const iface = ipv4('interface');
+  const address = ipv4('address');
+  return {
+    ...g,
+    intervalMs: integer('discovery.intervalMs', o['intervalMs'] ?? DEFAULT_DISCOVERY_INTERVAL_MS, 100, 3_600_000),
+    missed: integer('discovery.missed', o['missed'] ?? DEFAULT_DISCOVERY_MISSED, 2, 1000),
+    ...(iface ? { interface: iface } : {}),
+    ...(address ? { address } : {}),
+  };
 }
 
 const MOUNT_FIELDS = new Set(['path', 'map', 'options']);
