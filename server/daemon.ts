@@ -16,6 +16,8 @@ import { createNodeService } from './node-service.js';
 import { processIoHandlers } from './process-io.js';
 import { applyProcessIo, type ProcessIoBatch } from '../dfsa/process-stats.js';
 import { ClusterView, readClusterMap } from './load-cluster.js';
+import type { Discovery } from '../cluster/discovery.js';
+import { startDiscovery } from './discovery-node.js';
 import { Peers } from './peers.js';
 import * as sys from '../sys/index.js';
 import type { LocalNode } from '../proto/node-link.js';
@@ -52,6 +54,8 @@ export interface RunningDaemon {
   access: MfsAccess;
   /** Per-process I/O of a mount hosted by this process, into the advisor's statistics (dfsa/process-stats.ts). */
   reportProcessIo(batch: ProcessIoBatch): void;
+  /** Discovery on the LAN (config "discovery"), null when off: its 'change' events say the cluster changed. */
+  discovery: Discovery | null;
 }
 
 async function checkExports(cfg: MfsdConfig): Promise<void> {
@@ -172,6 +176,17 @@ export async function startDaemon(cfg: MfsdConfig, log: (line: string) => void =
     throw err;
   }
   const address = formatListen({ host: cfg.listen.host, port });
+  let discovery: Discovery | null = null;
+  if (cfg.discovery) {
+    try {
+      discovery = await startDiscovery(cfg, port, cluster, log);
+    } catch (err) {
+      server.forceShutdown();
+      cluster.close();
+      await files.close().catch(() => undefined);
+      throw new StartupError(`discovery: ${(err as Error).message}`, 1);
+    }
+  }
   log(mapLine(cfg, cluster.nodes()));
   dfsa.start();
   const readyLine = `mfsd: node ${cfg.node} listening on ${address} (${cfg.insecure ? 'insecure' : 'tls'}), exports: ${describeExports(cfg)}`;
@@ -181,6 +196,8 @@ export async function startDaemon(cfg: MfsdConfig, log: (line: string) => void =
     // A second stop with no grace (second SIGTERM) cancels what the first is still draining.
     if (stopping && graceMs === 0) server.forceShutdown();
     stopping ??= (async () => {
+      // A goodbye first: the other nodes drop this one at once rather than after missed announcements.
+      discovery?.close();
       dfsa.stop();
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
@@ -214,5 +231,5 @@ export async function startDaemon(cfg: MfsdConfig, log: (line: string) => void =
   };
   const dialWith = material ? clientCredentials(material) : grpc.credentials.createInsecure();
   const reportProcessIo = (batch: ProcessIoBatch): void => applyProcessIo(dfsa.stats, batch);
-  return { port, address, readyLine, stop, reloadMap, localNode, clientCredentials: dialWith, access, reportProcessIo };
+  return { port, address, readyLine, stop, reloadMap, localNode, clientCredentials: dialWith, access, reportProcessIo, discovery };
 }
