@@ -58,7 +58,9 @@ const OPTIONS_OF: Record<Exclude<Command, TuneCommand>, string[]> = {
 const FOOTER = `DIR defaults to ${DEFAULT_TLS_DIR}. "ca issue" writes node.key, node.crt (and ca.crt) to --out (default DIR).
 --state-dir defaults to ${DEFAULT_STATE_DIR}; values are microseconds (decay: seconds and per mille); set* is for root.
 getload, whois and status ask the local mfsd: its address and certificate come from its config
-(--config, default ${DEFAULT_CONFIG_PATH}), --listen and --dir override them.`;
+(--config, default ${DEFAULT_CONFIG_PATH}), --listen and --dir override them.
+Also: mfsctl calibrate [NODE...] (measure and write mfscosts), mfsctl mon [--once] (live monitor);
+each says its options with --help.`;
 const usageOf = (cmds: Command[]): string => cmds.map((c, i) => `${i === 0 ? 'usage: ' : '       '}${SYNOPSIS[c]}`).join('\n');
 const ALL: Command[] = ['ca init', 'ca issue', 'identify', 'getload', 'whois', 'status', 'getcosts', 'setcosts', 'gettune', 'settune', 'getdecay', 'setdecay'];
 const USAGE = `${usageOf(ALL)}\n${FOOTER}`;
@@ -286,6 +288,9 @@ async function main(argv: string[]): Promise<number> {
   // The command word: the first word that is neither an option nor an option's value.
   const first = argv.find((w, i) => !w.startsWith('-') && !(i > 0 && /^--(state-dir|dir|out|host|config|listen)$/.test(argv[i - 1]!)));
   if (isTune(first)) return tune(first, argv);
+  // Their own modules, with their own options and usage (bin/mfsctl-calibrate.ts, bin/mfsctl-mon.ts).
+  if (first === 'calibrate') return (await import('./mfsctl-calibrate.js')).calibrateCommand(argv);
+  if (first === 'mon') return (await import('./mfsctl-mon.js')).monCommand(argv);
   let parsed: ReturnType<typeof flags>;
   try {
     parsed = flags(argv);
