@@ -14,7 +14,33 @@ import { MfsFs } from '../fuse/mfs/mfs-fs.js';
 import { MountArgsError, parseMountArgs, USAGE, type MountArgs } from '../fuse/mfs/mount-options.js';
 import { NodeConn } from '../fuse/mfs/node-conn.js';
 import { ProcessTable } from '../fuse/mfs/special/index.js';
+import { IoAccounting } from '../fuse/mfs/io-accounting.js';
+import { nodeReportSink } from '../fuse/mfs/io-report.js';
+import { adminTables } from '../dfsa/admin-tables.js';
+import type { NodeLink } from '../proto/node-link.js';
 import { tryOpenProcEvents } from '../sys/proc-events.js';
+
+/**
+ * `--state-dir DIR` (the node's mfsd state directory): serve /mfs/.admin from its DFSA tables.
+ * Taken out of argv here, before mount-options.ts sees the rest; without it there is no .admin
+ * (a standalone mount does not know where its node keeps them).
+ */
+function takeStateDir(argv: string[]): { rest: string[]; stateDir: string | undefined } {
+  const rest: string[] = [];
+  let stateDir: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--state-dir') {
+      stateDir = argv[++i];
+      if (!stateDir) fail(2, `--state-dir needs a directory\n${USAGE} [--state-dir DIR]`);
+    } else if (a.startsWith('--state-dir=')) {
+      stateDir = a.slice('--state-dir='.length);
+    } else {
+      rest.push(a);
+    }
+  }
+  return { rest, stateDir };
+}
 
 /** How often the mount checks that it is still attached (mountinfo), for umount -l. */
 const DETACH_POLL_MS = 1000;
@@ -36,7 +62,7 @@ function readInputs(args: MountArgs): { map: ClusterMap; ca: Buffer; cert: Buffe
 async function main(): Promise<void> {
   let args: MountArgs;
   try {
-    args = parseMountArgs(process.argv.slice(2));
+    args = parseMountArgs(takeStateDir(process.argv.slice(2)).rest);
   } catch (err) {
     if (err instanceof MountArgsError) fail(2, `${err.message}\n${USAGE}`);
     throw err;
@@ -63,6 +89,8 @@ async function main(): Promise<void> {
       const old = previous.get(n.id);
       next.set(n.id, old?.address === address ? old : new NodeConn(n.id, address, {
         myNode: args.node, creds, soft: args.soft, timeoMs: args.timeoMs, idleMs: args.idleMs,
+        // DFSA: every operation counted for its process; links open only once mounted, after `accounting` is made.
+        wrapLink: (link: NodeLink, node: number) => accounting.wrap(link, node),
       }));
     }
     return next;
@@ -75,11 +103,22 @@ async function main(): Promise<void> {
   const procEvents = tryOpenProcEvents();
   if (!procEvents.events) process.stderr.write(`mfs-mount: no proc events (${procEvents.reason}): special directories without fork/exec/exit tracking\n`);
   const processes = new ProcessTable({ thisNode: args.node, ...(procEvents.events ? { events: procEvents.events } : {}) });
+  // Per-process I/O statistics to this node's own mfsd (NodeService ReportProcessIo, node<N>'s
+  // certificate), a batch a second at most. A map without this node: counted, reported nowhere.
+  const ownNode = map.nodes.get(args.node);
+  const reporter = ownNode ? nodeReportSink(dialTarget(ownNode.addresses), creds) : undefined;
+  const accounting = new IoAccounting({
+    sink: reporter ?? { report: () => undefined },
+    ...(procEvents.events ? { events: procEvents.events } : {}),
+    log: (line) => process.stderr.write(`mfs-mount: ${line}\n`),
+  });
   const fs = new MfsFs(map, conns, {
     mountPoint: real, readOnly: args.readOnly, cacheSeconds: args.cacheSeconds, lockClientId: `mfs-mount:node${args.node}:${process.pid}`,
     thisNode: args.node, processes,
     ...(args.debug ? { log: (line: string) => process.stderr.write(line + '\n') } : {}),
   });
+  const { stateDir } = takeStateDir(process.argv.slice(2));
+  if (stateDir) fs.special.setAdmin(adminTables(stateDir), (line) => process.stderr.write(`mfs-mount: ${line}\n`));
 
   let fd: number;
   try {
@@ -151,6 +190,8 @@ async function main(): Promise<void> {
   clearInterval(watchDetach);
   for (const c of conns.values()) c.retire();
   processes.close();
+  await accounting.close();
+  reporter?.close();
   procEvents.events?.close();
   await session.device.close();
   if (reason !== 'ENODEV' && reason !== 'ECONNABORTED') process.stderr.write(`mfs-mount: session ended: ${reason}\n`);

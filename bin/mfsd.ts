@@ -11,6 +11,7 @@ import { relative, isAbsolute } from 'node:path';
 import { format } from 'node:util';
 import { dialTarget } from '../cluster/addresses.js';
 import { parseMap, type ClusterMap } from '../cluster/map-file.js';
+import { mergeMembership } from '../cluster/membership.js';
 import {
   cleanStaleMount, InitFlag, MAX_READAHEAD, mountAt, mountFuse, openFuseDevice, ROOT_ID, Session, setMountReadahead, unmountFuse,
 } from '../fuse/kernel/index.js';
@@ -18,6 +19,9 @@ import { MfsFs } from '../fuse/mfs/mfs-fs.js';
 import { MountArgsError, parseMountArgs, type MountArgs } from '../fuse/mfs/mount-options.js';
 import { NodeConn } from '../fuse/mfs/node-conn.js';
 import { ProcessTable } from '../fuse/mfs/special/index.js';
+import { IoAccounting } from '../fuse/mfs/io-accounting.js';
+import { adminTables } from '../dfsa/admin-tables.js';
+import type { NodeLink } from '../proto/node-link.js';
 import { ConfigError, USAGE, loadConfig, type MfsdConfig, type MountConfig } from '../server/config.js';
 import { MfsdAdmin } from './mfsd-admin.js';
 import { StartupError, startDaemon, type RunningDaemon } from '../server/daemon.js';
@@ -86,9 +90,11 @@ interface HostedMount {
 async function hostMount(cfg: MfsdConfig, args: MountArgs, daemon: RunningDaemon): Promise<HostedMount> {
   const mapPath = cfg.mount!.map ?? cfg.map;
   const readMap = (): ClusterMap => {
+    // The nodes discovery heard (config "discovery") join the map's; the map decides for its own.
+    const discovered = daemon.discovery?.nodes() ?? [];
     // No map: this node alone, at its own address (never dialed: it is reached in process).
-    if (mapPath === null) return { nodes: new Map([[cfg.node, { id: cfg.node, addresses: [{ host: '127.0.0.1', port: daemon.port }] }]]) };
-    return parseMap(readFileSync(mapPath, 'utf8'), mapPath);
+    if (mapPath === null) return mergeMembership({ nodes: new Map([[cfg.node, { id: cfg.node, addresses: [{ host: '127.0.0.1', port: daemon.port }] }]]) }, discovered);
+    return mergeMembership(parseMap(readFileSync(mapPath, 'utf8'), mapPath), discovered);
   };
   let map: ClusterMap;
   try {
@@ -111,6 +117,8 @@ async function hostMount(cfg: MfsdConfig, args: MountArgs, daemon: RunningDaemon
 
   const connOptions = {
     myNode: cfg.node, creds: daemon.clientCredentials, soft: args.soft, timeoMs: args.timeoMs, idleMs: args.idleMs,
+    // DFSA: every operation counted for its process (io-accounting.ts); links open only once mounted, after `accounting` is made.
+    wrapLink: (link: NodeLink, node: number) => accounting.wrap(link, node),
   };
   // One connection per node of the map; `previous` keeps those whose address did not change.
   const connect = (m: ClusterMap, previous: ReadonlyMap<number, NodeConn>): Map<number, NodeConn> => {
@@ -129,16 +137,23 @@ async function hostMount(cfg: MfsdConfig, args: MountArgs, daemon: RunningDaemon
   const procEvents = tryOpenProcEvents();
   if (!procEvents.events) process.stderr.write(`mfsd: mount: no proc events (${procEvents.reason}): special directories without fork/exec/exit tracking\n`);
   const processes = new ProcessTable({ thisNode: cfg.node, ...(procEvents.events ? { events: procEvents.events } : {}) });
+  // Per-process I/O into this daemon's advisor statistics, in process (no RPC), every 500 ms.
+  const accounting = new IoAccounting({
+    sink: { report: (b) => daemon.reportProcessIo(b) }, flushMs: 500, ...(procEvents.events ? { events: procEvents.events } : {}),
+  });
   const fs = new MfsFs(map, conns, {
     mountPoint: real, readOnly: args.readOnly, cacheSeconds: args.cacheSeconds, lockClientId: `mfsd:node${cfg.node}:${process.pid}`,
     thisNode: cfg.node, processes,
   });
+  // /mfs/.admin: this node's DFSA tables (the state dir mfsctl set* writes too).
+  fs.special.setAdmin(adminTables(cfg.stateDir), (line) => process.stderr.write(`mfsd: mount: ${line}\n`));
   let released = false;
   const release = (): void => {
     if (released) return;
     released = true;
     for (const c of conns.values()) c.retire();
     processes.close();
+    void accounting.close();
     procEvents.events?.close();
   };
   let fd: number;
@@ -304,6 +319,10 @@ async function main(): Promise<number> {
     process.on('SIGHUP', () => {
       void daemon.reloadMap().then((line) => process.stderr.write(`mfsd: SIGHUP: ${line}\n`));
       void admin.reloadMaps().then((lines) => lines.forEach((line) => process.stderr.write(`mfsd: SIGHUP: ${line}\n`)));
+    });
+    // Discovery: a node heard joining or going silent changes the mounts' membership as a SIGHUP would.
+    daemon.discovery?.on('change', () => {
+      void admin.reloadMaps().then((lines) => lines.forEach((line) => process.stderr.write(`mfsd: discovery: ${line}\n`)));
     });
     // Ready only once the handlers are in place: whoever waits for this line may signal at once
     // (a SIGHUP before its handler would kill the daemon).
