@@ -19,6 +19,9 @@ import { MfsFs } from '../fuse/mfs/mfs-fs.js';
 import { MountArgsError, parseMountArgs, type MountArgs } from '../fuse/mfs/mount-options.js';
 import { NodeConn } from '../fuse/mfs/node-conn.js';
 import { ProcessTable } from '../fuse/mfs/special/index.js';
+import { IoAccounting } from '../fuse/mfs/io-accounting.js';
+import { adminTables } from '../dfsa/admin-tables.js';
+import type { NodeLink } from '../proto/node-link.js';
 import { ConfigError, USAGE, loadConfig, type MfsdConfig, type MountConfig } from '../server/config.js';
 import { MfsdAdmin } from './mfsd-admin.js';
 import { StartupError, startDaemon, type RunningDaemon } from '../server/daemon.js';
@@ -114,6 +117,8 @@ async function hostMount(cfg: MfsdConfig, args: MountArgs, daemon: RunningDaemon
 
   const connOptions = {
     myNode: cfg.node, creds: daemon.clientCredentials, soft: args.soft, timeoMs: args.timeoMs, idleMs: args.idleMs,
+    // DFSA: every operation counted for its process (io-accounting.ts); links open only once mounted, after `accounting` is made.
+    wrapLink: (link: NodeLink, node: number) => accounting.wrap(link, node),
   };
   // One connection per node of the map; `previous` keeps those whose address did not change.
   const connect = (m: ClusterMap, previous: ReadonlyMap<number, NodeConn>): Map<number, NodeConn> => {
@@ -132,16 +137,23 @@ async function hostMount(cfg: MfsdConfig, args: MountArgs, daemon: RunningDaemon
   const procEvents = tryOpenProcEvents();
   if (!procEvents.events) process.stderr.write(`mfsd: mount: no proc events (${procEvents.reason}): special directories without fork/exec/exit tracking\n`);
   const processes = new ProcessTable({ thisNode: cfg.node, ...(procEvents.events ? { events: procEvents.events } : {}) });
+  // Per-process I/O into this daemon's advisor statistics, in process (no RPC), every 500 ms.
+  const accounting = new IoAccounting({
+    sink: { report: (b) => daemon.reportProcessIo(b) }, flushMs: 500, ...(procEvents.events ? { events: procEvents.events } : {}),
+  });
   const fs = new MfsFs(map, conns, {
     mountPoint: real, readOnly: args.readOnly, cacheSeconds: args.cacheSeconds, lockClientId: `mfsd:node${cfg.node}:${process.pid}`,
     thisNode: cfg.node, processes,
   });
+  // /mfs/.admin: this node's DFSA tables (the state dir mfsctl set* writes too).
+  fs.special.setAdmin(adminTables(cfg.stateDir), (line) => process.stderr.write(`mfsd: mount: ${line}\n`));
   let released = false;
   const release = (): void => {
     if (released) return;
     released = true;
     for (const c of conns.values()) c.retire();
     processes.close();
+    void accounting.close();
     procEvents.events?.close();
   };
   let fd: number;
