@@ -8,6 +8,7 @@ import { parseGroup } from '../cluster/discovery.js';
 import { DEFAULT_DISSEMINATION } from '../dfsa/dissemination.js';
 import type { ExportSpec } from './export-spec.js';
 import { DEFAULT_PEER_LIMITS, type PeerLimits } from './peers.js';
+import { parseRunSettings, type RunSettings } from './run-config.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/omfs/mfsd.json';
 export const DEFAULT_LISTEN = '0.0.0.0:7117';
@@ -151,6 +152,8 @@ export interface MfsdConfig {
   discovery?: DiscoveryConfig;
   /** The local admin socket (server/admin-socket.ts: mount.mfs hand-over, mfsctl nomfs/mfs); default <stateDir>/mfsd.sock. */
   adminSocket: string;
+  /** mfsrun (server/run-config.ts): its unix socket, this node's /mfs for path translation. */
+  run?: RunSettings;
 }
 
 /** A bad config file or flag; the message is the whole story, one line. */
@@ -247,7 +250,7 @@ function readConfigFile(explicitPath: string | undefined): Record<string, unknow
   return json as Record<string, unknown>;
 }
 
-const FILE_FIELDS = new Set(['node', 'listen', 'stateDir', 'exports', 'tls', 'insecure', 'shutdownGraceMs', 'limits', 'sessions', 'map', 'dfsa', 'mount', 'adminSocket', 'discovery']);
+const FILE_FIELDS = new Set(['node', 'listen', 'stateDir', 'exports', 'tls', 'insecure', 'shutdownGraceMs', 'limits', 'sessions', 'map', 'dfsa', 'mount', 'adminSocket', 'discovery', 'run']);
 
 function buildConfig(file: Record<string, unknown>, v: Flags): MfsdConfig {
   for (const key of Object.keys(file)) {
@@ -271,7 +274,13 @@ function buildConfig(file: Record<string, unknown>, v: Flags): MfsdConfig {
   const mount = parseMount(file['mount'], v);
   const adminSocket = absolutePath('adminSocket', v['admin-socket'] ?? file['adminSocket'] ?? `${stateDir}/mfsd.sock`);
   const discovery = parseDiscovery(file['discovery']);
-  return { node, listen, stateDir, exports, tls, insecure, shutdownGraceMs, limits, sessions, map, mapExplicit, dfsa, ...(mount ? { mount } : {}), adminSocket, ...(discovery ? { discovery } : {}) };
+  let run: RunSettings;
+  try {
+    run = parseRunSettings(file['run'], node);
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
+  return { node, listen, stateDir, exports, tls, insecure, shutdownGraceMs, limits, sessions, map, mapExplicit, dfsa, ...(mount ? { mount } : {}), adminSocket, ...(discovery ? { discovery } : {}), run };
 }
 
 const DISCOVERY_FIELDS = ['group', 'intervalMs', 'missed', 'interface', 'address'];
