@@ -154,7 +154,12 @@ export interface MfsdConfig {
   adminSocket: string;
   /** mfsrun (server/run-config.ts): its unix socket, this node's /mfs for path translation. */
   run?: RunSettings;
+  /** Prometheus text metrics at http://LISTEN/metrics (server/metrics.ts); absent: off. */
+  metrics?: MetricsConfig;
 }
+
+/** `"metrics": { "listen": "127.0.0.1:9117" }` or `--metrics-listen HOST:PORT`. */
+export interface MetricsConfig { listen: ListenAddress }
 
 /** A bad config file or flag; the message is the whole story, one line. */
 export class ConfigError extends Error {
@@ -167,7 +172,7 @@ export class ConfigError extends Error {
 export const USAGE = `usage: mfsd [--config PATH] [--node N] [--listen HOST:PORT] [--state-dir DIR]
             [--export PATH[:dfsa=N][:ro][:root_squash]]... [--tls-ca FILE] [--tls-cert FILE]
             [--tls-key FILE] [--insecure] [--shutdown-grace-ms MS] [--map FILE]
-            [--mount PATH [--mount-options LIST]] [--admin-socket PATH]
+            [--mount PATH [--mount-options LIST]] [--admin-socket PATH] [--metrics-listen HOST:PORT]
 Config file (JSON, default ${DEFAULT_CONFIG_PATH}): { "node": 1, "listen": "${DEFAULT_LISTEN}",
   "stateDir": "${DEFAULT_STATE_DIR}", "exports": [{ "path": "/srv", "dfsa": 1, "readOnly": false,
   "rootSquash": false }], "tls": { "ca": "...", "cert": "...", "key": "..." }, "insecure": false,
@@ -181,7 +186,8 @@ Config file (JSON, default ${DEFAULT_CONFIG_PATH}): { "node": 1, "listen": "${DE
   cluster there, its own node reached in process; default: no mount),
   "discovery": { "group": "239.77.0.1:7118", "intervalMs": ${DEFAULT_DISCOVERY_INTERVAL_MS}, "missed": ${DEFAULT_DISCOVERY_MISSED}, "interface": "IPv4", "address": "IPv4" }
   (announce this node on the LAN and add the nodes heard to the map's; default: off),
-  "adminSocket": "(default: <stateDir>/mfsd.sock; root-only: mount.mfs and mfsctl nomfs/mfs talk to mfsd there)" }`;
+  "adminSocket": "(default: <stateDir>/mfsd.sock; root-only: mount.mfs and mfsctl nomfs/mfs talk to mfsd there)",
+  "metrics": { "listen": "127.0.0.1:9117" } (Prometheus text metrics at /metrics there; default: off) }`;
 
 export interface CliResult { config: MfsdConfig | null; help: boolean; version: boolean }
 
@@ -220,6 +226,7 @@ function parseFlags(argv: string[]) {
       mount: { type: 'string' },
       'mount-options': { type: 'string' },
       'admin-socket': { type: 'string' },
+      'metrics-listen': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean' },
     },
@@ -250,7 +257,7 @@ function readConfigFile(explicitPath: string | undefined): Record<string, unknow
   return json as Record<string, unknown>;
 }
 
-const FILE_FIELDS = new Set(['node', 'listen', 'stateDir', 'exports', 'tls', 'insecure', 'shutdownGraceMs', 'limits', 'sessions', 'map', 'dfsa', 'mount', 'adminSocket', 'discovery', 'run']);
+const FILE_FIELDS = new Set(['node', 'listen', 'stateDir', 'exports', 'tls', 'insecure', 'shutdownGraceMs', 'limits', 'sessions', 'map', 'dfsa', 'mount', 'adminSocket', 'discovery', 'run', 'metrics']);
 
 function buildConfig(file: Record<string, unknown>, v: Flags): MfsdConfig {
   for (const key of Object.keys(file)) {
@@ -280,7 +287,29 @@ function buildConfig(file: Record<string, unknown>, v: Flags): MfsdConfig {
   } catch (err) {
     throw new ConfigError((err as Error).message);
   }
-  return { node, listen, stateDir, exports, tls, insecure, shutdownGraceMs, limits, sessions, map, mapExplicit, dfsa, ...(mount ? { mount } : {}), adminSocket, ...(discovery ? { discovery } : {}), run };
+  const metrics = parseMetrics(file['metrics'], v);
+  return { node, listen, stateDir, exports, tls, insecure, shutdownGraceMs, limits, sessions, map, mapExplicit, dfsa, ...(mount ? { mount } : {}), adminSocket, ...(discovery ? { discovery } : {}), run, ...(metrics ? { metrics } : {}) };
+}
+
+/** `"metrics": { "listen": "HOST:PORT" }` or `--metrics-listen HOST:PORT` (the flag wins); absent: off. */
+function parseMetrics(raw: unknown, v: Flags): MetricsConfig | null {
+  if (raw !== undefined && (typeof raw !== 'object' || raw === null || Array.isArray(raw))) {
+    throw new ConfigError('metrics: must be an object { listen: "HOST:PORT" }');
+  }
+  const o = (raw ?? {}) as Record<string, unknown>;
+  for (const key of Object.keys(o)) {
+    if (key !== 'listen') throw new ConfigError(`metrics: unknown field "${key}" (known: listen)`);
+  }
+  const listen = v['metrics-listen'] ?? o['listen'];
+  if (listen === undefined) {
+    if (raw !== undefined) throw new ConfigError('metrics.listen: required ("HOST:PORT", e.g. "127.0.0.1:9117")');
+    return null;
+  }
+  try {
+    return { listen: parseListen(listen) };
+  } catch (err) {
+    throw new ConfigError(`metrics.${(err as Error).message}`);
+  }
 }
 
 const DISCOVERY_FIELDS = ['group', 'intervalMs', 'missed', 'interface', 'address'];
