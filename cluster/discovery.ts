@@ -101,9 +101,15 @@ export class Discovery extends EventEmitter {
     this.announce(false);
   }
 
-  /** The nodes heard and not yet gone, as map entries (this node excluded). */
+  /**
+   * The nodes heard and not yet gone, as map entries, and this node itself when it announces (at
+   * its announced host, else loopback): a node found by discovery alone is a member of its own
+   * cluster even when the map does not name it.
+   */
   nodes(): MapNode[] {
-    return [...this.heard.values()].sort((a, b) => a.node - b.node).map((h) => ({ id: h.node, addresses: [{ host: h.host, port: h.port }] }));
+    const heard = [...this.heard.values()].map((h) => ({ id: h.node, addresses: [{ host: h.host, port: h.port }] }));
+    const self = this.self ? [{ id: this.self.node, addresses: [{ host: this.self.host ?? '127.0.0.1', port: this.self.port }] }] : [];
+    return [...heard, ...self].sort((a, b) => a.id - b.id);
   }
 
   /** Who was heard, with boot ids and when (for status). */

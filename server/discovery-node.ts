@@ -26,6 +26,7 @@ export async function startDiscovery(cfg: MfsdConfig, port: number, cluster: Clu
   discovery.on('conflict', (node: number, where: string) => log(`discovery: node ${node} is also announced from ${where}; ignored while the first holder is heard`));
   discovery.on('error', (err: Error) => log(`discovery: ${err.message}`));
   await discovery.start();
+  cluster.setDiscovered(discovery.nodes());
   log(`discovery: announcing node ${cfg.node} on ${d.group}:${d.port} every ${d.intervalMs} ms${d.interface ? ` via ${d.interface}` : ''}`);
   return discovery;
 }
