@@ -2,8 +2,10 @@
 // itself to a multicast group every intervalMs and learns the others from their announcements; a
 // node not heard for `missed` intervals has left, and one that says goodbye (a clean stop) leaves
 // at once. Off unless configured. Pure node:dgram.
-// An announcement is one JSON datagram: { "omfs": 1, "node": N, "port": P, "host"?: H, "boot": B }.
-// `host` is where to dial the node; without it, the datagram's source address. `boot` is random
+// An announcement is one JSON datagram: { "omfs": 1, "node": N, "port": P, "host"?: H, "boot": B,
+// "validMs": V }. `host` is where to dial the node; without it, the datagram's source address.
+// `validMs` (the sender's intervalMs x missed) is how long it counts without a newer one: the
+// sender decides, so a listener (a mount without a daemon) needs no settings. `boot` is random
 // per daemon start: a node number heard from two boots at once (two daemons claiming one number)
 // keeps the first holder until it goes silent, and the other is reported as a conflict.
 // Announcements are not authenticated: what they add is only where to dial, and every connection
@@ -36,9 +38,12 @@ export interface Self {
   host?: string;
 }
 
-export interface Heard { node: number; host: string; port: number; boot: string; lastMs: number }
+export interface Heard { node: number; host: string; port: number; boot: string; lastMs: number; validMs: number }
 
-interface Announcement { omfs: 1; node: number; port: number; host?: string; boot: string; bye?: true }
+interface Announcement { omfs: 1; node: number; port: number; host?: string; boot: string; validMs?: number; bye?: true }
+
+/** The longest an announcement may ask to count (a day): a bad one cannot pin a node forever. */
+const MAX_VALID_MS = 86_400_000;
 
 export function parseAnnouncement(buf: Buffer): Announcement | undefined {
   let o: unknown;
@@ -53,7 +58,11 @@ export function parseAnnouncement(buf: Buffer): Announcement | undefined {
   if (a['omfs'] !== 1 || !okInt(a['node'], 65535) || !okInt(a['port'], 65535)) return undefined;
   if (typeof a['boot'] !== 'string' || a['boot'].length === 0 || a['boot'].length > 64) return undefined;
   if (a['host'] !== undefined && (typeof a['host'] !== 'string' || isIP(a['host']) === 0)) return undefined;
-  return { omfs: 1, node: a['node'], port: a['port'], boot: a['boot'], ...(a['host'] ? { host: a['host'] as string } : {}), ...(a['bye'] === true ? { bye: true } : {}) };
+  if (a['validMs'] !== undefined && !okInt(a['validMs'], MAX_VALID_MS)) return undefined;
+  return {
+    omfs: 1, node: a['node'], port: a['port'], boot: a['boot'],
+    ...(a['host'] ? { host: a['host'] as string } : {}), ...(a['validMs'] ? { validMs: a['validMs'] as number } : {}), ...(a['bye'] === true ? { bye: true } : {}),
+  };
 }
 
 /**
@@ -94,9 +103,12 @@ export class Discovery extends EventEmitter {
       this.close();
       throw err;
     }
-    socket.on('message', (buf, rinfo) => this.received(buf, rinfo));
+    socket.on('message', (buf, rinfo: RemoteInfo) => this.hear(buf, rinfo.address));
     socket.on('error', (err) => this.emit('error', err));
-    this.timer = setInterval(() => this.tick(), s.intervalMs);
+    this.timer = setInterval(() => {
+      this.announce(false);
+      this.expire();
+    }, s.intervalMs);
     this.timer.unref();
     this.announce(false);
   }
@@ -117,6 +129,16 @@ export class Discovery extends EventEmitter {
     return [...this.heard.values()];
   }
 
+  /** This node's announcement (null: listening only); `bye`: the goodbye. */
+  message(bye: boolean): Buffer | null {
+    if (!this.self) return null;
+    const a: Announcement = {
+      omfs: 1, node: this.self.node, port: this.self.port, boot: this.boot, validMs: this.validMs(),
+      ...(this.self.host ? { host: this.self.host } : {}), ...(bye ? { bye: true } : {}),
+    };
+    return Buffer.from(JSON.stringify(a));
+  }
+
   /** Says goodbye (others drop this node at once) and closes the socket. */
   close(): void {
     if (this.timer) clearInterval(this.timer);
@@ -129,10 +151,8 @@ export class Discovery extends EventEmitter {
     else socket.close();
   }
 
-  private message(bye: boolean): Buffer | null {
-    if (!this.self) return null;
-    const a: Announcement = { omfs: 1, node: this.self.node, port: this.self.port, boot: this.boot, ...(this.self.host ? { host: this.self.host } : {}), ...(bye ? { bye: true } : {}) };
-    return Buffer.from(JSON.stringify(a));
+  private validMs(): number {
+    return Math.min(this.settings.intervalMs * this.settings.missed, MAX_VALID_MS);
   }
 
   private announce(bye: boolean): void {
@@ -141,12 +161,11 @@ export class Discovery extends EventEmitter {
     if (m && this.socket) this.socket.send(m, this.settings.port, this.settings.group, () => {});
   }
 
-  private tick(): void {
-    this.announce(false);
-    const limit = this.settings.intervalMs * this.settings.missed;
+  /** Drops the nodes whose last announcement is no longer valid (every interval). */
+  expire(): void {
     let changed = false;
     for (const [node, h] of this.heard) {
-      if (this.now() - h.lastMs > limit) {
+      if (this.now() - h.lastMs > h.validMs) {
         this.heard.delete(node);
         changed = true;
       }
@@ -154,15 +173,16 @@ export class Discovery extends EventEmitter {
     if (changed) this.emit('change', this.nodes());
   }
 
-  private received(buf: Buffer, rinfo: RemoteInfo): void {
+  /** One datagram from `from` (the socket's messages; tests feed it directly). */
+  hear(buf: Buffer, from: string): void {
     const a = parseAnnouncement(buf);
     if (!a) return;
     if (a.boot === this.boot) return; // our own, looped back
     if (this.self && a.node === this.self.node) {
-      this.emit('conflict', a.node, a.host ?? rinfo.address);
+      this.emit('conflict', a.node, a.host ?? from);
       return;
     }
-    const host = a.host ?? rinfo.address;
+    const host = a.host ?? from;
     const old = this.heard.get(a.node);
     if (a.bye) {
       if (old?.boot === a.boot) {
@@ -171,13 +191,14 @@ export class Discovery extends EventEmitter {
       }
       return;
     }
-    if (old && old.boot !== a.boot && this.now() - old.lastMs <= this.settings.intervalMs * this.settings.missed) {
+    if (old && old.boot !== a.boot && this.now() - old.lastMs <= old.validMs) {
       // Heard recently from another boot: either a restart whose old boot said no goodbye (then
       // the old entry ages out and this one takes over) or a second claimant.
       if (old.host !== host || old.port !== a.port) this.emit('conflict', a.node, host);
       return;
     }
-    this.heard.set(a.node, { node: a.node, host, port: a.port, boot: a.boot, lastMs: this.now() });
+    // Without validMs (another implementation), our own settings say how long it counts.
+    this.heard.set(a.node, { node: a.node, host, port: a.port, boot: a.boot, lastMs: this.now(), validMs: a.validMs ?? this.validMs() });
     if (!old || old.host !== host || old.port !== a.port) this.emit('change', this.nodes());
   }
 }
