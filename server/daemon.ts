@@ -19,6 +19,7 @@ import { ClusterView, readClusterMap } from './load-cluster.js';
 import type { Discovery } from '../cluster/discovery.js';
 import { startDiscovery } from './discovery-node.js';
 import { Peers } from './peers.js';
+import { countRpcs, omfs, registry, serveMetrics, type MetricsServer } from './metrics.js';
 import * as sys from '../sys/index.js';
 import type { LocalNode } from '../proto/node-link.js';
 import { clientCredentials, readTlsMaterial, serverCredentials, type TlsMaterial } from './tls.js';
@@ -56,6 +57,23 @@ export interface RunningDaemon {
   reportProcessIo(batch: ProcessIoBatch): void;
   /** Discovery on the LAN (config "discovery"), null when off: its 'change' events say the cluster changed. */
   discovery: Discovery | null;
+}
+
+/** The metrics server of config `metrics`, with the gauges read at each scrape; StartupError (exit 1) when it cannot listen. */
+async function serveMetricsOf(cfg: MfsdConfig, sessions: () => { live: number; held: number }, dfsa: DfsaNode): Promise<MetricsServer> {
+  omfs.sessions.collect(() => {
+    const s = sessions();
+    return [[{ state: 'live' }, s.live], [{ state: 'held' }, s.held]];
+  });
+  omfs.nodeLoad.collect(() => dfsa.view().reports.map((r) => [{ node: String(r.node) }, r.load]));
+  const where = formatListen(cfg.metrics!.listen);
+  try {
+    return await serveMetrics(registry, cfg.metrics!.listen.host, cfg.metrics!.listen.port);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'EADDRINUSE' ? 'address in use' : code === 'EACCES' ? 'permission denied' : code === 'EADDRNOTAVAIL' ? 'address not available on this machine' : (err as Error).message;
+    throw new StartupError(`metrics: cannot listen on ${where}: ${why}`, 1);
+  }
 }
 
 async function checkExports(cfg: MfsdConfig): Promise<void> {
@@ -150,7 +168,7 @@ export async function startDaemon(cfg: MfsdConfig, log: (line: string) => void =
     'grpc.keepalive_permit_without_calls': 1,
     'grpc.http2.min_ping_interval_without_data_ms': keepaliveMs,
     'grpc.http2.max_ping_strikes': 0,
-    interceptors: [peers.interceptor()],
+    interceptors: [peers.interceptor(), countRpcs()],
   });
   trackConnections(server, {
     onConnectionClosed: (key) => peers.end(key),
@@ -159,6 +177,7 @@ export async function startDaemon(cfg: MfsdConfig, log: (line: string) => void =
   });
   const dfsa = new DfsaNode({ self: cfg.node, settings: cfg.dfsa, stateDir: cfg.stateDir, cluster, log });
   let port: number;
+  let metricsServer: MetricsServer | null = null;
   try {
     server.addService(files.definition, access.guard(files.definition, files.implementation));
     server.addService(files.session.definition, files.session.implementation);
@@ -169,6 +188,7 @@ export async function startDaemon(cfg: MfsdConfig, log: (line: string) => void =
     server.addService(node.definition, { ...node.implementation, ...processIo });
     server.addService(dfsa.advisor.definition, dfsa.advisor.implementation);
     port = await bind(server, formatListen(cfg.listen), creds);
+    metricsServer = cfg.metrics ? await serveMetricsOf(cfg, sessions, dfsa) : null;
   } catch (err) {
     server.forceShutdown();
     cluster.close();
@@ -188,6 +208,7 @@ export async function startDaemon(cfg: MfsdConfig, log: (line: string) => void =
     }
   }
   log(mapLine(cfg, cluster.nodes()));
+  if (metricsServer) log(`metrics: http://${metricsServer.address}/metrics`);
   dfsa.start();
   const readyLine = `mfsd: node ${cfg.node} listening on ${address} (${cfg.insecure ? 'insecure' : 'tls'}), exports: ${describeExports(cfg)}`;
 
@@ -213,6 +234,7 @@ export async function startDaemon(cfg: MfsdConfig, log: (line: string) => void =
         files.session.shutdown();
       });
       cluster.close();
+      await metricsServer?.close();
       await files.close();
     })();
     return stopping;

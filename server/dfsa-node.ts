@@ -28,6 +28,8 @@ import { ratesOf } from '../dfsa/advisor.js';
 import { TableFile } from '../dfsa/state-dir.js';
 import { Errno } from '../proto/errno.js';
 import { loadAdvisorConstructor } from '../proto/advisor.js';
+import type { AdviceMsg, AdviseReplyMsg } from '../proto/advisor.js';
+import { omfs } from './metrics.js';
 import type { LoadMessageMsg, LoadReplyMsg, LoadReportMsg, ProcessProfileMsg, ProcessesReplyMsg } from '../proto/node.js';
 import type { DfsaSettings } from './config.js';
 import { callNode, type ClusterView } from './load-cluster.js';
@@ -131,7 +133,7 @@ export class DfsaNode {
       loads: () => this.candidateLoads(),
       ensureLoads: (nodes) => this.ensureLoads(nodes),
     });
-    this.advisor = { definition: loadAdvisorConstructor().service, implementation };
+    this.advisor = { definition: loadAdvisorConstructor().service, implementation: countingDecisions(implementation) };
   }
 
   start(): void {
@@ -245,6 +247,31 @@ export class DfsaNode {
     // others' reports still reach us.
     callNode(client, 'Gossip', wire, this.o.settings.intervalMs).catch(() => undefined);
   }
+}
+
+/** The Advisor's handlers, each advice given counted in omfs_advisor_decisions_total (server/metrics.ts). */
+function countingDecisions(impl: grpc.UntypedServiceImplementation): grpc.UntypedServiceImplementation {
+  const count = (a: AdviceMsg | undefined, via: string): void => {
+    if (a) omfs.advisorDecisions.inc({ decision: a.move ? 'move' : 'stay', via });
+  };
+  const advise = impl['Advise'] as grpc.handleUnaryCall<unknown, AdviseReplyMsg>;
+  const watch = impl['Watch'] as grpc.handleServerStreamingCall<unknown, AdviceMsg>;
+  return {
+    ...impl,
+    Advise: (call: grpc.ServerUnaryCall<unknown, AdviseReplyMsg>, cb: grpc.sendUnaryData<AdviseReplyMsg>) => advise(call, (err, reply, ...rest) => {
+      if (!err) count(reply?.advice, 'advise');
+      cb(err, reply, ...rest);
+    }),
+    Watch: (call: grpc.ServerWritableStream<unknown, AdviceMsg>) => {
+      const write = call.write.bind(call) as (a: AdviceMsg, ...rest: unknown[]) => boolean;
+      // Each advice streamed is a decision that changed.
+      call.write = ((a: AdviceMsg, ...rest: unknown[]) => {
+        count(a, 'watch');
+        return write(a, ...rest);
+      }) as typeof call.write;
+      watch(call);
+    },
+  };
 }
 
 function wireOf(r: LoadReport, now: number): WireReport {

@@ -8,6 +8,7 @@
 // numbers from verified certificates); a family still holds at most MAX_SERIES label sets, so
 // nothing a peer does can grow it without bound: past that, new label sets are not recorded and
 // omfs_metrics_series_dropped_total says so.
+import * as grpc from '@grpc/grpc-js';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -191,6 +192,16 @@ export function countInvalidation(peerKey: string): void {
 /** Counts a process moved to node `to` (the scheduler, mfsctl migrate). */
 export function countMigration(to: number): void {
   omfs.migrations.inc({ to: String(to) });
+}
+
+/** A server interceptor counting every call this daemon answers by method and status (omfs_rpc_calls_total). */
+export function countRpcs(): grpc.ServerInterceptor {
+  return (method, call) => new grpc.ServerInterceptingCall(call, {
+    sendStatus: (status, next) => {
+      omfs.rpcs.inc({ method: method.path, code: grpc.status[status.code] ?? String(status.code) });
+      next(status);
+    },
+  });
 }
 
 export interface MetricsServer {
