@@ -8,6 +8,8 @@ import * as grpc from '@grpc/grpc-js';
 import { stat } from 'node:fs/promises';
 import { formatListen, type MfsdConfig } from './config.js';
 import { DfsaNode } from './dfsa-node.js';
+import { defaultRunSocket, runMount } from './run-config.js';
+import { RunService } from './run-service.js';
 import { createFileService, type FileService } from './file-service.js';
 import { LockTable } from './locks.js';
 import { MfsAccess } from './mfs-access.js';
@@ -57,6 +59,8 @@ export interface RunningDaemon {
   reportProcessIo(batch: ProcessIoBatch): void;
   /** Discovery on the LAN (config "discovery"), null when off: its 'change' events say the cluster changed. */
   discovery: Discovery | null;
+  /** mfsrun's jobs (server/run-service.ts); homeOf(pid) is the home node of a job running here, for /mfs/home. */
+  run: RunService;
 }
 
 /** The metrics server of config `metrics`, with the gauges read at each scrape; StartupError (exit 1) when it cannot listen. */
@@ -176,6 +180,9 @@ export async function startDaemon(cfg: MfsdConfig, log: (line: string) => void =
     maxUnauthenticated: cfg.limits.unauthenticatedConnections,
   });
   const dfsa = new DfsaNode({ self: cfg.node, settings: cfg.dfsa, stateDir: cfg.stateDir, cluster, log });
+  const run = new RunService({
+    self: cfg.node, cluster, socket: cfg.run?.socket ?? defaultRunSocket(cfg.node), mount: () => runMount(cfg.run, cfg.mount?.path, cfg.stateDir), log,
+  });
   let port: number;
   let metricsServer: MetricsServer | null = null;
   try {
@@ -187,6 +194,7 @@ export async function startDaemon(cfg: MfsdConfig, log: (line: string) => void =
     const processIo = processIoHandlers({ self: cfg.node, tls: !cfg.insecure, apply: (b) => applyProcessIo(dfsa.stats, b) });
     server.addService(node.definition, { ...node.implementation, ...processIo });
     server.addService(dfsa.advisor.definition, dfsa.advisor.implementation);
+    server.addService(run.definition, run.implementation);
     port = await bind(server, formatListen(cfg.listen), creds);
     metricsServer = cfg.metrics ? await serveMetricsOf(cfg, sessions, dfsa) : null;
   } catch (err) {
@@ -210,6 +218,8 @@ export async function startDaemon(cfg: MfsdConfig, log: (line: string) => void =
   log(mapLine(cfg, cluster.nodes()));
   if (metricsServer) log(`metrics: http://${metricsServer.address}/metrics`);
   dfsa.start();
+  // Without its socket mfsrun cannot reach this node; files are served all the same.
+  await run.listen().catch((err: Error) => log(`run: no mfsrun socket (${err.message}); mfsrun cannot start jobs through this node`));
   const readyLine = `mfsd: node ${cfg.node} listening on ${address} (${cfg.insecure ? 'insecure' : 'tls'}), exports: ${describeExports(cfg)}`;
 
   let stopping: Promise<void> | null = null;
@@ -220,6 +230,8 @@ export async function startDaemon(cfg: MfsdConfig, log: (line: string) => void =
       // A goodbye first: the other nodes drop this one at once rather than after missed announcements.
       discovery?.close();
       dfsa.stop();
+      // Jobs' streams would hold tryShutdown: hang them up first.
+      await run.close();
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           server.forceShutdown();
@@ -253,5 +265,5 @@ export async function startDaemon(cfg: MfsdConfig, log: (line: string) => void =
   };
   const dialWith = material ? clientCredentials(material) : grpc.credentials.createInsecure();
   const reportProcessIo = (batch: ProcessIoBatch): void => applyProcessIo(dfsa.stats, batch);
-  return { port, address, readyLine, stop, reloadMap, localNode, clientCredentials: dialWith, access, reportProcessIo, discovery };
+  return { port, address, readyLine, stop, reloadMap, localNode, clientCredentials: dialWith, access, reportProcessIo, discovery, run };
 }

@@ -1,0 +1,191 @@
+// A job as its HOME node (the node of the user who typed mfsrun) holds it: where it runs now (an
+// Attempt: here, or a Runner.Run stream to another node's mfsd), what the client's stream has seen,
+// and, for a job started with --restartable, restarting it elsewhere: SIGTERM to the running one,
+// then the same command, directory (translated by the target) and environment again on the new
+// node, the client's output stream going on. A RESTART, not a live migration: the job starts over,
+// and input it had already read is not given again.
+import * as grpc from '@grpc/grpc-js';
+import { Errno, statusToErrno, toErrno } from '../proto/errno.js';
+import type { ExitedMsg, RunInputMsg, RunOutputMsg, RunStartMsg, StartedMsg } from '../proto/run.js';
+import { runHere, type LocalJobs, type TargetOptions } from './run-target.js';
+
+const SIGTERM = 15;
+const SIGKILL = 9;
+/** A job that outlives SIGTERM by this much when asked to restart is killed. */
+export const RESTART_KILL_MS = 10_000;
+
+export interface AttemptEvents {
+  started(s: StartedMsg): void;
+  output(m: RunOutputMsg): void;
+  exited(e: ExitedMsg): void;
+  /** It never started (target down, refused, bad request) or its stream broke. */
+  failed(err: Errno, beforeStart: boolean): void;
+}
+
+export interface Attempt {
+  node: number;
+  send(m: RunInputMsg): void;
+  /** The client is gone: hang up. */
+  cancel(): void;
+}
+
+export interface Placement {
+  o: TargetOptions;
+  jobs: LocalJobs;
+  /** A Runner client for another node (undefined: not in the map). */
+  runner(node: number): grpc.Client | undefined;
+}
+
+/** Starts `start` on `node` (this node in process, another through its mfsd). */
+export function attempt(p: Placement, node: number, start: RunStartMsg, ev: AttemptEvents): Attempt {
+  let started = false;
+  const onOut = (m: RunOutputMsg) => {
+    if (m.what === 'started') {
+      started = true;
+      ev.started(m.started);
+    } else if (m.what === 'exited') ev.exited(m.exited);
+    else ev.output(m);
+  };
+  if (node === p.o.self) {
+    try {
+      const d = runHere(p.o, p.jobs, start, onOut, () => undefined);
+      return { node, send: (m) => d.input(m), cancel: () => d.hangup() };
+    } catch (err) {
+      // Reported after the caller holds the attempt, as a remote failure would be.
+      queueMicrotask(() => ev.failed(toErrno(err), true));
+      return { node, send: () => undefined, cancel: () => undefined };
+    }
+  }
+  const client = p.runner(node);
+  if (!client) {
+    queueMicrotask(() => ev.failed(new Errno('ENOENT', `node ${node} is not in the map`), true));
+    return { node, send: () => undefined, cancel: () => undefined };
+  }
+  const run = (client as unknown as { Run(): grpc.ClientDuplexStream<RunInputMsg, RunOutputMsg> }).Run();
+  let over = false;
+  run.on('data', (m: RunOutputMsg) => {
+    if (m.what === 'exited') over = true;
+    onOut(m);
+  });
+  run.on('error', (e: grpc.ServiceError) => {
+    if (over || e.code === grpc.status.CANCELLED) return;
+    over = true;
+    ev.failed(statusToErrno(e), !started);
+  });
+  run.on('end', () => {
+    if (!over) ev.failed(new Errno('EPIPE', `node ${node} ended the run without an exit status`), !started);
+    over = true;
+  });
+  run.write({ what: 'start', start });
+  return {
+    node,
+    send: (m) => {
+      if (!over) run.write(m);
+    },
+    cancel: () => {
+      over = true;
+      run.cancel();
+    },
+  };
+}
+
+export interface HomeJobInit {
+  id: string;
+  home: number;
+  clientPid: number;
+  start: RunStartMsg;
+  /** To the mfsrun client. */
+  send(m: RunOutputMsg): void;
+  /** The job is over (exited or failed for good). */
+  done(): void;
+  log(line: string): void;
+}
+
+export class HomeJob {
+  current: Attempt | undefined;
+  running: StartedMsg | undefined;
+  restarts = 0;
+  private stdinEnded = false;
+  private moving: { to: number; why: string } | undefined;
+  private over = false;
+  private killTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly p: Placement, readonly init: HomeJobInit) {}
+
+  get start(): RunStartMsg {
+    return this.init.start;
+  }
+
+  /** Starts on `node`; with `fallbackHome`, a target that is down makes it run on the home node. */
+  launch(node: number, fallbackHome: boolean): void {
+    this.current = attempt(this.p, node, this.init.start, {
+      started: (s) => {
+        const first = this.running === undefined;
+        this.running = s;
+        this.init.send(first ? { what: 'started', started: s } : { what: 'restarted', restarted: s });
+        if (this.stdinEnded) this.current?.send({ what: 'stdin_eof', stdin_eof: true });
+      },
+      output: (m) => this.init.send(m),
+      exited: (e) => this.onExit(e),
+      failed: (err, beforeStart) => {
+        const down = err.code === 'EHOSTDOWN' || err.code === 'ETIMEDOUT' || err.code === 'ENOENT';
+        if (beforeStart && down && node !== this.init.home && (fallbackHome || this.running !== undefined)) {
+          this.init.send({ what: 'notice', notice: `node ${node} cannot run it (${err.message}); running it on the home node ${this.init.home}` });
+          this.launch(this.init.home, false);
+          return;
+        }
+        this.finish({ what: 'failed', failed: { errno: err.code, message: err.message } });
+      },
+    });
+  }
+
+  input(m: RunInputMsg): void {
+    if (m.what === 'stdin_eof') this.stdinEnded = true;
+    if (m.what === 'signal' && this.moving) return; // the job being restarted already has its SIGTERM
+    this.current?.send(m);
+  }
+
+  /** The client went away: hang the job up wherever it runs. */
+  hangup(): void {
+    this.over = true;
+    clearTimeout(this.killTimer);
+    this.current?.cancel();
+  }
+
+  /** Restart on `to` (SIGTERM now, the same command there once it has exited). */
+  restartOn(to: number, why: string): void {
+    if (!this.init.start.restartable) throw new Errno('EPERM', 'the job was not started with --restartable: it cannot be restarted elsewhere');
+    if (!this.running || this.over) throw new Errno('EAGAIN', 'the job is not running yet');
+    if (this.moving) throw new Errno('EBUSY', `the job is already being restarted on node ${this.moving.to}`);
+    if (to === this.running.node) throw new Errno('EEXIST', `the job already runs on node ${to}`);
+    this.moving = { to, why };
+    this.init.log(`run: job ${this.init.id} (${this.describe()}): restart on node ${to} (${why}): SIGTERM on node ${this.running.node}`);
+    this.current?.send({ what: 'signal', signal: SIGTERM });
+    this.killTimer = setTimeout(() => this.current?.send({ what: 'signal', signal: SIGKILL }), RESTART_KILL_MS);
+    this.killTimer.unref();
+  }
+
+  describe(): string {
+    return this.init.start.argv.map((a) => a.toString()).join(' ').slice(0, 200);
+  }
+
+  private onExit(e: ExitedMsg): void {
+    clearTimeout(this.killTimer);
+    const moving = this.moving;
+    this.moving = undefined;
+    if (moving && !this.over) {
+      this.restarts += 1;
+      this.init.send({ what: 'notice', notice: `restarting the job on node ${moving.to} (${moving.why}): it was stopped with SIGTERM on node ${this.running?.node} and starts over; this is a restart, not a live migration` });
+      this.launch(moving.to, true);
+      return;
+    }
+    this.finish({ what: 'exited', exited: e });
+  }
+
+  private finish(m: RunOutputMsg): void {
+    if (this.over) return;
+    this.over = true;
+    this.init.send(m);
+    this.init.done();
+  }
+}
