@@ -13,8 +13,9 @@
 //   free and not counted; 0 where the kernel keeps no task I/O accounting).
 // Tables: mfscosts, overheads and decay are read from the state directory on use and re-read when
 // `mfsctl setcosts|settune|setdecay` replaces them (dfsa/state-dir.ts TableFile): no SIGHUP needed.
-// Until the /mfs mount feeds per-process statistics into `stats`, Advise for a tracked process
-// answers ESRCH; Advise with an explicit profile works.
+// `stats` is fed by the /mfs mount (fuse/mfs/io-accounting.ts): in process by the mount this mfsd
+// hosts (RunningDaemon.reportProcessIo), over NodeService ReportProcessIo by a standalone mfs-mount
+// (server/process-io.ts). Advise for a process never seen, or exited, answers ESRCH.
 import type * as grpc from '@grpc/grpc-js';
 import { readFileSync } from 'node:fs';
 import { availableParallelism, freemem, loadavg } from 'node:os';
