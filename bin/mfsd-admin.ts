@@ -7,6 +7,7 @@
 //   its reply says so (fallback) and mount.mfs starts a standalone mount instead.
 // - nomfs / mfs: refuse and allow again other nodes' access to this node (server/mfs-access.ts).
 // - status: this node's access state and the mounts it hosts.
+import { realpath } from 'node:fs/promises';
 import type { MountConfig, MfsdConfig } from '../server/config.js';
 import { listenAdmin, type AdminReply, type AdminRequest, type AdminSocket } from '../server/admin-socket.js';
 import type { RunningDaemon } from '../server/daemon.js';
@@ -37,10 +38,19 @@ export class MfsdAdmin {
   /** Keeps `m` (the config's mount, or one made on request) until its connection ends. */
   adopt(path: string, m: Hosted): void {
     this.mounts.set(path, m);
-    void m.ended.then(() => {
-      if (this.mounts.get(path) !== m) return;
+    // Keyed by the real path (what a new request is compared with); the lookup runs on the thread
+    // pool, since this process itself answers the mount point's getattr.
+    void realpath(path).then((real) => {
+      if (real === path || this.mounts.get(path) !== m) return;
       this.mounts.delete(path);
-      this.log(`mount ${path}: unmounted; still serving the exports`);
+      this.mounts.set(real, m);
+    }, () => undefined);
+    void m.ended.then(() => {
+      for (const [p, x] of this.mounts) {
+        if (x !== m) continue;
+        this.mounts.delete(p);
+        this.log(`mount ${p}: unmounted; still serving the exports`);
+      }
     });
   }
 
@@ -77,7 +87,21 @@ export class MfsdAdmin {
     }
   }
 
-  private async mount(m: MountConfig): Promise<AdminReply> {
+  private async mount(asked: MountConfig): Promise<AdminReply> {
+    // The mount point must not be (or be under) a mount this process serves: the mount's synchronous
+    // checks (stat, realpath) would wait for an answer only this blocked event loop can give. So
+    // resolve it asynchronously first and compare.
+    let real: string;
+    try {
+      real = await realpath(asked.path);
+    } catch (err) {
+      return { ok: false, error: `mount: ${asked.path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}` };
+    }
+    for (const p of this.mounts.keys()) {
+      if (real === p) return { ok: false, error: `mount: ${real} is already a mount point (mfs, mounted by this mfsd); unmount it first` };
+      if (real.startsWith(`${p}/`)) return { ok: false, error: `mount: ${real} is inside ${p}, which this mfsd serves; mount elsewhere` };
+    }
+    const m: MountConfig = { ...asked, path: real };
     let hosted: Hosted;
     try {
       hosted = await this.mountNow(m);
