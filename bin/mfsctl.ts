@@ -210,7 +210,17 @@ function whoisText(n: NodeStatusMsg, self: number): string {
   return lines.join('\n') + '\n';
 }
 
-async function local(command: LocalCommand, args: string[], target: Target): Promise<number> {
+async function accessCommandOrUsage(command: 'nomfs' | 'mfs', argv: string[]): Promise<number> {
+  const { AccessUsageError, ACCESS_USAGE, accessCommand } = await import('./mfsctl-access.js');
+  try {
+    return await accessCommand(command, argv);
+  } catch (err) {
+    if (err instanceof AccessUsageError) throw new UsageError(err.message, ACCESS_USAGE);
+    throw err;
+  }
+}
+
+async function local(command: LocalCommand, args: string[], target: Target, configPath?: string): Promise<number> {
   const usage = usageOf([command]);
   if (command === 'getload') {
     if (args.length > 1) throw new UsageError(`unexpected "${args.slice(1).join(' ')}"`, usage);
@@ -239,6 +249,7 @@ async function local(command: LocalCommand, args: string[], target: Target): Pro
       n.up && n.identity ? String(n.identity.health.sessions) : '-', n.up ? describeExports(n.identity) : n.error]);
   }
   process.stdout.write(columns(rows));
+  process.stdout.write(await (await import('./mfsctl-access.js')).accessStatusLines(configPath));
   process.stdout.write(`\nloads known to node ${loads.self}:\n${loadTable(loads.self, loads.reports)}`);
   return 0;
 }
@@ -284,6 +295,54 @@ async function tune(command: TuneCommand, argv: string[]): Promise<number> {
   return 0;
 }
 
+const MIGRATE_USAGE = `usage: mfsctl migrate PID|JOB NODE|home|balance [--from N] [--socket PATH]
+       mfsctl jobs [--from N] [--socket PATH]
+migrate RESTARTS a job started with mfsrun --restartable on another node: SIGTERM, then the same
+command, directory and environment there (not a live migration). PID: the mfsrun's pid on this
+node or the job's pid where it runs; balance: where the advisor ranks it cheapest. Root may move
+any job, a user only their own. jobs lists the mfsrun jobs whose home is this node.`;
+
+/** mfsctl migrate / jobs: over mfsrun's unix socket to the local mfsd (server/run-client.ts). */
+async function runJobsCommand(command: 'migrate' | 'jobs', argv: string[]): Promise<number> {
+  const jobsFlags = (args: string[]) =>
+    parseArgs({ args, allowPositionals: true, strict: true, options: { from: { type: 'string' }, socket: { type: 'string' }, help: { type: 'boolean' } } });
+  let parsed: ReturnType<typeof jobsFlags>;
+  try {
+    parsed = jobsFlags(argv);
+  } catch (err) {
+    throw new UsageError((err as Error).message, MIGRATE_USAGE);
+  }
+  if (parsed.values.help) {
+    process.stdout.write(`${MIGRATE_USAGE}\n`);
+    return 0;
+  }
+  const [, who, to, ...extra] = parsed.positionals;
+  const fromRaw = parsed.values.from ?? process.env['OMFS_NODE'];
+  const from = fromRaw === undefined ? undefined : Number(fromRaw);
+  if (from !== undefined && !(Number.isInteger(from) && from >= 1 && from <= 65535)) throw new UsageError(`--from: a node number, got "${fromRaw}"`, MIGRATE_USAGE);
+  const { askRun, findRunSocket } = await import('../server/run-client.js');
+  const socket = findRunSocket(parsed.values.socket ?? process.env['OMFS_RUN_SOCKET'], from);
+  if (command === 'jobs') {
+    if (who !== undefined) throw new UsageError(`unexpected "${parsed.positionals.slice(1).join(' ')}"`, MIGRATE_USAGE);
+    const r = await askRun(socket, { what: 'jobs', jobs: {} });
+    if (r.what !== 'jobs') throw new Error(r.what === 'failed' ? r.failed.message : 'unexpected answer');
+    process.stdout.write('JOB\tPID\tNODE\tHOME\tMFSRUN\tUID\tRESTARTABLE\tLOCKED\tRESTARTS\tCOMMAND\n');
+    for (const j of r.jobs.jobs) {
+      process.stdout.write(`${j.job}\t${j.pid}\t${j.node}\t${j.home}\t${j.client_pid}\t${j.uid}\t${j.restartable}\t${j.locked}\t${j.restarts}\t${j.argv.map((a) => a.toString()).join(' ')}\n`);
+    }
+    return 0;
+  }
+  if (who === undefined || to === undefined || extra.length > 0) throw new UsageError('migrate needs PID (or JOB) and NODE, home or balance', MIGRATE_USAGE);
+  const isPid = /^\d+$/.test(who);
+  const r = await askRun(socket, { what: 'migrate', migrate: { pid: isPid ? Number(who) : 0, job: isPid ? '' : who, to } });
+  if (r.what === 'failed') {
+    process.stderr.write(`mfsctl: migrate: ${r.failed.message}\n`);
+    return 1;
+  }
+  process.stdout.write(`mfsctl: ${r.what === 'migrated' ? r.migrated : 'unexpected answer'}\n`);
+  return r.what === 'migrated' ? 0 : 1;
+}
+
 async function main(argv: string[]): Promise<number> {
   // The command word: the first word that is neither an option nor an option's value.
   const first = argv.find((w, i) => !w.startsWith('-') && !(i > 0 && /^--(state-dir|dir|out|host|config|listen)$/.test(argv[i - 1]!)));
@@ -291,6 +350,9 @@ async function main(argv: string[]): Promise<number> {
   // Their own modules, with their own options and usage (bin/mfsctl-calibrate.ts, bin/mfsctl-mon.ts).
   if (first === 'calibrate') return (await import('./mfsctl-calibrate.js')).calibrateCommand(argv);
   if (first === 'mon') return (await import('./mfsctl-mon.js')).monCommand(argv);
+  // nomfs / mfs: over the local mfsd's admin socket (bin/mfsctl-access.ts).
+  if (first === 'nomfs' || first === 'mfs') return accessCommandOrUsage(first, argv);
+  if (first === 'migrate' || first === 'jobs') return runJobsCommand(first, argv);
   let parsed: ReturnType<typeof flags>;
   try {
     parsed = flags(argv);
@@ -318,7 +380,7 @@ async function main(argv: string[]): Promise<number> {
   const args = command === 'identify' || LOCAL.includes(command) ? [sub, ...rest].filter((a) => a !== undefined) : rest;
   if (command === 'getload' || command === 'whois' || command === 'status') {
     if (v.dir !== undefined && v.insecure) bad('--dir and --insecure exclude each other');
-    return local(command, args, localTarget(v));
+    return local(command, args, localTarget(v), v.config);
   }
   const dir = v.dir ?? DEFAULT_TLS_DIR;
 
