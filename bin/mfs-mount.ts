@@ -6,7 +6,9 @@
 import { credentials } from '@grpc/grpc-js';
 import { readFileSync, realpathSync, statSync } from 'node:fs';
 import { dialTarget } from '../cluster/addresses.js';
+import { Discovery } from '../cluster/discovery.js';
 import { parseMap, type ClusterMap } from '../cluster/map-file.js';
+import { mergeMembership } from '../cluster/membership.js';
 import {
   cleanStaleMount, InitFlag, MAX_READAHEAD, mountAt, mountFuse, openFuseDevice, ROOT_ID, Session, setMountReadahead, unmountFuse,
 } from '../fuse/kernel/index.js';
@@ -142,23 +144,39 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
-  // SIGHUP: re-read the map, as openMosix's setpe did. A map that does not parse changes nothing.
-  process.on('SIGHUP', () => {
-    let next: ClusterMap;
-    try {
-      next = parseMap(readFileSync(args.map, 'utf8'), args.map);
-    } catch (err) {
-      process.stderr.write(`mfs-mount: SIGHUP: map not changed: ${err instanceof Error ? err.message : String(err)}\n`);
-      return;
-    }
+  // The map file's nodes; with -o discovery= the nodes the daemons announce on the LAN join them
+  // (the map decides for the nodes it names). Listening only: this mount serves no node.
+  let fileMap = map;
+  const discovery = args.discovery ? new Discovery({ ...args.discovery, intervalMs: 1000, missed: 3 }, null) : null;
+  const applyMembership = (why: string): void => {
+    const next = mergeMembership(fileMap, discovery?.nodes() ?? []);
     const before = conns;
     conns = connect(next, before);
     void fs.setMembership(next, conns).then(() => {
       // After the kernel forgot them: retiring drops what was cached from each left or moved node.
       for (const [k, c] of before) if (conns.get(k) !== c) c.retire();
-      process.stdout.write(`mfs-mount: SIGHUP: nodes ${[...conns.keys()].join(',')} of ${args.map}\n`);
+      process.stdout.write(`mfs-mount: ${why}: nodes ${[...conns.keys()].join(',')} of ${args.map}\n`);
     });
+  };
+  // SIGHUP: re-read the map, as openMosix's setpe did. A map that does not parse changes nothing.
+  process.on('SIGHUP', () => {
+    try {
+      fileMap = parseMap(readFileSync(args.map, 'utf8'), args.map);
+    } catch (err) {
+      process.stderr.write(`mfs-mount: SIGHUP: map not changed: ${err instanceof Error ? err.message : String(err)}\n`);
+      return;
+    }
+    applyMembership('SIGHUP');
   });
+  if (discovery) {
+    discovery.on('change', () => applyMembership('discovery'));
+    discovery.on('error', (err: Error) => process.stderr.write(`mfs-mount: discovery: ${err.message}\n`));
+    try {
+      await discovery.start();
+    } catch (err) {
+      fail(1, `discovery on ${args.discovery!.group}:${args.discovery!.port}: ${(err as Error).message}`);
+    }
+  }
 
   try {
     // allow_other: every user of this machine sees /mfs; default_permissions: the kernel checks
@@ -188,6 +206,7 @@ async function main(): Promise<void> {
   watchDetach.unref();
   const reason = await session.closed;
   clearInterval(watchDetach);
+  discovery?.close();
   for (const c of conns.values()) c.retire();
   processes.close();
   await accounting.close();

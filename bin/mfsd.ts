@@ -61,10 +61,13 @@ function mountArgs(cfg: MfsdConfig): MountArgs | null {
     }
   }
   try {
-    return parseMountArgs([
+    const parsed = parseMountArgs([
       '--map', m.map ?? cfg.map ?? '/dev/null', '--node', String(cfg.node),
       '--tls-ca', cfg.tls.ca, '--tls-cert', cfg.tls.cert, '--tls-key', cfg.tls.key, ...(m.options ? ['-o', m.options] : []), m.path,
     ]);
+    // A hosted mount follows the daemon's own discovery (config "discovery"); the option would be ignored.
+    if (parsed.discovery) throw new ConfigError('mount.options: discovery=: the mounts mfsd hosts follow its own "discovery" config; set that instead');
+    return parsed;
   } catch (err) {
     if (err instanceof MountArgsError) throw new ConfigError(`mount.options: ${err.message}`);
     throw err;

@@ -1,10 +1,12 @@
 // The mfs-mount command line and its -o options. Every mistake is a MountArgsError naming what is
 // wrong (an unknown option by its name), so nothing is mounted on a half-understood command line.
+import { isIP } from 'node:net';
 import { resolve } from 'node:path';
+import { parseGroup } from '../../cluster/discovery.js';
 
 export const USAGE =
   'usage: mfs-mount --map FILE --node N --tls-ca FILE --tls-cert FILE --tls-key FILE ' +
-  '[-o ro,hard|soft,timeo=MS,idle=MS,cache=SECONDS,dfsa=0|1] [--debug] MOUNTPOINT';
+  '[-o ro,hard|soft,timeo=MS,idle=MS,cache=SECONDS,dfsa=0|1,discovery=GROUP:PORT,discovery_if=IPv4] [--debug] MOUNTPOINT';
 
 export interface MountArgs {
   map: string;
@@ -26,11 +28,17 @@ export interface MountArgs {
    */
   dfsa: boolean;
   debug: boolean;
+  /** discovery=GROUP:PORT: also mount the nodes the mfsd daemons announce there (cluster/discovery.ts); null: the map alone. */
+  discovery: { group: string; port: number; interface?: string } | null;
 }
 
 export class MountArgsError extends Error {}
 
-const DEFAULTS = { readOnly: false, soft: false, timeoMs: 10_000, idleMs: 300_000, cacheSeconds: 3600, dfsa: true, debug: false };
+const DEFAULTS = {
+  readOnly: false, soft: false, timeoMs: 10_000, idleMs: 300_000, cacheSeconds: 3600, dfsa: true, debug: false,
+  discovery: null as MountArgs['discovery'],
+  discoveryIf: undefined as string | undefined,
+};
 
 function number(name: string, text: string | undefined, min: number): number {
   const n = text !== undefined && /^\d+$/.test(text) ? Number(text) : NaN;
@@ -51,6 +59,14 @@ function applyOptions(list: string, into: typeof DEFAULTS): void {
     else if (key === 'cache') into.cacheSeconds = number('cache', value, 0);
     else if (key === 'dfsa' && (value === '0' || value === '1')) into.dfsa = value === '1';
     else if (key === 'dfsa') throw new MountArgsError(`dfsa needs 0 or 1, got ${JSON.stringify(value ?? '')}`);
+    else if (key === 'discovery') {
+      const g = parseGroup(value ?? '');
+      if (!g) throw new MountArgsError(`discovery needs a multicast GROUP:PORT (224.0.0.0 to 239.255.255.255), got ${JSON.stringify(value ?? '')}`);
+      into.discovery = g;
+    } else if (key === 'discovery_if') {
+      if (isIP(value ?? '') !== 4) throw new MountArgsError(`discovery_if needs this host's IPv4 address on the LAN, got ${JSON.stringify(value ?? '')}`);
+      into.discoveryIf = value;
+    }
     else throw new MountArgsError(`unknown mount option "${opt}"`);
   }
 }
@@ -78,8 +94,11 @@ export function parseMountArgs(argv: string[]): MountArgs {
     if (named[need] === undefined) throw new MountArgsError(`${need} is required`);
   }
   if (positional.length !== 1) throw new MountArgsError(`need exactly one MOUNTPOINT, got ${positional.length}`);
+  if (o.discoveryIf !== undefined && !o.discovery) throw new MountArgsError('discovery_if needs discovery=GROUP:PORT');
+  const { discoveryIf, ...rest } = o;
   return {
-    ...o,
+    ...rest,
+    discovery: o.discovery && discoveryIf ? { ...o.discovery, interface: discoveryIf } : o.discovery,
     map: resolve(named['--map']!),
     node: number('--node', named['--node'], 1),
     tlsCa: resolve(named['--tls-ca']!),
