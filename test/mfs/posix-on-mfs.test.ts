@@ -30,7 +30,7 @@ import { startCluster, type Cluster } from '../harness/mfs-cluster3.js';
 import { startHostingMfsd, type HostingMfsd } from '../harness/mfs-local.js';
 
 const SEEDS = (process.env.POSIX_SEEDS ?? '1,2,3').split(',').map((s) => Number(s.trim()));
-const OPS = Number(process.env.POSIX_OPS ?? 150);
+const OPS = Number(process.env.POSIX_OPS ?? 120);
 const TIMEOUT_MS = 180_000;
 
 let c: Cluster | undefined;
