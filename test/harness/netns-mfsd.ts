@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MFSCTL_JS, MFSD_JS, runNode, type TestCa } from './mfsd.js';
+import { MFS_MOUNT_JS } from './mfs-mount.js';
 import type { NetNode } from './netns.js';
 
 export interface NsDaemon {
@@ -108,6 +109,71 @@ export async function startNsDaemon(o: NsDaemonOptions): Promise<NsDaemon> {
       const code = await exited;
       clearTimeout(timer);
       return code;
+    },
+  };
+}
+
+export interface NsMount {
+  pid: number;
+  mnt: string;
+  output(): string;
+  stop(): Promise<void>;
+}
+
+/**
+ * A standalone mfs-mount (no daemon) in the node's namespace, as node `nodeId` (certificate
+ * node<N>), with extra -o options (e.g. discovery=GROUP:PORT).
+ */
+export async function startNsMount(o: { ca: TestCa; nodeId: number; net: NetNode; root: string; mapFile: string; options: string }): Promise<NsMount> {
+  const certs = join(o.root, 'tls');
+  const issued = await runNode(MFSCTL_JS, ['ca', 'issue', `node${o.nodeId}`, '--dir', o.ca.dir, '--out', certs, '--host', o.net.address]);
+  if (issued.code !== 0) throw new Error(`mfsctl ca issue node${o.nodeId}: ${issued.stderr}`);
+  const mnt = join(o.root, 'mfs');
+  mkdirSync(mnt, { recursive: true });
+  const logFile = join(o.root, 'mfs-mount.log');
+  const logFd = openSync(logFile, 'w');
+  const proc = spawn('ip', ['netns', 'exec', o.net.ns, process.execPath, MFS_MOUNT_JS, '--map', o.mapFile, '--node', String(o.nodeId),
+    '--tls-ca', join(certs, 'ca.crt'), '--tls-cert', join(certs, 'node.crt'), '--tls-key', join(certs, 'node.key'), '-o', o.options, mnt,
+  ], { stdio: ['ignore', 'pipe', logFd] });
+  closeSync(logFd);
+  live.add(proc);
+  let out = '';
+  proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => {
+    live.delete(proc);
+    resolve();
+  }));
+  const output = (): string => {
+    try {
+      return out + readFileSync(logFile, 'utf8');
+    } catch {
+      return out;
+    }
+  };
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`mfs-mount in ${o.net.ns} not ready; output:\n${output()}`));
+    }, 30_000);
+    proc.stdout?.on('data', () => {
+      if (/^mfs-mount: mounted /m.test(out)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    void exited.then(() => {
+      clearTimeout(timer);
+      reject(new Error(`mfs-mount in ${o.net.ns} exited before it was ready; output:\n${output()}`));
+    });
+  });
+  return {
+    pid: proc.pid!, mnt, output,
+    async stop() {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      proc.kill('SIGTERM');
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
     },
   };
 }
