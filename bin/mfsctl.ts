@@ -211,7 +211,7 @@ function whoisText(n: NodeStatusMsg, self: number): string {
 }
 
 async function accessCommandOrUsage(command: 'nomfs' | 'mfs', argv: string[]): Promise<number> {
-  const { AccessUsageError, ACCESS_USAGE, accessCommand } = await import('./mfsctl-access.js');
+  const { AccessUsageError, ACCESS_USAGE, accessCommand } = await import('../server/mfsctl-access.js');
   try {
     return await accessCommand(command, argv);
   } catch (err) {
@@ -249,7 +249,7 @@ async function local(command: LocalCommand, args: string[], target: Target, conf
       n.up && n.identity ? String(n.identity.health.sessions) : '-', n.up ? describeExports(n.identity) : n.error]);
   }
   process.stdout.write(columns(rows));
-  process.stdout.write(await (await import('./mfsctl-access.js')).accessStatusLines(configPath));
+  process.stdout.write(await (await import('../server/mfsctl-access.js')).accessStatusLines(configPath));
   process.stdout.write(`\nloads known to node ${loads.self}:\n${loadTable(loads.self, loads.reports)}`);
   return 0;
 }
@@ -350,7 +350,7 @@ async function main(argv: string[]): Promise<number> {
   // Their own modules, with their own options and usage (bin/mfsctl-calibrate.ts, bin/mfsctl-mon.ts).
   if (first === 'calibrate') return (await import('./mfsctl-calibrate.js')).calibrateCommand(argv);
   if (first === 'mon') return (await import('./mfsctl-mon.js')).monCommand(argv);
-  // nomfs / mfs: over the local mfsd's admin socket (bin/mfsctl-access.ts).
+  // nomfs / mfs: over the local mfsd's admin socket (server/mfsctl-access.ts).
   if (first === 'nomfs' || first === 'mfs') return accessCommandOrUsage(first, argv);
   if (first === 'migrate' || first === 'jobs') return runJobsCommand(first, argv);
   let parsed: ReturnType<typeof flags>;

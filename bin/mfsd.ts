@@ -23,7 +23,7 @@ import { IoAccounting } from '../fuse/mfs/io-accounting.js';
 import { adminTables } from '../dfsa/admin-tables.js';
 import type { NodeLink } from '../proto/node-link.js';
 import { ConfigError, USAGE, loadConfig, type MfsdConfig, type MountConfig } from '../server/config.js';
-import { MfsdAdmin } from './mfsd-admin.js';
+import { MfsdAdmin } from '../server/mfsd-admin.js';
 import { StartupError, startDaemon, type RunningDaemon } from '../server/daemon.js';
 import { omfsVersion } from '../server/node-service.js';
 import { tryOpenProcEvents } from '../sys/proc-events.js';

@@ -8,11 +8,11 @@
 // - nomfs / mfs: refuse and allow again other nodes' access to this node (server/mfs-access.ts).
 // - status: this node's access state and the mounts it hosts.
 import { realpath } from 'node:fs/promises';
-import type { MountConfig, MfsdConfig } from '../server/config.js';
-import { listenAdmin, type AdminReply, type AdminRequest, type AdminSocket } from '../server/admin-socket.js';
-import type { RunningDaemon } from '../server/daemon.js';
+import type { MountConfig, MfsdConfig } from './config.js';
+import { listenAdmin, type AdminReply, type AdminRequest, type AdminSocket } from './admin-socket.js';
+import type { RunningDaemon } from './daemon.js';
 
-/** A mount hosted by this mfsd (bin/mfsd.ts hostMount). */
+/** A mount hosted by this mfsd (bin/mfsd.ts hostMount, passed in). */
 export interface Hosted {
   /** The line logged once it answers. */
   line: string;

@@ -3,7 +3,7 @@
 // root-only). The state survives an mfsd restart (server/mfs-access.ts says why). Also the lines
 // `mfsctl status` adds: this node's access state and the mounts its mfsd hosts.
 import { parseArgs } from 'node:util';
-import { AdminUnreachable, askAdmin, localAdminSocket, type AdminReply } from '../server/admin-socket.js';
+import { AdminUnreachable, askAdmin, localAdminSocket, type AdminReply } from './admin-socket.js';
 
 export const ACCESS_USAGE = `usage: mfsctl nomfs [--config PATH] [--socket PATH]
        mfsctl mfs [--config PATH] [--socket PATH]
