@@ -181,7 +181,7 @@ export async function startDaemon(cfg: MfsdConfig, log: (line: string) => void =
   });
   const dfsa = new DfsaNode({ self: cfg.node, settings: cfg.dfsa, stateDir: cfg.stateDir, cluster, log });
   const run = new RunService({
-    self: cfg.node, cluster, socket: cfg.run?.socket ?? defaultRunSocket(cfg.node), mount: () => runMount(cfg.run, cfg.mount?.path, cfg.stateDir), log,
+    self: cfg.node, cluster, tls: material, socket: cfg.run?.socket ?? defaultRunSocket(cfg.node), mount: () => runMount(cfg.run, cfg.mount?.path, cfg.stateDir), log,
   });
   let port: number;
   let metricsServer: MetricsServer | null = null;

@@ -13,6 +13,8 @@ const SIGTERM = 15;
 const SIGKILL = 9;
 /** A job that outlives SIGTERM by this much when asked to restart is killed. */
 export const RESTART_KILL_MS = 10_000;
+/** How long a target node may take to accept the connection before it counts as down. */
+const CONNECT_MS = 5_000;
 
 export interface AttemptEvents {
   started(s: StartedMsg): void;
@@ -61,30 +63,50 @@ export function attempt(p: Placement, node: number, start: RunStartMsg, ev: Atte
     queueMicrotask(() => ev.failed(new Errno('ENOENT', `node ${node} is not in the map`), true));
     return { node, send: () => undefined, cancel: () => undefined };
   }
-  const run = (client as unknown as { Run(): grpc.ClientDuplexStream<RunInputMsg, RunOutputMsg> }).Run();
+  // The channel is shared with the daemon's other calls to that node and may be backing off
+  // after an earlier failure (the node was down): wait until it connects, within a bound, so a
+  // node that is up is used and one that is down is known as down (then -F applies).
   let over = false;
-  run.on('data', (m: RunOutputMsg) => {
-    if (m.what === 'exited') over = true;
-    onOut(m);
+  let run: grpc.ClientDuplexStream<RunInputMsg, RunOutputMsg> | undefined;
+  const queued: RunInputMsg[] = [];
+  client.waitForReady(Date.now() + CONNECT_MS, (err) => {
+    if (over) return;
+    if (err) {
+      over = true;
+      ev.failed(new Errno('EHOSTDOWN', `node ${node} does not answer: ${err.message}`), true);
+      return;
+    }
+    run = open();
+    for (const m of queued.splice(0)) run.write(m);
   });
-  run.on('error', (e: grpc.ServiceError) => {
-    if (over || e.code === grpc.status.CANCELLED) return;
-    over = true;
-    ev.failed(statusToErrno(e), !started);
-  });
-  run.on('end', () => {
-    if (!over) ev.failed(new Errno('EPIPE', `node ${node} ended the run without an exit status`), !started);
-    over = true;
-  });
-  run.write({ what: 'start', start });
+  const open = (): grpc.ClientDuplexStream<RunInputMsg, RunOutputMsg> => {
+    const r = (client as unknown as { Run(): grpc.ClientDuplexStream<RunInputMsg, RunOutputMsg> }).Run();
+    r.on('data', (m: RunOutputMsg) => {
+      if (m.what === 'exited') over = true;
+      onOut(m);
+    });
+    r.on('error', (e: grpc.ServiceError) => {
+      if (over || e.code === grpc.status.CANCELLED) return;
+      over = true;
+      ev.failed(statusToErrno(e), !started);
+    });
+    r.on('end', () => {
+      if (!over) ev.failed(new Errno('EPIPE', `node ${node} ended the run without an exit status`), !started);
+      over = true;
+    });
+    r.write({ what: 'start', start });
+    return r;
+  };
   return {
     node,
     send: (m) => {
-      if (!over) run.write(m);
+      if (over) return;
+      if (run) run.write(m);
+      else queued.push(m);
     },
     cancel: () => {
       over = true;
-      run.cancel();
+      run?.cancel();
     },
   };
 }

@@ -11,6 +11,9 @@
 // API for the rest of mfsd: homeOf(pid) is the home node of a process running on THIS node that
 // mfsrun started (or a descendant of one); undefined for any other process (its home is here).
 import type * as grpc from '@grpc/grpc-js';
+import { credentials as grpcCredentials } from '@grpc/grpc-js';
+import { isIP } from 'node:net';
+import { checkServerIdentity } from 'node:tls';
 import type { Server } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { basename } from 'node:path';
@@ -21,6 +24,7 @@ import { HomeJob, type Placement } from './run-home.js';
 import { listenRunSocket, type Caller, type ConnectionHandler, type SocketConnection } from './run-socket.js';
 import { LocalJobs, runnerImplementation } from './run-target.js';
 import type { ClusterView } from './load-cluster.js';
+import type { TlsMaterial } from './tls.js';
 
 /** Commands whose earlier runs are remembered for placement (the least recent forgotten first). */
 const HISTORY = 256;
@@ -35,6 +39,8 @@ export interface RunServiceOptions {
   mount: () => string;
   /** The unix socket mfsrun connects to. */
   socket: string;
+  /** This daemon's certificate and the cluster CA, to call other nodes' mfsd; null: --insecure. */
+  tls: TlsMaterial | null;
   log: (line: string) => void;
 }
 
@@ -108,16 +114,29 @@ export class RunService {
     if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
   }
 
+  /**
+   * A client of `node` (at the map's first address) with this daemon's certificate. Its own
+   * channel, not the cluster's: that one backs off for up to minutes after the node was down
+   * (dissemination keeps trying it), and a user waiting on mfsrun should not wait that long.
+   */
   private client(node: number, kind: 'runner' | 'advisor'): grpc.Client | undefined {
-    // The cluster's NodeService client already holds a channel to the node with this daemon's
-    // certificate (and the IP-address checks): share it.
-    const base = this.o.cluster.client(node);
-    if (!base) return undefined;
-    const key = `${kind}:${node}`;
+    const address = this.o.cluster.addresses(node)[0];
+    if (!address) return undefined;
+    const key = `${kind}:${address}`;
     let c = this.clients.get(key);
     if (!c) {
       const Ctor = kind === 'runner' ? this.Runner : this.Advisor;
-      c = new Ctor('unused', null as unknown as grpc.ChannelCredentials, { channelOverride: base.getChannel() });
+      const host = /^\[?([^\]]+?)\]?:\d+$/.exec(address)?.[1] ?? '';
+      // As load-cluster.ts: a certificate is checked against the IP itself, and TLS given a fixed name.
+      const byIp = this.o.tls !== null && isIP(host) !== 0;
+      const creds = this.o.tls
+        ? grpcCredentials.createSsl(this.o.tls.ca, this.o.tls.key, this.o.tls.cert, byIp ? { checkServerIdentity: (_n, cert) => checkServerIdentity(host, cert) } : {})
+        : grpcCredentials.createInsecure();
+      c = new Ctor(address, creds, {
+        ...(byIp ? { 'grpc.ssl_target_name_override': 'omfs-node' } : {}),
+        'grpc.initial_reconnect_backoff_ms': 200,
+        'grpc.max_reconnect_backoff_ms': 2000,
+      });
       this.clients.set(key, c);
     }
     return c;
