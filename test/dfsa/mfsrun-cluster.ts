@@ -1,4 +1,5 @@
-// N real mfsd daemons (mutual TLS, test CA) that know each other through one map, each with its
+// N real mfsd daemons (mutual TLS, test CA) that know each other through one map (plus node N+1,
+// which is down), each with its
 // own mfsrun socket and its own "mount" folder standing for its /mfs (mntK/J for every node J), so
 // a path under node 1's folder must come out under node K's when the job runs on node K.
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -14,6 +15,8 @@ export interface RunCluster {
   root: string;
   ca: TestCa;
   daemons: MfsdHandle[];
+  /** Node K's certificate directory (node.crt, node.key, ca.crt; CN nodeK). */
+  certs(k: number): string;
   /** Node K's mfsrun socket. */
   socket(k: number): string;
   /** Node K's mount folder (its /mfs). */
@@ -38,6 +41,7 @@ export async function startRunCluster(nodes: number): Promise<RunCluster> {
   const daemons: MfsdHandle[] = [];
   const c: RunCluster = {
     root, ca: undefined as unknown as TestCa, daemons,
+    certs: (k) => join(root, 'tls', 'ca', `node${k}`),
     socket: (k) => join(root, `run${k}`, 'mfsrun.sock'),
     mount: (k) => join(root, `mnt${k}`),
     async cleanup() {
@@ -51,14 +55,20 @@ export async function startRunCluster(nodes: number): Promise<RunCluster> {
     c.ca = await makeTestCa(join(root, 'tls'));
     const ports: number[] = [];
     for (let k = 1; k <= nodes; k++) ports.push(await freePort());
+    // Node nodes+1 is in the map but never started: a node that is down.
+    const downPort = await freePort();
     const map = join(root, 'openmosix.map');
-    writeFileSync(map, ports.map((p, i) => `${i + 1} 127.0.0.1:${p} 1`).join('\n') + '\n');
+    writeFileSync(map, [...ports.map((p, i) => `${i + 1} 127.0.0.1:${p} 1`), `${nodes + 1} 127.0.0.1:${downPort} 1`].join('\n') + '\n');
     for (let k = 1; k <= nodes; k++) {
       for (let j = 1; j <= nodes; j++) mkdirSync(join(c.mount(k), String(j)), { recursive: true });
       chmodSync(c.mount(k), 0o755);
+      // Certificates named node<K> as on a real cluster: a mount's per-process I/O reports are
+      // taken from its node's own certificate only (the scheduler test reports as node 1).
+      const certs = await c.ca.issue(`node${k}`);
+      const tls = { ca: join(certs, 'ca.crt'), cert: join(certs, 'node.crt'), key: join(certs, 'node.key') };
       daemons.push(await startMfsd({
-        ca: c.ca, nodeId: k,
-        config: { listen: `127.0.0.1:${ports[k - 1]}`, map, run: { socket: c.socket(k), mount: c.mount(k) }, dfsa: { intervalMs: 200 } },
+        nodeId: k,
+        config: { insecure: false, tls, listen: `127.0.0.1:${ports[k - 1]}`, map, run: { socket: c.socket(k), mount: c.mount(k) }, dfsa: { intervalMs: 200 } },
       }));
     }
   } catch (err) {

@@ -5,11 +5,12 @@
 // that are not cluster nodes are refused.
 import * as grpc from '@grpc/grpc-js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadRunnerConstructor, type RunOutputMsg } from '../../proto/run.js';
-import { MFSCTL_JS, makeTestCa, runNode, startMfsd } from '../harness/mfsd.js';
+import { loadNodeServiceConstructor } from '../../proto/node.js';
+import { MFSCTL_JS, makeTestCa, runNode, startMfsd, unary } from '../harness/mfsd.js';
 import { waitFor } from '../harness/outcome.js';
 import { MFSRUN_JS, startRunCluster, type RunCluster } from './mfsrun-cluster.js';
 
@@ -159,6 +160,47 @@ describe('mfsrun', () => {
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/EPERM.*--restartable/);
     q.kill('SIGTERM');
+  });
+
+  it('falls back to the home node with -F when the target is down, and fails without it', async () => {
+    const down = await mfsrun(['-N', '4', 'echo', 'hi']);
+    expect(down.code).toBe(255);
+    expect(down.stderr).toMatch(/EHOSTDOWN/);
+    const fell = await mfsrun(['-F', '-N', '4', 'sh', '-c', 'echo hi; pwd'], { cwd: join(c.mount(1), '1') });
+    expect(fell.code).toBe(0);
+    expect(fell.stdout).toBe(`hi\n${join(c.mount(1), '1')}\n`);
+    expect(fell.stderr).toMatch(/node 4 cannot run it.*home node 1/);
+  });
+
+  it('the scheduler restarts a restartable, unlocked job where the advisor says', async () => {
+    const p = spawn(process.execPath, [MFSRUN_JS, '--socket', c.socket(1), '--mount', c.mount(1), '--restartable', '-l',
+      'sh', '-c', 'pwd; trap "exit 0" TERM; while :; do sleep 0.1; done'], {
+      cwd: join(c.mount(1), '1'), stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, MFSRUN_VERBOSE: '1' },
+    });
+    live.add(p);
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const closed = new Promise<number | null>((resolve) => p.on('close', (code) => resolve(code)));
+    await waitFor('the job runs on node 1', () => /running on node 1 \(pid \d+/.test(err) && out.includes(join(c.mount(1), '1')), 20_000);
+    const pid = Number(/running on node 1 \(pid (\d+)/.exec(err)![1]);
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const key = `${pid}:${stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]}`;
+    // What node 1's mount would report: the job reads heavily from node 3.
+    const NodeService = loadNodeServiceConstructor();
+    const mount = new NodeService(c.daemons[0]!.address, await c.ca.credentials(c.certs(1)));
+    try {
+      await waitFor('the job was restarted on node 3', async () => {
+        await unary(mount, 'ReportProcessIo', { exec: [], exit: [], io: [{ process: key, node: 3, calls: 2000, read_kb: 200_000, write_kb: 0 }] });
+        return out.includes(join(c.mount(3), '1'));
+      }, 30_000, 300);
+    } finally {
+      mount.close();
+    }
+    expect(err).toMatch(/restarting the job on node 3 \(the advisor.*not a live migration/);
+    p.kill('SIGTERM');
+    expect(await closed).toBe(0);
   });
 
   it('refuses a peer without a cluster certificate', async () => {
