@@ -76,6 +76,14 @@ function checkRequest(v: unknown): AdminRequest | string {
   }
 }
 
+/** Another live mfsd answers on the socket: two daemons must not share one. */
+export class AdminSocketBusy extends Error {
+  constructor(readonly path: string) {
+    super(`admin socket ${path}: another mfsd answers on it`);
+    this.name = 'AdminSocketBusy';
+  }
+}
+
 export interface AdminSocket {
   path: string;
   close(): Promise<void>;
@@ -86,7 +94,9 @@ export interface AdminSocket {
  * another daemon answers is an error (two mfsd must not share an admin socket).
  */
 export async function listenAdmin(path: string, handle: AdminHandler): Promise<AdminSocket> {
-  if (await answering(path)) throw new Error(`admin socket ${path}: another mfsd answers on it`);
+  // sun_path holds 108 bytes with its NUL; a longer path would be bound cut short, elsewhere.
+  if (Buffer.byteLength(path) > 107) throw new Error(`the path is ${Buffer.byteLength(path)} bytes, more than a unix socket's 107`);
+  if (await answering(path)) throw new AdminSocketBusy(path);
   try {
     if (lstatSync(path).isSocket()) unlinkSync(path);
   } catch {

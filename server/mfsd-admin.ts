@@ -9,7 +9,7 @@
 // - status: this node's access state and the mounts it hosts.
 import { realpath } from 'node:fs/promises';
 import type { MountConfig, MfsdConfig } from './config.js';
-import { listenAdmin, type AdminReply, type AdminRequest, type AdminSocket } from './admin-socket.js';
+import { AdminSocketBusy, listenAdmin, type AdminReply, type AdminRequest, type AdminSocket } from './admin-socket.js';
 import type { RunningDaemon } from './daemon.js';
 
 /** A mount hosted by this mfsd (bin/mfsd.ts hostMount, passed in). */
@@ -54,8 +54,18 @@ export class MfsdAdmin {
     });
   }
 
+  /**
+   * Serves the admin socket. Another mfsd answering there is an error (the caller's to report);
+   * any other failure (a path too long for a unix socket, a missing directory) leaves the daemon
+   * serving without it, said in the log: mount.mfs then mounts standalone, mfsctl nomfs cannot reach it.
+   */
   async listen(): Promise<void> {
-    this.socket = await listenAdmin(this.cfg.adminSocket, (req) => this.handle(req));
+    try {
+      this.socket = await listenAdmin(this.cfg.adminSocket, (req) => this.handle(req));
+    } catch (err) {
+      if (err instanceof AdminSocketBusy) throw err;
+      this.log(`WARNING: admin socket ${this.cfg.adminSocket}: ${err instanceof Error ? err.message : String(err)}; mount.mfs and mfsctl nomfs/mfs cannot reach this mfsd`);
+    }
   }
 
   private async handle(req: AdminRequest): Promise<AdminReply> {
