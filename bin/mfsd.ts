@@ -3,6 +3,8 @@
 // mount the cluster there in this same process (issue 10, "One daemon per node"): its own node is
 // reached in process (server/local-link.ts: no socket, callbacks kept), the others through
 // sessions with this node's certificate. SIGHUP re-reads the map (the daemon's and the mount's).
+// Its admin socket (server/admin-socket.ts, server/mfsd-admin.ts) takes the mounts mount.mfs hands
+// over (the same hostMount, at runtime) and mfsctl nomfs / mfs (server/mfs-access.ts).
 // Exit codes: 0 after a clean stop, 1 when it cannot start (port in use, file service, the mount
 // failed: then nothing is left mounted), 2 for a bad config or usage.
 import * as grpc from '@grpc/grpc-js';
