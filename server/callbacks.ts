@@ -23,6 +23,7 @@
 // - Per-session bound: the oldest callbacks (least recently registered) are recalled when a
 //   session holds more than `perSession`: invalidations are sent and not waited for.
 import { LRUCache } from 'lru-cache';
+import { countInvalidation } from './metrics.js';
 
 /** What changed, as sent in an Invalidate. */
 export type Change =
@@ -231,6 +232,7 @@ export class Callbacks {
 
   private send(h: Holder, change: Change): void {
     h.sent += 1;
+    countInvalidation(h.key);
     h.sink.send(h.sent, change);
   }
 

@@ -4,6 +4,9 @@
 //
 // What a reply registers (sessions only; a unary peer caches nothing the server promises to keep right):
 //   lookup, root, create, mkdir, mknod, symlink, link  NAMES of the directory, ATTR of the entry
+//   lookup answering ENOENT                           NAMES of the directory (a negative entry)
+//   mkdir                                             also NAMES of the new directory (known empty)
+//   unlink, rmdir, rename                             NAMES of the directories (the caller knows the name's new state)
 //   getattr, setattr, readlink                        ATTR
 //   readdir                                           NAMES of the directory, ATTR of each entry with attributes
 //   open, create, read                                DATA (and ATTR for open/create: the size decides what is data)
@@ -56,11 +59,21 @@ export function callbackRules({ lfs, callbacks, table }: CallbackDeps) {
    * Runs `op` and registers, for a session peer, what `cached` says its reply lets it cache. The
    * change counter is noted before the op: a change in between reaches the session as a recall.
    */
-  function caching<Q, R>(op: Op<Q, R>, cached: (req: Q, reply: R) => Array<[bigint | undefined, number]>): Wrapped<Q, R> {
+  function caching<Q, R>(
+    op: Op<Q, R>, cached: (req: Q, reply: R) => Array<[bigint | undefined, number]>, absent?: (req: Q) => Array<[bigint | undefined, number]>,
+  ): Wrapped<Q, R> {
     return async (peer, req, signal = NO_ABORT) => {
       if (!callbacks.isAttached(peer.key)) return op(peer, req, signal);
       const since = callbacks.now();
-      const reply = await op(peer, req, signal);
+      let reply: R;
+      try {
+        reply = await op(peer, req, signal);
+      } catch (err) {
+        // "No such name" may be cached too (a negative entry): the directory's NAMES callback tells
+        // the session when the name appears.
+        if (absent && (err as { code?: string }).code === 'ENOENT') for (const [i, bits] of absent(req)) if (i !== undefined) callbacks.registered(peer.key, i, bits, since);
+        throw err;
+      }
       for (const [i, bits] of cached(req, reply)) if (i !== undefined) callbacks.registered(peer.key, i, bits, since);
       return reply;
     };

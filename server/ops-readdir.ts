@@ -18,6 +18,8 @@ import { entryOf } from './ops-meta.js';
 import { callerOf, bigU64, type Entry, type WireCaller } from './wire.js';
 
 const O_RDONLY = 0;
+/** Reading a directory as the daemon (root, its owner or not) may say O_NOATIME. */
+const O_NOATIME = 0o1000000;
 /** One getdents64 call: a few hundred to a couple of thousand entries, depending on name lengths. */
 const BATCH_BYTES = 32 * 1024;
 
@@ -57,7 +59,8 @@ export async function readDir(lfs: LocalFs, req: { caller: WireCaller; dir: Buff
   const searchable = await mayAccessAt(dir.exp, dir.fd, dir.caller, X_OK);
   const cookie = bigU64(req.cookie);
   // A fresh fd: getdents reads from the fd's position, and the cached directory fd is shared.
-  const fd = await io.call(null, 'openat', dir.fd, '.', O_RDONLY | sys.O_DIRECTORY);
+  // O_NOATIME: the daemon's reading is not the caller's (a listing is then served from caches without us).
+  const fd = await io.call(null, 'openat', dir.fd, '.', O_RDONLY | sys.O_DIRECTORY | O_NOATIME);
   const buf = Buffer.allocUnsafe(BATCH_BYTES);
   // On the export's threads the buffer cannot be shared: getdents there fills one of its own.
   const getdents = (): Promise<sys.Dirent[]> => (io.offThread ? io.call(null, 'getdents', fd, Buffer.allocUnsafe(BATCH_BYTES)) : io.call(null, 'getdents', fd, buf));

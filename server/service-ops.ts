@@ -48,7 +48,7 @@ export function makeOps(ctx: OpsContext) {
   return {
     ...raw,
     root: caching(raw.root, (_r, e) => [[ino(e.attr.ino), ATTR | NAMES]]),
-    lookup: caching(raw.lookup, entryCaching),
+    lookup: caching(raw.lookup, entryCaching, (r) => [[inoOfHandle(r.dir), NAMES]]),
     getAttr: caching(raw.getAttr, (r, a) => [[ino(a.attr.ino), ATTR]]),
     setAttr: caching(changing(raw.setAttr, (r, a) => [
       attr(ino(a.attr.ino)), r.valid_size ? range(ino(a.attr.ino), r.size, 0) : undefined,
@@ -59,18 +59,19 @@ export function makeOps(ctx: OpsContext) {
     create: caching(changing(raw.create, (r, c) => [
       ...createdIn(r), ...((r.flags & O_TRUNC) !== 0 ? [attr(ino(c.entry.attr.ino)), range(ino(c.entry.attr.ino), 0, 0)] : []),
     ]), (r, c) => [...entryCaching(r, c.entry), [ino(c.entry.attr.ino), DATA]]),
-    mkdir: made(raw.mkdir),
+    mkdir: caching(made(raw.mkdir), (_r, e) => [[ino(e.attr.ino), NAMES]]),
     mknod: made(raw.mknod),
     symlink: made(raw.symlink),
     link: caching(changing(raw.link, (r, e) => [name(inoOfHandle(r.new_dir)!, r.new_name), attr(inoOfHandle(r.new_dir)!), attr(ino(e.attr.ino))]), entryCaching),
-    unlink: removing(raw.unlink),
-    rmdir: removing(raw.rmdir),
-    rename: changing(raw.rename, (r, _reply, pre: { moved?: bigint; replaced?: bigint } | undefined) => {
+    unlink: caching(removing(raw.unlink), (r) => [[inoOfHandle(r.dir), NAMES]]),
+    rmdir: caching(removing(raw.rmdir), (r) => [[inoOfHandle(r.dir), NAMES]]),
+    rename: caching(changing(raw.rename, (r, _reply, pre: { moved?: bigint; replaced?: bigint } | undefined) => {
       const from = inoOfHandle(r.old_dir)!;
       const to = inoOfHandle(r.new_dir)!;
       return [name(from, r.old_name), name(to, r.new_name), attr(from), to === from ? undefined : attr(to),
         pre?.moved === undefined ? undefined : attr(pre.moved), pre?.replaced === undefined ? undefined : attr(pre.replaced)];
     }, async (r) => ({ moved: await childIno(r.old_dir, r.old_name), replaced: await childIno(r.new_dir, r.new_name).catch(() => undefined) })),
+    (r) => [[inoOfHandle(r.old_dir), NAMES], [inoOfHandle(r.new_dir), NAMES]]),
     setXattr: changing(raw.setXattr, (r) => [attr(handleIno(r)!)]),
     removeXattr: changing(raw.removeXattr, (r) => [attr(handleIno(r)!)]),
     fallocate: changing(raw.fallocate, (r) => [attr(handleIno(r)!), range(handleIno(r), r.offset, r.length)]),

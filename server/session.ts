@@ -66,6 +66,7 @@ import type { Ops } from './service-ops.js';
 import type { SessionStore, StoredOpen, StoredSession } from './session-store.js';
 import type { SessionGate } from './mfs-access.js';
 import type { WireCaller } from './wire.js';
+import { countOperation } from './metrics.js';
 
 export interface SessionServiceOptions {
   ops: Ops;
@@ -319,6 +320,7 @@ class ServerStream {
     }
     done.then(
       (reply) => {
+        countOperation(peer.key, op, req, reply);
         // Recorded even when the stream is gone meanwhile: the fh or lock is the session's until it ends.
         if (PERSISTED.has(op)) this.persisted(state, op, req, reply);
         this.settle(id, state, () => this.send({ id, [route.reply]: reply }));

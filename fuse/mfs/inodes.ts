@@ -26,7 +26,8 @@ export type MfsInode =
   /** The mount's own control directory and files (/mfs/.control: special/selected-control.ts). */
   | Base & { kind: 'own'; role: OwnRole };
 
-export type OwnRole = 'control-dir' | 'selected-file';
+/** The mount's own files: the control directory and its selected file, /mfs/.admin and its tables. */
+export type OwnRole = 'control-dir' | 'selected-file' | 'admin-dir' | `admin-${string}`;
 
 interface Base {
   id: number;
@@ -130,9 +131,10 @@ export class InodeTable {
   }
 
   /**
-   * The remote inode (node, ino), made or found. An inode already known keeps its first handle
-   * (handles of one inode are equivalent); a virtual /mfs/<K> that turns out to be the node's root
-   * export is rebound with `bindRoot` instead.
+   * The remote inode (node, ino), made or found. An inode already known takes the handle the node
+   * just gave: a file deleted on the node's own disk (outside omfs) may leave its inode number to
+   * a new file, whose handle differs (the old one is stale there). A virtual /mfs/<K> that turns
+   * out to be the node's root export is rebound with `bindRoot` instead.
    */
   remote(node: number, ino: bigint, handle: Buffer, type: number, view = ''): MfsInode {
     const key = remoteKey(view, node, ino);
@@ -140,6 +142,7 @@ export class InodeTable {
     const known = id === undefined ? undefined : this.byId.get(id);
     if (known) {
       known.type = type;
+      if (known.kind === 'remote' && !known.handle.equals(handle)) known.handle = handle;
       return known;
     }
     const made: MfsInode & { kind: 'remote' } = {

@@ -33,11 +33,12 @@ import {
   type RequestContext, type RequestOf, type StatfsOut,
 } from '../kernel/index.js';
 import type { NodeLink } from '../../proto/node-link.js';
-import type { Caller, DirEntry, Entry, U64 } from '../../proto/session-client.js';
+import type { Attr, Caller, DirEntry, Entry, U64 } from '../../proto/session-client.js';
 import type { ClusterMap } from '../../cluster/map-file.js';
 import { bigOf, direntType, kernelAttr, S_IFDIR, S_IFMT, syntheticDirAttr } from './attrs.js';
-import { InodeTable, type MfsInode } from './inodes.js';
+import { InodeTable, nameKey, type MfsInode } from './inodes.js';
 import { KernelCache } from './kernel-cache.js';
+import { MetaCache } from './meta-cache.js';
 import type { NodeConn } from './node-conn.js';
 import type { ProcessTable } from './special/index.js';
 import { defaultProcessTable, SpecialNodes } from './special-nodes.js';
@@ -66,6 +67,7 @@ interface OpenFile { inode: Remote; conn: NodeConn; fh: number | string; flags: 
 const DT_DIR = 4;
 const DT_REG = 8;
 const F_UNLCK = 2;
+const RENAME_EXCHANGE = 2;
 const O_DIRECT = 0o40000;
 /** Flags that only mean something at open: a reopen after a node restart must not repeat them. */
 const OPEN_ONLY = C.O_CREAT | C.O_EXCL | C.O_TRUNC | C.O_NOCTTY;
@@ -86,7 +88,13 @@ const viewOf = (dir: MfsInode, mode: number): string => ((mode & S_IFMT) === S_I
 export class MfsFs implements FileSystem {
   readonly inodes = new InodeTable();
   readonly cache = new KernelCache(this.inodes);
+  /** What nodes said about names and attributes, beyond what the kernel keeps (meta-cache.ts). */
+  private readonly meta = new MetaCache();
+  /** getattr calls under way, by "node:ino", to join (fetchAttr). */
+  private readonly attrFetches = new Map<string, { ticket: number; done: Promise<{ attr: Attr; since: number }> }>();
   private readonly files = new Map<number, OpenFile>();
+  /** The open files of each remote inode, by "node:ino" (openFhOf). */
+  private readonly openByIno = new Map<string, Set<OpenFile>>();
   private nextFh = 1;
   /** Node numbers of the map, in order: the root's listing. */
   private nodeList: number[];
@@ -114,7 +122,10 @@ export class MfsFs implements FileSystem {
       this.opts.log?.(`mfs: node ${conn.node} invalidates ${inv.kind} ${inv.ino}${inv.kind === 'name' ? ` ${JSON.stringify(inv.name.toString('latin1'))}` : ''}${inv.kind === 'data' ? ` [${inv.offset}+${inv.length}]` : ''} (node id ${this.inodes.byIno(conn.node, inv.ino)?.id ?? 'none'})`);
       return this.cache.invalidate(conn.node, inv);
     };
-    conn.onLost = () => this.cache.dropNode(conn.node);
+    conn.onLost = () => {
+      this.meta.dropNode(conn.node);
+      return this.cache.dropNode(conn.node);
+    };
   }
 
   /**
@@ -160,6 +171,12 @@ export class MfsFs implements FileSystem {
     const bound = this.inodes.bindRoot(i, bigOf(e.attr.ino), e.handle);
     bound.type = e.attr.mode & S_IFMT;
     return bound;
+  }
+
+  /** A change of `name` in `dir` failed: whether it happened is not known here (a timeout, a lost reply). */
+  private unknownOutcome(dir: Place, name: Buffer, err: unknown): never {
+    this.meta.forgetName(dir.node, dir.ino, name);
+    throw err;
   }
 
   /** A remote inode or EROFS (the mount's own directories cannot be changed). */
@@ -217,9 +234,31 @@ export class MfsFs implements FileSystem {
     if (parent.kind === 'own') return this.special.lookupOwn(parent, r.name.toString('latin1'));
     if (parent.kind === 'virtual') return this.lookupVirtual(ctx, parent, r.name);
     const conn = this.conn(parent.node);
+    const known = this.meta.entry(parent.node, conn, parent.ino, r.name);
+    if (known) return known.entry ? this.entry(parent, r.name, parent.node, known.entry, known.since) : this.negative(conn, parent, known.since);
     const since = conn.mark();
-    const e = await conn.call((s) => s.lookup(caller(ctx), parent.handle, r.name));
+    const ticket = this.meta.ticket(parent.node);
+    let e: Entry;
+    try {
+      e = await conn.call((s) => s.lookup(caller(ctx), parent.handle, r.name));
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'ENOENT') throw err;
+      this.meta.putEntry(parent.node, conn, parent.ino, r.name, null, since, ticket);
+      return this.negative(conn, parent, since);
+    }
+    this.meta.putEntry(parent.node, conn, parent.ino, r.name, e, since, ticket);
     return this.entry(parent, r.name, parent.node, e, since);
+  }
+
+  /**
+   * No such name: a negative entry the kernel keeps as long as a positive one (the node registered
+   * its NAMES callback on the directory, so a create there from anywhere reaches us), or ENOENT
+   * when something raced the answer.
+   */
+  private negative(conn: NodeConn, dir: Remote, since: number): EntryOut {
+    const t = this.timeout(conn.fresh(since, dir.ino));
+    if (t === 0) throw errno('ENOENT');
+    return { nodeId: 0, generation: 0, entryTimeout: t, attrTimeout: 0, attr: syntheticDirAttr(0) };
   }
 
   /** A name in the mount's root: a node number, a special directory, or the control directory. */
@@ -299,9 +338,40 @@ export class MfsFs implements FileSystem {
     if (i.kind !== 'remote') return { attr: syntheticDirAttr(i.id), attrTimeout: this.opts.cacheSeconds };
     const remote = i;
     const conn = this.conn(remote.node);
-    const since = conn.mark();
-    const attr = await conn.call((s) => s.getAttr(caller(ctx), remote.handle, fh));
+    const known = this.meta.attr(remote.node, conn, remote.ino);
+    if (known) return { attr: kernelAttr(known), attrTimeout: this.opts.cacheSeconds };
+    const { attr, since } = await this.fetchAttr(ctx, remote, fh || this.openFhOf(remote));
     return { attr: kernelAttr(attr), attrTimeout: this.timeout(conn.fresh(since, remote.ino)) };
+  }
+
+  /**
+   * The node's attributes of `i`, joining a fetch of them already under way when nothing changed
+   * them here since it was asked for (prefetch() starts one right after a change of a directory,
+   * which the kernel follows with a GETATTR of it for its permission checks).
+   */
+  private fetchAttr(ctx: RequestContext, i: Remote, fh: number | string = 0): Promise<{ attr: Attr; since: number }> {
+    const key = `${i.node}:${i.ino}`;
+    const going = this.attrFetches.get(key);
+    if (going && this.meta.attrUntouched(i.node, going.ticket, i.ino)) return going.done;
+    const conn = this.conn(i.node);
+    const since = conn.mark();
+    const ticket = this.meta.ticket(i.node);
+    const done = conn.call((s) => s.getAttr(caller(ctx), i.handle, fh)).then((attr) => {
+      this.meta.putAttr(i.node, conn, attr, since, ticket);
+      return { attr, since };
+    });
+    const entry = { ticket, done };
+    this.attrFetches.set(key, entry);
+    const clear = (): void => {
+      if (this.attrFetches.get(key) === entry) this.attrFetches.delete(key);
+    };
+    done.then(clear, clear);
+    return done;
+  }
+
+  /** A change through this mount altered directory `dir`'s attributes: fetch them before the kernel asks. */
+  private prefetch(ctx: RequestContext, dir: Remote): void {
+    this.fetchAttr(ctx, dir).catch(() => undefined);
   }
 
   async setattr(ctx: RequestContext, r: RequestOf<'SETATTR'>): Promise<AttrOut> {
@@ -317,11 +387,12 @@ export class MfsFs implements FileSystem {
       valid_size: (v & SetattrValid.SIZE) !== 0, size: r.size,
       valid_atime: (v & (SetattrValid.ATIME | SetattrValid.ATIME_NOW)) !== 0, atime_now: (v & SetattrValid.ATIME_NOW) !== 0, atime: r.atime,
       valid_mtime: (v & (SetattrValid.MTIME | SetattrValid.MTIME_NOW)) !== 0, mtime_now: (v & SetattrValid.MTIME_NOW) !== 0, mtime: r.mtime,
-      fh: v & SetattrValid.FH ? this.files.get(r.fh)?.fh ?? 0 : 0,
+      fh: (v & SetattrValid.FH ? this.files.get(r.fh)?.fh : undefined) ?? this.openFhOf(i),
     };
     const conn = this.conn(i.node);
     const since = conn.mark();
-    const attr = await conn.call((s) => s.setAttr(caller(ctx), i.handle, fields));
+    const attr = await conn.call((s) => s.setAttr(caller(ctx), i.handle, fields)).finally(() => this.meta.touched(i.node, i.ino));
+    this.meta.changedAttr(i.node, attr, since);
     this.echoAttr(i);
     return { attr: kernelAttr(attr), attrTimeout: this.timeout(conn.fresh(since, i.ino)) };
   }
@@ -349,9 +420,14 @@ export class MfsFs implements FileSystem {
     const at = magic ? await this.createPlace(ctx, dir) : dir;
     const conn = this.conn(at.node);
     const since = conn.mark();
-    const e = await conn.call((s) => fn(s, at));
+    const e = await conn.call((s) => fn(s, at)).catch((err: unknown) => this.unknownOutcome(at, name, err));
     if (magic) this.special.created(ctx, dir, at.node);
     this.echoName(at.node, at.ino, name, dir);
+    if (at === dir) {
+      this.meta.entered(dir.node, dir.ino, name, e, since);
+      if ((e.attr.mode & S_IFMT) === S_IFDIR) this.meta.madeDir(dir.node, bigOf(e.attr.ino), since);
+      this.prefetch(ctx, dir);
+    }
     return this.entry(dir, name, at.node, e, since);
   }
 
@@ -389,7 +465,11 @@ export class MfsFs implements FileSystem {
   async unlink(ctx: RequestContext, r: RequestOf<'UNLINK'>): Promise<void> {
     this.writable();
     const dir = await this.remote(ctx, r.header.nodeId);
-    await this.on(dir.node, (s) => s.unlink(caller(ctx), dir.handle, r.name));
+    const since = this.conn(dir.node).mark();
+    const victim = this.childIno(dir, r.name);
+    await this.on(dir.node, (s) => s.unlink(caller(ctx), dir.handle, r.name)).catch((err: unknown) => this.unknownOutcome(dir, r.name, err));
+    this.meta.removed(dir.node, dir.ino, r.name, since, victim);
+    this.prefetch(ctx, dir);
     this.inodes.dropName(dir, r.name);
     this.echoName(dir.node, dir.ino, r.name, dir);
   }
@@ -397,7 +477,11 @@ export class MfsFs implements FileSystem {
   async rmdir(ctx: RequestContext, r: RequestOf<'RMDIR'>): Promise<void> {
     this.writable();
     const dir = await this.remote(ctx, r.header.nodeId);
-    await this.on(dir.node, (s) => s.rmdir(caller(ctx), dir.handle, r.name));
+    const since = this.conn(dir.node).mark();
+    const victim = this.childIno(dir, r.name);
+    await this.on(dir.node, (s) => s.rmdir(caller(ctx), dir.handle, r.name)).catch((err: unknown) => this.unknownOutcome(dir, r.name, err));
+    this.meta.removed(dir.node, dir.ino, r.name, since, victim);
+    this.prefetch(ctx, dir);
     this.inodes.dropName(dir, r.name);
     this.echoName(dir.node, dir.ino, r.name, dir);
   }
@@ -408,11 +492,27 @@ export class MfsFs implements FileSystem {
     this.sameNode(this.inode(r.header.nodeId), this.inode(r.newDir));
     const from = await this.remote(ctx, r.header.nodeId);
     const to = await this.remote(ctx, r.newDir);
-    await this.on(from.node, (s) => s.rename(caller(ctx), from.handle, r.name, to.handle, r.newName, r.flags));
+    const since = this.conn(from.node).mark();
+    const inos = [this.childIno(from, r.name), this.childIno(to, r.newName)].filter((i): i is bigint => i !== undefined);
+    await this.on(from.node, (s) => s.rename(caller(ctx), from.handle, r.name, to.handle, r.newName, r.flags)).catch((err: unknown) => {
+      this.meta.forgetName(from.node, from.ino, r.name);
+      this.meta.forgetName(to.node, to.ino, r.newName);
+      throw err;
+    });
+    this.meta.renamed(from.node, from.ino, r.name, to.ino, r.newName, since, inos, (r.flags & RENAME_EXCHANGE) !== 0);
+    this.prefetch(ctx, from);
+    if (to !== from) this.prefetch(ctx, to);
     this.inodes.dropName(from, r.name);
     this.inodes.dropName(to, r.newName);
     this.echoName(from.node, from.ino, r.name, from);
     this.echoName(to.node, to.ino, r.newName, to);
+  }
+
+  /** The cluster inode `name` in `dir` stands for, as far as the kernel looked it up through us. */
+  private childIno(dir: MfsInode, name: Buffer): bigint | undefined {
+    const id = dir.names.get(nameKey(name));
+    const child = id === undefined ? undefined : this.inodes.get(id);
+    return child?.kind === 'remote' ? child.ino : undefined;
   }
 
   /** Two inodes of one node, else EXDEV (the mount's root belongs to no node). */
@@ -424,6 +524,7 @@ export class MfsFs implements FileSystem {
     this.writable();
     this.sameNode(this.inode(r.oldNodeId), this.inode(r.header.nodeId));
     const target = await this.remote(ctx, r.oldNodeId);
+    this.meta.touched(target.node, target.ino);
     return this.make(ctx, r.header.nodeId, r.name, (s, dir) => s.link(caller(ctx), target.handle, dir.handle, r.name));
   }
 
@@ -432,7 +533,12 @@ export class MfsFs implements FileSystem {
   /** KEEP_CACHE only when the node's session is up, nothing raced the open, and no session was lost since the pages came. */
   private openOut(i: Remote, conn: NodeConn, fh: number | string, flags: number, since: number): OpenOut {
     const id = this.nextFh++;
-    this.files.set(id, { inode: i, conn, fh, flags: flags & ~OPEN_ONLY, locked: false });
+    const file: OpenFile = { inode: i, conn, fh, flags: flags & ~OPEN_ONLY, locked: false };
+    this.files.set(id, file);
+    const key = `${i.node}:${i.ino}`;
+    const open = this.openByIno.get(key);
+    if (open) open.add(file);
+    else this.openByIno.set(key, new Set([file]));
     conn.openFiles++;
     const keep = conn.fresh(since, i.ino) && !this.cache.suspectPages.delete(i.id);
     return { fh: id, openFlags: (keep ? OpenFlag.KEEP_CACHE : 0) | (flags & O_DIRECT ? OpenFlag.DIRECT_IO : 0) };
@@ -447,6 +553,7 @@ export class MfsFs implements FileSystem {
     const since = conn.mark();
     // O_DIRECT would impose alignment on the node's buffers; DIRECT_IO keeps the kernel's cache out.
     const fh = await conn.call((s) => s.open(caller(ctx), i.handle, r.flags & ~(O_DIRECT | C.O_CREAT | C.O_EXCL)));
+    if (r.flags & C.O_TRUNC) this.meta.touched(i.node, i.ino);
     return this.openOut(i, conn, fh, r.flags, since);
   }
 
@@ -456,12 +563,28 @@ export class MfsFs implements FileSystem {
     const at = await this.createPlace(ctx, dir);
     const conn = this.conn(at.node);
     const since = conn.mark();
-    const got = await conn.call((s) => s.create(caller(ctx), at.handle, r.name, r.flags & ~O_DIRECT, r.mode, r.umask));
+    const got = await conn.call((s) => s.create(caller(ctx), at.handle, r.name, r.flags & ~O_DIRECT, r.mode, r.umask))
+      .catch((err: unknown) => this.unknownOutcome(at, r.name, err));
     this.special.created(ctx, dir, at.node);
     this.echoName(at.node, at.ino, r.name, dir);
+    if (at === dir) {
+      this.meta.entered(dir.node, dir.ino, r.name, got.entry, since);
+      this.prefetch(ctx, dir);
+    }
     const entry = this.entry(dir, r.name, at.node, got.entry, since);
     const child = this.inodes.get(entry.nodeId) as Remote;
     return { entry, open: this.openOut(child, conn, got.fh, r.flags, since) };
+  }
+
+  /**
+   * The node's fh of a file this mount has open on `i`, or 0. The kernel sends fstat, fchmod,
+   * fchown and the xattr calls without the file handle; through an open file they keep working on
+   * a file whose last name is gone (the node's handle of it is then stale), as on a local disk.
+   */
+  private openFhOf(i: MfsInode): number | string {
+    if (i.kind !== 'remote') return 0;
+    const open = this.openByIno.get(`${i.node}:${i.ino}`);
+    return open ? open.values().next().value!.fh : 0;
   }
 
   private file(fh: number): OpenFile {
@@ -471,16 +594,17 @@ export class MfsFs implements FileSystem {
   }
 
   read(ctx: RequestContext, r: RequestOf<'READ'>): Promise<Buffer> | Buffer {
-    if (this.special.isSelectedFile(r.header.nodeId)) return this.special.read(ctx, r.offset, r.size);
+    if (this.special.isOwnFile(r.header.nodeId)) return this.special.read(ctx, r.offset, r.size, r.header.nodeId);
     const f = this.file(r.fh);
     return f.conn.call((s) => s.read(caller(ctx), f.inode.handle, f.fh, r.offset, r.size, f.flags));
   }
 
   write(ctx: RequestContext, r: RequestOf<'WRITE'>): Promise<number> | number {
-    if (this.special.isSelectedFile(r.header.nodeId)) return this.special.write(ctx, r.data);
+    if (this.special.isOwnFile(r.header.nodeId)) return this.special.write(ctx, r.data, r.header.nodeId);
     this.writable();
     const f = this.file(r.fh);
-    return f.conn.call((s) => s.write(caller(ctx), f.inode.handle, f.fh, r.offset, r.data, f.flags));
+    const { node, ino } = f.inode;
+    return f.conn.call((s) => s.write(caller(ctx), f.inode.handle, f.fh, r.offset, r.data, f.flags)).finally(() => this.meta.touched(node, ino));
   }
 
   /** close(2) of one descriptor: its owner's POSIX locks on the file go (only if it took any through us). */
@@ -494,6 +618,10 @@ export class MfsFs implements FileSystem {
     const f = this.files.get(r.fh);
     if (!f) return;
     this.files.delete(r.fh);
+    const key = `${f.inode.node}:${f.inode.ino}`;
+    const open = this.openByIno.get(key);
+    open?.delete(f);
+    if (open?.size === 0) this.openByIno.delete(key);
     f.conn.openFiles--;
     const locks = f.locked ? { clientId: this.opts.lockClientId, lockOwner: r.lockOwner.toString() } : undefined;
     await f.conn.call((s) => s.release(caller(ctx), f.fh, f.inode.handle, locks)).catch(() => undefined);
@@ -507,7 +635,7 @@ export class MfsFs implements FileSystem {
   async fallocate(ctx: RequestContext, r: RequestOf<'FALLOCATE'>): Promise<void> {
     this.writable();
     const f = this.file(r.fh);
-    await f.conn.call((s) => s.fallocate(caller(ctx), f.inode.handle, f.fh, r.offset, r.length, r.mode));
+    await f.conn.call((s) => s.fallocate(caller(ctx), f.inode.handle, f.fh, r.offset, r.length, r.mode)).finally(() => this.meta.touched(f.inode.node, f.inode.ino));
   }
 
   // ---- locks (held by the owning node, so they exclude processes on every node) ----
@@ -574,10 +702,15 @@ export class MfsFs implements FileSystem {
     }
     const conn = this.conn(dir.node);
     const since = conn.mark();
+    const ticket = this.meta.ticket(dir.node);
+    // A listing read from its start to its end in this one request: every name of the directory.
+    const whole: Buffer[] | undefined = r.cookie === 0n ? [] : undefined;
     // Cookies go back to the node as it sent them (a decimal string beyond 2^53).
     for (let cookie: U64 = r.cookie <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(r.cookie) : r.cookie.toString(); ;) {
       const batch = await conn.call((s) => s.readDirBatch(caller(ctx), dir.handle, cookie));
       for (const e of batch.entries) {
+        whole?.push(e.name);
+        if (e.entry) this.meta.putEntry(dir.node, conn, dir.ino, e.name, e.entry, since, ticket);
         if (e.entry && isDevice(e.entry.attr.mode)) {
           cookie = e.cookie;
           continue;
@@ -585,7 +718,10 @@ export class MfsFs implements FileSystem {
         if (!this.addEntry(out, plus, dir, e, since)) return this.raced(dir, since);
         cookie = e.cookie;
       }
-      if (batch.eof || batch.entries.length === 0) return this.raced(dir, since);
+      if (batch.eof || batch.entries.length === 0) {
+        if (whole) this.meta.putListing(dir.node, conn, dir.ino, whole, since, ticket);
+        return this.raced(dir, since);
+      }
     }
   }
 
@@ -636,7 +772,8 @@ export class MfsFs implements FileSystem {
 
   async access(ctx: RequestContext, r: RequestOf<'ACCESS'>): Promise<void> {
     const i = await this.resolve(ctx, this.inode(r.header.nodeId));
-    if (this.special.isSelectedFile(i.id)) return; // 0666: everyone reads and writes their own value
+    // .control/selected is 0666 (everyone their own value); the .admin tables check root on write themselves.
+    if (this.special.isOwnFile(i.id)) return;
     if (i.kind !== 'remote') {
       if (r.mask & 2) throw errno('EROFS');
       return;
@@ -647,27 +784,27 @@ export class MfsFs implements FileSystem {
   async getxattr(ctx: RequestContext, r: RequestOf<'GETXATTR'>): Promise<Buffer> {
     const i = this.inode(r.header.nodeId);
     if (i.kind !== 'remote') throw errno('ENODATA');
-    return this.on(i.node, (s) => s.getXattr(caller(ctx), i.handle, r.name));
+    return this.on(i.node, (s) => s.getXattr(caller(ctx), i.handle, r.name, this.openFhOf(i)));
   }
 
   async listxattr(ctx: RequestContext, r: RequestOf<'LISTXATTR'>): Promise<Buffer> {
     const i = this.inode(r.header.nodeId);
     if (i.kind !== 'remote') return Buffer.alloc(0);
-    const names = await this.on(i.node, (s) => s.listXattr(caller(ctx), i.handle));
+    const names = await this.on(i.node, (s) => s.listXattr(caller(ctx), i.handle, this.openFhOf(i)));
     return Buffer.concat(names.map((n) => Buffer.from(`${n}\0`)));
   }
 
   async setxattr(ctx: RequestContext, r: RequestOf<'SETXATTR'>): Promise<void> {
     this.writable();
     const i = await this.remote(ctx, r.header.nodeId);
-    await this.on(i.node, (s) => s.setXattr(caller(ctx), i.handle, r.name, r.value, r.flags));
+    await this.on(i.node, (s) => s.setXattr(caller(ctx), i.handle, r.name, r.value, r.flags, this.openFhOf(i))).finally(() => this.meta.touched(i.node, i.ino));
     this.echoAttr(i);
   }
 
   async removexattr(ctx: RequestContext, r: RequestOf<'REMOVEXATTR'>): Promise<void> {
     this.writable();
     const i = await this.remote(ctx, r.header.nodeId);
-    await this.on(i.node, (s) => s.removeXattr(caller(ctx), i.handle, r.name));
+    await this.on(i.node, (s) => s.removeXattr(caller(ctx), i.handle, r.name, this.openFhOf(i))).finally(() => this.meta.touched(i.node, i.ino));
     this.echoAttr(i);
   }
 }

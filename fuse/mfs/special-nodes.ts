@@ -27,7 +27,7 @@ import { Errno } from '../../proto/errno.js';
 import { OpenFlag, type AttrOut, type EntryOut, type OpenOut, type RequestContext } from '../kernel/index.js';
 import { controlFileAttr, S_IFDIR, S_IFREG, syntheticDirAttr } from './attrs.js';
 import { ADMIN_DIR, ADMIN_FILES, AdminFiles, adminFileAttr, isAdminFile, type AdminFile, type AdminTables } from './admin-files.js';
-import { keyName, type InodeTable, type MfsInode, type OwnRole } from './inodes.js';
+import { keyName, type InodeTable, type MfsInode } from './inodes.js';
 import {
   CONTROL_DIR, isSpecialName, ProcessTable, resolveSpecial, SELECTED_CONTROL_NAME, SelectedControl, SPECIAL_NAMES,
 } from './special/index.js';
@@ -58,20 +58,14 @@ export class SpecialNodes {
   /** Node id → the .admin file it is. */
   private readonly adminNodes = new Map<number, AdminFile>();
   private admin: AdminFiles | undefined;
-  /**
-   * The own file the mount last asked about through isSelectedFile(): mfs-fs.ts asks it right
-   * before calling read() or write() without the node id, in the same synchronous step, so this is
-   * the file that read or write is for (see read()).
-   */
-  private lastAsked = 0;
 
   constructor(private readonly inodes: InodeTable, readonly table: ProcessTable, private readonly opts: SpecialNodesOptions) {
     this.control = new SelectedControl(table, opts.knownNode);
     this.controlDir = inodes.ownNode('control-dir', S_IFDIR);
     this.selectedFile = inodes.ownNode('selected-file', S_IFREG);
     // inodes.ts's OwnRole names only the .control roles; its table is keyed by any string.
-    this.adminDir = inodes.ownNode('admin-dir' as OwnRole, S_IFDIR);
-    for (const f of ADMIN_FILES) this.adminNodes.set(inodes.ownNode(`admin-${f}` as OwnRole, S_IFREG).id, f);
+    this.adminDir = inodes.ownNode('admin-dir', S_IFDIR);
+    for (const f of ADMIN_FILES) this.adminNodes.set(inodes.ownNode(`admin-${f}`, S_IFREG).id, f);
   }
 
   /** Serve /mfs/.admin from the node's tables; `log` hears each write and why one was refused. */
@@ -161,10 +155,8 @@ export class SpecialNodes {
   // ---- /mfs/.control ----
 
   /** Whether `nodeId` is one of the mount's own files (.control/selected, .admin/*): read and write go to read() and write(). */
-  isSelectedFile(nodeId: number): boolean {
-    const own = nodeId === this.selectedFile.id || this.adminFileOf(nodeId) !== undefined;
-    if (own) this.lastAsked = nodeId;
-    return own;
+  isOwnFile(nodeId: number): boolean {
+    return nodeId === this.selectedFile.id || this.adminFileOf(nodeId) !== undefined;
   }
 
   /** A LOOKUP in the control directory or .admin. */
@@ -195,18 +187,15 @@ export class SpecialNodes {
     return { fh: 0, openFlags: OpenFlag.DIRECT_IO };
   }
 
-  /**
-   * A READ of an own file. mfs-fs.ts does not pass the node id yet: `nodeId` defaults to the file
-   * isSelectedFile() was just asked about (see lastAsked).
-   */
-  read(ctx: RequestContext, offset: number, size: number, nodeId = this.lastAsked): Buffer | Promise<Buffer> {
+  /** A READ of own file `nodeId`. */
+  read(ctx: RequestContext, offset: number, size: number, nodeId: number): Buffer | Promise<Buffer> {
     const admin = this.adminFileOf(nodeId);
     if (admin) return this.admin!.read(admin, offset, size);
     return this.control.read({ tid: ctx.pid }, offset, size);
   }
 
-  /** A WRITE of an own file (`nodeId` as for read()). */
-  write(ctx: RequestContext, data: Buffer, nodeId = this.lastAsked): number | Promise<number> {
+  /** A WRITE of own file `nodeId`. */
+  write(ctx: RequestContext, data: Buffer, nodeId: number): number | Promise<number> {
     const admin = this.adminFileOf(nodeId);
     if (admin) return this.admin!.write({ uid: ctx.uid, pid: ctx.pid }, admin, data);
     return this.control.writeSelected({ tid: ctx.pid }, data);

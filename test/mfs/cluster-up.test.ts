@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { alive, eventually, mountsUnder, omfsCluster, processesMentioning } from '../harness/mfs-admin.js';
 import { listedNodes } from '../harness/mfs-mount.js';
+import { waitFor } from '../harness/outcome.js';
 import { spawnSync } from 'node:child_process';
 
 let dir: string;
@@ -50,7 +51,7 @@ describe('omfs-cluster up --nodes 3', () => {
     expect(pids.every(alive)).toBe(true);
   }, 180_000);
 
-  it('a file written through node1/mfs/2/ is node 2\'s export file, byte for byte, and reads the same through node3/mfs/2/', () => {
+  it('a file written through node1/mfs/2/ is node 2\'s export file, byte for byte, and reads the same through node3/mfs/2/', async () => {
     const data = randomBytes(3 * 1024 * 1024 + 17);
     fs.writeFileSync(join(dir, 'node1', 'mfs', '2', 'blob'), data);
     expect(fs.readFileSync(join(dir, 'node2', 'export', 'blob')).equals(data)).toBe(true);
@@ -58,7 +59,11 @@ describe('omfs-cluster up --nodes 3', () => {
     // And the other way: each node's export is its root, DIR/nodeJ/mfs/K/x = DIR/nodeK/export/x.
     fs.mkdirSync(join(dir, 'node3', 'export', 'sub'));
     fs.writeFileSync(join(dir, 'node3', 'export', 'sub', 'x'), 'on node 3\n');
-    expect(fs.readFileSync(join(dir, 'node1', 'mfs', '3', 'sub', 'x'), 'utf8')).toBe('on node 3\n');
+    // Made on node 3's disk, not through omfs: the mounts hear of it within the direct-change bound
+    // (sessions.directChangeMs plus the ack) and may answer "no such name" from their caches until then.
+    const x = join(dir, 'node1', 'mfs', '3', 'sub', 'x');
+    await waitFor('node 3\'s direct change seen through node 1', () => fs.existsSync(x), 5_000, 20);
+    expect(fs.readFileSync(x, 'utf8')).toBe('on node 3\n');
   });
 
   it('up on the running cluster says so and changes nothing', async () => {

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeTestCa, startMfsd, type MfsdHandle, type TestCa } from '../harness/mfsd.js';
 import { listedNodes, startMfsMount, type MfsMount } from '../harness/mfs-mount.js';
+import { waitFor } from '../harness/outcome.js';
 
 let tmp: string;
 let ca: TestCa;
@@ -125,7 +126,7 @@ describe('MOUNT/2 behaves as node 2\'s bare export', () => {
     expect(fs.statSync(join(bare, 'h2')).nlink).toBe(1);
   });
 
-  it('symlinks: an absolute target stored on node 2 reads under MOUNT/2', () => {
+  it('symlinks: an absolute target stored on node 2 reads under MOUNT/2', async () => {
     fs.symlinkSync('/etc/passwd', join(via, 'abs'));
     fs.symlinkSync('rel/target', join(via, 'rel'));
     expect(fs.readlinkSync(join(bare, 'abs'))).toBe('/etc/passwd');
@@ -133,6 +134,9 @@ describe('MOUNT/2 behaves as node 2\'s bare export', () => {
     expect(fs.readlinkSync(join(via, 'rel'))).toBe('rel/target');
     // One made on the node itself reads the same way; one made to MOUNT/2/... is stored as the node's path.
     fs.symlinkSync('/etc', join(bare, 'etc-link'));
+    // Made on the node's disk, not through omfs: the mount hears of it within the direct-change
+    // bound (sessions.directChangeMs plus the ack), and may answer "no such name" until then.
+    await waitFor('the direct symlink seen through the mount', () => fs.existsSync(join(via, 'etc-link')) || fs.lstatSync(join(via, 'etc-link'), { throwIfNoEntry: false }) !== undefined, 5_000, 20);
     expect(fs.readlinkSync(join(via, 'etc-link'))).toBe(`${m!.mnt}/2/etc`);
     fs.symlinkSync(`${m!.mnt}/2/st`, join(via, 'to-st'));
     expect(fs.readlinkSync(join(bare, 'to-st'))).toBe('/st');
