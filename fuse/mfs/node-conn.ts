@@ -8,7 +8,7 @@
 // for the node whose mfsd hosts this mount, the LocalNode's in-process link (no socket: DFSA's
 // short-circuit), which keeps its callbacks like a session and is never closed for idleness (it
 // costs nothing to keep, and keeping it keeps the kernel's cache of the node's own files).
-import { credentials as grpcCredentials, type ChannelCredentials, type ServiceError } from '@grpc/grpc-js';
+import { credentials as grpcCredentials, type ChannelCredentials, type ChannelOptions, type ServiceError } from '@grpc/grpc-js';
 import { constants } from 'node:os';
 import { Errno, statusToErrno } from '../../proto/errno.js';
 import { loadNodeServiceConstructor, type ExportInfo, type IdentifyReply } from '../../proto/node.js';
@@ -31,6 +31,8 @@ export interface ConnOptions {
   /** This mount's node number (its certificate names node<N>). */
   myNode: number;
   creds: ChannelCredentials;
+  /** Channel options for this node's channels (e.g. grpc.ssl_target_name_override with credentials of its own). */
+  channelOptions?: ChannelOptions;
   /** soft: a call waiting for an absent node fails with EIO after timeoMs; hard: it waits. */
   soft: boolean;
   timeoMs: number;
@@ -165,6 +167,7 @@ export class NodeConn {
       // session that was up waits for its node to come back (hard) or gives up after timeo (soft).
       s = await Session.open(this.address, this.opts.creds, {
         node: this.opts.myNode, mode: this.opts.soft ? 'soft' : 'hard', timeoMs: this.opts.timeoMs,
+        ...(this.opts.channelOptions ? { channelOptions: this.opts.channelOptions } : {}),
       });
     }
     s.on('invalidate', (raw) => this.invalidated(raw as unknown as Record<string, unknown>));
@@ -184,7 +187,7 @@ export class NodeConn {
   /** The node's exports, from NodeService Identify (same certificate). */
   private identify(): Promise<IdentifyReply> {
     const Ctor = loadNodeServiceConstructor();
-    const client = new Ctor(this.address, this.opts.creds ?? grpcCredentials.createInsecure());
+    const client = new Ctor(this.address, this.opts.creds ?? grpcCredentials.createInsecure(), this.opts.channelOptions ?? {});
     return new Promise<IdentifyReply>((resolve, reject) => {
       const call = client['Identify'] as (req: object, md: object, cb: (e: ServiceError | null, r: IdentifyReply) => void) => void;
       try {
