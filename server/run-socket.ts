@@ -67,7 +67,7 @@ export async function listenRunSocket(path: string, accept: (c: SocketConnection
       return;
     }
     const conn: SocketConnection = {
-      caller: { ...cred, groups: groupsOf(cred.pid) },
+      caller: { ...cred, groups: groupsOf(cred.pid, cred.uid, cred.gid) },
       send: (m) => {
         if (!socket.destroyed) socket.write(encodeOutputFrame(m));
       },

@@ -1,7 +1,7 @@
 // A job on THIS node: a RunStart checked as hostile input, then spawned as the user it names,
-// with no shell. As root the daemon runs `setpriv --reuid U --regid G --groups ... -- env -C CWD
-// -- CMD ARGS`: setpriv sets uid, gid and the supplementary groups (Node's spawn can set uid and gid
-// but clears the groups), and `env -C` enters the working directory as the user, so a directory
+// with no shell. As root the daemon runs `setpriv --reuid U --regid G --groups ... -- env -i -C CWD
+// -- VARS... CMD ARGS`: setpriv sets uid, gid and the supplementary groups (Node's spawn can set uid
+// and gid but clears the groups), and `env -C` enters the working directory as the user, so a directory
 // the user may not enter fails as it would in their shell (exit 125) instead of being entered with
 // root's rights. A daemon that is not root runs jobs only for its own uid, directly.
 // The job gets its own process group (like a shell's foreground job), so a signal from mfsrun
@@ -101,28 +101,36 @@ export function signalNumber(name: NodeJS.Signals | null): number {
   return name ? SIGNAL_NAMES.get(name) ?? 0 : 0;
 }
 
-function commandLine(spec: JobSpec, cred: JobCredentials): { file: string; args: string[]; cwd: string } {
+/** What setpriv itself runs with, as root: nothing of the user's (see commandLine). */
+const ROOT_STAGE_ENV = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' };
+
+function commandLine(spec: JobSpec, cred: JobCredentials): { file: string; args: string[]; cwd: string; env: Record<string, string> } {
   const asRoot = process.getuid?.() === 0;
   if (!asRoot) {
     if (cred.uid !== process.getuid?.()) throw new Errno('EPERM', 'this mfsd is not root: it runs jobs only for its own user');
-    return { file: spec.argv[0]!, args: spec.argv.slice(1), cwd: spec.cwd };
+    return { file: spec.argv[0]!, args: spec.argv.slice(1), cwd: spec.cwd, env: spec.env };
   }
   const groups = cred.groups.length ? [`--groups=${cred.groups.join(',')}`] : ['--clear-groups'];
-  // Nothing of root's capabilities is inherited (a non-root uid loses them anyway; this is also
-  // true of ambient ones), and env enters the directory as the user.
+  // setpriv runs as root, so it must not see the user's environment: LD_PRELOAD, GCONV_PATH,
+  // LOCPATH and the like would run the user's code as root before the switch. It gets a fixed
+  // PATH; `env -i` (already the user) sets the user's variables, given as its arguments, for the
+  // command it then executes. Nothing of root's capabilities is inherited (a non-root uid loses
+  // them anyway; this covers ambient ones), and env enters the directory as the user.
+  const vars = Object.entries(spec.env).map(([k, v]) => `${k}=${v}`);
   return {
     file: SETPRIV,
-    args: [`--reuid=${cred.uid}`, `--regid=${cred.gid}`, ...groups, '--inh-caps=-all', '--', ENV, '-C', spec.cwd, '--', ...spec.argv],
+    args: [`--reuid=${cred.uid}`, `--regid=${cred.gid}`, ...groups, '--inh-caps=-all', '--', ENV, '-i', '-C', spec.cwd, '--', ...vars, ...spec.argv],
     cwd: '/',
+    env: ROOT_STAGE_ENV,
   };
 }
 
 /** Spawns the job; throws Errno when it cannot start at all. */
 export function spawnJob(spec: JobSpec, cred: JobCredentials, ev: JobEvents): LocalJob {
-  const { file, args, cwd } = commandLine(spec, cred);
+  const { file, args, cwd, env } = commandLine(spec, cred);
   let child: ChildProcess;
   try {
-    child = spawn(file, args, { cwd, env: spec.env, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
+    child = spawn(file, args, { cwd, env, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
   } catch (err) {
     throw new Errno('EINVAL', `cannot start ${spec.argv[0]}: ${(err as Error).message}`);
   }

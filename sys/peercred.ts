@@ -22,11 +22,18 @@ export function peerCred(fd: number): PeerCred {
   return { pid: buf.readInt32LE(0), uid: buf.readUInt32LE(4), gid: buf.readUInt32LE(8) };
 }
 
-/** The supplementary groups of process `pid` (empty when it is gone or has none). */
-export function groupsOf(pid: number): number[] {
+/**
+ * The supplementary groups of process `pid`, read only if it still has the effective uid and gid
+ * SO_PEERCRED gave: a pid that exited and was reused by another user's process (root's) must not
+ * lend its groups. Empty when it is gone, differs or has none.
+ */
+export function groupsOf(pid: number, uid: number, gid: number): number[] {
   try {
-    const line = /^Groups:[ \t]*(.*)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '';
-    return line.split(/\s+/).filter((g) => /^\d+$/.test(g)).map(Number);
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const ids = (name: string) => (new RegExp(`^${name}:[ \\t]*(.*)$`, 'm').exec(status)?.[1] ?? '').split(/\s+/).filter((g) => /^\d+$/.test(g)).map(Number);
+    // Uid:/Gid: list real, effective, saved, filesystem; SO_PEERCRED holds the effective ones.
+    if (ids('Uid')[1] !== uid || ids('Gid')[1] !== gid) return [];
+    return ids('Groups');
   } catch {
     return [];
   }

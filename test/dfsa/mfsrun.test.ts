@@ -30,11 +30,13 @@ afterAll(() => {
 });
 
 /** mfsrun on node 1 (its socket and mount), to completion. */
-function mfsrun(args: string[], o: { input?: string; cwd?: string; asNobody?: boolean } = {}): Promise<Ran> {
+function mfsrun(args: string[], o: { input?: string; cwd?: string; asNobody?: boolean; env?: Record<string, string> } = {}): Promise<Ran> {
   const base = [MFSRUN_JS, '--socket', c.socket(1), '--mount', c.mount(1), ...args];
+  // Extra variables are set after the switch to nobody, so only mfsrun and what it starts see them.
+  const vars = Object.entries(o.env ?? {}).map(([k, v]) => `${k}=${v}`);
   const [file, argv] = o.asNobody
-    ? ['setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, ...base]]
-    : [process.execPath, base];
+    ? ['setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '/usr/bin/env', ...vars, process.execPath, ...base]]
+    : ['/usr/bin/env', [...vars, process.execPath, ...base]];
   return new Promise((resolve) => {
     const p = spawn(file, argv, { cwd: o.cwd ?? c.root, stdio: ['pipe', 'pipe', 'pipe'] });
     live.add(p);
@@ -104,6 +106,13 @@ describe('mfsrun', () => {
     const denied = await mfsrun(['-N', '3', 'cat', secret], { asNobody: true });
     expect(denied.code).not.toBe(0);
     expect(denied.stdout).toBe('');
+    // The user's environment reaches the command, never the root-run stage before the switch
+    // (where LD_PRELOAD and friends would run the user's code as root): the dynamic loader's
+    // trace of LD_DEBUG names no program but the user's.
+    const traced = await mfsrun(['-N', '2', 'printenv', 'LD_DEBUG'], { asNobody: true, env: { LD_DEBUG: 'files' } });
+    expect(traced.stdout).toBe('files\n');
+    expect(traced.stderr).toMatch(/needed by/);
+    expect(traced.stderr).not.toMatch(/setpriv/);
     // Root stays root.
     expect((await mfsrun(['-N', '2', 'id', '-u'])).stdout).toBe('0\n');
   });
