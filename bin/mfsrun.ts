@@ -20,10 +20,9 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { Placement, emptyStart, type RunOutputMsg, type RunStartMsg, type RunWeightMsg } from '../proto/run.js';
-import { connectRun, findRunSocket } from '../server/run-client.js';
+import { DEFAULT_CLUSTER_DIR, connectRun, findRunSocket } from '../server/run-client.js';
 
 const USAGE = 'usage: mfsrun [-h | -N NODE | -j LIST] [-F] [-l|-L] [--restartable] [--from N] [--socket PATH] [--mount DIR] CMD [ARGS...]';
-const DEFAULT_CLUSTER_DIR = '/var/lib/omfs-cluster';
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
 const SIGNO: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGUSR1: 10, SIGUSR2: 12, SIGTERM: 15 };
 
@@ -200,7 +199,7 @@ async function main(): Promise<number> {
     process.stderr.write(`${USAGE}\n`);
     return err.message ? 2 : 0;
   }
-  const socket = findRunSocket(o.socket, o.from);
+  const socket = findRunSocket(o.socket, o.from, o.clusterDir);
   const start = buildStart(o, process.cwd(), process.env);
   return new Promise<number>((done, fail) => {
     let finished = false;

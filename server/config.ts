@@ -283,7 +283,7 @@ function buildConfig(file: Record<string, unknown>, v: Flags): MfsdConfig {
   const discovery = parseDiscovery(file['discovery']);
   let run: RunSettings;
   try {
-    run = parseRunSettings(file['run'], node);
+    run = parseRunSettings(file['run']);
   } catch (err) {
     throw new ConfigError((err as Error).message);
   }

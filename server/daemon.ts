@@ -8,7 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import { stat } from 'node:fs/promises';
 import { formatListen, type MfsdConfig } from './config.js';
 import { DfsaNode } from './dfsa-node.js';
-import { defaultRunSocket, runMount } from './run-config.js';
+import { runMount, runSocket } from './run-config.js';
 import { RunService } from './run-service.js';
 import { createFileService, type FileService } from './file-service.js';
 import { LockTable } from './locks.js';
@@ -181,7 +181,7 @@ export async function startDaemon(cfg: MfsdConfig, log: (line: string) => void =
   });
   const dfsa = new DfsaNode({ self: cfg.node, settings: cfg.dfsa, stateDir: cfg.stateDir, cluster, log });
   const run = new RunService({
-    self: cfg.node, cluster, tls: material, socket: cfg.run?.socket ?? defaultRunSocket(cfg.node), mount: () => runMount(cfg.run, cfg.mount?.path, cfg.stateDir), log,
+    self: cfg.node, cluster, tls: material, socket: runSocket(cfg.run, cfg.node, cfg.stateDir), mount: () => runMount(cfg.run, cfg.mount?.path, cfg.stateDir), log,
   });
   let port: number;
   let metricsServer: MetricsServer | null = null;

@@ -1,18 +1,26 @@
 // The client end of mfsrun's unix socket (server/run-socket.ts), for bin/mfsrun.ts and
 // `mfsctl migrate`: which socket is the local mfsd's, and a connection exchanging proto/run.ts frames.
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { encodeInputFrame, outputReader, type RunInputMsg, type RunOutputMsg } from '../proto/run.js';
 import { RUN_SOCKET_DIR, defaultRunSocket } from './run-config.js';
 
+/** omfs-cluster's default DIR (bin/omfs-cluster.ts). */
+export const DEFAULT_CLUSTER_DIR = '/var/lib/omfs-cluster';
+
 /**
- * The socket: `explicit` (--socket, OMFS_RUN_SOCKET), else node `from`'s default (--from N,
- * OMFS_NODE), else the only mfsrun socket in /run/omfs. Throws with a message saying what to pass.
+ * The socket: `explicit` (--socket, OMFS_RUN_SOCKET), else node `from`'s (--from N, OMFS_NODE: in
+ * `clusterDir` when it is a node of that local omfs-cluster, else /run/omfs's), else the only
+ * mfsrun socket in /run/omfs. Throws with a message saying what to pass.
  */
-export function findRunSocket(explicit: string | undefined, from: number | undefined): string {
+export function findRunSocket(explicit: string | undefined, from: number | undefined, clusterDir = DEFAULT_CLUSTER_DIR): string {
   if (explicit) return explicit;
-  if (from !== undefined) return defaultRunSocket(from);
+  if (from !== undefined) {
+    // A node of a local omfs-cluster has its socket in its folder (server/run-config.ts).
+    const inCluster = join(clusterDir, `node${from}`, 'mfsrun.sock');
+    return existsSync(inCluster) ? inCluster : defaultRunSocket(from);
+  }
   let found: string[] = [];
   try {
     found = readdirSync(RUN_SOCKET_DIR).filter((f) => /^mfsrun\.\d+\.sock$/.test(f));
