@@ -2,6 +2,7 @@
 // which is down), each with its
 // own mfsrun socket and its own "mount" folder standing for its /mfs (mntK/J for every node J), so
 // a path under node 1's folder must come out under node K's when the job runs on node K.
+import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -36,7 +37,12 @@ function freePort(): Promise<number> {
   });
 }
 
-export async function startRunCluster(nodes: number): Promise<RunCluster> {
+export interface RunClusterOptions {
+  /** Each mfsd hosts a real /mfs (FUSE) at its mount folder instead of plain folders standing for it. */
+  fuse?: boolean;
+}
+
+export async function startRunCluster(nodes: number, o: RunClusterOptions = {}): Promise<RunCluster> {
   const root = mkdtempSync(join(tmpdir(), 'omfs-mfsrun-'));
   const daemons: MfsdHandle[] = [];
   const c: RunCluster = {
@@ -45,6 +51,9 @@ export async function startRunCluster(nodes: number): Promise<RunCluster> {
     socket: (k) => join(root, `run${k}`, 'mfsrun.sock'),
     mount: (k) => join(root, `mnt${k}`),
     async cleanup() {
+      // SIGTERM first: a daemon hosting /mfs unmounts it when it stops.
+      for (const d of daemons) await d.stop('SIGTERM').catch(() => undefined);
+      for (let k = 1; k <= daemons.length; k++) spawnSync('umount', ['-l', c.mount(k)], { stdio: 'ignore' });
       for (const d of daemons) await d.cleanup().catch(() => undefined);
       rmSync(root, { recursive: true, force: true });
     },
@@ -60,7 +69,8 @@ export async function startRunCluster(nodes: number): Promise<RunCluster> {
     const map = join(root, 'openmosix.map');
     writeFileSync(map, [...ports.map((p, i) => `${i + 1} 127.0.0.1:${p} 1`), `${nodes + 1} 127.0.0.1:${downPort} 1`].join('\n') + '\n');
     for (let k = 1; k <= nodes; k++) {
-      for (let j = 1; j <= nodes; j++) mkdirSync(join(c.mount(k), String(j)), { recursive: true });
+      if (o.fuse) mkdirSync(c.mount(k));
+      else for (let j = 1; j <= nodes; j++) mkdirSync(join(c.mount(k), String(j)), { recursive: true });
       chmodSync(c.mount(k), 0o755);
       // Certificates named node<K> as on a real cluster: a mount's per-process I/O reports are
       // taken from its node's own certificate only (the scheduler test reports as node 1).
@@ -68,7 +78,9 @@ export async function startRunCluster(nodes: number): Promise<RunCluster> {
       const tls = { ca: join(certs, 'ca.crt'), cert: join(certs, 'node.crt'), key: join(certs, 'node.key') };
       daemons.push(await startMfsd({
         nodeId: k,
-        config: { insecure: false, tls, listen: `127.0.0.1:${ports[k - 1]}`, map, run: { socket: c.socket(k), mount: c.mount(k) }, dfsa: { intervalMs: 200 } },
+        config: { insecure: false, tls, listen: `127.0.0.1:${ports[k - 1]}`, map, dfsa: { intervalMs: 200 },
+          ...(o.fuse ? { mount: { path: c.mount(k) }, run: { socket: c.socket(k) } } : { run: { socket: c.socket(k), mount: c.mount(k) } }),
+        },
       }));
     }
   } catch (err) {
