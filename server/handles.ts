@@ -108,7 +108,13 @@ const GEN_BLOCK = 4096;
 const MAX_GEN = 2 ** 48 - 1;
 
 /** One file found under a name, for remember(). `linked`: see remember(). */
-export interface Sighting { id: bigint; found: FoundFile; linked: boolean }
+/**
+ * A file seen under a name. `fresh`: the inode was just created by this daemon (O_CREAT|O_EXCL,
+ * mkdir, mknod, symlink), so any stored record of its id belongs to an earlier file of the same
+ * inode number: it gets a new generation without reading the old record, and its record is written
+ * behind (see update()).
+ */
+export interface Sighting { id: bigint; found: FoundFile; linked: boolean; fresh?: boolean }
 
 export interface ParsedHandle { exportId: number; id: bigint; gen: number }
 
@@ -249,11 +255,11 @@ export class HandleStore {
   /** remember() for many files: one LevelDB batch for every record that is new or changed. */
   async rememberAll(seen: Sighting[]): Promise<number[]> {
     return this.update(seen.map((s) => s.id), (i, old) => {
-      const { found, linked } = seen[i]!;
-      if (!old || !sameIdentity(old, found)) return withNames(found, this.takeGen(), [found]);
+      const { found, linked, fresh } = seen[i]!;
+      if (fresh || !old || !sameIdentity(old, found)) return withNames(found, this.takeGen(), [found]);
       if (sameName(old, found)) return old;
       return withNames(found, old.gen, linked ? [found, ...namesOf(old)] : [found]);
-    });
+    }, seen.map((s) => s.fresh === true));
   }
 
   /** The file was renamed from `from` to `rec`'s name: `from` is gone, its other names stay. */
@@ -274,10 +280,10 @@ export class HandleStore {
    * the cache update nothing yields, so two requests about the same file never both decide it is
    * new (which would give it two generations, one of them handed out stale).
    */
-  private async update(ids: bigint[], next: (i: number, old: FileRecord | undefined) => FileRecord | undefined): Promise<number[]> {
+  private async update(ids: bigint[], next: (i: number, old: FileRecord | undefined) => FileRecord | undefined, fresh: boolean[] = []): Promise<number[]> {
     const keys = ids.map((id) => id.toString());
     for (;;) {
-      await this.loadMissing(keys);
+      await this.loadMissing(keys.filter((_, i) => !fresh[i]));
       if (this.genLimit - this.nextGen < keys.length) {
         await this.reserveGens(keys.length);
         continue; // the records may have changed meanwhile
@@ -293,7 +299,15 @@ export class HandleStore {
         }
         return rec?.gen ?? 0;
       });
-      if (changed.length > 0) await this.write(changed);
+      // A new file's record is written behind: until it lands, this process serves it from memory
+      // (`writing`), and the writes stay in order. What a crash in between costs: that file's
+      // handles are stale after the restart (a lookup by name gives a new one), as with the session
+      // records, which are written behind too. Saves a create its wait for LevelDB's thread.
+      if (changed.length > 0) {
+        const written = this.write(changed);
+        if (fresh.length === keys.length && fresh.every(Boolean)) written.catch(() => {});
+        else await written;
+      }
       return gens;
     }
   }

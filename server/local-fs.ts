@@ -238,19 +238,19 @@ export class LocalFs {
   }
 
   /** Records a child found under `dir` and returns its id and handle. */
-  async remember(exp: ExportCtx, dirId: bigint, name: Buffer, st: sys.Stat): Promise<{ id: bigint; handle: Buffer }> {
-    return (await this.rememberAll(exp, dirId, [{ name, st }]))[0]!;
+  async remember(exp: ExportCtx, dirId: bigint, name: Buffer, st: sys.Stat, fresh = false): Promise<{ id: bigint; handle: Buffer }> {
+    return (await this.rememberAll(exp, dirId, [{ name, st }], fresh))[0]!;
   }
 
-  /** remember() for many children of one directory, with one LevelDB write for all (ReadDir). */
-  async rememberAll(exp: ExportCtx, dirId: bigint, found: Array<{ name: Buffer; st: sys.Stat }>): Promise<Array<{ id: bigint; handle: Buffer }>> {
+  /** remember() for many children of one directory, with one LevelDB write for all (ReadDir). `fresh`: just created here (handles.ts Sighting). */
+  async rememberAll(exp: ExportCtx, dirId: bigint, found: Array<{ name: Buffer; st: sys.Stat }>, fresh = false): Promise<Array<{ id: bigint; handle: Buffer }>> {
     const ids: bigint[] = [];
     for (const { st } of found) ids.push(await this.store.localId(st.dev, st.ino));
     // The export root has no record and keeps generation 0 (it is not a child of anything in it).
     const seen: Sighting[] = [];
     const seenAt = found.map(({ name, st }, i) => {
       if (ids[i] === exp.rootId) return -1;
-      seen.push({ id: ids[i]!, found: recordOf(dirId, name, st), linked: multiLinked(st) });
+      seen.push({ id: ids[i]!, found: recordOf(dirId, name, st), linked: multiLinked(st), fresh });
       return seen.length - 1;
     });
     const gens = seen.length > 0 ? await this.store.rememberAll(seen) : [];

@@ -126,7 +126,7 @@ export async function create(
   }
   try {
     const st = await io.call(null, 'fstat', fd);
-    const { id, handle } = await lfs.remember(dir.exp, dir.id, name, st);
+    const { id, handle } = await lfs.remember(dir.exp, dir.id, name, st, true); // O_EXCL: a new inode
     return { entry: entryOf(lfs, id, handle, st), fh: files.add({ fd: io.adopt(fd), id, flags, uid: dir.caller.uid }).toString() };
   } catch (err) {
     io.close(fd);

@@ -33,8 +33,9 @@ export async function writableDir(lfs: LocalFs, handle: Buffer, wire: WireCaller
   return dir;
 }
 
+/** The entry of an inode just made in `dir` (mkdir, mknod, symlink: fresh, see handles.ts Sighting). */
 async function entry(lfs: LocalFs, dir: DirNode, name: Buffer, st: sys.Stat): Promise<Entry> {
-  const { id, handle } = await lfs.remember(dir.exp, dir.id, name, st);
+  const { id, handle } = await lfs.remember(dir.exp, dir.id, name, st, true);
   return entryOf(lfs, id, handle, st);
 }
 
