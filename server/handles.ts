@@ -111,8 +111,7 @@ const MAX_GEN = 2 ** 48 - 1;
 /**
  * A file seen under a name. `fresh`: the inode was just created by this daemon (O_CREAT|O_EXCL,
  * mkdir, mknod, symlink), so any stored record of its id belongs to an earlier file of the same
- * inode number: it gets a new generation without reading the old record, and its record is written
- * behind (see update()).
+ * inode number: it gets a new generation without reading the old record.
  */
 export interface Sighting { id: bigint; found: FoundFile; linked: boolean; fresh?: boolean }
 
@@ -299,14 +298,13 @@ export class HandleStore {
         }
         return rec?.gen ?? 0;
       });
-      // A new file's record is written behind: until it lands, this process serves it from memory
-      // (`writing`), and the writes stay in order. What a crash in between costs: that file's
-      // handles are stale after the restart (a lookup by name gives a new one), as with the session
-      // records, which are written behind too. Saves a create its wait for LevelDB's thread.
+      // Records are written behind: until one lands, this process serves it from memory
+      // (`writing`), the writes stay in order, and close() waits for them. What a crash in between
+      // costs: those files' handles are stale after the restart (a lookup by name gives new ones),
+      // as with the session records, which are written behind too. Saves a create, a rename or the
+      // first lookup of a file its wait for LevelDB's thread.
       if (changed.length > 0) {
-        const written = this.write(changed);
-        if (fresh.length === keys.length && fresh.every(Boolean)) written.catch(() => {});
-        else await written;
+        this.write(changed).catch((err: unknown) => process.stderr.write(`mfsd: handle store: a record write failed (those handles will be stale after a restart): ${String(err)}\n`));
       }
       return gens;
     }
