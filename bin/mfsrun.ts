@@ -20,7 +20,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { Placement, emptyStart, type RunOutputMsg, type RunStartMsg, type RunWeightMsg } from '../proto/run.js';
-import { DEFAULT_CLUSTER_DIR, connectRun, findRunSocket } from '../server/run-client.js';
+import { DEFAULT_CLUSTER_DIR, connectRun, findRunSocket, type RunConnection } from '../server/run-client.js';
 
 const USAGE = 'usage: mfsrun [-h | -N NODE | -j LIST] [-F] [-l|-L] [--restartable] [--from N] [--socket PATH] [--mount DIR] CMD [ARGS...]';
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
@@ -209,9 +209,23 @@ async function main(): Promise<number> {
       // Output written before the exit status must reach its reader first.
       process.stdout.write('', () => process.stderr.write('', () => done(code)));
     };
+    let conn: RunConnection | undefined;
+    // mfsd's output is read only as fast as our own output is taken (a slow pipe holds the job).
+    const flow = (ok: boolean, out: NodeJS.WriteStream) => {
+      if (ok || !conn) return;
+      conn.pause();
+      out.once('drain', () => conn?.resume());
+    };
+    // A reader that went away (mfsrun ... | head): the job gets SIGPIPE, as it would writing to
+    // that pipe itself, and mfsrun ends as a process killed by it does (128+13), silently.
+    process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') return;
+      conn?.send({ what: 'signal', signal: 13 });
+      process.exit(141);
+    });
     const onMessage = (m: RunOutputMsg) => {
-      if (m.what === 'stdout') process.stdout.write(m.stdout);
-      else if (m.what === 'stderr') process.stderr.write(m.stderr);
+      if (m.what === 'stdout') flow(process.stdout.write(m.stdout), process.stdout);
+      else if (m.what === 'stderr') flow(process.stderr.write(m.stderr), process.stderr);
       else if (m.what === 'notice') process.stderr.write(`mfsrun: ${m.notice}\n`);
       else if (m.what === 'exited') finish(m.exited.code);
       else if (m.what === 'failed') {
@@ -228,12 +242,18 @@ async function main(): Promise<number> {
         process.stderr.write(`mfsrun: lost mfsd${err ? ` (${err.message})` : ''}; the command's status is unknown\n`);
         finish(255);
       },
-    }).then((conn) => {
-      conn.send({ what: 'start', start });
-      for (const sig of FORWARDED) process.on(sig, () => conn.send({ what: 'signal', signal: SIGNO[sig]! }));
-      process.stdin.on('data', (b: Buffer) => conn.send({ what: 'stdin', stdin: b }));
-      process.stdin.on('end', () => conn.send({ what: 'stdin_eof', stdin_eof: true }));
-      process.stdin.on('error', () => conn.send({ what: 'stdin_eof', stdin_eof: true }));
+    }).then((c) => {
+      conn = c;
+      c.send({ what: 'start', start });
+      for (const sig of FORWARDED) process.on(sig, () => c.send({ what: 'signal', signal: SIGNO[sig]! }));
+      // Input is read only as fast as the job takes it (through mfsd, which reads us as fast).
+      process.stdin.on('data', (b: Buffer) => {
+        if (c.send({ what: 'stdin', stdin: b })) return;
+        process.stdin.pause();
+        c.whenDrained(() => process.stdin.resume());
+      });
+      process.stdin.on('end', () => c.send({ what: 'stdin_eof', stdin_eof: true }));
+      process.stdin.on('error', () => c.send({ what: 'stdin_eof', stdin_eof: true }));
     }, fail);
   });
 }

@@ -33,8 +33,13 @@ export function findRunSocket(explicit: string | undefined, from: number | undef
 }
 
 export interface RunConnection {
-  send(m: RunInputMsg): void;
+  /** False when mfsd is not taking input as fast: wait for whenDrained. */
+  send(m: RunInputMsg): boolean;
+  whenDrained(cb: () => void): void;
   close(): void;
+  /** Stop reading mfsd's output (while the caller's own output is behind), and go on. */
+  pause(): void;
+  resume(): void;
 }
 
 /** Connects; `message` gets each frame, `closed` once (with an error when the connection failed or broke). */
@@ -51,7 +56,13 @@ export function connectRun(path: string, on: { message(m: RunOutputMsg): void; c
     };
     socket.once('connect', () => {
       open = true;
-      resolve({ send: (m) => void socket.write(encodeInputFrame(m)), close: () => socket.end() });
+      resolve({
+        send: (m) => socket.write(encodeInputFrame(m)),
+        whenDrained: (cb) => void socket.once('drain', cb),
+        close: () => socket.end(),
+        pause: () => socket.pause(),
+        resume: () => socket.resume(),
+      });
     });
     socket.on('data', (chunk: Buffer) => {
       let msgs: RunOutputMsg[];

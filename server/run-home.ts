@@ -18,7 +18,9 @@ const CONNECT_MS = 5_000;
 
 export interface AttemptEvents {
   started(s: StartedMsg): void;
-  output(m: RunOutputMsg): void;
+  /** False when the client is behind: hold further output until whenDrained. */
+  output(m: RunOutputMsg): boolean;
+  whenDrained(cb: () => void): void;
   exited(e: ExitedMsg): void;
   /** It never started (target down, refused, bad request) or its stream broke. */
   failed(err: Errno, beforeStart: boolean): void;
@@ -26,7 +28,9 @@ export interface AttemptEvents {
 
 export interface Attempt {
   node: number;
-  send(m: RunInputMsg): void;
+  /** False when the job is behind on its input: send no more until whenDrained. */
+  send(m: RunInputMsg): boolean;
+  whenDrained(cb: () => void): void;
   /** The client is gone: hang up. */
   cancel(): void;
 }
@@ -41,27 +45,28 @@ export interface Placement {
 /** Starts `start` on `node` (this node in process, another through its mfsd). */
 export function attempt(p: Placement, node: number, start: RunStartMsg, ev: AttemptEvents): Attempt {
   let started = false;
-  const onOut = (m: RunOutputMsg) => {
+  const onOut = (m: RunOutputMsg): boolean => {
     if (m.what === 'started') {
       started = true;
       ev.started(m.started);
     } else if (m.what === 'exited') ev.exited(m.exited);
-    else ev.output(m);
+    else return ev.output(m);
+    return true;
   };
   if (node === p.o.self) {
     try {
-      const d = runHere(p.o, p.jobs, start, onOut, () => undefined);
-      return { node, send: (m) => d.input(m), cancel: () => d.hangup() };
+      const d = runHere(p.o, p.jobs, start, { send: onOut, whenDrained: ev.whenDrained }, () => undefined);
+      return { node, send: (m) => d.input(m), whenDrained: (cb) => d.whenDrained(cb), cancel: () => d.hangup() };
     } catch (err) {
       // Reported after the caller holds the attempt, as a remote failure would be.
       queueMicrotask(() => ev.failed(toErrno(err), true));
-      return { node, send: () => undefined, cancel: () => undefined };
+      return gone(node);
     }
   }
   const client = p.runner(node);
   if (!client) {
     queueMicrotask(() => ev.failed(new Errno('ENOENT', `node ${node} is not in the map`), true));
-    return { node, send: () => undefined, cancel: () => undefined };
+    return gone(node);
   }
   // The channel is shared with the daemon's other calls to that node and may be backing off
   // after an earlier failure (the node was down): wait until it connects, within a bound, so a
@@ -69,6 +74,7 @@ export function attempt(p: Placement, node: number, start: RunStartMsg, ev: Atte
   let over = false;
   let run: grpc.ClientDuplexStream<RunInputMsg, RunOutputMsg> | undefined;
   const queued: RunInputMsg[] = [];
+  const waiting: (() => void)[] = [];
   client.waitForReady(Date.now() + CONNECT_MS, (err) => {
     if (over) return;
     if (err) {
@@ -78,12 +84,21 @@ export function attempt(p: Placement, node: number, start: RunStartMsg, ev: Atte
     }
     run = open();
     for (const m of queued.splice(0)) run.write(m);
+    for (const w of waiting.splice(0)) w();
   });
   const open = (): grpc.ClientDuplexStream<RunInputMsg, RunOutputMsg> => {
     const r = (client as unknown as { Run(): grpc.ClientDuplexStream<RunInputMsg, RunOutputMsg> }).Run();
+    let paused = false;
     r.on('data', (m: RunOutputMsg) => {
       if (m.what === 'exited') over = true;
-      onOut(m);
+      // A client behind on its output holds the stream, and HTTP/2 flow control the job.
+      if (onOut(m) || paused) return;
+      paused = true;
+      r.pause();
+      ev.whenDrained(() => {
+        paused = false;
+        r.resume();
+      });
     });
     r.on('error', (e: grpc.ServiceError) => {
       if (over || e.code === grpc.status.CANCELLED) return;
@@ -100,9 +115,19 @@ export function attempt(p: Placement, node: number, start: RunStartMsg, ev: Atte
   return {
     node,
     send: (m) => {
-      if (over) return;
-      if (run) run.write(m);
-      else queued.push(m);
+      if (over) return true;
+      if (run) return run.write(m);
+      queued.push(m);
+      // Until the node answers, one chunk of input is all a client may get ahead.
+      return queued.length < 2;
+    },
+    whenDrained: (cb) => {
+      const go = () => {
+        if (run && !over) run.once('drain', cb);
+        else cb();
+      };
+      if (run) go();
+      else waiting.push(go);
     },
     cancel: () => {
       over = true;
@@ -111,13 +136,19 @@ export function attempt(p: Placement, node: number, start: RunStartMsg, ev: Atte
   };
 }
 
+/** An attempt that never ran: takes nothing, holds nothing back. */
+function gone(node: number): Attempt {
+  return { node, send: () => true, whenDrained: (cb) => cb(), cancel: () => undefined };
+}
+
 export interface HomeJobInit {
   id: string;
   home: number;
   clientPid: number;
   start: RunStartMsg;
   /** To the mfsrun client. */
-  send(m: RunOutputMsg): void;
+  send(m: RunOutputMsg): boolean;
+  whenDrained(cb: () => void): void;
   /** The job is over (exited or failed for good). */
   done(): void;
   log(line: string): void;
@@ -148,6 +179,7 @@ export class HomeJob {
         if (this.stdinEnded) this.current?.send({ what: 'stdin_eof', stdin_eof: true });
       },
       output: (m) => this.init.send(m),
+      whenDrained: (cb) => this.init.whenDrained(cb),
       exited: (e) => this.onExit(e),
       failed: (err, beforeStart) => {
         const down = err.code === 'EHOSTDOWN' || err.code === 'ETIMEDOUT' || err.code === 'ENOENT';
@@ -161,10 +193,16 @@ export class HomeJob {
     });
   }
 
-  input(m: RunInputMsg): void {
+  /** False when the job is behind on its input: read no more of the client until whenInputDrained. */
+  input(m: RunInputMsg): boolean {
     if (m.what === 'stdin_eof') this.stdinEnded = true;
-    if (m.what === 'signal' && this.moving) return; // the job being restarted already has its SIGTERM
-    this.current?.send(m);
+    if (m.what === 'signal' && this.moving) return true; // the job being restarted already has its SIGTERM
+    return this.current?.send(m) ?? true;
+  }
+
+  whenInputDrained(cb: () => void): void {
+    if (this.current) this.current.whenDrained(cb);
+    else cb();
   }
 
   /** The client went away: hang the job up wherever it runs. */

@@ -14,14 +14,13 @@ import type * as grpc from '@grpc/grpc-js';
 import { credentials as grpcCredentials } from '@grpc/grpc-js';
 import { isIP } from 'node:net';
 import { checkServerIdentity } from 'node:tls';
-import type { Server } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { basename } from 'node:path';
 import { Errno, toErrno } from '../proto/errno.js';
 import { loadAdvisorConstructor, type AdviceMsg, type AdviseReplyMsg, type IoProfileMsg } from '../proto/advisor.js';
 import { Placement as Where, loadRunnerConstructor, type JobMsg, type RunInputMsg, type RunStartMsg, type RunWeightMsg } from '../proto/run.js';
 import { HomeJob, type Placement } from './run-home.js';
-import { listenRunSocket, type Caller, type ConnectionHandler, type SocketConnection } from './run-socket.js';
+import { listenRunSocket, type Caller, type ConnectionHandler, type RunSocketServer, type SocketConnection } from './run-socket.js';
 import { LocalJobs, runnerImplementation } from './run-target.js';
 import type { ClusterView } from './load-cluster.js';
 import type { TlsMaterial } from './tls.js';
@@ -56,7 +55,7 @@ export class RunService {
   private readonly Runner = loadRunnerConstructor();
   private readonly Advisor = loadAdvisorConstructor();
   private readonly clients = new Map<string, grpc.Client>();
-  private server: Server | undefined;
+  private server: RunSocketServer | undefined;
   private readonly placement: Placement;
 
   constructor(private readonly o: RunServiceOptions) {
@@ -111,7 +110,7 @@ export class RunService {
     this.clients.clear();
     const s = this.server;
     this.server = undefined;
-    if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
+    await s?.close();
   }
 
   /**
@@ -150,7 +149,15 @@ export class RunService {
     const early: RunInputMsg[] = [];
     return {
       message: (m) => {
-        if (!first) return job ? job.input(m) : void early.push(m);
+        if (!first) {
+          if (!job) return void early.push(m);
+          // Input the job does not read waits in the client's socket, not in this daemon.
+          if (!job.input(m)) {
+            c.pauseInput();
+            job.whenInputDrained(() => c.resumeInput());
+          }
+          return;
+        }
         first = false;
         if (m.what === 'start') {
           this.begin(c, m.start).then((j) => {
@@ -198,6 +205,7 @@ export class RunService {
     const job = new HomeJob(this.placement, {
       id, home: this.o.self, clientPid: caller.pid, start,
       send: (m) => c.send(m),
+      whenDrained: (cb) => c.whenDrained(cb),
       done: () => {
         this.jobs.delete(id);
         this.unwatch(id);

@@ -13,7 +13,12 @@ export interface Caller extends PeerCred { groups: number[] }
 
 export interface SocketConnection {
   caller: Caller;
-  send(m: RunOutputMsg): void;
+  /** False when the client is not reading fast enough (then wait for whenDrained). */
+  send(m: RunOutputMsg): boolean;
+  whenDrained(cb: () => void): void;
+  /** Stop reading the client (its input waits in the socket), and go on. */
+  pauseInput(): void;
+  resumeInput(): void;
   /** Send what is queued, then close. */
   close(): void;
 }
@@ -41,8 +46,13 @@ function fdOf(socket: Socket): number | undefined {
   return typeof fd === 'number' && fd >= 0 ? fd : undefined;
 }
 
+export interface RunSocketServer {
+  /** Stop listening and drop every connection (their jobs are hung up by their handlers). */
+  close(): Promise<void>;
+}
+
 /** Listens on `path` (its directory made 0755, a stale socket replaced) and hands each connection to `accept`. */
-export async function listenRunSocket(path: string, accept: (c: SocketConnection) => ConnectionHandler, log: (line: string) => void): Promise<Server> {
+export async function listenRunSocket(path: string, accept: (c: SocketConnection) => ConnectionHandler, log: (line: string) => void): Promise<RunSocketServer> {
   mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
   let isSocket = false;
   try {
@@ -55,7 +65,10 @@ export async function listenRunSocket(path: string, accept: (c: SocketConnection
     if (await answers(path)) throw new Error(`${path} is served by another process`);
     unlinkSync(path);
   }
-  const server = createServer((socket) => {
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
     const fd = fdOf(socket);
     let cred: PeerCred;
     try {
@@ -68,10 +81,13 @@ export async function listenRunSocket(path: string, accept: (c: SocketConnection
     }
     const conn: SocketConnection = {
       caller: { ...cred, groups: groupsOf(cred.pid, cred.uid, cred.gid) },
-      send: (m) => {
-        if (!socket.destroyed) socket.write(encodeOutputFrame(m));
-      },
-      close: () => socket.end(),
+      send: (m) => (socket.destroyed ? true : socket.write(encodeOutputFrame(m))),
+      whenDrained: (cb) => void socket.once('drain', cb),
+      pauseInput: () => socket.pause(),
+      resumeInput: () => socket.resume(),
+      // A client that stopped reading (its input held back) would never see the end: once what
+      // is queued is written, the connection goes.
+      close: () => void socket.end(() => socket.destroy()),
     };
     const handler = accept(conn);
     const reader = inputReader();
@@ -104,5 +120,10 @@ export async function listenRunSocket(path: string, accept: (c: SocketConnection
     });
   });
   chmodSync(path, 0o666);
-  return server;
+  return {
+    close: () => new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      for (const s of sockets) s.destroy();
+    }),
+  };
 }

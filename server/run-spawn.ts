@@ -89,10 +89,15 @@ export interface JobEvents {
 export interface LocalJob {
   pid: number;
   starttime: string;
-  stdin(b: Buffer): void;
+  /** False when the job is not reading: wait for whenStdinDrained before more. */
+  stdin(b: Buffer): boolean;
+  whenStdinDrained(cb: () => void): void;
   endStdin(): void;
   /** Signal the job's process group; false when it is gone. */
   signal(signo: number): boolean;
+  /** Stop reading the job's output (its pipes fill, and it blocks writing), and go on. */
+  pause(): void;
+  resume(): void;
 }
 
 const SIGNAL_NAMES = new Map<string, number>(Object.entries(constants.signals));
@@ -157,7 +162,25 @@ export function spawnJob(spec: JobSpec, cred: JobCredentials, ev: JobEvents): Lo
   return {
     pid,
     starttime: pid ? startTimeOf(pid) : '',
-    stdin: (b) => void child.stdin!.write(b),
+    stdin: (b) => (child.stdin!.writable ? child.stdin!.write(b) : true),
+    whenStdinDrained: (cb) => {
+      // A job that exits without reading never drains: 'close' lets the sender go on (to nothing).
+      const go = () => {
+        child.stdin!.off('drain', go);
+        child.stdin!.off('close', go);
+        cb();
+      };
+      child.stdin!.once('drain', go);
+      child.stdin!.once('close', go);
+    },
+    pause: () => {
+      child.stdout!.pause();
+      child.stderr!.pause();
+    },
+    resume: () => {
+      child.stdout!.resume();
+      child.stderr!.resume();
+    },
     endStdin: () => void child.stdin!.end(),
     signal: (signo) => {
       if (!pid || done) return false;

@@ -69,24 +69,45 @@ function parentOf(pid: number): number | undefined {
 
 /** The driving end of one job, whatever carries its messages. */
 export interface JobDriver {
-  input(m: RunInputMsg): void;
+  /** False when the job is not reading its input: take no more until whenDrained. */
+  input(m: RunInputMsg): boolean;
+  whenDrained(cb: () => void): void;
   /** The peer is gone: hang the job up (SIGHUP, SIGKILL later if it stays). */
   hangup(): void;
 }
 
+/** Where a job's messages go; send is false when the reader is behind (then whenDrained). */
+export interface OutputSink {
+  send(m: RunOutputMsg): boolean;
+  whenDrained(cb: () => void): void;
+}
+
 /**
- * Starts `start` here and reports to `send`: started, output, exited (then `done`). Throws Errno
- * when it cannot start (bad request, no such user rights, ...).
+ * Starts `start` here and reports to `sink`: started, output, exited (then `done`). The job's
+ * output is read only as fast as the sink takes it, so a job writing faster than its mfsrun
+ * reads blocks on its pipe, as it would on a terminal. Throws Errno when it cannot start (bad
+ * request, no such user rights, ...).
  */
-export function runHere(o: TargetOptions, jobs: LocalJobs, start: RunStartMsg, send: (m: RunOutputMsg) => void, done: () => void): JobDriver {
+export function runHere(o: TargetOptions, jobs: LocalJobs, start: RunStartMsg, sink: OutputSink, done: () => void): JobDriver {
   const cred = { uid: start.uid, gid: start.gid, groups: start.groups };
   checkCredentials(cred);
   const spec = jobSpecOf(start, o.mount());
   let exited = false;
   let killTimer: NodeJS.Timeout | undefined;
+  let paused = false;
+  const send = (m: RunOutputMsg) => sink.send(m);
+  const flow = (ok: boolean) => {
+    if (ok || paused) return;
+    paused = true;
+    local.pause();
+    sink.whenDrained(() => {
+      paused = false;
+      local.resume();
+    });
+  };
   const local = spawnJob(spec, cred, {
-    stdout: (b) => send({ what: 'stdout', stdout: b }),
-    stderr: (b) => send({ what: 'stderr', stderr: b }),
+    stdout: (b) => flow(send({ what: 'stdout', stdout: b })),
+    stderr: (b) => flow(send({ what: 'stderr', stderr: b })),
     exited: (e) => {
       exited = true;
       clearTimeout(killTimer);
@@ -98,10 +119,12 @@ export function runHere(o: TargetOptions, jobs: LocalJobs, start: RunStartMsg, s
   if (local.pid) jobs.add(local.pid, start.home || o.self, start.job, local);
   send({ what: 'started', started: { node: o.self, pid: local.pid, job: start.job, home: start.home || o.self, starttime: local.starttime } });
   return {
+    whenDrained: (cb) => local.whenStdinDrained(cb),
     input(m) {
-      if (m.what === 'stdin') local.stdin(m.stdin);
-      else if (m.what === 'stdin_eof') local.endStdin();
+      if (m.what === 'stdin') return local.stdin(m.stdin);
+      if (m.what === 'stdin_eof') local.endStdin();
       else if (m.what === 'signal' && Number.isInteger(m.signal) && m.signal >= 1 && m.signal <= 64) local.signal(m.signal);
+      return true;
     },
     hangup() {
       if (exited) return;
@@ -125,11 +148,22 @@ export function runnerImplementation(o: TargetOptions, jobs: LocalJobs): grpc.Un
       let ended = false;
       call.on('data', (m: RunInputMsg) => {
         if (ended) return;
-        if (driver) return driver.input(m);
-        if (m.what !== 'start') return fail(new Errno('EINVAL', 'a run begins with start'));
+        if (driver) {
+          // Input the job does not read waits in the HTTP/2 window, not in this daemon.
+          if (!driver.input(m)) {
+            call.pause();
+            driver.whenDrained(() => call.resume());
+          }
+          return;
+        }
+        if (m.what !== 'start') {
+          fail(new Errno('EINVAL', 'a run begins with start'));
+          return;
+        }
         try {
-          driver = runHere(o, jobs, m.start, (out) => {
-            if (!ended) call.write(out);
+          driver = runHere(o, jobs, m.start, {
+            send: (out) => (ended ? true : call.write(out)),
+            whenDrained: (cb) => void call.once('drain', cb),
           }, () => {
             ended = true;
             call.end();
