@@ -56,6 +56,7 @@ export interface NodeLink {
   statFs(caller: Caller, handle: Buffer, fh?: U64): Promise<Record<string, U64>>;
   fsync(caller: Caller, handle: Buffer, fh: U64, datasync?: boolean): Promise<unknown>;
   fallocate(caller: Caller, handle: Buffer, fh: U64, offset: number, length: number, mode?: number): Promise<unknown>;
+  lseek(caller: Caller, handle: Buffer, fh: U64, offset: number, whence: number): Promise<number>;
   getXattr(caller: Caller, handle: Buffer, name: string, fh?: U64): Promise<Buffer>;
   setXattr(caller: Caller, handle: Buffer, name: string, value: Buffer, flags?: number, fh?: U64): Promise<unknown>;
   listXattr(caller: Caller, handle: Buffer, fh?: U64): Promise<string[]>;

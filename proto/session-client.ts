@@ -707,6 +707,10 @@ export class Session extends EventEmitter {
   fallocate(caller: Caller, handle: Buffer, fh: U64, offset: number, length: number, mode = 0): Promise<unknown> {
     return this.request('fallocate', { caller, handle, fh, offset, length, mode }, 'empty');
   }
+  /** lseek(2) of open file `fh` with SEEK_DATA (3) or SEEK_HOLE (4): the offset found. */
+  async lseek(caller: Caller, handle: Buffer, fh: U64, offset: number, whence: number): Promise<number> {
+    return Number((await this.request<{ offset: U64 }>('lseek', { caller, handle, fh, offset, whence }, 'position')).offset);
+  }
   async getXattr(caller: Caller, handle: Buffer, name: string, fh: U64 = 0): Promise<Buffer> {
     return (await this.request<{ value: Buffer }>('get_xattr', { caller, handle, name, fh }, 'xattr')).value;
   }

@@ -253,6 +253,9 @@ export class LocalLink extends EventEmitter implements NodeLink {
   fallocate(caller: Caller, handle: Buffer, fh: U64, offset: number, length: number, mode = 0): Promise<unknown> {
     return this.run(this.ops.fallocate, { caller, handle, fh, offset, length, mode });
   }
+  async lseek(caller: Caller, handle: Buffer, fh: U64, offset: number, whence: number): Promise<number> {
+    return Number((await this.run<{ offset: U64 }>(this.ops.lseek, { caller, handle, fh, offset, whence })).offset);
+  }
   async getXattr(caller: Caller, handle: Buffer, name: string, fh: U64 = 0): Promise<Buffer> {
     return (await this.run<{ value: Buffer }>(this.ops.getXattr, { caller, handle, name, fh })).value;
   }

@@ -217,6 +217,26 @@ export async function fsync(lfs: LocalFs, files: OpenFiles, req: { caller: WireC
   return {};
 }
 
+const SEEK_DATA = 3;
+const SEEK_HOLE = 4;
+
+/**
+ * lseek(2) with SEEK_DATA or SEEK_HOLE on the caller's open file: where the next data or hole
+ * starts at or after `offset` (ENXIO beyond the end, as the kernel answers). The kernel moves a
+ * file position itself for SEEK_SET, SEEK_CUR and SEEK_END: those never come here.
+ */
+export async function lseek(
+  lfs: LocalFs, files: OpenFiles,
+  req: { caller: WireCaller; handle: Buffer; fh: string; offset: string; whence: number },
+): Promise<{ offset: number }> {
+  const whence = req.whence >>> 0;
+  if (whence !== SEEK_DATA && whence !== SEEK_HOLE) throw new Errno('EINVAL', 'only SEEK_DATA and SEEK_HOLE are asked of the node');
+  const node = await lfs.resolveFile(req.handle, callerOf(req.caller), files, req.fh);
+  if (!node.open) throw new Errno('EBADF', 'lseek needs an open file');
+  const offset = u64(req.offset, 'offset');
+  return { offset: await node.exp.io.call(null, 'lseek', node.open.fd, offset, whence) };
+}
+
 /**
  * fallocate(2) with the mode as given (KEEP_SIZE, PUNCH_HOLE, ZERO_RANGE, COLLAPSE_RANGE,
  * INSERT_RANGE...): the kernel decides what it supports and its errno comes back. It runs on the

@@ -155,6 +155,7 @@ function makeRawOps(ctx: OpsContext) {
     listXattr: (p: Peer, r: In<typeof extra.listXattr, 2>) => extra.listXattr(lfs, files(p), r),
     removeXattr: (p: Peer, r: In<typeof extra.removeXattr, 2>) => extra.removeXattr(lfs, files(p), r),
     fallocate: (p: Peer, r: In<typeof io.fallocate, 2>) => io.fallocate(lfs, files(p), r),
+    lseek: (p: Peer, r: In<typeof io.lseek, 2>) => io.lseek(lfs, files(p), r),
     getLk: (p: Peer, r: locking.LockIn) => locking.getLk(locks, lfs, r, p.key),
     setLk: (p: Peer, r: locking.LockIn) => locking.setLk(locks, lfs, r, p.key),
     /** Waits for the lock; `signal` (the caller went away) aborts the wait. */

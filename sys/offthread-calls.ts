@@ -39,7 +39,7 @@ export const sysCalls = {
   mkdirat: s.mkdirat, mknodat: s.mknodat, symlinkat: s.symlinkat, readlinkat: s.readlinkat,
   unlinkat: s.unlinkat, renameat2: s.renameat2, linkat: s.linkat,
   fchownat: s.fchownat, fchmodat: s.fchmodat, fchmod: s.fchmod, utimensat: s.utimensat, faccessat2: s.faccessat2,
-  fstatfs: s.fstatfs, fallocate: s.fallocate, ftruncate: s.ftruncate, fsync: s.fsync,
+  fstatfs: s.fstatfs, fallocate: s.fallocate, ftruncate: s.ftruncate, fsync: s.fsync, lseek: s.lseek,
   getxattr: s.getxattr, listxattr: s.listxattr, setxattr: s.setxattr, removexattr: s.removexattr,
   getdents: s.getdents, seekdir: s.seekdir, preadNew, pwriteAll,
 };

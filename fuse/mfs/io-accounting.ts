@@ -284,6 +284,7 @@ class AccountedLink implements NodeLink {
   statFs: NodeLink['statFs'] = (c, ...a) => this.call(c, this.inner.statFs(c, ...a));
   fsync: NodeLink['fsync'] = (c, ...a) => this.call(c, this.inner.fsync(c, ...a));
   fallocate: NodeLink['fallocate'] = (c, ...a) => this.call(c, this.inner.fallocate(c, ...a));
+  lseek: NodeLink['lseek'] = (c, ...a) => this.call(c, this.inner.lseek(c, ...a));
   getXattr: NodeLink['getXattr'] = (c, ...a) => this.incoming(c, this.inner.getXattr(c, ...a));
   setXattr: NodeLink['setXattr'] = (c, h, name, value, ...a) => {
     this.sink.op(c.pid, this.node, 0, value.length);

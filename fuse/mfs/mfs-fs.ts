@@ -16,8 +16,8 @@
 // stored on node K reads as MOUNTPOINT/K/<target>, so nothing resolves to this machine's own files;
 // a symlink made through /mfs/<K> to a target under MOUNTPOINT/K/ is stored as the path on K.
 //
-// Not (yet) here: "." and ".." in listings (POSIX lets a filesystem leave them out), lseek and copy_file_range (ENOSYS: the
-// kernel's own fallbacks), flock (kernel-local on this mount).
+// Not (yet) here: "." and ".." in listings (POSIX lets a filesystem leave them out), copy_file_range
+// (ENOSYS: the kernel's own fallback copies through read and write), flock (kernel-local on this mount).
 //
 // Special directories (here, home, magic, lastexec, selected) and /mfs/.control/selected: resolved
 // for each calling process, see special-nodes.ts; everything below them is a node's files under
@@ -636,6 +636,12 @@ export class MfsFs implements FileSystem {
     this.writable();
     const f = this.file(r.fh);
     await f.conn.call((s) => s.fallocate(caller(ctx), f.inode.handle, f.fh, r.offset, r.length, r.mode)).finally(() => this.meta.touched(f.inode.node, f.inode.ino));
+  }
+
+  /** SEEK_DATA and SEEK_HOLE (the kernel moves positions itself for the others): asked of the node. */
+  async lseek(ctx: RequestContext, r: RequestOf<'LSEEK'>): Promise<number> {
+    const f = this.file(r.fh);
+    return f.conn.call((s) => s.lseek(caller(ctx), f.inode.handle, f.fh, r.offset, r.whence));
   }
 
   // ---- locks (held by the owning node, so they exclude processes on every node) ----

@@ -13,8 +13,6 @@
 // served (fuse/mfs/mfs-fs.ts, the header): nothing else of the comparison is relaxed.
 // - getdents with "." and "..": /mfs leaves them out of listings (POSIX allows it), so a listing
 //   is compared as readdir(3)-style names (the suite's readdirNode: every name but those two);
-// - lseek SEEK_DATA/SEEK_HOLE: /mfs answers lseek ENOSYS and the kernel's generic lseek treats the
-//   whole file as data, so holes are not reported (SEEK_SET/CUR/END stay in);
 // - mknod of character and block devices: not served by /mfs by design, as in oMFS (EPERM; a
 //   device would be this machine's driver, not the node's).
 //
@@ -24,7 +22,7 @@ import { afterAll, beforeAll, describe, test } from 'vitest';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { Differ, removeTree, Side } from '../differential/driver.js';
-import { Generator, initialTree, S_IFBLK, S_IFCHR, SEEK_DATA, SEEK_HOLE, type Step } from '../differential/ops.js';
+import { Generator, initialTree, S_IFBLK, S_IFCHR, type Step } from '../differential/ops.js';
 import { makeTempDir } from '../harness/passthrough-mount.js';
 import { startCluster, type Cluster } from '../harness/mfs-cluster3.js';
 import { startHostingMfsd, type HostingMfsd } from '../harness/mfs-local.js';
@@ -68,7 +66,6 @@ const replay = (t: Target, seed: number) => (i: number): string =>
 function onMfs(step: Step): Step | null {
   const op = step.op;
   if (op.op === 'readdir') return { ...step, op: { op: 'readdirNode', path: op.path } };
-  if (op.op === 'lseek' && (op.whence === SEEK_DATA || op.whence === SEEK_HOLE)) return null;
   if (op.op === 'mknod' && [S_IFCHR, S_IFBLK].includes(op.mode & 0o170000)) return null;
   return step;
 }
