@@ -158,6 +158,8 @@ export class HomeJob {
   current: Attempt | undefined;
   running: StartedMsg | undefined;
   restarts = 0;
+  /** When the job was last restarted (0: never). */
+  lastRestartAt = 0;
   private stdinEnded = false;
   private moving: { to: number; why: string } | undefined;
   private over = false;
@@ -235,6 +237,7 @@ export class HomeJob {
     this.moving = undefined;
     if (moving && !this.over) {
       this.restarts += 1;
+      this.lastRestartAt = Date.now();
       this.init.send({ what: 'notice', notice: `restarting the job on node ${moving.to} (${moving.why}): it was stopped with SIGTERM on node ${this.running?.node} and starts over; this is a restart, not a live migration` });
       this.launch(moving.to, true);
       return;

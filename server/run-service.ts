@@ -30,6 +30,11 @@ const HISTORY = 256;
 /** How often the scheduler's advisor streams re-evaluate a job. */
 const WATCH_MS = 2000;
 const ADVISE_MS = 5000;
+/**
+ * The scheduler leaves a job alone this long after restarting it. The advisor damps flapping per
+ * process, but a restarted job is a new process to it, so the job's own history counts here.
+ */
+const SCHEDULED_RESTART_MIN_MS = 30_000;
 
 export interface RunServiceOptions {
   self: number;
@@ -313,6 +318,7 @@ export class RunService {
         .Watch({ processes: [`${r.pid}:${r.starttime}`], interval_ms: WATCH_MS });
       stream.on('data', (a: AdviceMsg) => {
         if (!a.move || a.to === r.node) return;
+        if (job.lastRestartAt && Date.now() - job.lastRestartAt < SCHEDULED_RESTART_MIN_MS) return;
         try {
           job.restartOn(a.to, `the advisor: saves ${Math.round(a.saving_us_per_s)} us/s, ${a.reason}`);
         } catch (err) {

@@ -46,6 +46,9 @@ function fdOf(socket: Socket): number | undefined {
   return typeof fd === 'number' && fd >= 0 ? fd : undefined;
 }
 
+/** Connections at once (each a running mfsrun, or an mfsctl migrate): more are refused. */
+const MAX_CONNECTIONS = 8192;
+
 export interface RunSocketServer {
   /** Stop listening and drop every connection (their jobs are hung up by their handlers). */
   close(): Promise<void>;
@@ -67,6 +70,11 @@ export async function listenRunSocket(path: string, accept: (c: SocketConnection
   }
   const sockets = new Set<Socket>();
   const server: Server = createServer((socket) => {
+    if (sockets.size >= MAX_CONNECTIONS) {
+      log(`run: more than ${MAX_CONNECTIONS} mfsrun connections at once; one refused`);
+      socket.destroy();
+      return;
+    }
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     const fd = fdOf(socket);

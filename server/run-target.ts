@@ -23,9 +23,16 @@ export interface TargetOptions {
   mount: () => string;
 }
 
+/** Jobs this node runs at once, whoever asks (a runaway or hostile caller cannot fork-bomb it through mfsd). */
+export const MAX_LOCAL_JOBS = 4096;
+
 /** Jobs running on this node, by pid, with their home node. */
 export class LocalJobs {
   private readonly byPid = new Map<number, { home: number; job: string; local: LocalJob }>();
+
+  get size(): number {
+    return this.byPid.size;
+  }
 
   add(pid: number, home: number, job: string, local: LocalJob): void {
     this.byPid.set(pid, { home, job, local });
@@ -91,6 +98,7 @@ export interface OutputSink {
 export function runHere(o: TargetOptions, jobs: LocalJobs, start: RunStartMsg, sink: OutputSink, done: () => void): JobDriver {
   const cred = { uid: start.uid, gid: start.gid, groups: start.groups };
   checkCredentials(cred);
+  if (jobs.size >= MAX_LOCAL_JOBS) throw new Errno('EAGAIN', `node ${o.self} already runs ${MAX_LOCAL_JOBS} mfsrun jobs`);
   const spec = jobSpecOf(start, o.mount());
   let exited = false;
   let killTimer: NodeJS.Timeout | undefined;
