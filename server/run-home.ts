@@ -8,6 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import { Errno, statusToErrno, toErrno } from '../proto/errno.js';
 import type { ExitedMsg, RunInputMsg, RunOutputMsg, RunStartMsg, StartedMsg } from '../proto/run.js';
 import { runHere, type LocalJobs, type TargetOptions } from './run-target.js';
+import { countMigration } from './metrics.js';
 
 const SIGTERM = 15;
 const SIGKILL = 9;
@@ -238,6 +239,7 @@ export class HomeJob {
     if (moving && !this.over) {
       this.restarts += 1;
       this.lastRestartAt = Date.now();
+      countMigration(moving.to);
       this.init.send({ what: 'notice', notice: `restarting the job on node ${moving.to} (${moving.why}): it was stopped with SIGTERM on node ${this.running?.node} and starts over; this is a restart, not a live migration` });
       this.launch(moving.to, true);
       return;
