@@ -141,7 +141,10 @@ async function hostMount(cfg: MfsdConfig, args: MountArgs, daemon: RunningDaemon
   let conns = connect(map, new Map());
   const procEvents = tryOpenProcEvents();
   if (!procEvents.events) process.stderr.write(`mfsd: mount: no proc events (${procEvents.reason}): special directories without fork/exec/exit tracking\n`);
-  const processes = new ProcessTable({ thisNode: cfg.node, ...(procEvents.events ? { events: procEvents.events } : {}) });
+  // /mfs/home of a job mfsrun started here for another node is that node (run-service.ts homeOf).
+  const processes = new ProcessTable({
+    thisNode: cfg.node, homeOf: (pid) => daemon.run.homeOf(pid), ...(procEvents.events ? { events: procEvents.events } : {}),
+  });
   // Per-process I/O into this daemon's advisor statistics, in process (no RPC), every 500 ms.
   const accounting = new IoAccounting({
     sink: { report: (b) => daemon.reportProcessIo(b) }, flushMs: 500, ...(procEvents.events ? { events: procEvents.events } : {}),

@@ -44,3 +44,16 @@ it('runs a command where the data it names is, with the output of a local run', 
   const pwd = await mfsrun(['-N', '2', 'pwd'], join(c.mount(1), '1'));
   expect(pwd.stdout).toBe(`${join(c.mount(2), '1')}\n`);
 });
+
+it('a job started for node 1 on node 2 sees node 1 as its home (/mfs/home), and so do its children; here stays node 2', async () => {
+  // Inode numbers of the node roots as node 2's mount shows them: /mfs/home is /mfs/<home node>.
+  const ino = (p: string): string => spawnSync('stat', ['-c', '%i', p]).stdout.toString().trim();
+  const root1 = ino(join(c.mount(2), '1'));
+  const root2 = ino(join(c.mount(2), '2'));
+  expect(root1).not.toBe(root2);
+  const r = await mfsrun(['-N', '2', 'sh', '-c', `stat -c %i ${join(c.mount(2), 'home')}; sh -c 'stat -c %i ${join(c.mount(2), 'home')}'; stat -c %i ${join(c.mount(2), 'here')}`], c.root);
+  expect(r.code).toBe(0);
+  expect(r.stdout.trim().split('\n')).toEqual([root1, root1, root2]);
+  // A process of node 2's own has node 2 as its home.
+  expect(ino(join(c.mount(2), 'home'))).toBe(root2);
+});

@@ -73,6 +73,11 @@ export interface ProcessTableOptions {
   ticksNow?: () => number;
   /** Fork/exec/exit of every process; without it the table relies on the LRU bound. */
   events?: ProcessEventSource;
+  /**
+   * The home node of a process the scheduler started here for another node (mfsrun), asked when
+   * the table first meets the process; undefined: this node.
+   */
+  homeOf?: (tgid: number) => number | undefined;
 }
 
 /** Records kept after their main thread's exit (see the header). */
@@ -87,6 +92,7 @@ export class ProcessTable {
   private readonly maxAncestors: number;
   private readonly lookup: ProcessSource;
   private readonly events: ProcessEventSource | undefined;
+  private readonly homeOf: ((tgid: number) => number | undefined) | undefined;
   private readonly ticksNow: () => number;
   private readonly onFork = (e: ForkEvent): void => this.forked(e);
   private readonly onExec = (e: ExecEvent): void => this.execed(e);
@@ -98,6 +104,7 @@ export class ProcessTable {
     this.maxAncestors = options.maxAncestors ?? 64;
     this.lookup = options.lookup ?? new ProcessLookup();
     this.events = options.events;
+    this.homeOf = options.homeOf;
     this.ticksNow = options.ticksNow ?? ticksSinceBoot;
     this.events?.on('fork', this.onFork);
     this.events?.on('exec', this.onExec);
@@ -184,7 +191,7 @@ export class ProcessTable {
 
   private fresh(key: ProcessKey, tgid: number): ProcessState {
     return {
-      key, tgid, home: this.thisNode, selected: undefined, selectedSetAt: 0, selectedBefore: undefined, lastexec: this.thisNode, magic: undefined,
+      key, tgid, home: this.homeOf?.(tgid) ?? this.thisNode, selected: undefined, selectedSetAt: 0, selectedBefore: undefined, lastexec: this.thisNode, magic: undefined,
     };
   }
 
