@@ -144,6 +144,12 @@ export class MetaCache {
     return undefined;
   }
 
+  /** Where `name` in `dir` is known to lead (its handle), whatever the state of its attributes. */
+  placeOf(node: number, dir: bigint, name: Buffer): { node: number; ino: bigint; handle: Buffer } | undefined {
+    const e = this.nodes.get(node)?.entries.get(entryKey(dir, name))?.value;
+    return e ? { node, ino: BigInt(e.attr.ino), handle: e.handle } : undefined;
+  }
+
   /** Stores what a lookup (or a listing with attributes) said `name` in `dir` is; null: no such name. */
   putEntry(node: number, conn: Freshness, dir: bigint, name: Buffer, entry: Entry | null, since: number, ticket: number): void {
     const m = this.of(node);

@@ -349,7 +349,7 @@ export class MfsFs implements FileSystem {
    * them here since it was asked for (prefetch() starts one right after a change of a directory,
    * which the kernel follows with a GETATTR of it for its permission checks).
    */
-  private fetchAttr(ctx: RequestContext, i: Remote, fh: number | string = 0): Promise<{ attr: Attr; since: number }> {
+  private fetchAttr(ctx: RequestContext, i: Place, fh: number | string = 0): Promise<{ attr: Attr; since: number }> {
     const key = `${i.node}:${i.ino}`;
     const going = this.attrFetches.get(key);
     if (going && this.meta.attrUntouched(i.node, going.ticket, i.ino)) return going.done;
@@ -369,9 +369,12 @@ export class MfsFs implements FileSystem {
     return done;
   }
 
-  /** A change through this mount altered directory `dir`'s attributes: fetch them before the kernel asks. */
-  private prefetch(ctx: RequestContext, dir: Remote): void {
-    this.fetchAttr(ctx, dir).catch(() => undefined);
+  /**
+   * A change through this mount altered the attributes of `i` (a directory's, or a renamed file's
+   * ctime): fetch them before they are asked for (the kernel's next permission check, the next stat).
+   */
+  private prefetch(ctx: RequestContext, i: Place | undefined): void {
+    if (i) this.fetchAttr(ctx, i).catch(() => undefined);
   }
 
   async setattr(ctx: RequestContext, r: RequestOf<'SETATTR'>): Promise<AttrOut> {
@@ -502,6 +505,7 @@ export class MfsFs implements FileSystem {
     this.meta.renamed(from.node, from.ino, r.name, to.ino, r.newName, since, inos, (r.flags & RENAME_EXCHANGE) !== 0);
     this.prefetch(ctx, from);
     if (to !== from) this.prefetch(ctx, to);
+    if (!(r.flags & RENAME_EXCHANGE)) this.prefetch(ctx, this.meta.placeOf(to.node, to.ino, r.newName));
     this.inodes.dropName(from, r.name);
     this.inodes.dropName(to, r.newName);
     this.echoName(from.node, from.ino, r.name, from);
