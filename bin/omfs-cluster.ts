@@ -142,6 +142,8 @@ async function start(p: Paths, count: number, root: boolean): Promise<void> {
     ports.set(k, port);
     const config = {
       node: k, listen: `127.0.0.1:${port}`, stateDir: n.state,
+      // The daemons know each other (load dissemination, mfsrun -N) and where node K's view is.
+      map: p.map, run: { mount: root && k === 1 ? '/mfs' : join(n.dir, 'mfs') },
       // One export, the node's root: DIR/nodeJ/mfs/K/x is DIR/nodeK/export/x.
       exports: [{ path: n.export, dfsa: 1 }],
       tls: { ca: join(n.tls, 'ca.crt'), cert: join(n.tls, 'node.crt'), key: join(n.tls, 'node.key') },

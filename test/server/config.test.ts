@@ -39,6 +39,9 @@ describe('loadConfig', () => {
     const cfg = loadConfig(['--config', p]).config;
     expect(cfg).toEqual({
       node: 12,
+      adminSocket: '/var/lib/omfs/mfsd.sock',
+      // null: decided at start (run-config.ts runSocket/runMount: a local cluster's node dir, else /run/omfs and the hosted mount).
+      run: { mount: null, socket: null },
       listen: { host: DEFAULT_LISTEN.split(':')[0], port: 7117 },
       stateDir: '/var/lib/omfs',
       exports: [{ path: exp, dfsa: 3, readOnly: false, rootSquash: false }],
