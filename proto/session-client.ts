@@ -57,6 +57,7 @@
 // Events: 'invalidate' (Invalidation), 'reset' (Errno: why the stream broke), 'resumed',
 // 'expired', 'state' (SessionStatus: connected / reconnecting / closed).
 import { Client, credentials as grpcCredentials, Metadata, type ChannelCredentials, type ChannelOptions, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
+import { setAfterChange } from './after-change.js';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { Errno, statusToErrno, toErrno } from './errno.js';
@@ -373,7 +374,9 @@ export class Session extends EventEmitter {
       const e = f['error'] as { errno: number; message: string };
       call.reject(Errno.fromNumber(e.errno, e.message));
     } else if (f.reply === call.expect) {
-      call.resolve(f[f.reply]);
+      const reply = f[f.reply];
+      setAfterChange(reply, f['attrs'] as Attr[] | undefined);
+      call.resolve(reply);
     } else {
       call.reject(new Errno('EIO', `unexpected reply ${f.reply ?? 'none'} (expected ${call.expect})`));
     }

@@ -27,7 +27,9 @@ import type { LocalFs } from './local-fs.js';
 import type { OpenFileTable } from './open-files.js';
 import type { Peer } from './peers.js';
 import type { Caller } from './permissions.js';
-import { bigU64, type U64Out } from './wire.js';
+import { setAfterChange } from '../proto/after-change.js';
+import type { Attr } from '../proto/session-client.js';
+import { bigU64, toAttr, type U64Out } from './wire.js';
 
 const O_APPEND = 0o2000;
 const ROOT: Caller = { uid: 0, gid: 0, groups: [], pid: 0 };
@@ -102,6 +104,46 @@ export function callbackRules({ lfs, callbacks, table }: CallbackDeps) {
     return st ? lfs.clusterIno(await lfs.store.localId(st.dev, st.ino)) : undefined;
   }
 
+  /**
+   * Runs the change `op` and, for a session, gives its reply the attributes the change left on
+   * `where(req)`'s directories (and a file in one of them: a renamed file), registered as ATTR at
+   * the change counter noted before the op (a change by another in between recalls them). The
+   * client then need not ask for what it would ask next (the kernel checks permissions on a
+   * directory's attributes, which a change of the directory makes stale).
+   */
+  function withAttrsAfter<Q, R extends object>(
+    op: Wrapped<Q, R>, where: (req: Q) => { dirs: Buffer[]; child?: { dir: Buffer; name: Buffer } },
+  ): Wrapped<Q, R> {
+    return async (peer, req, signal = NO_ABORT) => {
+      if (!callbacks.isAttached(peer.key)) return op(peer, req, signal);
+      const since = callbacks.now();
+      const reply = { ...(await op(peer, req, signal)) };
+      const attrs = await attrsNow(where(req)).catch(() => []);
+      for (const a of attrs) callbacks.registered(peer.key, BigInt(a.ino), ATTR, since);
+      setAfterChange(reply, attrs);
+      return reply;
+    };
+  }
+
+  /** The attributes of directories (by handle) and of one name in a directory, as they are now (as root). */
+  async function attrsNow(at: { dirs: Buffer[]; child?: { dir: Buffer; name: Buffer } }): Promise<Attr[]> {
+    const out: Attr[] = [];
+    const seen = new Set<string>();
+    for (const h of at.dirs) {
+      const key = h.toString('hex');
+      if (seen.has(key)) continue;
+      seen.add(key);
+      const d = await lfs.resolveDir(h, ROOT);
+      out.push(toAttr(await d.exp.io.call(null, 'fstat', d.fd), lfs.clusterIno(d.id)) as Attr);
+    }
+    if (at.child) {
+      const d = await lfs.resolveDir(at.child.dir, ROOT);
+      const st = await d.exp.io.call(null, 'statatIfExists', d.fd, at.child.name, sys.AT_SYMLINK_NOFOLLOW);
+      if (st) out.push(toAttr(st, lfs.clusterIno(await lfs.store.localId(st.dev, st.ino))) as Attr);
+    }
+    return out;
+  }
+
   /** Whether the write went to the end of the file (O_APPEND): its offset is then not where it landed. */
   const appending = (peer: Peer, fh: unknown, handle: unknown): boolean => {
     try {
@@ -121,7 +163,7 @@ export function callbackRules({ lfs, callbacks, table }: CallbackDeps) {
     return d === undefined ? [] : [name(d, req.name), attr(d)];
   };
 
-  return { caching, changing, childIno, appending, entryCaching, createdIn, inoOfHandle, attr, name, ino };
+  return { caching, changing, withAttrsAfter, childIno, appending, entryCaching, createdIn, inoOfHandle, attr, name, ino };
 }
 
 export type CallbackRules = ReturnType<typeof callbackRules>;

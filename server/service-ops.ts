@@ -35,7 +35,9 @@ export const MAX_IO = 1 << 20;
 // eslint-disable-next-line @typescript-eslint/explicit-function-return-type -- the table's type is its definition
 export function makeOps(ctx: OpsContext) {
   const raw = makeRawOps(ctx);
-  const { caching, changing, childIno, appending, entryCaching, createdIn, inoOfHandle, attr, name, ino } = callbackRules(ctx);
+  const { caching, changing, withAttrsAfter, childIno, appending, entryCaching, createdIn, inoOfHandle, attr, name, ino } = callbackRules(ctx);
+  /** The reply also carries the directory's attributes after the change (ops-callbacks.ts withAttrsAfter). */
+  const inDir = (r: { dir: Buffer }) => ({ dirs: [r.dir] });
   const handleIno = (r: { handle: Buffer }): bigint | undefined => inoOfHandle(r.handle);
   const range = (i: bigint | undefined, offset: U64 | number, length: U64 | number): Change | undefined =>
     i === undefined ? undefined : { kind: 'data', ino: i, offset: bigU64(offset), length: bigU64(length) };
@@ -56,22 +58,24 @@ export function makeOps(ctx: OpsContext) {
     readlink: caching(raw.readlink, (r) => [[handleIno(r), ATTR]]),
     open: caching(changing(raw.open, (r) => ((r.flags & O_TRUNC) !== 0 ? [attr(handleIno(r)!), range(handleIno(r), 0, 0)] : [])),
       (r) => [[handleIno(r), ATTR | DATA]]),
-    create: caching(changing(raw.create, (r, c) => [
+    create: withAttrsAfter(caching(changing(raw.create, (r, c) => [
       ...createdIn(r), ...((r.flags & O_TRUNC) !== 0 ? [attr(ino(c.entry.attr.ino)), range(ino(c.entry.attr.ino), 0, 0)] : []),
-    ]), (r, c) => [...entryCaching(r, c.entry), [ino(c.entry.attr.ino), DATA]]),
-    mkdir: caching(made(raw.mkdir), (_r, e) => [[ino(e.attr.ino), NAMES]]),
-    mknod: made(raw.mknod),
-    symlink: made(raw.symlink),
-    link: caching(changing(raw.link, (r, e) => [name(inoOfHandle(r.new_dir)!, r.new_name), attr(inoOfHandle(r.new_dir)!), attr(ino(e.attr.ino))]), entryCaching),
-    unlink: caching(removing(raw.unlink), (r) => [[inoOfHandle(r.dir), NAMES]]),
-    rmdir: caching(removing(raw.rmdir), (r) => [[inoOfHandle(r.dir), NAMES]]),
-    rename: caching(changing(raw.rename, (r, _reply, pre: { moved?: bigint; replaced?: bigint } | undefined) => {
+    ]), (r, c) => [...entryCaching(r, c.entry), [ino(c.entry.attr.ino), DATA]]), inDir),
+    mkdir: withAttrsAfter(caching(made(raw.mkdir), (_r, e) => [[ino(e.attr.ino), NAMES]]), inDir),
+    mknod: withAttrsAfter(made(raw.mknod), inDir),
+    symlink: withAttrsAfter(made(raw.symlink), inDir),
+    link: withAttrsAfter(caching(changing(raw.link, (r, e) => [name(inoOfHandle(r.new_dir)!, r.new_name), attr(inoOfHandle(r.new_dir)!), attr(ino(e.attr.ino))]), entryCaching),
+      (r) => ({ dirs: [r.new_dir] })),
+    unlink: withAttrsAfter(caching(removing(raw.unlink), (r) => [[inoOfHandle(r.dir), NAMES]]), inDir),
+    rmdir: withAttrsAfter(caching(removing(raw.rmdir), (r) => [[inoOfHandle(r.dir), NAMES]]), inDir),
+    rename: withAttrsAfter(caching(changing(raw.rename, (r, _reply, pre: { moved?: bigint; replaced?: bigint } | undefined) => {
       const from = inoOfHandle(r.old_dir)!;
       const to = inoOfHandle(r.new_dir)!;
       return [name(from, r.old_name), name(to, r.new_name), attr(from), to === from ? undefined : attr(to),
         pre?.moved === undefined ? undefined : attr(pre.moved), pre?.replaced === undefined ? undefined : attr(pre.replaced)];
     }, async (r) => ({ moved: await childIno(r.old_dir, r.old_name), replaced: await childIno(r.new_dir, r.new_name).catch(() => undefined) })),
     (r) => [[inoOfHandle(r.old_dir), NAMES], [inoOfHandle(r.new_dir), NAMES]]),
+    (r) => ({ dirs: [r.old_dir, r.new_dir], child: { dir: r.new_dir, name: r.new_name } })),
     setXattr: changing(raw.setXattr, (r) => [attr(handleIno(r)!)]),
     removeXattr: changing(raw.removeXattr, (r) => [attr(handleIno(r)!)]),
     fallocate: changing(raw.fallocate, (r) => [attr(handleIno(r)!), range(handleIno(r), r.offset, r.length)]),

@@ -67,6 +67,7 @@ import type { SessionStore, StoredOpen, StoredSession } from './session-store.js
 import type { SessionGate } from './mfs-access.js';
 import type { WireCaller } from './wire.js';
 import { countOperation } from './metrics.js';
+import { afterChange } from '../proto/after-change.js';
 
 export interface SessionServiceOptions {
   ops: Ops;
@@ -324,7 +325,8 @@ class ServerStream {
         countOperation(peer.key, op, req, reply);
         // Recorded even when the stream is gone meanwhile: the fh or lock is the session's until it ends.
         if (PERSISTED.has(op)) this.persisted(state, op, req, reply);
-        this.settle(id, state, () => this.send({ id, [route.reply]: reply }));
+        const attrs = afterChange<object>(reply);
+        this.settle(id, state, () => this.send(attrs.length > 0 ? { id, [route.reply]: reply, attrs } : { id, [route.reply]: reply }));
       },
       (err: unknown) => this.settle(id, state, () => this.sendError(id, err)),
     );

@@ -34,6 +34,7 @@ import {
 } from '../kernel/index.js';
 import type { NodeLink } from '../../proto/node-link.js';
 import type { Attr, Caller, DirEntry, Entry, U64 } from '../../proto/session-client.js';
+import { afterChange } from '../../proto/after-change.js';
 import type { ClusterMap } from '../../cluster/map-file.js';
 import { bigOf, direntType, kernelAttr, S_IFDIR, S_IFMT, syntheticDirAttr } from './attrs.js';
 import { InodeTable, nameKey, type MfsInode } from './inodes.js';
@@ -370,6 +371,16 @@ export class MfsFs implements FileSystem {
   }
 
   /**
+   * After a change through this mount: the attributes its reply came with (the node's post-op
+   * attributes of the directories it changed and of a renamed file) replace what was cached; those
+   * of `stale` it did not give are fetched before they are asked for.
+   */
+  private changed(ctx: RequestContext, reply: unknown, since: number, ...stale: Array<Remote | Place | undefined>): void {
+    for (const a of afterChange<Attr>(reply)) this.meta.changedAttr(stale[0]!.node, a, since);
+    for (const p of stale) if (p && !this.meta.attr(p.node, this.conn(p.node), p.ino)) this.prefetch(ctx, p);
+  }
+
+  /**
    * A change through this mount altered the attributes of `i` (a directory's, or a renamed file's
    * ctime): fetch them before they are asked for (the kernel's next permission check, the next stat).
    */
@@ -429,7 +440,7 @@ export class MfsFs implements FileSystem {
     if (at === dir) {
       this.meta.entered(dir.node, dir.ino, name, e, since);
       if ((e.attr.mode & S_IFMT) === S_IFDIR) this.meta.madeDir(dir.node, bigOf(e.attr.ino), since);
-      this.prefetch(ctx, dir);
+      this.changed(ctx, e, since, dir);
     }
     return this.entry(dir, name, at.node, e, since);
   }
@@ -470,9 +481,9 @@ export class MfsFs implements FileSystem {
     const dir = await this.remote(ctx, r.header.nodeId);
     const since = this.conn(dir.node).mark();
     const victim = this.childIno(dir, r.name);
-    await this.on(dir.node, (s) => s.unlink(caller(ctx), dir.handle, r.name)).catch((err: unknown) => this.unknownOutcome(dir, r.name, err));
+    const reply = await this.on(dir.node, (s) => s.unlink(caller(ctx), dir.handle, r.name)).catch((err: unknown) => this.unknownOutcome(dir, r.name, err));
     this.meta.removed(dir.node, dir.ino, r.name, since, victim);
-    this.prefetch(ctx, dir);
+    this.changed(ctx, reply, since, dir);
     this.inodes.dropName(dir, r.name);
     this.echoName(dir.node, dir.ino, r.name, dir);
   }
@@ -482,9 +493,9 @@ export class MfsFs implements FileSystem {
     const dir = await this.remote(ctx, r.header.nodeId);
     const since = this.conn(dir.node).mark();
     const victim = this.childIno(dir, r.name);
-    await this.on(dir.node, (s) => s.rmdir(caller(ctx), dir.handle, r.name)).catch((err: unknown) => this.unknownOutcome(dir, r.name, err));
+    const reply = await this.on(dir.node, (s) => s.rmdir(caller(ctx), dir.handle, r.name)).catch((err: unknown) => this.unknownOutcome(dir, r.name, err));
     this.meta.removed(dir.node, dir.ino, r.name, since, victim);
-    this.prefetch(ctx, dir);
+    this.changed(ctx, reply, since, dir);
     this.inodes.dropName(dir, r.name);
     this.echoName(dir.node, dir.ino, r.name, dir);
   }
@@ -497,15 +508,13 @@ export class MfsFs implements FileSystem {
     const to = await this.remote(ctx, r.newDir);
     const since = this.conn(from.node).mark();
     const inos = [this.childIno(from, r.name), this.childIno(to, r.newName)].filter((i): i is bigint => i !== undefined);
-    await this.on(from.node, (s) => s.rename(caller(ctx), from.handle, r.name, to.handle, r.newName, r.flags)).catch((err: unknown) => {
+    const reply = await this.on(from.node, (s) => s.rename(caller(ctx), from.handle, r.name, to.handle, r.newName, r.flags)).catch((err: unknown) => {
       this.meta.forgetName(from.node, from.ino, r.name);
       this.meta.forgetName(to.node, to.ino, r.newName);
       throw err;
     });
     this.meta.renamed(from.node, from.ino, r.name, to.ino, r.newName, since, inos, (r.flags & RENAME_EXCHANGE) !== 0);
-    this.prefetch(ctx, from);
-    if (to !== from) this.prefetch(ctx, to);
-    if (!(r.flags & RENAME_EXCHANGE)) this.prefetch(ctx, this.meta.placeOf(to.node, to.ino, r.newName));
+    this.changed(ctx, reply, since, from, to, r.flags & RENAME_EXCHANGE ? undefined : this.meta.placeOf(to.node, to.ino, r.newName));
     this.inodes.dropName(from, r.name);
     this.inodes.dropName(to, r.newName);
     this.echoName(from.node, from.ino, r.name, from);
@@ -573,7 +582,7 @@ export class MfsFs implements FileSystem {
     this.echoName(at.node, at.ino, r.name, dir);
     if (at === dir) {
       this.meta.entered(dir.node, dir.ino, r.name, got.entry, since);
-      this.prefetch(ctx, dir);
+      this.changed(ctx, got, since, dir);
     }
     const entry = this.entry(dir, r.name, at.node, got.entry, since);
     const child = this.inodes.get(entry.nodeId) as Remote;
