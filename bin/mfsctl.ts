@@ -5,20 +5,17 @@
 // decay) in its state directory, in openMosix's formats. getload, whois and status ask the local
 // mfsd (its address and certificate from its config, or --listen and --dir) for its load view and
 // the map's nodes. Exit 2 for bad usage (bad values included), 1 for anything else that fails.
-import * as grpc from '@grpc/grpc-js';
-import { isIP } from 'node:net';
 import { join } from 'node:path';
-import { checkServerIdentity } from 'node:tls';
 import { parseArgs } from 'node:util';
-import { existsSync } from 'node:fs';
-import { ConfigError, DEFAULT_CONFIG_PATH, DEFAULT_LISTEN, DEFAULT_STATE_DIR, DEFAULT_TLS_DIR, formatListen, loadConfig } from '../server/config.js';
+import { DEFAULT_CONFIG_PATH, DEFAULT_STATE_DIR, DEFAULT_TLS_DIR } from '../server/config.js';
 import { TableError } from '../dfsa/tables.js';
 import { TUNE_TABLES, getTune, setTune, type TuneTable } from '../dfsa/tuning.js';
 import { TlsError, caInit, caIssue, readTlsMaterial } from '../server/tls.js';
 import {
   loadNodeServiceConstructor, type ClusterReplyMsg, type IdentifyReply, type LoadReplyMsg, type LoadReportMsg, type NodeStatusMsg,
 } from '../proto/node.js';
-import { splitHostPort, whyUnreachable } from '../proto/reach.js';
+import { splitHostPort } from '../proto/reach.js';
+import { UsageError as LocalUsageError, columns, dial, localDaemon, unary, type Local } from './mfsctl-local.js';
 
 type TuneCommand = 'getcosts' | 'setcosts' | 'gettune' | 'settune' | 'getdecay' | 'setdecay';
 type LocalCommand = 'getload' | 'whois' | 'status';
@@ -101,74 +98,35 @@ function commandsOf(words: string[]): Command[] {
   return ['ca init', 'ca issue'];
 }
 
-/** Where a daemon is and the certificate to show it; `dir` names where the material came from. */
-interface Target { address: string; tls: { ca: string; cert: string; key: string; dir: string } | null }
+/** Where a daemon is and the certificate to show it (null: insecure). */
+type Target = Pick<Local, 'address' | 'tls'>;
 
 async function identify(address: string, dir: string, insecure: boolean): Promise<IdentifyReply> {
-  const tls = insecure ? null : { ca: join(dir, 'ca.crt'), cert: join(dir, 'node.crt'), key: join(dir, 'node.key'), dir };
+  const tls = insecure ? null : { ...(await readTlsMaterial({ ca: join(dir, 'ca.crt'), cert: join(dir, 'node.crt'), key: join(dir, 'node.key') })), dir };
   return call<IdentifyReply>({ address, tls }, 'Identify', {});
 }
 
-/** One NodeService call, after a dial of our own that says at once what is wrong if it fails. */
+/** One NodeService call, after a dial of our own that says at once what is wrong if it fails (mfsctl-local.ts dial). */
 async function call<T>(target: Target, method: string, req: object, deadlineMs = 5000): Promise<T> {
-  const { address } = target;
-  const { host } = splitHostPort(address)!;
-  const m = target.tls ? await readTlsMaterial(target.tls) : null;
-  const dir = target.tls?.dir ?? '';
-  // grpc-js only says "Failed to connect before the deadline" after retrying for the whole deadline:
-  // dial once ourselves first and say what is wrong (nothing listening, TLS against plaintext or
-  // the reverse, a certificate from another CA) at once.
-  const why = await whyUnreachable(address, m ? { ...m, dir } : null, 5000);
-  if (why) throw new Error(why);
-  // grpc-js gives TLS the target host as server name; for an IP address Node warns (DEP0123).
-  // Send a name instead and check the certificate against the IP itself.
-  const byIp = m !== null && isIP(host) !== 0;
-  const creds = m
-    ? grpc.credentials.createSsl(m.ca, m.key, m.cert, byIp ? { checkServerIdentity: (_name, cert) => checkServerIdentity(host, cert) } : {})
-    : grpc.credentials.createInsecure();
-  const Client = loadNodeServiceConstructor();
-  const client = new Client(address, creds, byIp ? { 'grpc.ssl_target_name_override': 'omfs-node' } : {});
+  const client = await dial(target.address, target.tls, loadNodeServiceConstructor());
   try {
-    return await new Promise<T>((resolve, reject) => {
-      const fn = client[method] as (req: object, md: grpc.Metadata, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r: T) => void) => void;
-      fn.call(client, req, new grpc.Metadata(), { deadline: Date.now() + deadlineMs }, (e, r) => (e ? reject(new Error(`${address}: ${e.details}`)) : resolve(r)));
+    return await unary<T>(client, method, req, deadlineMs).catch((e: Error) => {
+      throw new Error(`${target.address}: ${e.message}`);
     });
   } finally {
     client.close();
   }
 }
 
-/**
- * The local mfsd: --listen, else the config's listen address (a wildcard host dialled as
- * loopback); its certificate: --dir, else the config's own tls files (mfsctl runs on the node,
- * as root, beside the daemon), else the default TLS directory.
- */
-function localTarget(v: { config?: string; listen?: string; dir?: string; insecure?: boolean }): Target {
-  const path = v.config ?? (existsSync(DEFAULT_CONFIG_PATH) ? DEFAULT_CONFIG_PATH : undefined);
-  let cfg: ReturnType<typeof loadConfig>['config'] = null;
-  if (path !== undefined) {
-    try {
-      cfg = loadConfig(['--config', path]).config;
-    } catch (err) {
-      if (err instanceof ConfigError) throw new Error(`mfsd config ${path}: ${err.message}`);
-      throw err;
-    }
+/** The local mfsd as its config describes it, --listen, --dir and --insecure overriding (mfsctl-local.ts). */
+async function localTarget(v: { config?: string; listen?: string; dir?: string; insecure?: boolean }): Promise<Target> {
+  try {
+    return await localDaemon(v);
+  } catch (err) {
+    if (err instanceof LocalUsageError) throw new UsageError(err.message, usageOf(['getload', 'whois', 'status']));
+    throw err;
   }
-  let address = v.listen;
-  if (address === undefined) {
-    const listen = cfg?.listen ?? { host: '127.0.0.1', port: Number(DEFAULT_LISTEN.split(':')[1]) };
-    if (listen.port === 0) throw new UsageError(`the config ${path} listens on port 0 (chosen at start): say --listen HOST:PORT`);
-    const host = listen.host === '0.0.0.0' ? '127.0.0.1' : listen.host === '::' ? '::1' : listen.host;
-    address = formatListen({ host, port: listen.port });
-  }
-  if (!splitHostPort(address)) throw new UsageError(`"${address}" is not HOST:PORT (or [IPv6]:PORT)`);
-  if (v.insecure || (v.dir === undefined && cfg?.insecure)) return { address, tls: null };
-  if (v.dir === undefined && cfg) return { address, tls: { ...cfg.tls, dir: dirOf(cfg.tls.cert) } };
-  const dir = v.dir ?? DEFAULT_TLS_DIR;
-  return { address, tls: { ca: join(dir, 'ca.crt'), cert: join(dir, 'node.crt'), key: join(dir, 'node.key'), dir } };
 }
-
-const dirOf = (file: string): string => file.replace(/\/[^/]*$/, '') || '/';
 
 function nodeArg(word: string | undefined, command: string): number {
   const n = word !== undefined && /^\d+$/.test(word) ? Number(word) : NaN;
@@ -185,12 +143,6 @@ function loadTable(self: number, reports: LoadReportMsg[]): string {
       String(Math.round(Number(r.free_mem_kb) / 1024)), r.read_kbps.toFixed(1), r.write_kbps.toFixed(1), age(r.age_ms)]);
   }
   return columns(rows);
-}
-
-/** Rows as left-aligned columns two spaces apart. */
-function columns(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
 }
 
 const describeExports = (id: IdentifyReply | null | undefined): string =>
@@ -380,7 +332,7 @@ async function main(argv: string[]): Promise<number> {
   const args = command === 'identify' || LOCAL.includes(command) ? [sub, ...rest].filter((a) => a !== undefined) : rest;
   if (command === 'getload' || command === 'whois' || command === 'status') {
     if (v.dir !== undefined && v.insecure) bad('--dir and --insecure exclude each other');
-    return local(command, args, localTarget(v), v.config);
+    return local(command, args, await localTarget(v), v.config);
   }
   const dir = v.dir ?? DEFAULT_TLS_DIR;
 

@@ -5,21 +5,10 @@
 // applies its batches in process; a standalone mfs-mount sends them over NodeService
 // ReportProcessIo (server/process-io.ts), which checks them with checkProcessIo first.
 import { Errno } from '../proto/errno.js';
-import type { IoStatistics, ProcessKey } from './io-profile.js';
+import type { IoStatistics } from './io-profile.js';
+import type { ProcessIo, ProcessIoBatch } from '../proto/process-io.js';
 
-export interface ProcessIo {
-  process: ProcessKey;
-  node: number;
-  calls: number;
-  readKB: number;
-  writeKB: number;
-}
-
-export interface ProcessIoBatch {
-  exec: ProcessKey[];
-  io: ProcessIo[];
-  exit: ProcessKey[];
-}
+export type { ProcessIo, ProcessIoBatch };
 
 /** More entries than this in one batch is no mount of ours (one a second, per process and node touched). */
 export const MAX_BATCH_ENTRIES = 100_000;

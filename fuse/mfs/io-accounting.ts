@@ -32,30 +32,14 @@ import type { Caller } from '../../proto/session-client.js';
 import type { NodeLink } from '../../proto/node-link.js';
 import type { ExecEvent, ExitEvent } from '../../sys/proc-events.js';
 import { ProcessLookup, readStat, type ProcessKey } from '../../sys/process.js';
+import type { ProcessIo, ProcessIoBatch } from '../../proto/process-io.js';
 
 /** Where each operation is reported: the decorator's only dependency. */
 export interface OpSink {
   op(tid: number, node: number, bytesIn: number, bytesOut: number): void;
 }
 
-/** One process's I/O with one node since the last batch. */
-export interface ProcessIo {
-  process: ProcessKey;
-  node: number;
-  calls: number;
-  readKB: number;
-  writeKB: number;
-}
-
-/**
- * What happened since the last batch, to apply in this order: `exec` (clear those processes'
- * statistics), `io` (add), `exit` (forget).
- */
-export interface ProcessIoBatch {
-  exec: ProcessKey[];
-  io: ProcessIo[];
-  exit: ProcessKey[];
-}
+export type { ProcessIo, ProcessIoBatch };
 
 export interface ProcessIoSink {
   report(batch: ProcessIoBatch): void | Promise<void>;
