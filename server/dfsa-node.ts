@@ -34,6 +34,7 @@ import { omfs } from './metrics.js';
 import type { LoadMessageMsg, LoadReplyMsg, LoadReportMsg, ProcessProfileMsg, ProcessesReplyMsg } from '../proto/node.js';
 import type { DfsaSettings } from './config.js';
 import { callNode, type ClusterView } from './load-cluster.js';
+import { ProcessCpu } from './process-cpu.js';
 
 /** Reports older than this many intervals are not weighed by the advisor (the node may be gone). */
 const STALE_INTERVALS = 10;
@@ -105,6 +106,7 @@ function fromWireMsg(m: LoadReportMsg): WireReport {
 export class DfsaNode {
   readonly disseminator: LoadDisseminator;
   readonly stats: IoStatistics;
+  private readonly processCpu = new ProcessCpu();
   readonly advisor: { definition: grpc.ServiceDefinition; implementation: grpc.UntypedServiceImplementation };
   private readonly measure: () => LoadSample;
   private readonly tables: { costs: TableFile; overheads: TableFile; decay: TableFile };
@@ -133,6 +135,8 @@ export class DfsaNode {
       },
       loads: () => this.candidateLoads(),
       ensureLoads: (nodes) => this.ensureLoads(nodes),
+      // The process's own CPU and memory, from /proc: tracked processes run on this node.
+      processInfo: (key) => this.processCpu.sample(key),
     });
     this.advisor = { definition: loadAdvisorConstructor().service, implementation: countingDecisions(implementation) };
   }

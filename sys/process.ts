@@ -39,6 +39,8 @@ export interface ProcStat {
   state: string;
   ppid: number;
   startTime: number;
+  /** CPU time used in user and kernel mode, in clock ticks (fields 14 and 15). */
+  cpuTicks: number;
 }
 
 const buf = Buffer.allocUnsafe(4096);
@@ -86,6 +88,7 @@ export function parseStat(text: string): ProcStat {
     state: rest[0],
     ppid: Number(rest[4 - 3]),
     startTime: Number(rest[22 - 3]),
+    cpuTicks: Number(rest[14 - 3]) + Number(rest[15 - 3]),
   };
 }
 
@@ -93,6 +96,17 @@ export function parseStat(text: string): ProcStat {
 export function readStat(pid: number): ProcStat | undefined {
   const text = readProcFile(`/proc/${pid}/stat`);
   return text === undefined ? undefined : parseStat(text);
+}
+
+/** A process's anonymous resident memory in pages (RssAnon): what a migration would have to copy. */
+export function readAnonPages(pid: number): number | undefined {
+  const text = readProcFile(`/proc/${pid}/status`);
+  if (text === undefined) return undefined;
+  try {
+    return Math.ceil(statusField(text, 'RssAnon') / 4); // kB to 4 KiB pages
+  } catch {
+    return 0; // a kernel thread has no RssAnon line
+  }
 }
 
 /** One `Name:\tvalue...` line of /proc/<pid>/status, its first value. */
