@@ -3,47 +3,19 @@
 // an entry, attributes, a listing and file data; B makes each kind of change, round after round;
 // when B's call resolves, A's matching invalidation has already arrived (A's client acks after its
 // listeners ran, and the server answers B only after A's ack).
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { makeTestCa, startMfsd, type MfsdHandle, type TestCa } from '../harness/mfsd.js';
+import { sessionSuite } from '../harness/session-suite.js';
 import { peerClient } from '../harness/peer-client.js';
-import { RawSession, heardBy, nodeCredentials, openSession, type Heard } from '../harness/session-peer.js';
+import { RawSession, heardBy, nodeCredentials, type Heard } from '../harness/session-peer.js';
 import { ROOT_CALLER as root } from '../../proto/file-client.js';
 import type { Entry, Session } from '../../proto/session-client.js';
 
 const { O_RDWR, O_CREAT } = fs.constants;
 const LEASE_MS = 1500;
 const ROUNDS = 20;
-let tmp: string;
-let ca: TestCa;
-let d: MfsdHandle | undefined;
-const sessions: Session[] = [];
-const raws: RawSession[] = [];
-
-beforeAll(async () => {
-  tmp = mkdtempSync(join(tmpdir(), 'omfs-session-callbacks-'));
-  ca = await makeTestCa(tmp);
-  d = await startMfsd({ ca, nodeId: 1, config: { sessions: { leaseMs: LEASE_MS, callbacksPerSession: 64 } } });
-}, 120_000);
-
-afterEach(() => {
-  for (const r of raws.splice(0)) r.close();
-  for (const s of sessions.splice(0)) s.close();
-});
-
-afterAll(async () => {
-  await d?.cleanup();
-  rmSync(tmp, { recursive: true, force: true });
-});
-
-async function session(node: number): Promise<Session> {
-  const s = await openSession(d!.address, await nodeCredentials(ca, node), node);
-  sessions.push(s);
-  return s;
-}
+const suite = sessionSuite('omfs-session-callbacks-', { sessions: { leaseMs: LEASE_MS, callbacksPerSession: 64 } });
+const session = (node: number): Promise<Session> => suite.session(node);
 
 
 const ino = (e: Entry): bigint => BigInt(e.attr.ino);
@@ -56,8 +28,8 @@ describe('callbacks between two sessions', () => {
     const b = await session(3);
     const aHeard = heardBy(a);
     const bHeard = heardBy(b);
-    const topB = await b.root(root, d!.exports[0]!.path);
-    const topA = await a.root(root, d!.exports[0]!.path);
+    const topB = await b.root(root, suite.daemon.exports[0]!.path);
+    const topA = await a.root(root, suite.daemon.exports[0]!.path);
     const dirB = await b.mkdir(root, topB.handle, 'shared');
     const dirIno = ino(dirB);
 
@@ -119,13 +91,13 @@ describe('callbacks between two sessions', () => {
   it('a change through a unary call (a tool) reaches caching sessions too', async () => {
     const a = await session(4);
     const aHeard = heardBy(a);
-    const top = await a.root(root, d!.exports[0]!.path);
+    const top = await a.root(root, suite.daemon.exports[0]!.path);
     const made = await a.create(root, top.handle, 'by-tool', O_RDWR | O_CREAT);
     await a.release(root, made.fh, made.entry.handle);
     await a.getAttr(root, made.entry.handle);
     aHeard.length = 0;
     // A unary FileService call, as mfsctl or any tool makes it.
-    const tool = peerClient(d!.address, await nodeCredentials(ca, 5));
+    const tool = peerClient(suite.daemon.address, await nodeCredentials(suite.ca, 5));
     try {
       await tool.setAttr(root, made.entry.handle, { valid_mode: true, mode: 0o640 });
       expect(has(aHeard, { kind: 'attr', ino: ino(made.entry) })).toBe(true);
@@ -140,7 +112,7 @@ describe('callbacks between two sessions', () => {
 
   it('beyond callbacksPerSession the oldest callbacks are recalled, and a recalled file no longer waits for that session', async () => {
     const a = await session(6);
-    const top = await a.root(root, d!.exports[0]!.path);
+    const top = await a.root(root, suite.daemon.exports[0]!.path);
     const dir = await a.mkdir(root, top.handle, 'many');
     const files: Entry[] = [];
     for (let i = 0; i < 100; i++) {
@@ -171,13 +143,13 @@ describe('callbacks between two sessions', () => {
 describe('a session that never acknowledges', () => {
   it('holds a writer for about its lease at most; then the writer proceeds and the silent session is fenced', async () => {
     const writer = await session(8);
-    const top = await writer.root(root, d!.exports[0]!.path);
+    const top = await writer.root(root, suite.daemon.exports[0]!.path);
     const made = await writer.create(root, top.handle, 'silent', O_RDWR | O_CREAT);
     await writer.release(root, made.fh, made.entry.handle);
 
     // A raw session: it sends a Hello and a GetAttr (registering a callback) and then never acks.
-    const raw = new RawSession(d!.address, await nodeCredentials(ca, 9));
-    raws.push(raw);
+    const raw = new RawSession(suite.daemon.address, await nodeCredentials(suite.ca, 9));
+    suite.closeAfter(raw);
     raw.hello(9, 1);
     expect((await raw.reply(1)).kind).toBe('welcome');
     raw.send({ id: 2, get_attr: { caller: root, handle: made.entry.handle } });

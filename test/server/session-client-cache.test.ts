@@ -6,44 +6,17 @@
 // change (or the one B is making), never an older state, and when B's call returns A's cache holds
 // the new state or nothing: invalidations are emitted before the ack, replies are held until the
 // invalidations they follow were processed (ServerFrame.after), and no call hangs.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { makeTestCa, startMfsd, type MfsdHandle, type TestCa } from '../harness/mfsd.js';
-import { nodeCredentials, openSession } from '../harness/session-peer.js';
+import { sessionSuite } from '../harness/session-suite.js';
 import { ROOT_CALLER as root } from '../../proto/file-client.js';
 import type { Attr, Invalidation, Session, U64 } from '../../proto/session-client.js';
 
 const { O_RDWR, O_CREAT } = fs.constants;
 const ROUNDS = 60;
 const SIZE = 4096;
-let tmp: string;
-let ca: TestCa;
-let d: MfsdHandle | undefined;
-const sessions: Session[] = [];
-
-beforeAll(async () => {
-  tmp = mkdtempSync(join(tmpdir(), 'omfs-session-client-cache-'));
-  ca = await makeTestCa(tmp);
-  d = await startMfsd({ ca, nodeId: 1, config: { sessions: { leaseMs: 5000 } } });
-}, 120_000);
-
-afterEach(() => {
-  for (const s of sessions.splice(0)) s.close();
-});
-
-afterAll(async () => {
-  await d?.cleanup();
-  rmSync(tmp, { recursive: true, force: true });
-});
-
-async function session(node: number): Promise<Session> {
-  const s = await openSession(d!.address, await nodeCredentials(ca, node), node);
-  sessions.push(s);
-  return s;
-}
+const suite = sessionSuite('omfs-session-client-cache-', { sessions: { leaseMs: 5000 } });
+const session = (node: number): Promise<Session> => suite.session(node);
 
 /** One request being answered: whether something it depends on was invalidated meanwhile. */
 interface Fetch { ino: bigint; epoch: number; stale: boolean }
@@ -105,7 +78,7 @@ describe('a cache on the session client stays consistent with a writer on anothe
   it(`${ROUNDS} rounds of B writing and chmodding while A reads and stats: what A caches after B's call returned shows that change, never an older state`, async () => {
     const a = await session(2);
     const b = await session(3);
-    const top = await b.root(root, d!.exports[0]!.path);
+    const top = await b.root(root, suite.daemon.exports[0]!.path);
     const made = await b.create(root, top.handle, 'shared', O_RDWR | O_CREAT, 0o644);
     await b.write(root, made.entry.handle, made.fh, 0, Buffer.alloc(SIZE, 0xff));
     const ino = BigInt(made.entry.attr.ino);

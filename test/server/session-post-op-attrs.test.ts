@@ -2,40 +2,16 @@
 // attributes it left on the directories it changed, and on a renamed file, exactly as a getattr
 // right after it returns them; and they are registered as ATTR callbacks, so another session's
 // later change of those directories reaches the session before that change returns.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { makeTestCa, startMfsd, type MfsdHandle, type TestCa } from '../harness/mfsd.js';
-import { heardBy, nodeCredentials, openSession } from '../harness/session-peer.js';
+import { heardBy } from '../harness/session-peer.js';
+import { sessionSuite } from '../harness/session-suite.js';
 import { ROOT_CALLER as root } from '../../proto/file-client.js';
 import { afterChange } from '../../proto/after-change.js';
 import type { Attr, Session } from '../../proto/session-client.js';
 
-let tmp: string;
-let ca: TestCa;
-let d: MfsdHandle | undefined;
-const sessions: Session[] = [];
-
-beforeAll(async () => {
-  tmp = mkdtempSync(join(tmpdir(), 'omfs-post-op-'));
-  ca = await makeTestCa(tmp);
-  d = await startMfsd({ ca, nodeId: 1 });
-}, 120_000);
-afterEach(() => {
-  for (const s of sessions.splice(0)) s.close();
-});
-afterAll(async () => {
-  await d?.cleanup();
-  rmSync(tmp, { recursive: true, force: true });
-});
-
-async function session(node: number): Promise<Session> {
-  const s = await openSession(d!.address, await nodeCredentials(ca, node), node);
-  sessions.push(s);
-  return s;
-}
+const suite = sessionSuite('omfs-post-op-');
+const session = (node: number): Promise<Session> => suite.session(node);
 const same = (a: Attr, b: Attr): void => {
   expect(String(a.ino)).toBe(String(b.ino));
   for (const k of ['mode', 'nlink', 'size'] as const) expect(String(a[k])).toBe(String(b[k]));
@@ -45,7 +21,7 @@ const same = (a: Attr, b: Attr): void => {
 describe('a change reply carries the attributes it left', () => {
   it('create, mkdir, symlink, link, unlink, rmdir and rename give their directories\' (and the renamed file\'s) attributes, as a getattr then does', async () => {
     const s = await session(2);
-    const top = await s.root(root, d!.exports[0]!.path);
+    const top = await s.root(root, suite.daemon.exports[0]!.path);
     const dir = await s.mkdir(root, top.handle, 'd');
     const check = async (reply: unknown, handles: Buffer[]): Promise<void> => {
       const got = afterChange<Attr>(reply);
@@ -77,10 +53,10 @@ describe('a change reply carries the attributes it left', () => {
       await s.release(root, r.fh);
       return r;
     };
-    const topA = await a.root(root, d!.exports[0]!.path);
+    const topA = await a.root(root, suite.daemon.exports[0]!.path);
     const dirA = await a.mkdir(root, topA.handle, 'watched');
     const dirIno = BigInt(dirA.attr.ino);
-    const topB = await b.root(root, d!.exports[0]!.path);
+    const topB = await b.root(root, suite.daemon.exports[0]!.path);
     const dirB = await b.lookup(root, topB.handle, 'watched');
     const attrHeard = (): boolean => heard.some((h) => h.kind === 'attr' && h.ino === dirIno);
     // A's ATTR callback on the directory (from its mkdir's entry) is used up by B's first change.

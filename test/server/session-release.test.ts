@@ -3,14 +3,12 @@
 // dropped at once and the real mfsd closes every file it opened and drops its locks, as when a
 // connection closes; its open-file limit is its own. (What the lease keeps meanwhile:
 // session-lease-expiry.test.ts; goodbye against a long lease: session-goodbye.test.ts.)
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { makeTestCa, startMfsd, type MfsdHandle, type TestCa } from '../harness/mfsd.js';
+import { readdirSync } from 'node:fs';
+import { sessionSuite } from '../harness/session-suite.js';
 import { waitFor } from '../harness/outcome.js';
-import { RawSession, nodeCredentials, openSession } from '../harness/session-peer.js';
+import { RawSession, nodeCredentials } from '../harness/session-peer.js';
 import { ROOT_CALLER as root } from '../../proto/file-client.js';
 import type { Entry, Session } from '../../proto/session-client.js';
 
@@ -18,39 +16,14 @@ const { O_RDWR, O_CREAT, O_RDONLY } = fs.constants;
 const WRITE = 1;
 const OPEN_LIMIT = 64;
 const LEASE_MS = 300;
-let tmp: string;
-let ca: TestCa;
-let d: MfsdHandle | undefined;
-const sessions: Session[] = [];
-const raws: RawSession[] = [];
+const suite = sessionSuite('omfs-session-release-', { limits: { openFilesPerPeer: OPEN_LIMIT }, sessions: { leaseMs: LEASE_MS } });
+const session = (node: number): Promise<Session> => suite.session(node);
 
-beforeAll(async () => {
-  tmp = mkdtempSync(join(tmpdir(), 'omfs-session-release-'));
-  ca = await makeTestCa(tmp);
-  d = await startMfsd({ ca, nodeId: 1, config: { limits: { openFilesPerPeer: OPEN_LIMIT }, sessions: { leaseMs: LEASE_MS } } });
-}, 120_000);
-
-afterEach(() => {
-  for (const r of raws.splice(0)) r.close();
-  for (const s of sessions.splice(0)) s.close();
-});
-
-afterAll(async () => {
-  await d?.cleanup();
-  rmSync(tmp, { recursive: true, force: true });
-});
-
-async function session(node: number): Promise<Session> {
-  const s = await openSession(d!.address, await nodeCredentials(ca, node), node);
-  sessions.push(s);
-  return s;
-}
-
-const fdCount = (): number => readdirSync(`/proc/${d!.proc.pid!}/fd`).length;
+const fdCount = (): number => readdirSync(`/proc/${suite.daemon.proc.pid!}/fd`).length;
 
 
 async function someFile(s: Session, name: string): Promise<Entry> {
-  const top = await s.root(root, d!.exports[0]!.path);
+  const top = await s.root(root, suite.daemon.exports[0]!.path);
   const { entry, fh } = await s.create(root, top.handle, name, O_RDWR | O_CREAT);
   await s.release(root, fh);
   return entry;
@@ -66,7 +39,7 @@ describe('a session that ends releases what it holds', () => {
     await other.setLk(root, g.handle, wlock('other'));
 
     const s = await session(7);
-    await s.root(root, d!.exports[0]!.path);
+    await s.root(root, suite.daemon.exports[0]!.path);
     const before = fdCount();
     const fhs = await Promise.all(Array.from({ length: 40 }, () => s.open(root, f.handle, O_RDONLY)));
     expect(fdCount()).toBeGreaterThanOrEqual(before + 40);
@@ -90,8 +63,8 @@ describe('a session that ends releases what it holds', () => {
     const other = await session(8);
     const f = await someFile(other, 'held2');
     const before = fdCount();
-    const r = new RawSession(d!.address, await nodeCredentials(ca, 6));
-    raws.push(r);
+    const r = new RawSession(suite.daemon.address, await nodeCredentials(suite.ca, 6));
+    suite.closeAfter(r);
     r.hello(6);
     expect((await r.reply(1)).kind).toBe('welcome');
     for (let i = 0; i < 30; i++) r.send({ id: 10 + i, open: { caller: root, handle: f.handle, flags: O_RDONLY } });
