@@ -16,8 +16,10 @@
 // stored on node K reads as MOUNTPOINT/K/<target>, so nothing resolves to this machine's own files;
 // a symlink made through /mfs/<K> to a target under MOUNTPOINT/K/ is stored as the path on K.
 //
-// Not (yet) here: "." and ".." in listings (POSIX lets a filesystem leave them out), copy_file_range
-// (ENOSYS: the kernel's own fallback copies through read and write), flock (kernel-local on this mount).
+// Listings start with "." and ".." (the mount adds them: nodes list their entries only).
+//
+// Not (yet) here: copy_file_range (ENOSYS: the kernel's own fallback copies through read and
+// write), flock (kernel-local on this mount).
 //
 // Special directories (here, home, magic, lastexec, selected) and /mfs/.control/selected: resolved
 // for each calling process, see special-nodes.ts; everything below them is a node's files under
@@ -66,6 +68,11 @@ interface Place { node: number; handle: Buffer; ino: bigint }
 interface OpenFile { inode: Remote; conn: NodeConn; fh: number | string; flags: number; locked: boolean }
 
 const DT_DIR = 4;
+/** "." and "..", listed first. */
+const DOTS = 2;
+const DOT_NAMES = [Buffer.from('.'), Buffer.from('..')];
+/** The inode number the kernel shows for `i`: a node's for its files, the mount's own id for its directories. */
+const inoOf = (i: MfsInode): number | bigint => (i.kind === 'remote' ? i.ino : i.id);
 const DT_REG = 8;
 const F_UNLCK = 2;
 const RENAME_EXCHANGE = 2;
@@ -707,25 +714,30 @@ export class MfsFs implements FileSystem {
 
   private async list(ctx: RequestContext, r: RequestOf<'READDIR' | 'READDIRPLUS'>, out: DirBuffer, plus: boolean): Promise<void> {
     const dir = await this.resolve(ctx, this.inode(r.header.nodeId));
+    // "." and ".." first, at cookies 1 and 2, as a local directory lists them; then the directory's
+    // own entries, their cookies shifted by DOTS (a node's cookies are positions after an entry: >= 1).
+    if (!this.listDots(dir, r.offset, out, plus)) return;
+    const offset = Math.max(0, r.offset - DOTS);
     if (dir.kind === 'top') {
       const names = [...this.nodeList.map(String), ...this.special.topNames()];
-      return this.listNames(r.offset, out, plus, names, (k) => this.special.topIno(k) ?? this.inodes.virtual(Number(k), '').id);
+      return this.listNames(offset, out, plus, names, (k) => this.special.topIno(k) ?? this.inodes.virtual(Number(k), '').id);
     }
     if (dir.kind === 'own') {
       const files = this.special.ownNames(dir);
-      return this.listNames(r.offset, out, plus, files.map((f) => f.name), (name) => files.find((f) => f.name === name)!.ino, DT_REG);
+      return this.listNames(offset, out, plus, files.map((f) => f.name), (name) => files.find((f) => f.name === name)!.ino, DT_REG);
     }
     if (dir.kind === 'virtual') {
       const children = childNames(this.conn(dir.node).exports.map((e) => e.path), dir.path);
-      return this.listNames(r.offset, out, plus, children, (name) => this.inodes.virtual(dir.node, `${dir.path}/${name}`, dir.view).id);
+      return this.listNames(offset, out, plus, children, (name) => this.inodes.virtual(dir.node, `${dir.path}/${name}`, dir.view).id);
     }
     const conn = this.conn(dir.node);
     const since = conn.mark();
     const ticket = this.meta.ticket(dir.node);
+    const from = r.cookie <= BigInt(DOTS) ? 0n : r.cookie - BigInt(DOTS);
     // A listing read from its start to its end in this one request: every name of the directory.
-    const whole: Buffer[] | undefined = r.cookie === 0n ? [] : undefined;
+    const whole: Buffer[] | undefined = from === 0n ? [] : undefined;
     // Cookies go back to the node as it sent them (a decimal string beyond 2^53).
-    for (let cookie: U64 = r.cookie <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(r.cookie) : r.cookie.toString(); ;) {
+    for (let cookie: U64 = from <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(from) : from.toString(); ;) {
       const batch = await conn.call((s) => s.readDirBatch(caller(ctx), dir.handle, cookie));
       for (const e of batch.entries) {
         whole?.push(e.name);
@@ -747,7 +759,7 @@ export class MfsFs implements FileSystem {
   /** One remote entry into the reply; false when it does not fit. A plus entry counts as a lookup only once sent. */
   private addEntry(out: DirBuffer, plus: boolean, dir: Remote, e: DirEntry, since: number): boolean {
     const type = e.entry ? direntType(e.entry.attr.mode) : 0;
-    const cookie = bigOf(e.cookie);
+    const cookie = bigOf(e.cookie) + BigInt(DOTS);
     if (!plus || !e.entry) {
       const ino = e.entry ? bigOf(e.entry.attr.ino) : 1;
       return plus ? addPlusNameOnly(out, ino, cookie, type, e.name) : out.add(ino, cookie, type, e.name);
@@ -775,8 +787,23 @@ export class MfsFs implements FileSystem {
     for (let k = offset; k < names.length; k++) {
       const name = Buffer.from(names[k]!);
       const ino = idOf(names[k]!);
-      if (!(plus ? addPlusNameOnly(out, ino, k + 1, type, name) : out.add(ino, k + 1, type, name))) return;
+      if (!(plus ? addPlusNameOnly(out, ino, k + 1 + DOTS, type, name) : out.add(ino, k + 1 + DOTS, type, name))) return;
     }
+  }
+
+  /** "." and ".." from `offset` (0, 1 or more: none); false when the reply is full. READDIRPLUS: names only (the kernel skips them). */
+  private listDots(dir: MfsInode, offset: number, out: DirBuffer, plus: boolean): boolean {
+    for (let k = offset; k < DOTS; k++) {
+      const ino = k === 0 ? inoOf(dir) : inoOf(this.parentOf(dir) ?? dir);
+      if (!(plus ? addPlusNameOnly(out, ino, k + 1, DT_DIR, DOT_NAMES[k]!) : out.add(ino, k + 1, DT_DIR, DOT_NAMES[k]!))) return false;
+    }
+    return true;
+  }
+
+  /** The directory `dir` was entered from (its first name), as the mount knows it. */
+  private parentOf(dir: MfsInode): MfsInode | undefined {
+    const link = dir.links.values().next().value;
+    return link === undefined ? undefined : this.inodes.get(Number(link.slice(0, link.indexOf('/'))));
   }
 
   // ---- the rest ----

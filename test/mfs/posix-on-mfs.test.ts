@@ -11,8 +11,6 @@
 //
 // The operations are the differential suite's own generator's, minus what /mfs documents as not
 // served (fuse/mfs/mfs-fs.ts, the header): nothing else of the comparison is relaxed.
-// - getdents with "." and "..": /mfs leaves them out of listings (POSIX allows it), so a listing
-//   is compared as readdir(3)-style names (the suite's readdirNode: every name but those two);
 // - mknod of character and block devices: not served by /mfs by design, as in oMFS (EPERM; a
 //   device would be this machine's driver, not the node's).
 //
@@ -65,7 +63,6 @@ const replay = (t: Target, seed: number) => (i: number): string =>
 /** The step as /mfs is asked it (see the top of this file), or null when /mfs does not serve it. */
 function onMfs(step: Step): Step | null {
   const op = step.op;
-  if (op.op === 'readdir') return { ...step, op: { op: 'readdirNode', path: op.path } };
   if (op.op === 'mknod' && [S_IFCHR, S_IFBLK].includes(op.mode & 0o170000)) return null;
   return step;
 }
