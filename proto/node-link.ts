@@ -57,6 +57,7 @@ export interface NodeLink {
   fsync(caller: Caller, handle: Buffer, fh: U64, datasync?: boolean): Promise<unknown>;
   fallocate(caller: Caller, handle: Buffer, fh: U64, offset: number, length: number, mode?: number): Promise<unknown>;
   lseek(caller: Caller, handle: Buffer, fh: U64, offset: number, whence: number): Promise<number>;
+  copyFileRange(caller: Caller, inHandle: Buffer, fhIn: U64, offIn: number, outHandle: Buffer, fhOut: U64, offOut: number, length: number): Promise<number>;
   getXattr(caller: Caller, handle: Buffer, name: string, fh?: U64): Promise<Buffer>;
   setXattr(caller: Caller, handle: Buffer, name: string, value: Buffer, flags?: number, fh?: U64): Promise<unknown>;
   listXattr(caller: Caller, handle: Buffer, fh?: U64): Promise<string[]>;

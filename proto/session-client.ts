@@ -710,6 +710,12 @@ export class Session extends EventEmitter {
   fallocate(caller: Caller, handle: Buffer, fh: U64, offset: number, length: number, mode = 0): Promise<unknown> {
     return this.request('fallocate', { caller, handle, fh, offset, length, mode }, 'empty');
   }
+  /** copy_file_range(2) on the node between two files open there: the bytes copied (fewer: ask again for the rest). */
+  async copyFileRange(caller: Caller, inHandle: Buffer, fhIn: U64, offIn: number, outHandle: Buffer, fhOut: U64, offOut: number, length: number): Promise<number> {
+    return Number((await this.request<{ written: U64 }>('copy_file_range', {
+      caller, handle_in: inHandle, fh_in: fhIn, offset_in: offIn, handle_out: outHandle, fh_out: fhOut, offset_out: offOut, length, flags: 0,
+    }, 'written')).written);
+  }
   /** lseek(2) of open file `fh` with SEEK_DATA (3) or SEEK_HOLE (4): the offset found. */
   async lseek(caller: Caller, handle: Buffer, fh: U64, offset: number, whence: number): Promise<number> {
     return Number((await this.request<{ offset: U64 }>('lseek', { caller, handle, fh, offset, whence }, 'position')).offset);

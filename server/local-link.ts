@@ -253,6 +253,11 @@ export class LocalLink extends EventEmitter implements NodeLink {
   fallocate(caller: Caller, handle: Buffer, fh: U64, offset: number, length: number, mode = 0): Promise<unknown> {
     return this.run(this.ops.fallocate, { caller, handle, fh, offset, length, mode });
   }
+  async copyFileRange(caller: Caller, inHandle: Buffer, fhIn: U64, offIn: number, outHandle: Buffer, fhOut: U64, offOut: number, length: number): Promise<number> {
+    return Number((await this.run<{ written: U64 }>(this.ops.copyFileRange, {
+      caller, handle_in: inHandle, fh_in: fhIn, offset_in: offIn, handle_out: outHandle, fh_out: fhOut, offset_out: offOut, length, flags: 0,
+    })).written);
+  }
   async lseek(caller: Caller, handle: Buffer, fh: U64, offset: number, whence: number): Promise<number> {
     return Number((await this.run<{ offset: U64 }>(this.ops.lseek, { caller, handle, fh, offset, whence })).offset);
   }

@@ -16,6 +16,7 @@ import type { LockTable } from './locks.js';
 import type { OpenFileTable, OpenFiles } from './open-files.js';
 import * as extra from './ops-extra.js';
 import * as io from './ops-io.js';
+import * as copying from './ops-copy.js';
 import * as locking from './ops-locks.js';
 import * as meta from './ops-meta.js';
 import * as names from './ops-names.js';
@@ -79,6 +80,7 @@ export function makeOps(ctx: OpsContext) {
     setXattr: changing(raw.setXattr, (r) => [attr(handleIno(r)!)]),
     removeXattr: changing(raw.removeXattr, (r) => [attr(handleIno(r)!)]),
     fallocate: changing(raw.fallocate, (r) => [attr(handleIno(r)!), range(handleIno(r), r.offset, r.length)]),
+    copyFileRange: changing(raw.copyFileRange, (r, w) => [attr(inoOfHandle(r.handle_out)!), range(inoOfHandle(r.handle_out), r.offset_out, w.written)]),
     readWhole: caching(raw.readWhole, (r) => [[handleIno(r), DATA]]),
     writeOne: (p: Peer, r: io.WriteChunkIn, s?: AbortSignal) => {
       // Where an O_APPEND write landed is not its offset: everything from 0 on may have changed.
@@ -160,6 +162,7 @@ function makeRawOps(ctx: OpsContext) {
     removeXattr: (p: Peer, r: In<typeof extra.removeXattr, 2>) => extra.removeXattr(lfs, files(p), r),
     fallocate: (p: Peer, r: In<typeof io.fallocate, 2>) => io.fallocate(lfs, files(p), r),
     lseek: (p: Peer, r: In<typeof io.lseek, 2>) => io.lseek(lfs, files(p), r),
+    copyFileRange: (p: Peer, r: copying.CopyIn) => copying.copyFileRange(lfs, files(p), r),
     getLk: (p: Peer, r: locking.LockIn) => locking.getLk(locks, lfs, r, p.key),
     setLk: (p: Peer, r: locking.LockIn) => locking.setLk(locks, lfs, r, p.key),
     /** Waits for the lock; `signal` (the caller went away) aborts the wait. */

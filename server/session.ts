@@ -119,7 +119,7 @@ function routesOf(ops: Ops): Readonly<Record<string, Route>> {
     readlink: r('link_target', ops.readlink), stat_fs: r('stat_fs', ops.statFs),
     get_xattr: r('xattr', ops.getXattr), set_xattr: r('empty', ops.setXattr), list_xattr: r('xattr_names', ops.listXattr),
     remove_xattr: r('empty', ops.removeXattr), fallocate: r('empty', ops.fallocate),
-    lseek: r('position', ops.lseek),
+    lseek: r('position', ops.lseek), copy_file_range: r('written', ops.copyFileRange),
     get_lk: r('lock', ops.getLk), set_lk: r('empty', ops.setLk), set_lkw: r('empty', ops.setLkW),
   };
 }

@@ -269,6 +269,7 @@ class AccountedLink implements NodeLink {
   fsync: NodeLink['fsync'] = (c, ...a) => this.call(c, this.inner.fsync(c, ...a));
   fallocate: NodeLink['fallocate'] = (c, ...a) => this.call(c, this.inner.fallocate(c, ...a));
   lseek: NodeLink['lseek'] = (c, ...a) => this.call(c, this.inner.lseek(c, ...a));
+  copyFileRange: NodeLink['copyFileRange'] = (c, ...a) => this.call(c, this.inner.copyFileRange(c, ...a));
   getXattr: NodeLink['getXattr'] = (c, ...a) => this.incoming(c, this.inner.getXattr(c, ...a));
   setXattr: NodeLink['setXattr'] = (c, h, name, value, ...a) => {
     this.sink.op(c.pid, this.node, 0, value.length);

@@ -18,8 +18,9 @@
 //
 // Listings start with "." and ".." (the mount adds them: nodes list their entries only).
 //
-// Not (yet) here: copy_file_range (ENOSYS: the kernel's own fallback copies through read and
-// write), flock (kernel-local on this mount).
+// copy_file_range within a node is done by that node (no data over the network).
+//
+// Not (yet) here: flock (kernel-local on this mount).
 //
 // Special directories (here, home, magic, lastexec, selected) and /mfs/.control/selected: resolved
 // for each calling process, see special-nodes.ts; everything below them is a node's files under
@@ -656,6 +657,20 @@ export class MfsFs implements FileSystem {
     this.writable();
     const f = this.file(r.fh);
     await f.conn.call((s) => s.fallocate(caller(ctx), f.inode.handle, f.fh, r.offset, r.length, r.mode)).finally(() => this.meta.touched(f.inode.node, f.inode.ino));
+  }
+
+  /**
+   * copy_file_range(2): both files on one node, that node copies (the data never crosses the
+   * network); across nodes EXDEV, and the kernel copies through read and write itself.
+   */
+  async copyFileRange(ctx: RequestContext, r: RequestOf<'COPY_FILE_RANGE'>): Promise<number> {
+    this.writable();
+    const src = this.file(r.fhIn);
+    const dst = this.file(r.fhOut);
+    if (src.inode.node !== dst.inode.node) throw errno('EXDEV');
+    const { node, ino } = dst.inode;
+    return dst.conn.call((s) => s.copyFileRange(caller(ctx), src.inode.handle, src.fh, r.offIn, dst.inode.handle, dst.fh, r.offOut, r.len))
+      .finally(() => this.meta.touched(node, ino));
   }
 
   /** SEEK_DATA and SEEK_HOLE (the kernel moves positions itself for the others): asked of the node. */
