@@ -43,6 +43,7 @@ import { bigOf, direntType, kernelAttr, S_IFDIR, S_IFMT, syntheticDirAttr } from
 import { InodeTable, nameKey, type MfsInode } from './inodes.js';
 import { KernelCache } from './kernel-cache.js';
 import { MetaCache } from './meta-cache.js';
+import { OpenFiles, type OpenFile } from './open-files.js';
 import type { NodeConn } from './node-conn.js';
 import type { ProcessTable } from './special/index.js';
 import { defaultProcessTable, SpecialNodes } from './special-nodes.js';
@@ -66,7 +67,6 @@ export interface MfsOptions {
 type Remote = MfsInode & { kind: 'remote' };
 /** Where a create goes: a directory of a node, by handle (and cluster inode number). */
 interface Place { node: number; handle: Buffer; ino: bigint }
-interface OpenFile { inode: Remote; conn: NodeConn; fh: number | string; flags: number; locked: boolean }
 
 const DT_DIR = 4;
 /** "." and "..", listed first. */
@@ -101,10 +101,7 @@ export class MfsFs implements FileSystem {
   private readonly meta = new MetaCache();
   /** getattr calls under way, by "node:ino", to join (fetchAttr). */
   private readonly attrFetches = new Map<string, { ticket: number; done: Promise<{ attr: Attr; since: number }> }>();
-  private readonly files = new Map<number, OpenFile>();
-  /** The open files of each remote inode, by "node:ino" (openFhOf). */
-  private readonly openByIno = new Map<string, Set<OpenFile>>();
-  private nextFh = 1;
+  private readonly files = new OpenFiles();
   /** Node numbers of the map, in order: the root's listing. */
   private nodeList: number[];
 
@@ -553,14 +550,7 @@ export class MfsFs implements FileSystem {
 
   /** KEEP_CACHE only when the node's session is up, nothing raced the open, and no session was lost since the pages came. */
   private openOut(i: Remote, conn: NodeConn, fh: number | string, flags: number, since: number): OpenOut {
-    const id = this.nextFh++;
-    const file: OpenFile = { inode: i, conn, fh, flags: flags & ~OPEN_ONLY, locked: false };
-    this.files.set(id, file);
-    const key = `${i.node}:${i.ino}`;
-    const open = this.openByIno.get(key);
-    if (open) open.add(file);
-    else this.openByIno.set(key, new Set([file]));
-    conn.openFiles++;
+    const id = this.files.add({ inode: i, conn, fh, flags: flags & ~OPEN_ONLY, locked: false });
     const keep = conn.fresh(since, i.ino) && !this.cache.suspectPages.delete(i.id);
     return { fh: id, openFlags: (keep ? OpenFlag.KEEP_CACHE : 0) | (flags & O_DIRECT ? OpenFlag.DIRECT_IO : 0) };
   }
@@ -597,15 +587,9 @@ export class MfsFs implements FileSystem {
     return { entry, open: this.openOut(child, conn, got.fh, r.flags, since) };
   }
 
-  /**
-   * The node's fh of a file this mount has open on `i`, or 0. The kernel sends fstat, fchmod,
-   * fchown and the xattr calls without the file handle; through an open file they keep working on
-   * a file whose last name is gone (the node's handle of it is then stale), as on a local disk.
-   */
+  /** The node's fh of a file open on `i`, for the calls the kernel makes without one (open-files.ts). */
   private openFhOf(i: MfsInode): number | string {
-    if (i.kind !== 'remote') return 0;
-    const open = this.openByIno.get(`${i.node}:${i.ino}`);
-    return open ? open.values().next().value!.fh : 0;
+    return this.files.nodeFhOf(i);
   }
 
   private file(fh: number): OpenFile {
@@ -636,14 +620,8 @@ export class MfsFs implements FileSystem {
   }
 
   async release(ctx: RequestContext, r: RequestOf<'RELEASE'>): Promise<void> {
-    const f = this.files.get(r.fh);
+    const f = this.files.remove(r.fh);
     if (!f) return;
-    this.files.delete(r.fh);
-    const key = `${f.inode.node}:${f.inode.ino}`;
-    const open = this.openByIno.get(key);
-    open?.delete(f);
-    if (open?.size === 0) this.openByIno.delete(key);
-    f.conn.openFiles--;
     const locks = f.locked ? { clientId: this.opts.lockClientId, lockOwner: r.lockOwner.toString() } : undefined;
     await f.conn.call((s) => s.release(caller(ctx), f.fh, f.inode.handle, locks)).catch(() => undefined);
   }
