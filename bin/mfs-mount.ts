@@ -10,7 +10,7 @@ import { Discovery } from '../cluster/discovery.js';
 import { parseMap, type ClusterMap } from '../cluster/map-file.js';
 import { mergeMembership } from '../cluster/membership.js';
 import {
-  cleanStaleMount, InitFlag, MAX_READAHEAD, mountAt, mountFuse, openFuseDevice, ROOT_ID, Session, setMountReadahead, unmountFuse,
+  cleanStaleMount, InitFlag, MFS_READAHEAD, mountAt, mountFuse, openFuseDevice, ROOT_ID, Session, setMountReadahead, unmountFuse,
 } from '../fuse/kernel/index.js';
 import { MfsFs } from '../fuse/mfs/mfs-fs.js';
 import { MountArgsError, parseMountArgs, USAGE, type MountArgs } from '../fuse/mfs/mount-options.js';
@@ -189,7 +189,7 @@ async function main(): Promise<void> {
   session.start();
   await session.initialized;
   mounted = true;
-  setMountReadahead(real, MAX_READAHEAD);
+  setMountReadahead(real, MFS_READAHEAD);
   // The device's notify worker starts with the first notification and takes a while to come up:
   // start it now (a harmless drop of the root's attributes), not when the first invalidation of a
   // node is waiting for it.

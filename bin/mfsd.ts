@@ -15,7 +15,7 @@ import { dialTarget } from '../cluster/addresses.js';
 import { parseMap, type ClusterMap } from '../cluster/map-file.js';
 import { mergeMembership } from '../cluster/membership.js';
 import {
-  cleanStaleMount, InitFlag, MAX_READAHEAD, mountAt, mountFuse, openFuseDevice, ROOT_ID, Session, setMountReadahead, unmountFuse,
+  cleanStaleMount, InitFlag, MFS_READAHEAD, mountAt, mountFuse, openFuseDevice, ROOT_ID, Session, setMountReadahead, unmountFuse,
 } from '../fuse/kernel/index.js';
 import { MfsFs } from '../fuse/mfs/mfs-fs.js';
 import { MountArgsError, parseMountArgs, type MountArgs } from '../fuse/mfs/mount-options.js';
@@ -183,7 +183,7 @@ async function hostMount(cfg: MfsdConfig, args: MountArgs, daemon: RunningDaemon
   }
   session.start();
   await session.initialized;
-  setMountReadahead(real, MAX_READAHEAD);
+  setMountReadahead(real, MFS_READAHEAD);
   // Start the device's notify worker now, not when the first invalidation waits for it.
   void session.notifier.invalInode(ROOT_ID, -1, 0);
   // umount -l detaches the mount while processes may still use it: no call may wait for an absent node then.

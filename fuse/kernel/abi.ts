@@ -93,6 +93,13 @@ export const WANTED_INIT_FLAGS =
 export const MAX_WRITE = 1024 * 1024;
 export const MAX_PAGES = MAX_WRITE / 4096;
 export const MAX_READAHEAD = 1024 * 1024;
+/**
+ * Readahead of the /mfs mount (setMountReadahead), larger than the passthrough's: each READ there
+ * is a network round trip, so a sequential reader is only as fast as the READs the kernel keeps in
+ * flight at once (max_pages each: 1 MiB), and 8 of them hide the trip (cold 512 MiB read on this VM:
+ * 86 MB/s at 1 MiB, 112-126 MB/s at 8 MiB).
+ */
+export const MFS_READAHEAD = 8 * 1024 * 1024;
 export const MAX_BACKGROUND = 64;
 /** Read buffer: the largest WRITE (header + write_in + max_write) plus slack for any other op. */
 export const READ_BUFFER_SIZE = MAX_WRITE + 4096;

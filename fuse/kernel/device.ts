@@ -51,9 +51,39 @@ function copyOut(buffer: Buffer, n: number): Buffer {
   return frame;
 }
 
+const OPCODE_WRITE = 16;
+/** fuse_in_header + fuse_write_in: where a WRITE's size is (write_in.size) and its payload starts. */
+const WRITE_SIZE_AT = 40 + 16;
+const WRITE_HEADER_BYTES = 80;
+/**
+ * Spare bytes before each read buffer. With the request's own headers (no longer read once it is
+ * decoded), they are the headroom in front of a handed-over WRITE's payload, marked under
+ * Symbol.for('omfs.headroom') (the convention of proto/session-codec.ts HEADROOM, which this layer
+ * may not import): the /mfs mount encodes its session Write frame there instead of copying 1 MiB.
+ */
+const READ_HEADROOM = 512;
+const HEADROOM = Symbol.for('omfs.headroom');
+
+function newReadBuffer(size: number): Buffer {
+  return Buffer.allocUnsafeSlow(READ_HEADROOM + size).subarray(READ_HEADROOM);
+}
+
+/** Marks the memory before a WRITE frame's payload as free (see READ_HEADROOM); a malformed frame gets no mark. */
+function markWriteHeadroom(frame: Buffer): void {
+  const payload = frame.readUInt32LE(WRITE_SIZE_AT);
+  if (payload + WRITE_HEADER_BYTES !== frame.length) return;
+  (frame.buffer as ArrayBufferLike & { [HEADROOM]?: number })[HEADROOM] = frame.byteOffset + WRITE_HEADER_BYTES;
+}
+/**
+ * A WRITE frame at least this large keeps the read buffer itself (the device reads the next request
+ * into a new one) instead of being copied out: its payload then goes to the filesystem with no
+ * copy at all. Smaller frames are copied, so the read buffer is not replaced for every metadata op.
+ */
+const HAND_OVER_BYTES = 64 * 1024;
+
 export interface DeviceOptions {
   bufferSize: number;
-  /** One request, in a buffer of its own (the read buffer is reused, so each frame is copied out). */
+  /** One request, in a buffer of its own (copied out of the reused read buffer, or that buffer itself for a large WRITE). */
   onFrame(frame: Buffer): void;
   /** Called once when reading stops: ENODEV = unmounted, ECONNABORTED = aborted. */
   onEnd(reason: string): void;
@@ -82,12 +112,33 @@ export class FuseDevice {
       this.ended = true;
       options.onEnd(reason);
     };
-    const buffer = Buffer.allocUnsafe(options.bufferSize);
+    // net.Socket asks `buffer()` for the buffer of the next read after each callback: the same one,
+    // unless the last frame kept it (a large WRITE).
+    let buffer = newReadBuffer(options.bufferSize);
+    let handedOver = false;
+    const next = (): Buffer => {
+      if (handedOver) {
+        handedOver = false;
+        buffer = newReadBuffer(options.bufferSize);
+      }
+      return buffer;
+    };
+    const onRead = (n: number): boolean => {
+      handedOver = n >= HAND_OVER_BYTES && buffer.readUInt32LE(4) === OPCODE_WRITE;
+      if (!handedOver) {
+        options.onFrame(copyOut(buffer, n));
+        return true;
+      }
+      const frame = buffer.subarray(0, n);
+      markWriteHeadroom(frame);
+      options.onFrame(frame);
+      return true;
+    };
     const stream = new Socket({
       handle,
       readable: true,
       writable: false,
-      onread: { buffer, callback: (n: number) => (options.onFrame(copyOut(buffer, n)), true) },
+      onread: { buffer: next, callback: onRead },
     } as ConstructorParameters<typeof Socket>[0]);
     stream.on('error', (e: NodeJS.ErrnoException) => end(e.code ?? String(e)));
     stream.on('end', () => end('EOF'));
