@@ -23,10 +23,10 @@
 //   moment gets its fast path back, one that stays slow stays off-thread.
 //
 // Data I/O of an inline export: writes, and reads of what the page cache holds (preadv2
-// RWF_NOWAIT), are inline calls like the others (a 1 MiB copy, ~0.1 ms: less than the two thread
-// wake-ups of a pool trip on every 1 MiB request's critical path, which on this loaded 2-core VM cost
-// more than the copy), judged the same way. Reads that must wait for the disk, and fsyncs, run on
-// libuv's pool, which LevelDB shares: an export may hold at
+// RWF_NOWAIT), are inline calls (a 1 MiB copy, ~0.1 ms: less than the two thread wake-ups of a
+// pool trip on every 1 MiB request's critical path, which on this loaded 2-core VM cost more than
+// the copy), judged the same way but against stallMs / 2 rather than slowCallMs. Reads that must
+// wait for the disk, and fsyncs, run on libuv's pool, which LevelDB shares: an export may hold at
 // most `poolSlots` of its threads at once (the rest queue), and one whose pool call has been out
 // for longer than `slowDataMs` moves off-thread too, so a disk that hangs on reads cannot take the
 // whole pool (an fsync holds a slot but is never judged: its time says how much it flushed).
@@ -94,6 +94,9 @@ export function closeFd(fd: number): void {
  * of a large dirty file takes seconds on a good disk. They hold a pool slot but never move an export.
  */
 const UNTIMED = new Set<SysCallName>(['fsync', 'fallocate']);
+
+/** Calls that copy up to 1 MiB: judged against stallMs / 2, as inline data calls are (see inline()). */
+const DATA_CALLS = new Set<SysCallName>(['preadNew', 'pwriteAll']);
 
 const CLOSE_RETRY_MS = 1_000;
 
@@ -228,14 +231,19 @@ export class ExportIo {
     }
   }
 
-  /** fn() on the event loop, judged as an inline call: a slow one counts toward moving the export off-thread. */
+  /**
+   * A data call (up to 1 MiB copied) on the event loop. It is judged against half of stallMs, not
+   * slowCallMs: a 1 MiB copy on this loaded 2-core VM took 20-30 ms now and then with a healthy page
+   * cache (the slowCallMs judgement moved a tmpfs export off-thread within seconds of a sequential
+   * read), while a disk that throttles writers makes every write wait up to 200 ms.
+   */
   private inline<T>(what: string, fn: () => T): T {
     const t0 = performance.now();
     try {
       return fn();
     } finally {
       const took = performance.now() - t0;
-      if (took > this.settings.slowCallMs) this.strike(took, `a ${what} took ${took.toFixed(1)} ms`);
+      if (took > this.settings.stallMs / 2) this.strike(took, `a ${what} took ${took.toFixed(1)} ms`);
     }
   }
 
@@ -282,7 +290,8 @@ export class ExportIo {
     this.pool ??= new SyscallPool({
       threads: this.settings.threads, maxQueued: this.settings.maxQueued, name: this.path,
       onTook: (ms, fn) => {
-        if (ms > this.settings.slowCallMs && !UNTIMED.has(fn)) this.lastSlowAt = performance.now();
+        const limit = DATA_CALLS.has(fn) ? this.settings.stallMs / 2 : this.settings.slowCallMs;
+        if (ms > limit && !UNTIMED.has(fn)) this.lastSlowAt = performance.now();
       },
     });
     return this.pool;
