@@ -2,7 +2,8 @@
 // kernel layer encodes them, and the attributes of the mount's own directories (the root and the
 // directories leading to an export), which have no file behind them.
 import type { Attr } from '../kernel/index.js';
-import type { Attr as WireAttr, U64 } from '../../proto/session-client.js';
+import type { Attr as WireAttr, Caller, U64 } from '../../proto/session-client.js';
+import type { RequestContext } from '../kernel/index.js';
 
 export const S_IFMT = 0o170000;
 export const S_IFDIR = 0o040000;
@@ -50,3 +51,11 @@ export function controlFileAttr(ino: number): Attr {
     mode: S_IFREG | 0o666, nlink: 1, uid: 0, gid: 0, rdev: 0, blksize: 4096,
   };
 }
+
+const S_IFCHR = 0o020000;
+const S_IFBLK = 0o060000;
+/** A character or block device: not served by /mfs (it would be this machine's driver). */
+export const isDevice = (mode: number): boolean => (mode & S_IFMT) === S_IFCHR || (mode & S_IFMT) === S_IFBLK;
+
+/** Who a FUSE request is from, as the node is told (uid, gid, groups, and the thread id as pid). */
+export const callerOf = (ctx: RequestContext): Caller => ({ uid: ctx.uid, gid: ctx.gid, groups: ctx.groups, pid: ctx.pid });

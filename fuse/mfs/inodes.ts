@@ -224,3 +224,10 @@ export class InodeTable {
     return this.byId.size;
   }
 }
+
+/**
+ * The view a child found in `dir` belongs to: a directory keeps its parent's, since a directory
+ * has one dentry in Linux; anything else is the ordinary tree's node id, so the kernel holds one
+ * inode (one page cache, one set of attributes) for a file whichever path reached it.
+ */
+export const viewOf = (dir: MfsInode, mode: number): string => ((mode & 0o170000) === 0o040000 ? dir.view : '');

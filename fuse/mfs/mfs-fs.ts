@@ -36,11 +36,12 @@ import {
   type RequestContext, type RequestOf, type StatfsOut,
 } from '../kernel/index.js';
 import type { NodeLink } from '../../proto/node-link.js';
-import type { Attr, Caller, DirEntry, Entry, U64 } from '../../proto/session-client.js';
+import type { Attr, Entry } from '../../proto/session-client.js';
 import { afterChange } from '../../proto/after-change.js';
 import type { ClusterMap } from '../../cluster/map-file.js';
-import { bigOf, direntType, kernelAttr, S_IFDIR, S_IFMT, syntheticDirAttr } from './attrs.js';
-import { InodeTable, nameKey, type MfsInode } from './inodes.js';
+import { bigOf, callerOf, isDevice, kernelAttr, S_IFDIR, S_IFMT, syntheticDirAttr } from './attrs.js';
+import { InodeTable, nameKey, viewOf, type MfsInode } from './inodes.js';
+import { Listings } from './listing.js';
 import { KernelCache } from './kernel-cache.js';
 import { MetaCache } from './meta-cache.js';
 import { OpenFiles, type OpenFile } from './open-files.js';
@@ -68,31 +69,15 @@ type Remote = MfsInode & { kind: 'remote' };
 /** Where a create goes: a directory of a node, by handle (and cluster inode number). */
 interface Place { node: number; handle: Buffer; ino: bigint }
 
-const DT_DIR = 4;
-/** "." and "..", listed first. */
-const DOTS = 2;
-const DOT_NAMES = [Buffer.from('.'), Buffer.from('..')];
-/** The inode number the kernel shows for `i`: a node's for its files, the mount's own id for its directories. */
-const inoOf = (i: MfsInode): number | bigint => (i.kind === 'remote' ? i.ino : i.id);
-const DT_REG = 8;
 const F_UNLCK = 2;
 const RENAME_EXCHANGE = 2;
 const O_DIRECT = 0o40000;
 /** Flags that only mean something at open: a reopen after a node restart must not repeat them. */
 const OPEN_ONLY = C.O_CREAT | C.O_EXCL | C.O_TRUNC | C.O_NOCTTY;
 const errno = (code: ConstructorParameters<typeof KernelErrno>[0]): KernelErrno => new KernelErrno(code);
-const caller = (ctx: RequestContext): Caller => ({ uid: ctx.uid, gid: ctx.gid, groups: ctx.groups, pid: ctx.pid });
+const caller = callerOf;
 const O_ACCMODE = 3;
-const S_IFCHR = 0o020000;
-const S_IFBLK = 0o060000;
-const isDevice = (mode: number): boolean => (mode & S_IFMT) === S_IFCHR || (mode & S_IFMT) === S_IFBLK;
 const isWriteOpen = (flags: number): boolean => (flags & O_ACCMODE) !== C.O_RDONLY || (flags & C.O_TRUNC) !== 0;
-/**
- * The view a child found in `dir` belongs to (inodes.ts): a directory keeps its parent's, since a
- * directory has one dentry in Linux; anything else is the ordinary tree's node id, so the kernel
- * holds one inode (one page cache, one set of attributes) for a file whichever path reached it.
- */
-const viewOf = (dir: MfsInode, mode: number): string => ((mode & S_IFMT) === S_IFDIR ? dir.view : '');
 
 export class MfsFs implements FileSystem {
   readonly inodes = new InodeTable();
@@ -106,12 +91,17 @@ export class MfsFs implements FileSystem {
   private nodeList: number[];
 
   readonly special: SpecialNodes;
+  private readonly listings: Listings;
 
   constructor(map: ClusterMap, private conns: ReadonlyMap<number, NodeConn>, private readonly opts: MfsOptions) {
     this.nodeList = [...map.nodes.keys()].sort((a, b) => a - b);
     for (const conn of conns.values()) this.wire(conn);
     this.special = new SpecialNodes(this.inodes, opts.processes ?? defaultProcessTable(opts.thisNode), {
       thisNode: opts.thisNode, knownNode: (n) => this.conns.has(n), cacheSeconds: opts.cacheSeconds,
+    });
+    this.listings = new Listings({
+      inodes: this.inodes, meta: this.meta, cache: this.cache, special: this.special,
+      conn: (node) => this.conn(node), nodeList: () => this.nodeList, timeout: (fresh) => this.timeout(fresh),
     });
   }
 
@@ -706,97 +696,7 @@ export class MfsFs implements FileSystem {
   }
 
   private async list(ctx: RequestContext, r: RequestOf<'READDIR' | 'READDIRPLUS'>, out: DirBuffer, plus: boolean): Promise<void> {
-    const dir = await this.resolve(ctx, this.inode(r.header.nodeId));
-    // "." and ".." first, at cookies 1 and 2, as a local directory lists them; then the directory's
-    // own entries, their cookies shifted by DOTS (a node's cookies are positions after an entry: >= 1).
-    if (!this.listDots(dir, r.offset, out, plus)) return;
-    const offset = Math.max(0, r.offset - DOTS);
-    if (dir.kind === 'top') {
-      const names = [...this.nodeList.map(String), ...this.special.topNames()];
-      return this.listNames(offset, out, plus, names, (k) => this.special.topIno(k) ?? this.inodes.virtual(Number(k), '').id);
-    }
-    if (dir.kind === 'own') {
-      const files = this.special.ownNames(dir);
-      return this.listNames(offset, out, plus, files.map((f) => f.name), (name) => files.find((f) => f.name === name)!.ino, DT_REG);
-    }
-    if (dir.kind === 'virtual') {
-      const children = childNames(this.conn(dir.node).exports.map((e) => e.path), dir.path);
-      return this.listNames(offset, out, plus, children, (name) => this.inodes.virtual(dir.node, `${dir.path}/${name}`, dir.view).id);
-    }
-    const conn = this.conn(dir.node);
-    const since = conn.mark();
-    const ticket = this.meta.ticket(dir.node);
-    const from = r.cookie <= BigInt(DOTS) ? 0n : r.cookie - BigInt(DOTS);
-    // A listing read from its start to its end in this one request: every name of the directory.
-    const whole: Buffer[] | undefined = from === 0n ? [] : undefined;
-    // Cookies go back to the node as it sent them (a decimal string beyond 2^53).
-    for (let cookie: U64 = from <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(from) : from.toString(); ;) {
-      const batch = await conn.call((s) => s.readDirBatch(caller(ctx), dir.handle, cookie));
-      for (const e of batch.entries) {
-        whole?.push(e.name);
-        if (e.entry) this.meta.putEntry(dir.node, conn, dir.ino, e.name, e.entry, since, ticket);
-        if (e.entry && isDevice(e.entry.attr.mode)) {
-          cookie = e.cookie;
-          continue;
-        }
-        if (!this.addEntry(out, plus, dir, e, since)) return this.raced(dir, since);
-        cookie = e.cookie;
-      }
-      if (batch.eof || batch.entries.length === 0) {
-        if (whole) this.meta.putListing(dir.node, conn, dir.ino, whole, since, ticket);
-        return this.raced(dir, since);
-      }
-    }
-  }
-
-  /** One remote entry into the reply; false when it does not fit. A plus entry counts as a lookup only once sent. */
-  private addEntry(out: DirBuffer, plus: boolean, dir: Remote, e: DirEntry, since: number): boolean {
-    const type = e.entry ? direntType(e.entry.attr.mode) : 0;
-    const cookie = bigOf(e.cookie) + BigInt(DOTS);
-    if (!plus || !e.entry) {
-      const ino = e.entry ? bigOf(e.entry.attr.ino) : 1;
-      return plus ? addPlusNameOnly(out, ino, cookie, type, e.name) : out.add(ino, cookie, type, e.name);
-    }
-    const ino = bigOf(e.entry.attr.ino);
-    const child = this.inodes.remote(dir.node, ino, e.entry.handle, e.entry.attr.mode & S_IFMT, viewOf(dir, e.entry.attr.mode));
-    const t = this.timeout(this.conn(dir.node).fresh(since, ino, dir.ino));
-    const sent = out.addPlus({ nodeId: child.id, generation: 0, entryTimeout: t, attrTimeout: t, attr: kernelAttr(e.entry.attr) }, cookie, type, e.name);
-    if (sent) this.inodes.entered(dir, e.name, child);
-    else if (child.lookups === 0) this.inodes.forget(child.id, 0); // made for this entry, never sent: nobody will FORGET it
-    return sent;
-  }
-
-  /**
-   * The kernel caches listings (CACHE_DIR) as they are answered: one that raced a change of the
-   * directory is dropped again right after the reply (the notification queues behind it).
-   */
-  private raced(dir: Remote, since: number): void {
-    if (this.conn(dir.node).fresh(since, dir.ino)) return;
-    setImmediate(() => void this.cache.invalidate(dir.node, { kind: 'name', ino: dir.ino, offset: 0, length: 0, name: Buffer.alloc(0) }));
-  }
-
-  /** A listing of the mount's own directories: entry k has cookie k+1 (READDIRPLUS: names only). */
-  private listNames(offset: number, out: DirBuffer, plus: boolean, names: string[], idOf: (name: string) => number, type = DT_DIR): void {
-    for (let k = offset; k < names.length; k++) {
-      const name = Buffer.from(names[k]!);
-      const ino = idOf(names[k]!);
-      if (!(plus ? addPlusNameOnly(out, ino, k + 1 + DOTS, type, name) : out.add(ino, k + 1 + DOTS, type, name))) return;
-    }
-  }
-
-  /** "." and ".." from `offset` (0, 1 or more: none); false when the reply is full. READDIRPLUS: names only (the kernel skips them). */
-  private listDots(dir: MfsInode, offset: number, out: DirBuffer, plus: boolean): boolean {
-    for (let k = offset; k < DOTS; k++) {
-      const ino = k === 0 ? inoOf(dir) : inoOf(this.parentOf(dir) ?? dir);
-      if (!(plus ? addPlusNameOnly(out, ino, k + 1, DT_DIR, DOT_NAMES[k]!) : out.add(ino, k + 1, DT_DIR, DOT_NAMES[k]!))) return false;
-    }
-    return true;
-  }
-
-  /** The directory `dir` was entered from (its first name), as the mount knows it. */
-  private parentOf(dir: MfsInode): MfsInode | undefined {
-    const link = dir.links.values().next().value;
-    return link === undefined ? undefined : this.inodes.get(Number(link.slice(0, link.indexOf('/'))));
+    return this.listings.list(ctx, await this.resolve(ctx, this.inode(r.header.nodeId)), r, out, plus);
   }
 
   // ---- the rest ----
@@ -848,31 +748,8 @@ export class MfsFs implements FileSystem {
   }
 }
 
-/**
- * A READDIRPLUS record with no entry (node id 0: name and type only, the kernel looks it up if it
- * needs it), through DirBuffer.addCopied, which takes a dirent64-like record: ino, off, name.
- */
-function addPlusNameOnly(out: DirBuffer, ino: number | bigint, cookie: number | bigint, type: number, name: Buffer): boolean {
-  const rec = Buffer.alloc(16 + name.length);
-  rec.writeBigUInt64LE(BigInt(ino), 0); // d_ino 0 reads as a deleted entry to some programs
-  rec.writeBigUInt64LE(BigInt(cookie), 8);
-  name.copy(rec, 16);
-  return out.addCopied(rec, 0, type, 16, name.length, true);
-}
-
 /** The export shown as /mfs/<K> itself: the only one, or the one of "/". */
 export function rootExport(paths: string[]): string | undefined {
   if (paths.length === 1) return paths[0];
   return paths.find((p) => p === '/');
-}
-
-/** The names directly under `path` ('' = /mfs/<K>) that lead to or are exports. */
-export function childNames(exports: string[], path: string): string[] {
-  const names = new Set<string>();
-  for (const p of exports) {
-    if (!p.startsWith(path + '/')) continue;
-    const next = p.slice(path.length + 1).split('/')[0];
-    if (next) names.add(next);
-  }
-  return [...names].sort();
 }

@@ -4,7 +4,8 @@
 import { describe, expect, it } from 'vitest';
 import { ROOT_ID } from '../../fuse/kernel/index.js';
 import { InodeTable, nameKey } from '../../fuse/mfs/inodes.js';
-import { childNames, rootExport } from '../../fuse/mfs/mfs-fs.js';
+import { rootExport } from '../../fuse/mfs/mfs-fs.js';
+import { childNames } from '../../fuse/mfs/listing.js';
 import { normalizeInval } from '../../fuse/mfs/node-conn.js';
 
 const REG = 0o100000;
