@@ -63,6 +63,8 @@ const WRITE_HEADER_BYTES = 80;
  */
 const READ_HEADROOM = 512;
 const HEADROOM = Symbol.for('omfs.headroom');
+/** Read buffers kept for reuse (giveBack): one per WRITE the kernel may have in flight is plenty. */
+const MAX_SPARE = 8;
 
 function newReadBuffer(size: number): Buffer {
   return Buffer.allocUnsafeSlow(READ_HEADROOM + size).subarray(READ_HEADROOM);
@@ -94,6 +96,10 @@ export class FuseDevice {
   private notifier: Worker | undefined;
   private readonly notifyWaiters: Array<(code: string | undefined) => void> = [];
   private ended = false;
+  /** Read buffers handed over with a WRITE frame, by their memory: giveBack() takes only these. */
+  private readonly lent = new WeakSet<ArrayBufferLike>();
+  /** Read buffers given back, used before allocating new ones (each new 1 MiB Buffer brings V8's next full GC closer). */
+  private readonly spare: Buffer[] = [];
 
   constructor(readonly fd: number) {}
 
@@ -119,7 +125,7 @@ export class FuseDevice {
     const next = (): Buffer => {
       if (handedOver) {
         handedOver = false;
-        buffer = newReadBuffer(options.bufferSize);
+        buffer = this.spare.pop() ?? newReadBuffer(options.bufferSize);
       }
       return buffer;
     };
@@ -131,6 +137,9 @@ export class FuseDevice {
       }
       const frame = buffer.subarray(0, n);
       markWriteHeadroom(frame);
+      // Before the handler runs: a synchronous one may give the buffer back at once (it is then
+      // the spare that next() picks up again).
+      this.lent.add(buffer.buffer);
       options.onFrame(frame);
       return true;
     };
@@ -143,6 +152,18 @@ export class FuseDevice {
     stream.on('error', (e: NodeJS.ErrnoException) => end(e.code ?? String(e)));
     stream.on('end', () => end('EOF'));
     this.stream = stream;
+  }
+
+  /**
+   * A handed-over WRITE frame (any view of it, e.g. its payload) that nobody will read again comes
+   * back to be read into. Only the session's owner knows that moment (see SessionOptions.reuseWriteBuffers).
+   */
+  giveBack(view: Buffer): void {
+    const memory = view.buffer;
+    if (!this.lent.has(memory) || this.spare.length >= MAX_SPARE) return;
+    this.lent.delete(memory);
+    delete (memory as ArrayBufferLike & { [HEADROOM]?: number })[HEADROOM];
+    this.spare.push(Buffer.from(memory, READ_HEADROOM, memory.byteLength - READ_HEADROOM));
   }
 
   /** Write one reply. Returns the error code, or undefined on success. */

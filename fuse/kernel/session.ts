@@ -20,6 +20,13 @@ export interface SessionOptions {
   withoutFlags?: bigint;
   /** INIT flags beyond the default set, e.g. PASSTHROUGH for a filesystem that registers backing files. */
   withFlags?: bigint;
+  /**
+   * Reuse the memory of a large WRITE's payload for a later request once its handler has fulfilled
+   * (not when it failed or was interrupted: something may still hold the payload then). Only for a
+   * filesystem that keeps no reference to `data` beyond the promise (or value) its write returns:
+   * saves a 1 MiB allocation per WRITE, and the garbage collections that come with them.
+   */
+  reuseWriteBuffers?: boolean;
   /** Where debug lines and bug reports go (default: stderr). */
   log?: (line: string) => void;
 }
@@ -97,16 +104,20 @@ export class Session {
     const h = req.header;
     const ctx = new RequestContext(h.uid, h.gid, h.pid, unique);
     let answer: MaybeReply;
+    let threw = false;
     try {
       if (!handler) throw Object.assign(new Error('ENOSYS'), { code: 'ENOSYS' });
       answer = handler(this.fs, ctx, req);
     } catch (err) {
+      threw = true;
       const errno = this.errnoOf(err, req);
       // FORGET and BATCH_FORGET are never answered, not even with an error.
       answer = req.op === 'FORGET' || req.op === 'BATCH_FORGET' ? null : encodeError(unique, errno);
     }
+    const lent = req.op === 'WRITE' && this.options.reuseWriteBuffers ? req.data : undefined;
     if (!(answer instanceof Promise)) {
       if (answer !== null) this.send(unique, answer);
+      if (lent && !threw) this.device.giveBack(lent);
       return;
     }
     const entry: InFlight = { ctx, answered: false };
@@ -117,7 +128,10 @@ export class Session {
       entry.answered = true;
       this.send(unique, reply);
     };
-    answer.then(finish, (err: unknown) => finish(encodeError(unique, this.errnoOf(err, req))));
+    answer.then((reply) => {
+      finish(reply);
+      if (lent) this.device.giveBack(lent);
+    }, (err: unknown) => finish(encodeError(unique, this.errnoOf(err, req))));
   }
 
   private errnoOf(err: unknown, req: Request): number {
