@@ -15,6 +15,10 @@
 //   reply is written. Changes are remembered per inode in a bounded map; an inode evicted from it
 //   counts as changed at the highest evicted seq (conservative: an extra invalidation, never a
 //   missed one).
+// - A change also waits for every session still holding an unacknowledged invalidation about the
+//   same inode (sent for a direct change, a recall, or another change nobody waited on): such a
+//   session may not hold the callback any more (an attr invalidation uses it up) yet still answer
+//   from its cache until it applied that invalidation.
 // - Acks are cumulative: the frames of one session travel in order on its main stream and the
 //   client handles them in order, so an ack of seq s acknowledges every seq <= s.
 // - A session that does not ack within its timeout (its lease) is fenced: it loses its callbacks
@@ -89,6 +93,8 @@ class Holder {
   acked = 0;
   waiters: Waiter[] = [];
   timer: NodeJS.Timeout | undefined;
+  /** Inode -> the seq of the last invalidation sent about it, while not acknowledged yet. */
+  readonly unacked = new Map<bigint, number>();
   /** Inode -> callback bits, least recently registered first (the bound recalls from there). */
   readonly held: LRUCache<bigint, number>;
 
@@ -106,6 +112,8 @@ export class Callbacks {
   private readonly sessions = new Map<string, Holder>();
   /** Inode -> the sessions holding a callback on it. */
   private readonly byIno = new Map<bigint, Set<Holder>>();
+  /** Inode -> the sessions told about it that have not acknowledged yet (see invalidate). */
+  private readonly unackedByIno = new Map<bigint, Set<Holder>>();
   /** Global change counter and, per inode, the seq of its last change (see `registered`). */
   private changeSeq = 0;
   private evictedUpTo = 0;
@@ -136,6 +144,7 @@ export class Callbacks {
     clearTimeout(h.timer);
     for (const ino of h.held.keys()) this.unhold(h, ino);
     h.held.clear();
+    for (const ino of h.unacked.keys()) this.settled(h, ino);
     for (const w of h.waiters) w.resolve();
     h.waiters = [];
   }
@@ -145,6 +154,7 @@ export class Callbacks {
     const h = this.sessions.get(session);
     if (!h || !(seq > h.acked)) return;
     h.acked = Math.min(seq, h.sent);
+    for (const [ino, s] of h.unacked) if (s <= h.acked) this.settled(h, ino);
     const still: Waiter[] = [];
     for (const w of h.waiters) {
       if (w.seq <= h.acked) w.resolve();
@@ -203,6 +213,17 @@ export class Callbacks {
   invalidate(changes: readonly Change[], except?: string): Promise<void> {
     const seq = ++this.changeSeq;
     const told = new Set<Holder>();
+    // A session told earlier about one of these inodes and not done with it yet (a direct change,
+    // a recall, another writer's change, whose ack nobody waits for) may still answer from what it
+    // cached, and no longer holds the callback (an attr invalidation uses it up): this change too
+    // returns only once it acknowledged that.
+    const earlier: Array<Promise<void>> = [];
+    for (const c of changes) {
+      const ino = c.kind === 'name' ? c.dir : c.ino;
+      for (const h of this.unackedByIno.get(ino) ?? []) {
+        if (h.key !== except) earlier.push(this.acknowledged(h, h.unacked.get(ino) ?? 0));
+      }
+    }
     for (const c of changes) {
       const ino = c.kind === 'name' ? c.dir : c.ino;
       this.lastChange.set(ino, nextChange(this.lastChange.get(ino), seq, except));
@@ -219,8 +240,8 @@ export class Callbacks {
         told.add(h);
       }
     }
-    if (told.size === 0) return Promise.resolve();
-    return Promise.all([...told].map((h) => this.acknowledged(h, h.sent))).then(() => undefined);
+    if (told.size === 0 && earlier.length === 0) return Promise.resolve();
+    return Promise.all([...earlier, ...[...told].map((h) => this.acknowledged(h, h.sent))]).then(() => undefined);
   }
 
   /** Sends to `h` what it must forget of `ino` (a recall: nobody waits for the ack). */
@@ -233,7 +254,20 @@ export class Callbacks {
   private send(h: Holder, change: Change): void {
     h.sent += 1;
     countInvalidation(h.key);
+    const ino = change.kind === 'name' ? change.dir : change.ino;
+    h.unacked.set(ino, h.sent);
+    let told = this.unackedByIno.get(ino);
+    if (!told) this.unackedByIno.set(ino, (told = new Set()));
+    told.add(h);
     h.sink.send(h.sent, change);
+  }
+
+  /** `h` acknowledged everything it was told about `ino` (or is gone). */
+  private settled(h: Holder, ino: bigint): void {
+    h.unacked.delete(ino);
+    const told = this.unackedByIno.get(ino);
+    told?.delete(h);
+    if (told?.size === 0) this.unackedByIno.delete(ino);
   }
 
   /** Removes `bits` of `ino` from what `h` holds. */

@@ -85,7 +85,7 @@ export class MfsFs implements FileSystem {
   /** What nodes said about names and attributes, beyond what the kernel keeps (meta-cache.ts). */
   private readonly meta = new MetaCache();
   /** getattr calls under way, by "node:ino", to join (fetchAttr). */
-  private readonly attrFetches = new Map<string, { ticket: number; done: Promise<{ attr: Attr; since: number }> }>();
+  private readonly attrFetches = new Map<string, { ticket: number; since: number; done: Promise<{ attr: Attr; since: number }> }>();
   private readonly files = new OpenFiles();
   /** Node numbers of the map, in order: the root's listing. */
   private nodeList: number[];
@@ -347,16 +347,18 @@ export class MfsFs implements FileSystem {
    */
   private fetchAttr(ctx: RequestContext, i: Place, fh: number | string = 0): Promise<{ attr: Attr; since: number }> {
     const key = `${i.node}:${i.ino}`;
-    const going = this.attrFetches.get(key);
-    if (going && this.meta.attrUntouched(i.node, going.ticket, i.ino)) return going.done;
     const conn = this.conn(i.node);
+    const going = this.attrFetches.get(key);
+    // Joined only if nothing changed the inode since it was asked for, here or on the node: a
+    // reply that raced an invalidation may hold what the change replaced.
+    if (going && conn.fresh(going.since, i.ino) && this.meta.attrUntouched(i.node, going.ticket, i.ino)) return going.done;
     const since = conn.mark();
     const ticket = this.meta.ticket(i.node);
     const done = conn.call((s) => s.getAttr(caller(ctx), i.handle, fh)).then((attr) => {
       this.meta.putAttr(i.node, conn, attr, since, ticket);
       return { attr, since };
     });
-    const entry = { ticket, done };
+    const entry = { ticket, since, done };
     this.attrFetches.set(key, entry);
     const clear = (): void => {
       if (this.attrFetches.get(key) === entry) this.attrFetches.delete(key);
