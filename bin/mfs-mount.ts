@@ -132,6 +132,9 @@ async function main(): Promise<void> {
     debug: args.debug,
     // No "." / ".." lookups: not NFS-exportable yet.
     withoutFlags: InitFlag.EXPORT_SUPPORT,
+    // A large WRITE's buffer serves later requests once its handler succeeded: nothing of the mount
+    // keeps the data after (the session has sent it, the own files parse it to text).
+    reuseWriteBuffers: true,
   });
   fs.cache.attach(session.notifier);
 

@@ -171,7 +171,8 @@ async function hostMount(cfg: MfsdConfig, args: MountArgs, daemon: RunningDaemon
     release();
     throw new StartupError(`mount: cannot open /dev/fuse: ${(err as Error).message}`, 1);
   }
-  const session = new Session(fd, fs, { withoutFlags: InitFlag.EXPORT_SUPPORT });
+  // reuseWriteBuffers: as mfs-mount (nothing of the mount keeps a WRITE's data after its handler).
+  const session = new Session(fd, fs, { withoutFlags: InitFlag.EXPORT_SUPPORT, reuseWriteBuffers: true });
   fs.cache.attach(session.notifier);
   try {
     // As mfs-mount: every user sees the mount; the kernel checks mode bits, the node checks again.

@@ -202,17 +202,20 @@ export function fallocate(fd: number, mode: number, offset: number, len: number)
 
 const RWF_NOWAIT = 0x08;
 const EAGAIN = 11;
+const EOPNOTSUPP = 95;
 
 /**
  * pread of buf[0, size) at `offset` that never waits for the disk (preadv2 with RWF_NOWAIT): the
  * bytes read, or null when some of them are not in the page cache yet (the kernel has then started
  * reading them ahead). A short count means end of file or only a cached prefix: ask fstat which.
+ * A filesystem without RWF_NOWAIT for reads (tmpfs and others answer EOPNOTSUPP): null too, the
+ * caller then reads the ordinary way.
  */
 export function preadCached(fd: number, buf: Buffer, size: number, offset: number): number | null {
   const n = Number(c.preadv2(fd, { base: buf, len: Math.min(size, buf.length) }, 1, offset, RWF_NOWAIT));
   if (n >= 0) return n;
   const e = c.errno();
-  if (e === EAGAIN) return null;
+  if (e === EAGAIN || e === EOPNOTSUPP) return null;
   throw new SysError(e, 'preadv2');
 }
 
