@@ -66,6 +66,10 @@ export const multiLinked = (st: sys.Stat): boolean => !sys.isDir(st.mode) && st.
 
 const isStale = (err: unknown): boolean => (err as { code?: string } | null)?.code === 'ESTALE';
 
+/** Devices remembered as served (notServed); beyond, the set starts again. */
+const MAX_SERVED_DEVS = 1024;
+const SERVED_DEVS_MS = 60_000;
+
 export class LocalFs {
   readonly byId = new Map<number, ExportCtx>();
   readonly byPath = new Map<string, ExportCtx>();
@@ -77,6 +81,11 @@ export class LocalFs {
   private readonly retired: Array<{ fd: number; at: number; io: ExportIo }> = [];
   private readonly dirFds = new LRUCache<string, { fd: number; io: ExportIo }>({ max: 1024, dispose: (d) => this.retire(d.fd, d.io) });
   private readonly reaper = setInterval(() => this.reap(Date.now() - RETIRE_GRACE_MS), RETIRE_GRACE_MS).unref();
+  /** This machine's /proc, /sys and /dev mounts (sys/pseudo-fs.ts), read again when a device not seen yet shows up. */
+  private pseudoDevs = sys.pseudoFsDevices();
+  /** Devices found not to be one of those, forgotten every minute (a device number freed by an unmount is reused). */
+  private readonly servedDevs = new Set<number>();
+  private servedSince = Date.now();
 
   private constructor(readonly nodeId: number, readonly store: HandleStore, private readonly ioSettings: ExportIoSettings) {}
 
@@ -227,6 +236,27 @@ export class LocalFs {
       } else this.dirFds.set(key, { fd, io: exp.io });
     }
     return { fd, st };
+  }
+
+  /**
+   * Whether `st` is on /proc, /sys or /dev of this machine, mounted inside an export (an export of
+   * "/"): such entries are not served (they look up as ENOENT and are left out of listings), as
+   * in oMFS. An export that is itself one of them is the administrator's explicit choice and served.
+   */
+  notServed(exp: ExportCtx, st: sys.Stat): boolean {
+    if (st.dev === exp.rootDev) return false;
+    if (Date.now() - this.servedSince > SERVED_DEVS_MS) {
+      this.servedDevs.clear();
+      this.servedSince = Date.now();
+    }
+    if (this.servedDevs.has(st.dev)) return false;
+    if (this.pseudoDevs.has(st.dev)) return true;
+    // A device not met before (a mount made since): read the mount table again, once per device.
+    this.pseudoDevs = sys.pseudoFsDevices();
+    if (this.pseudoDevs.has(st.dev)) return true;
+    if (this.servedDevs.size >= MAX_SERVED_DEVS) this.servedDevs.clear();
+    this.servedDevs.add(st.dev);
+    return false;
   }
 
   /** Resolves a directory handle and returns an fd for it (the root fd or a cached one). */

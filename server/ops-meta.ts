@@ -43,6 +43,7 @@ export async function lookup(lfs: LocalFs, req: { caller: WireCaller; dir: Buffe
   const name = checkName(req.name);
   // As the caller: the kernel checks search permission on the directory.
   const st = await dir.exp.io.call(dir.caller, 'statat', dir.fd, name, sys.AT_SYMLINK_NOFOLLOW);
+  if (lfs.notServed(dir.exp, st)) throw new Errno('ENOENT', 'this node does not serve its /proc, /sys or /dev');
   const { id, handle } = await lfs.remember(dir.exp, dir.id, name, st);
   return entryOf(lfs, id, handle, st);
 }

@@ -43,7 +43,8 @@ async function withEntries(lfs: LocalFs, dir: Node & { fd: number }, fd: number,
   const stats = await dir.exp.io.call(null, 'statMany', fd, listed.map((d) => d.name), sys.AT_SYMLINK_NOFOLLOW);
   listed.forEach((d, i) => {
     const st = stats[i];
-    if (st) found.push({ name: d.name, st, off: d.off }); // else removed while listing
+    // Else removed while listing; /proc, /sys and /dev of this machine are not served (local-fs.ts notServed).
+    if (st && !lfs.notServed(dir.exp, st)) found.push({ name: d.name, st, off: d.off });
   });
   const remembered = await lfs.rememberAll(dir.exp, dir.id, found);
   return found.map(({ name, st, off }, i) => {

@@ -10,6 +10,7 @@ import { decodeStatx, STATX_BASIC_STATS, STATX_BTIME, STATX_BUFFER_SIZE, type St
 
 export { SysError, errnoName } from './errors.js';
 export { decodeStatx, isDir, isLnk, isReg, makedev, type Stat, type Timespec } from './stat.js';
+export { pseudoFsDevices } from './pseudo-fs.js';
 export { runBlocking } from './blocking.js';
 
 export { cstr, type PathArg } from './libc.js';
