@@ -99,9 +99,14 @@ export function callbackRules({ lfs, callbacks, table }: CallbackDeps) {
 
   /** The inode named `n` in directory `dir` right now (as root: only to know whom to tell), if any. */
   async function childIno(dir: Buffer, n: Buffer): Promise<bigint | undefined> {
+    return (await child(dir, n))?.ino;
+  }
+
+  /** The file named `n` in directory `dir` right now (as root), with its cluster inode number, if any. */
+  async function child(dir: Buffer, n: Buffer): Promise<{ st: sys.Stat; ino: bigint } | undefined> {
     const d = await lfs.resolveDir(dir, ROOT);
     const st = await d.exp.io.call(null, 'statatIfExists', d.fd, n, sys.AT_SYMLINK_NOFOLLOW);
-    return st ? lfs.clusterIno(await lfs.store.localId(st.dev, st.ino)) : undefined;
+    return st ? { st, ino: lfs.clusterIno(await lfs.store.localId(st.dev, st.ino)) } : undefined;
   }
 
   /**
@@ -136,11 +141,8 @@ export function callbackRules({ lfs, callbacks, table }: CallbackDeps) {
       const d = await lfs.resolveDir(h, ROOT);
       out.push(toAttr(await d.exp.io.call(null, 'fstat', d.fd), lfs.clusterIno(d.id)) as Attr);
     }
-    if (at.child) {
-      const d = await lfs.resolveDir(at.child.dir, ROOT);
-      const st = await d.exp.io.call(null, 'statatIfExists', d.fd, at.child.name, sys.AT_SYMLINK_NOFOLLOW);
-      if (st) out.push(toAttr(st, lfs.clusterIno(await lfs.store.localId(st.dev, st.ino))) as Attr);
-    }
+    const moved = at.child ? await child(at.child.dir, at.child.name) : undefined;
+    if (moved) out.push(toAttr(moved.st, moved.ino) as Attr);
     return out;
   }
 

@@ -22,7 +22,6 @@ const DOTS = 2;
 const DOT_NAMES = [Buffer.from('.'), Buffer.from('..')];
 /** The inode number the kernel shows for `i`: a node's for its files, the mount's own id for its directories. */
 const inoOf = (i: MfsInode): number | bigint => (i.kind === 'remote' ? i.ino : i.id);
-const caller = callerOf;
 
 /** What listings need of the mount. */
 export interface ListingDeps {
@@ -66,7 +65,7 @@ export class Listings {
     const whole: Buffer[] | undefined = from === 0n ? [] : undefined;
     // Cookies go back to the node as it sent them (a decimal string beyond 2^53).
     for (let cookie: U64 = from <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(from) : from.toString(); ;) {
-      const batch = await conn.call((s) => s.readDirBatch(caller(ctx), dir.handle, cookie));
+      const batch = await conn.call((s) => s.readDirBatch(callerOf(ctx), dir.handle, cookie));
       for (const e of batch.entries) {
         whole?.push(e.name);
         if (e.entry) this.d.meta.putEntry(dir.node, conn, dir.ino, e.name, e.entry, since, ticket);

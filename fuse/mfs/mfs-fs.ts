@@ -336,7 +336,7 @@ export class MfsFs implements FileSystem {
     const conn = this.conn(remote.node);
     const known = this.meta.attr(remote.node, conn, remote.ino);
     if (known) return { attr: kernelAttr(known), attrTimeout: this.opts.cacheSeconds };
-    const { attr, since } = await this.fetchAttr(ctx, remote, fh || this.openFhOf(remote));
+    const { attr, since } = await this.fetchAttr(ctx, remote, fh || this.files.nodeFhOf(remote));
     return { attr: kernelAttr(attr), attrTimeout: this.timeout(conn.fresh(since, remote.ino)) };
   }
 
@@ -398,7 +398,7 @@ export class MfsFs implements FileSystem {
       valid_size: (v & SetattrValid.SIZE) !== 0, size: r.size,
       valid_atime: (v & (SetattrValid.ATIME | SetattrValid.ATIME_NOW)) !== 0, atime_now: (v & SetattrValid.ATIME_NOW) !== 0, atime: r.atime,
       valid_mtime: (v & (SetattrValid.MTIME | SetattrValid.MTIME_NOW)) !== 0, mtime_now: (v & SetattrValid.MTIME_NOW) !== 0, mtime: r.mtime,
-      fh: (v & SetattrValid.FH ? this.files.get(r.fh)?.fh : undefined) ?? this.openFhOf(i),
+      fh: (v & SetattrValid.FH ? this.files.get(r.fh)?.fh : undefined) ?? this.files.nodeFhOf(i),
     };
     const conn = this.conn(i.node);
     const since = conn.mark();
@@ -579,10 +579,6 @@ export class MfsFs implements FileSystem {
     return { entry, open: this.openOut(child, conn, got.fh, r.flags, since) };
   }
 
-  /** The node's fh of a file open on `i`, for the calls the kernel makes without one (open-files.ts). */
-  private openFhOf(i: MfsInode): number | string {
-    return this.files.nodeFhOf(i);
-  }
 
   private file(fh: number): OpenFile {
     const f = this.files.get(fh);
@@ -725,27 +721,27 @@ export class MfsFs implements FileSystem {
   async getxattr(ctx: RequestContext, r: RequestOf<'GETXATTR'>): Promise<Buffer> {
     const i = this.inode(r.header.nodeId);
     if (i.kind !== 'remote') throw errno('ENODATA');
-    return this.on(i.node, (s) => s.getXattr(caller(ctx), i.handle, r.name, this.openFhOf(i)));
+    return this.on(i.node, (s) => s.getXattr(caller(ctx), i.handle, r.name, this.files.nodeFhOf(i)));
   }
 
   async listxattr(ctx: RequestContext, r: RequestOf<'LISTXATTR'>): Promise<Buffer> {
     const i = this.inode(r.header.nodeId);
     if (i.kind !== 'remote') return Buffer.alloc(0);
-    const names = await this.on(i.node, (s) => s.listXattr(caller(ctx), i.handle, this.openFhOf(i)));
+    const names = await this.on(i.node, (s) => s.listXattr(caller(ctx), i.handle, this.files.nodeFhOf(i)));
     return Buffer.concat(names.map((n) => Buffer.from(`${n}\0`)));
   }
 
   async setxattr(ctx: RequestContext, r: RequestOf<'SETXATTR'>): Promise<void> {
     this.writable();
     const i = await this.remote(ctx, r.header.nodeId);
-    await this.on(i.node, (s) => s.setXattr(caller(ctx), i.handle, r.name, r.value, r.flags, this.openFhOf(i))).finally(() => this.meta.touched(i.node, i.ino));
+    await this.on(i.node, (s) => s.setXattr(caller(ctx), i.handle, r.name, r.value, r.flags, this.files.nodeFhOf(i))).finally(() => this.meta.touched(i.node, i.ino));
     this.echoAttr(i);
   }
 
   async removexattr(ctx: RequestContext, r: RequestOf<'REMOVEXATTR'>): Promise<void> {
     this.writable();
     const i = await this.remote(ctx, r.header.nodeId);
-    await this.on(i.node, (s) => s.removeXattr(caller(ctx), i.handle, r.name, this.openFhOf(i))).finally(() => this.meta.touched(i.node, i.ino));
+    await this.on(i.node, (s) => s.removeXattr(caller(ctx), i.handle, r.name, this.files.nodeFhOf(i))).finally(() => this.meta.touched(i.node, i.ino));
     this.echoAttr(i);
   }
 }

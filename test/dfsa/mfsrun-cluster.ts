@@ -4,11 +4,11 @@
 // a path under node 1's folder must come out under node K's when the job runs on node K.
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeTestCa, startMfsd, type MfsdHandle, type TestCa } from '../harness/mfsd.js';
+import { freePort } from '../harness/mfs-local.js';
 
 export const MFSRUN_JS = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'bin', 'mfsrun.js');
 
@@ -23,18 +23,6 @@ export interface RunCluster {
   /** Node K's mount folder (its /mfs). */
   mount(k: number): string;
   cleanup(): Promise<void>;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 export interface RunClusterOptions {

@@ -33,8 +33,8 @@ export interface HostingOptions {
   options?: string;
 }
 
-/** A port free right now (the hosting daemon's own map line needs it before the daemon starts). */
-function freePort(): Promise<number> {
+/** A port free right now (a map line needs it before its daemon starts). */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.once('error', reject);

@@ -6,7 +6,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { askAdmin } from '../../server/admin-socket.js';
@@ -14,6 +13,7 @@ import { makeTestCa, startMfsd, type MfsdHandle, type TestCa } from '../harness/
 import { listedNodes } from '../harness/mfs-mount.js';
 import { waitFor } from '../harness/outcome.js';
 import { alive, ensureMountHelper, eventually, mountsUnder, processesMentioning, run } from '../harness/mfs-admin.js';
+import { freePort } from '../harness/mfs-local.js';
 
 let tmp: string;
 let ca: TestCa;
@@ -25,18 +25,6 @@ let socket: string;
 /** node3's certificates: a standalone mount as another node. */
 let tls3: string;
 const envBefore = process.env['OMFS_MFSD_SOCKET'];
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const a = srv.address();
-      const port = typeof a === 'object' && a ? a.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 beforeAll(async () => {
   tmp = fs.mkdtempSync(join(tmpdir(), 'omfs-handoff-'));
