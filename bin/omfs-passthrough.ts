@@ -8,10 +8,10 @@ import {
   cleanStaleMount, InitFlag, MAX_READAHEAD, mountAt, mountFuse, openFuseDevice, Session, setMountReadahead, unmountFuse,
 } from '../fuse/kernel/index.js';
 import { PASSTHROUGH_INIT_FLAGS, PASSTHROUGH_INIT_FLAGS_OFF, PassthroughFs } from '../fuse/passthrough/index.js';
-import { raiseFdLimit } from '../sys/index.js';
+import { raiseFdLimit, readNow } from '../sys/index.js';
 import { CacheWatcher } from '../fuse/passthrough/watch.js';
 
-const USAGE = 'usage: omfs-passthrough [--keep-cache] [--direct-io] [--kernel-passthrough] [--debug] [--timeout SECONDS] SOURCE MOUNTPOINT';
+const USAGE = 'usage: omfs-passthrough [--keep-cache] [--direct-io] [--kernel-passthrough] [--debug] [--timeout SECONDS] [--busy-poll MICROSECONDS] SOURCE MOUNTPOINT';
 const NEEDS_ROOT = 'omfs-passthrough needs root (CAP_SYS_ADMIN) to open /dev/fuse and mount';
 
 function fail(code: number, message: string): never {
@@ -19,23 +19,31 @@ function fail(code: number, message: string): never {
   process.exit(code);
 }
 
-interface Cli { source: string; mountPoint: string; keepCache: boolean; directIo: boolean; kernelPassthrough: boolean; debug: boolean; timeout: number }
+/** Busy polling after each answer (BusyPoll in fuse/kernel/device.ts): long enough for a client's next call. */
+const DEFAULT_BUSY_POLL_US = 50;
+
+interface Cli { source: string; mountPoint: string; keepCache: boolean; directIo: boolean; kernelPassthrough: boolean; debug: boolean; timeout: number; busyPollUs: number }
+
+/** The number given as `--name VALUE` (following: VALUE) or `--name=VALUE`. */
+function nonNegative(arg: string, following: string | undefined, unit: string): number {
+  const v = arg.includes('=') ? arg.slice(arg.indexOf('=') + 1) : following;
+  const n = Number(v);
+  if (v === undefined || v === '' || !Number.isFinite(n) || n < 0) fail(2, `${arg.split('=')[0]} needs a number of ${unit} >= 0\n${USAGE}`);
+  return n;
+}
 
 function parseArgs(argv: string[]): Cli {
   const positional: string[] = [];
-  const cli = { keepCache: false, directIo: false, kernelPassthrough: false, debug: false, timeout: 1 };
+  const cli = { keepCache: false, directIo: false, kernelPassthrough: false, debug: false, timeout: 1, busyPollUs: DEFAULT_BUSY_POLL_US };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--keep-cache') cli.keepCache = true;
     else if (a === '--kernel-passthrough') cli.kernelPassthrough = true;
     else if (a === '--direct-io') cli.directIo = true;
     else if (a === '--debug') cli.debug = true;
-    else if (a === '--timeout' || a.startsWith('--timeout=')) {
-      const v = a.includes('=') ? a.slice(a.indexOf('=') + 1) : argv[++i];
-      const n = Number(v);
-      if (v === undefined || v === '' || !Number.isFinite(n) || n < 0) fail(2, `--timeout needs a number of seconds >= 0\n${USAGE}`);
-      cli.timeout = n;
-    } else if (a === '-h' || a === '--help') {
+    else if (a === '--timeout' || a.startsWith('--timeout=')) cli.timeout = nonNegative(a, a.includes('=') ? undefined : argv[++i], 'seconds');
+    else if (a === '--busy-poll' || a.startsWith('--busy-poll=')) cli.busyPollUs = nonNegative(a, a.includes('=') ? undefined : argv[++i], 'microseconds');
+    else if (a === '-h' || a === '--help') {
       process.stdout.write(USAGE + '\n');
       process.exit(0);
     } else if (a.startsWith('-')) fail(2, `unknown option ${a}\n${USAGE}`);
@@ -87,6 +95,7 @@ async function main(): Promise<void> {
   // Kernel-local POSIX locks already exclude processes on this one mount; nothing to gain here.
   const session = new Session(fd, fs, {
     debug: cli.debug,
+    busyPoll: { microseconds: cli.busyPollUs, readNow },
     withoutFlags: InitFlag.POSIX_LOCKS | PASSTHROUGH_INIT_FLAGS_OFF | (cli.keepCache ? InitFlag.AUTO_INVAL_DATA : 0n),
     // --keep-cache: pages go only when we say so (the watcher's INVAL_INODE). With AUTO_INVAL_DATA
     // the kernel would drop a file's pages at the first GETATTR after any write through the mount,

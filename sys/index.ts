@@ -231,6 +231,12 @@ export function readableNow(fd: number): boolean {
   return check(c.poll(pollFd, 1, 0), 'poll') > 0 && (pollFd.readInt16LE(6) & POLLIN) !== 0;
 }
 
+/** read(2) into all of buf that never throws: the bytes read, or -errno (-EAGAIN on an empty non-blocking fd). */
+export function readNow(fd: number, buf: Buffer): number {
+  const n = Number(c.read(fd, buf, buf.length));
+  return n >= 0 ? n : -c.errno();
+}
+
 /** pread(2) into buf[0, size): the bytes read (0 at end of file). */
 export function pread(fd: number, buf: Buffer, size: number, offset: number): number {
   return check(c.pread(fd, buf, Math.min(size, buf.length), offset), 'pread');

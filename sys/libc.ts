@@ -45,6 +45,7 @@ export const close = libc.func('int close(int fd)');
 export const pread = libc.func('intptr_t pread(int fd, _Out_ uint8_t *buf, size_t count, int64_t offset)');
 export const pwrite = libc.func('intptr_t pwrite(int fd, const uint8_t *buf, size_t count, int64_t offset)');
 export const write = libc.func('intptr_t write(int fd, const uint8_t *buf, size_t count)');
+export const read = libc.func('intptr_t read(int fd, _Out_ uint8_t *buf, size_t count)');
 export const fsync = libc.func('int fsync(int fd)');
 export const fdatasync = libc.func('int fdatasync(int fd)');
 export const ftruncate = libc.func('int ftruncate(int fd, int64_t length)');

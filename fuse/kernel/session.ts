@@ -7,7 +7,7 @@ import {
   PASSTHROUGH_STACK_DEPTH, READ_BUFFER_SIZE, WANTED_INIT_FLAGS,
 } from './abi.js';
 import { DecodeError, decodeRequest, opcodeName, type Request } from './decode.js';
-import { FuseDevice } from './device.js';
+import { type BusyPoll, FuseDevice } from './device.js';
 import { encodeError, encodeInit } from './encode.js';
 import { type FileSystem, RequestContext } from './filesystem.js';
 import { Notifier } from './notify.js';
@@ -27,6 +27,8 @@ export interface SessionOptions {
    * saves a 1 MiB allocation per WRITE, and the garbage collections that come with them.
    */
   reuseWriteBuffers?: boolean;
+  /** Keep reading the device for a moment after the last answer (see BusyPoll); default: never. */
+  busyPoll?: BusyPoll;
   /** Where debug lines and bug reports go (default: stderr). */
   log?: (line: string) => void;
 }
@@ -64,6 +66,8 @@ export class Session {
     this.device.start({
       bufferSize: READ_BUFFER_SIZE,
       onFrame: (frame) => this.handle(frame),
+      busyPoll: this.options.busyPoll,
+      allAnswered: () => this.inFlight.size === 0,
       onEnd: (reason) => {
         this.fs.destroy?.();
         this.ended(reason);
@@ -127,6 +131,7 @@ export class Session {
       if (entry.answered || reply === null) return;
       entry.answered = true;
       this.send(unique, reply);
+      if (this.inFlight.size === 0) this.device.spinIfIdle();
     };
     answer.then((reply) => {
       finish(reply);
