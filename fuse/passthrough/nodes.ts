@@ -20,6 +20,8 @@ export interface Node {
   readonly type: number;
   /** A directory's descriptor open for reading entries, opened on first READDIR (see passthrough.ts). */
   dirFd: number | undefined;
+  /** A regular file's read-only descriptor shared by its plain read-only opens (passthrough.ts sharedReadFd). */
+  readFd?: number;
   /**
    * A symlink's latest name: its own xattrs can only be reached by name (xattr.ts). Checked against
    * `key` before use, since the name may have moved on.
@@ -37,6 +39,8 @@ export class NodeTable {
   private readonly byId = new Map<number, Node>();
   private readonly byKey = new Map<string, Node>();
   private nextId = 2;
+  /** Nodes holding a readFd. */
+  private sharedReadFds = 0;
   readonly root: Node;
 
   constructor(source: string) {
@@ -52,6 +56,17 @@ export class NodeTable {
 
   get size(): number {
     return this.byId.size;
+  }
+
+  get readFds(): number {
+    return this.sharedReadFds;
+  }
+
+  /** Gives `node` its shared read-only descriptor, closed with the node; returns it. */
+  setReadFd(node: Node, fd: number): number {
+    node.readFd = fd;
+    this.sharedReadFds++;
+    return fd;
   }
 
   /**
@@ -108,8 +123,16 @@ export class NodeTable {
     if (node.lookups <= 0) {
       this.byId.delete(id);
       if (this.byKey.get(node.key) === node) this.byKey.delete(node.key);
-      sys.close(node.fd);
-      if (node.dirFd !== undefined) sys.close(node.dirFd);
+      this.closeFds(node);
+    }
+  }
+
+  private closeFds(node: Node): void {
+    sys.close(node.fd);
+    if (node.dirFd !== undefined) sys.close(node.dirFd);
+    if (node.readFd !== undefined) {
+      sys.close(node.readFd);
+      this.sharedReadFds--;
     }
   }
 
@@ -117,8 +140,7 @@ export class NodeTable {
   clear(): void {
     for (const node of this.byId.values()) {
       try {
-        sys.close(node.fd);
-        if (node.dirFd !== undefined) sys.close(node.dirFd);
+        this.closeFds(node);
       } catch {
         // closing at teardown: nothing left to report to
       }

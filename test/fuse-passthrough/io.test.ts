@@ -1,6 +1,6 @@
 // Data paths the tree tests do not reach: offsets past 4 GiB (64-bit fields on the wire), sparse files,
 // several processes reading and writing at once, and O_APPEND from two writers.
-import { open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { open, readdir, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect } from 'vitest';
 import { makeTempDir, passthroughTest } from '../harness/passthrough-mount.js';
@@ -70,6 +70,29 @@ describe('concurrency', () => {
     for (const w of ['a', 'b']) {
       const mine = lines.filter((l) => l.startsWith(`${w}-`));
       expect(mine).toEqual(Array.from({ length: 400 }, (_, i) => `${w}-${String(i + 1).padStart(4, '0')}`));
+    }
+  });
+
+  test('read-only opens of a file share one descriptor in the daemon, and each reads what any writer wrote, also unlinked', async ({ pt }) => {
+    const path = join(pt.mnt, 'shared');
+    await writeFile(path, 'first');
+    const daemonFds = async (): Promise<number> => (await readdir(`/proc/${pt.proc.pid}/fd`)).length;
+    const before = await daemonFds();
+    const readers = await Promise.all(Array.from({ length: 20 }, () => open(path, 'r')));
+    try {
+      // One descriptor for the twenty (not twenty more), beside whatever the daemon had open.
+      expect(await daemonFds()).toBeLessThanOrEqual(before + 1);
+      const writer = await open(path, 'r+');
+      await writer.write('SECOND', 0, 'utf8');
+      await writer.close();
+      await unlink(path);
+      for (const r of readers) {
+        const buf = Buffer.alloc(16);
+        const { bytesRead } = await r.read(buf, 0, buf.length, 0);
+        expect(buf.subarray(0, bytesRead).toString()).toBe('SECOND');
+      }
+    } finally {
+      for (const r of readers) await r.close();
     }
   });
 });
