@@ -10,7 +10,7 @@ import { Discovery } from '../cluster/discovery.js';
 import { parseMap, type ClusterMap } from '../cluster/map-file.js';
 import { mergeMembership } from '../cluster/membership.js';
 import {
-  cleanStaleMount, InitFlag, MFS_READAHEAD, mountAt, mountFuse, openFuseDevice, ROOT_ID, Session, setMountReadahead, unmountFuse,
+  cleanStaleMount, DEFAULT_BUSY_POLL_US, InitFlag, MFS_READAHEAD, mountAt, mountFuse, openFuseDevice, ROOT_ID, Session, setMountReadahead, unmountFuse,
 } from '../fuse/kernel/index.js';
 import { MfsFs } from '../fuse/mfs/mfs-fs.js';
 import { MountArgsError, parseMountArgs, USAGE, type MountArgs } from '../fuse/mfs/mount-options.js';
@@ -20,6 +20,7 @@ import { IoAccounting } from '../fuse/mfs/io-accounting.js';
 import { nodeReportSink } from '../fuse/mfs/io-report.js';
 import { adminTables } from '../dfsa/admin-tables.js';
 import type { NodeLink } from '../proto/node-link.js';
+import { readNow } from '../sys/index.js';
 import { tryOpenProcEvents } from '../sys/proc-events.js';
 
 /**
@@ -135,6 +136,7 @@ async function main(): Promise<void> {
     // A large WRITE's buffer serves later requests once its handler succeeded: nothing of the mount
     // keeps the data after (the session has sent it, the own files parse it to text).
     reuseWriteBuffers: true,
+    busyPoll: { microseconds: DEFAULT_BUSY_POLL_US, readNow },
   });
   fs.cache.attach(session.notifier);
 

@@ -15,7 +15,7 @@ import { dialTarget } from '../cluster/addresses.js';
 import { parseMap, type ClusterMap } from '../cluster/map-file.js';
 import { mergeMembership } from '../cluster/membership.js';
 import {
-  cleanStaleMount, InitFlag, MFS_READAHEAD, mountAt, mountFuse, openFuseDevice, ROOT_ID, Session, setMountReadahead, unmountFuse,
+  cleanStaleMount, DEFAULT_BUSY_POLL_US, InitFlag, MFS_READAHEAD, mountAt, mountFuse, openFuseDevice, ROOT_ID, Session, setMountReadahead, unmountFuse,
 } from '../fuse/kernel/index.js';
 import { MfsFs } from '../fuse/mfs/mfs-fs.js';
 import { MountArgsError, parseMountArgs, type MountArgs } from '../fuse/mfs/mount-options.js';
@@ -28,6 +28,7 @@ import { ConfigError, USAGE, loadConfig, type MfsdConfig, type MountConfig } fro
 import { MfsdAdmin } from '../server/mfsd-admin.js';
 import { StartupError, startDaemon, type RunningDaemon } from '../server/daemon.js';
 import { omfsVersion } from '../server/node-service.js';
+import { readNow } from '../sys/index.js';
 import { tryOpenProcEvents } from '../sys/proc-events.js';
 
 // grpc-js logs its own errors bare on stderr; say whose they are. While starting, its lines are
@@ -172,7 +173,10 @@ async function hostMount(cfg: MfsdConfig, args: MountArgs, daemon: RunningDaemon
     throw new StartupError(`mount: cannot open /dev/fuse: ${(err as Error).message}`, 1);
   }
   // reuseWriteBuffers: as mfs-mount (nothing of the mount keeps a WRITE's data after its handler).
-  const session = new Session(fd, fs, { withoutFlags: InitFlag.EXPORT_SUPPORT, reuseWriteBuffers: true });
+  // busyPoll: as mfs-mount; a spin holds the daemon's event loop for 2 ms at most.
+  const session = new Session(fd, fs, {
+    withoutFlags: InitFlag.EXPORT_SUPPORT, reuseWriteBuffers: true, busyPoll: { microseconds: DEFAULT_BUSY_POLL_US, readNow },
+  });
   fs.cache.attach(session.notifier);
   try {
     // As mfs-mount: every user sees the mount; the kernel checks mode bits, the node checks again.

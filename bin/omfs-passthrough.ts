@@ -5,7 +5,7 @@
 import { realpathSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import {
-  cleanStaleMount, InitFlag, MAX_READAHEAD, mountAt, mountFuse, openFuseDevice, Session, setMountReadahead, unmountFuse,
+  cleanStaleMount, DEFAULT_BUSY_POLL_US, InitFlag, MAX_READAHEAD, mountAt, mountFuse, openFuseDevice, Session, setMountReadahead, unmountFuse,
 } from '../fuse/kernel/index.js';
 import { PASSTHROUGH_INIT_FLAGS, PASSTHROUGH_INIT_FLAGS_OFF, PassthroughFs } from '../fuse/passthrough/index.js';
 import { raiseFdLimit, readNow } from '../sys/index.js';
@@ -18,9 +18,6 @@ function fail(code: number, message: string): never {
   process.stderr.write(`omfs-passthrough: ${message}\n`);
   process.exit(code);
 }
-
-/** Busy polling after each answer (BusyPoll in fuse/kernel/device.ts): long enough for a client's next call. */
-const DEFAULT_BUSY_POLL_US = 50;
 
 interface Cli { source: string; mountPoint: string; keepCache: boolean; directIo: boolean; kernelPassthrough: boolean; debug: boolean; timeout: number; busyPollUs: number }
 

@@ -99,6 +99,8 @@ export interface BusyPoll {
   /** A read(2) of the (non-blocking) device that never throws: bytes read, or -errno (-EAGAIN: nothing yet). */
   readNow(fd: number, into: Buffer): number;
 }
+/** A default budget: longer than a client's time between two calls (measured 10-30 us for stat loops, find, grep). */
+export const DEFAULT_BUSY_POLL_US = 50;
 const SPIN_SLICE_US = 2000;
 const EAGAIN = constants.errno.EAGAIN;
 /** Spins skipped at most after empty ones: a spin in MAX_SKIP + 1 when clients pause between calls. */
@@ -146,33 +148,45 @@ export class FuseDevice {
     };
     // net.Socket asks `buffer()` for the buffer of the next read after each callback: the same one,
     // unless the last frame kept it (a large WRITE).
+    // net.Socket asks `buffer()` for the buffer of the next read right after each callback, and
+    // keeps it registered until that read: the same one, unless the last frame kept it (a large WRITE).
+    const newBuffer = (): Buffer => this.spare.pop() ?? newReadBuffer(options.bufferSize);
     let buffer = newReadBuffer(options.bufferSize);
     let handedOver = false;
     const next = (): Buffer => {
       if (handedOver) {
         handedOver = false;
-        buffer = this.spare.pop() ?? newReadBuffer(options.bufferSize);
+        buffer = newBuffer();
       }
       return buffer;
     };
-    const take = (n: number): void => {
-      handedOver = n >= HAND_OVER_BYTES && buffer.readUInt32LE(4) === OPCODE_WRITE;
-      if (!handedOver) {
-        options.onFrame(copyOut(buffer, n));
-        return;
+    /** Hands the frame of n bytes in `from` to the session; true if it kept `from` itself (a large WRITE). */
+    const take = (from: Buffer, n: number): boolean => {
+      if (n < HAND_OVER_BYTES || from.readUInt32LE(4) !== OPCODE_WRITE) {
+        options.onFrame(copyOut(from, n));
+        return false;
       }
-      const frame = buffer.subarray(0, n);
+      const frame = from.subarray(0, n);
       markWriteHeadroom(frame);
       // Before the handler runs: a synchronous one may give the buffer back at once (it is then
-      // the spare that next() picks up again).
-      this.lent.add(buffer.buffer);
+      // a spare for the next new buffer).
+      this.lent.add(from.buffer);
       options.onFrame(frame);
+      return true;
     };
-    this.spin = options.busyPoll && options.busyPoll.microseconds > 0
-      ? spinner(options.busyPoll, () => (this.ended ? 0 : options.busyPoll!.readNow(this.fd, next())), take, options.allAnswered ?? (() => true))
-      : undefined;
+    if (options.busyPoll && options.busyPoll.microseconds > 0) {
+      // The spin reads into a buffer of its own: the stream's is registered for its next read
+      // whatever the spin does meanwhile, so it must never be lent by a frame the spin read.
+      const poll = options.busyPoll;
+      let spinBuffer: Buffer | undefined;
+      const read = (): number => (this.ended ? 0 : poll.readNow(this.fd, (spinBuffer ??= newBuffer())));
+      const taken = (n: number): void => {
+        if (take(spinBuffer!, n)) spinBuffer = undefined;
+      };
+      this.spin = spinner(poll, read, taken, options.allAnswered ?? (() => true));
+    }
     const onRead = (n: number): boolean => {
-      take(n);
+      handedOver = take(buffer, n);
       this.spinIfIdle();
       return true;
     };

@@ -9,7 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { type Attr, type FileSystem, mountFuse, openFuseDevice, Session, unmountFuse } from '../../fuse/kernel/index.js';
+import { type Attr, type FileSystem, mountFuse, OpenFlag, openFuseDevice, Session, unmountFuse } from '../../fuse/kernel/index.js';
 import { readNow } from '../../sys/index.js';
 
 const when = { sec: 1_700_000_000, nsec: 0 };
@@ -17,10 +17,33 @@ const attrOf = (ino: number, mode: number, size: number): Attr => ({
   ino, size, blocks: 0, atime: when, mtime: when, ctime: when, mode, nlink: 1, uid: 0, gid: 0, rdev: 0, blksize: 4096,
 });
 const TEXT = 'answered later\n';
+const SINK = 3;
+const MIB = 1_048_576;
+/** WRITEs to "sink" whose data was not what the client wrote, before or after the handler's wait; bytes of those that were. */
+let badWrites = 0;
+let goodBytes = 0;
+/**
+ * A large WRITE's data (the device's own read buffer, handed over) must stay ours until we answer:
+ * the client's write i is MIB bytes of i & 0xff at i * MIB. Like the /mfs mount, the handler scribbles over the request's
+ * own headers in front of the payload; then it waits a little, so later requests arrive meanwhile.
+ */
+async function checkWrite(data: Buffer, offset: number): Promise<number> {
+  // The kernel may split a write(2) in pieces (max_write), never across two of the client's writes.
+  const expected = Math.floor(offset / MIB) & 0xff;
+  const intact = (): boolean => data.length > 0 && data.every((b) => b === expected);
+  let ok = intact();
+  if (data.byteOffset >= 80) new Uint8Array(data.buffer, data.byteOffset - 80, 80).fill(0xee);
+  await sleep(Math.random() * 3);
+  ok = ok && intact();
+  if (ok) goodBytes += data.length;
+  else badWrites++;
+  return data.length;
+}
 /** Names f0, f1, ... are files of i bytes (node id 100 + i), "late" is read asynchronously; nothing is cached by the kernel. */
 const fs: FileSystem = {
   lookup(_ctx, r) {
     const name = r.name.toString();
+    if (name === 'sink') return { nodeId: SINK, generation: 0, entryTimeout: 0, attrTimeout: 0, attr: attrOf(SINK, 0o100644, 0) };
     if (name === 'late') return { nodeId: 2, generation: 0, entryTimeout: 0, attrTimeout: 0, attr: attrOf(2, 0o100644, TEXT.length) };
     const m = /^f(\d+)$/.exec(name);
     if (!m) throw Object.assign(new Error('ENOENT'), { code: 'ENOENT' });
@@ -31,7 +54,9 @@ const fs: FileSystem = {
     const id = r.header.nodeId;
     return { attr: id === 1 ? attrOf(1, 0o040755, 0) : attrOf(id, 0o100644, id >= 100 ? id - 100 : TEXT.length), attrTimeout: 0 };
   },
-  open: () => ({ fh: 1, openFlags: 0 }),
+  // "sink" takes writes straight (DIRECT_IO: one WRITE per write(2)), each checked by checkWrite.
+  open: (_ctx, r) => ({ fh: 1, openFlags: r.header.nodeId === SINK ? OpenFlag.DIRECT_IO : 0 }),
+  write: (_ctx, r) => checkWrite(r.data, r.offset),
   async read(_ctx, r) {
     await new Promise((resolve) => setTimeout(resolve, 1));
     return Buffer.from(TEXT).subarray(r.offset, r.offset + r.size);
@@ -45,13 +70,14 @@ const reads = { found: 0, all: 0 };
 
 const mounted = (): boolean => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === mnt);
 const node = (code: string): Promise<{ code: number; out: string; err: string }> =>
-  new Promise((resolve) => execFile(process.execPath, ['-e', code], (e, out, err) => resolve({ code: e ? Number(e.code ?? 1) : 0, out, err })));
+  new Promise((resolve) => execFile(process.execPath, ['-e', code], { timeout: 30_000 }, (e, out, err) => resolve({ code: e ? Number(e.code ?? 1) : 0, out, err })));
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 beforeAll(async () => {
   mnt = await mkdtemp(join(tmpdir(), 'omfs-busy-poll-'));
   const fd = openFuseDevice();
   session = new Session(fd, fs, {
+    reuseWriteBuffers: true,
     // A budget far above a client's time between two calls, so the spin finds requests even on a busy machine.
     busyPoll: {
       microseconds: 2000,
@@ -102,6 +128,20 @@ test('an answer still pending on the event loop is not held up by the spin', asy
     for (let i = 0; i < 50; i++) out.push(fs.readFileSync(${JSON.stringify(mnt)} + '/late', 'utf8'));
     console.log(out.every((t) => t === ${JSON.stringify(TEXT)}) ? 'ok' : 'bad');`);
   expect(r).toMatchObject({ code: 0, out: 'ok\n' });
+});
+
+test('large WRITEs read by the spin or by the event loop keep their data until answered, with read buffers reused', async () => {
+  // The client pauses 0-4 ms between writes, so some WRITEs are read by a spin and some, after a
+  // spin gave up, by the event loop: a buffer must never be read into while a WRITE holds it.
+  const r = await node(`const fs = require('node:fs'); const fd = fs.openSync(${JSON.stringify(mnt)} + '/sink', 'w');
+    const pause = new Int32Array(new SharedArrayBuffer(4));
+    for (let i = 0; i < 200; i++) {
+      if (fs.writeSync(fd, Buffer.alloc(${MIB}, i & 0xff), 0, ${MIB}, i * ${MIB}) !== ${MIB}) throw new Error('short write');
+      Atomics.wait(pause, 0, 0, Math.random() * 4);
+    }
+    fs.closeSync(fd); console.log('written');`);
+  expect(r).toMatchObject({ code: 0, out: 'written\n' });
+  expect({ goodBytes, badWrites }).toEqual({ goodBytes: 200 * MIB, badWrites: 0 });
 });
 
 test('an idle mount does not spin', async () => {
