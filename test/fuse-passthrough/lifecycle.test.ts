@@ -143,6 +143,8 @@ describe('command line', () => {
     ['three arguments', ['/tmp', '/tmp', '/tmp']],
     ['an unknown option', ['--no-such-option', '/tmp', '/mnt']],
     ['a non-numeric timeout', ['--timeout', 'soon', '/tmp', '/mnt']],
+    ['a negative busy-poll time', ['--busy-poll=-5', '/tmp', '/mnt']],
+    ['a busy-poll time with no value', ['/tmp', '/mnt', '--busy-poll']],
   ])('%s: exit 2 with a message on stderr, nothing mounted', (_name, args) => {
     const r = run(args);
     expect(r.status).toBe(2);
