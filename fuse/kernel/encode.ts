@@ -193,6 +193,22 @@ const NAME_BYTES_MAX = 1024;
  * kernel's size. `add*` return false when the record does not fit, so the filesystem stops and
  * counts a lookup only for entries that were really sent.
  */
+/**
+ * Runs addDirents64 over made-up records until V8 has compiled its loop (about 10 ms, once): the
+ * first listings of a new daemon then cost what later ones do (a cold listing of 3000 names took
+ * 20-30 ms the first time, 7-9 ms after). For a filesystem that lists with addDirents64.
+ */
+export function warmUpDirents(): void {
+  const records = Buffer.alloc(32 * 1024);
+  let at = 0;
+  for (let i = 0; at + 48 <= records.length; i++) {
+    records.writeUInt16LE(48, at + 16);
+    records.write(`warm-up-name-${i}`, at + 19, 'latin1');
+    at += 48;
+  }
+  for (let round = 0; round < 12; round++) new DirBuffer(0n, records.length).addDirents64(records, at);
+}
+
 export class DirBuffer {
   private readonly buf: Buffer;
   private used = OUT_HEADER_SIZE;
@@ -236,6 +252,37 @@ export class DirBuffer {
     src.copy(this.buf, at + 24, nameAt, nameAt + nameLen);
     this.used += rec;
     return true;
+  }
+  /**
+   * READDIR records for the Linux dirent64 records in src[0, n) (ino u64, off s64, reclen u16, type
+   * u8, then the name, NUL-terminated and zero-padded to reclen), as many as fit; returns how many
+   * bytes of src it used (n when all fit). One loop over bytes, with no call per record: a record
+   * at a time through addCopied, a cold listing of 3000 names spent 2-8 ms converting until V8
+   * had optimized the calls, and byte copies inside those calls made it slower still.
+   */
+  addDirents64(src: Buffer, n: number): number {
+    const out = this.buf;
+    let used = this.used;
+    let at = 0;
+    while (at < n) {
+      const reclen = src[at + 16]! | (src[at + 17]! << 8);
+      if (reclen < 20 || at + reclen > n) break; // not a record: stop rather than loop or overrun
+      let end = at + reclen;
+      while (end > at + 19 && src[end - 1] === 0) end--; // a name holds no NUL
+      const nameLen = end - at - 19;
+      const rec = (DIRENT_HEADER_SIZE + nameLen + 7) & ~7;
+      if (used + rec > out.length) break;
+      // The buffer starts zeroed and each byte is written once: padding and high bytes stay 0.
+      for (let i = 0; i < 16; i++) out[used + i] = src[at + i]!; // ino, off
+      out[used + 16] = nameLen & 0xff;
+      out[used + 17] = nameLen >> 8;
+      out[used + 20] = src[at + 18]!; // type
+      for (let i = 0; i < nameLen; i++) out[used + 24 + i] = src[at + 19 + i]!;
+      used += rec;
+      at += reclen;
+    }
+    this.used = used;
+    return at;
   }
   /** Bytes left for records. */
   get room(): number {

@@ -10,7 +10,7 @@ import { constants as C, readSync, statfsSync } from 'node:fs';
 import {
   FUSE_DEV_IOC_BACKING_CLOSE, FUSE_DEV_IOC_BACKING_OPEN, InitFlag, KernelErrno, OpenFlag, ROOT_ID, SetattrValid,
   type AttrOut, type CreateOut, type DirBuffer, type EntryOut, type FileSystem, type InitInfo, type OpenOut,
-  type RequestContext, type RequestOf, type StatfsOut,
+  type RequestContext, type RequestOf, type StatfsOut, warmUpDirents,
 } from '../kernel/index.js';
 import * as sys from '../../sys/index.js';
 import { direntType, toAttr } from './attrs.js';
@@ -121,6 +121,7 @@ export class PassthroughFs implements FileSystem {
   }
 
   init(info: InitInfo): void {
+    warmUpDirents();
     this.kernelPassthrough = this.wantsKernelPassthrough && this.device !== undefined && (info.flags & InitFlag.PASSTHROUGH) !== 0n;
   }
 
@@ -486,13 +487,18 @@ export class PassthroughFs implements FileSystem {
       // same name, so nearly every entry read is sent, and the next request starts at its cookie.
       const n = sys.getdentsRaw(fd, buf, Math.max(out.room, 1024));
       if (n === 0) return;
+      if (!plus) {
+        if (out.addDirents64(buf, n) < n) return; // full: the next READDIR starts at the first left out
+        continue;
+      }
+      // READDIRPLUS: a record at a time, some with the attributes of a lookup.
       for (let at = 0; at < n; at += buf.readUInt16LE(at + sys.DIRENT64.RECLEN)) {
         const nameAt = at + sys.DIRENT64.NAME;
         const nameLen = sys.direntNameEnd(buf, at) - nameAt;
         const type = buf[at + sys.DIRENT64.TYPE]!;
-        if (!out.fits(nameLen, plus) || stated === PLUS_ENTRIES_MAX) return;
-        if (!plus || isDotAt(buf, nameAt, nameLen) || (dirsOnly && type !== DT_DIR)) {
-          out.addCopied(buf, at, type, nameAt, nameLen, plus);
+        if (!out.fits(nameLen, true) || stated === PLUS_ENTRIES_MAX) return;
+        if (isDotAt(buf, nameAt, nameLen) || (dirsOnly && type !== DT_DIR)) {
+          out.addCopied(buf, at, type, nameAt, nameLen, true);
           continue;
         }
         const name = Buffer.from(buf.subarray(nameAt, nameAt + nameLen));

@@ -196,3 +196,49 @@ describe('names are bytes', () => {
     expect(del.subarray(40, 45)).toEqual(Buffer.concat([latin1, Buffer.from([0])]));
   });
 });
+
+describe('DirBuffer.addDirents64', () => {
+  /** Linux dirent64 records (ino, off, reclen, type, name, NUL, zero padding to 8) for these names. */
+  function dirents64(names: Buffer[]): Buffer {
+    const records = names.map((name, i) => {
+      const rec = Buffer.alloc((19 + name.length + 1 + 7) & ~7);
+      rec.writeBigUInt64LE(BigInt(1000 + i) << 20n, 0); // large inode numbers: all 8 bytes matter
+      rec.writeBigInt64LE(BigInt(i + 1) * 0x0102030405n, 8);
+      rec.writeUInt16LE(rec.length, 16);
+      rec[18] = i % 2 === 0 ? 8 : 4; // DT_REG, DT_DIR
+      name.copy(rec, 19);
+      return rec;
+    });
+    return Buffer.concat(records);
+  }
+  // Names of every length from 1 to 255 bytes, of any byte but NUL and '/', not valid UTF-8 either.
+  const names = Array.from({ length: 255 }, (_, i) => Buffer.from(Array.from({ length: i + 1 }, (_, k) => 1 + ((i * 7 + k * 13) % 254)).map((b) => (b === 0x2f ? 0x30 : b))));
+  const src = dirents64(names);
+
+  /** The same records added one at a time with addCopied: the reference. */
+  function oneByOne(size: number): { bytes: Buffer; used: number } {
+    const dir = new DirBuffer(9n, size);
+    let at = 0;
+    while (at < src.length) {
+      const reclen = src.readUInt16LE(at + 16);
+      const nameLen = src.indexOf(0, at + 19) - (at + 19);
+      if (!dir.addCopied(src, at, src[at + 18]!, at + 19, nameLen, false)) break;
+      at += reclen;
+    }
+    return { bytes: dir.finish(), used: at };
+  }
+
+  test.each([64, 1000, 4096, 32_768, 200_000])('a reply of %i bytes: the same records as one at a time, and the bytes of src it used', (size) => {
+    const dir = new DirBuffer(9n, size);
+    const used = dir.addDirents64(src, src.length);
+    const reference = oneByOne(size);
+    expect(used).toBe(reference.used);
+    expect(dir.finish().equals(reference.bytes)).toBe(true);
+  });
+
+  test('a record that is not one (reclen 0) stops it instead of looping', () => {
+    const bad = Buffer.concat([dirents64(names.slice(0, 3)), Buffer.alloc(64)]);
+    const dir = new DirBuffer(9n, 4096);
+    expect(dir.addDirents64(bad, bad.length)).toBe(bad.length - 64);
+  });
+});
