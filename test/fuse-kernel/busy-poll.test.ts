@@ -3,13 +3,10 @@
 // the spin (no deadlock), the event loop keeps running while a client hammers the mount, and an
 // idle mount does not spin. Callers are child processes: a synchronous call from this thread into
 // our own mount would wait on the thread that must answer it.
-import { execFile, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { execFile } from 'node:child_process';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { type Attr, type FileSystem, mountFuse, OpenFlag, openFuseDevice, Session, unmountFuse } from '../../fuse/kernel/index.js';
+import { type Attr, type FileSystem, OpenFlag } from '../../fuse/kernel/index.js';
+import { type InProcessMount, mountInProcess } from '../harness/in-process-fuse.js';
 import { readNow } from '../../sys/index.js';
 
 const when = { sec: 1_700_000_000, nsec: 0 };
@@ -63,20 +60,17 @@ const fs: FileSystem = {
   },
 };
 
+let mount: InProcessMount;
 let mnt: string;
-let session: Session;
 /** readNow calls that found a request, and all calls. */
 const reads = { found: 0, all: 0 };
 
-const mounted = (): boolean => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === mnt);
 const node = (code: string): Promise<{ code: number; out: string; err: string }> =>
   new Promise((resolve) => execFile(process.execPath, ['-e', code], { timeout: 30_000 }, (e, out, err) => resolve({ code: e ? Number(e.code ?? 1) : 0, out, err })));
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 beforeAll(async () => {
-  mnt = await mkdtemp(join(tmpdir(), 'omfs-busy-poll-'));
-  const fd = openFuseDevice();
-  session = new Session(fd, fs, {
+  mount = await mountInProcess(fs, 'omfs-busy-poll-', {
     reuseWriteBuffers: true,
     // A budget far above a client's time between two calls, so the spin finds requests even on a busy machine.
     busyPoll: {
@@ -89,17 +83,11 @@ beforeAll(async () => {
       },
     },
   });
-  await mountFuse(fd, { source: 'omfs-test', mountPoint: mnt, allowOther: true, defaultPermissions: false });
-  session.start();
-  await session.initialized;
+  mnt = mount.mnt;
 });
 
 afterAll(async () => {
-  if (mounted()) await unmountFuse(mnt);
-  if (mounted()) spawnSync('umount', ['-l', mnt]);
-  await Promise.race([session.closed, sleep(3000)]);
-  await session.device.close();
-  if (!mounted()) await rm(mnt, { recursive: true, force: true });
+  await mount?.unmount();
 });
 
 test('requests read by the spin are answered, and the event loop runs while a client keeps calling', async () => {

@@ -1,15 +1,12 @@
 // The session against a real kernel, in process: a tiny FileSystem mounted with our own layer.
 // Callers are child processes (cat, stat, mkdir): a synchronous call from this thread into our own
 // mount would wait on the thread that must answer it.
-import { execFile, spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { execFile, spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import {
-  type Attr, type FileSystem, mountFuse, OpenFlag, openFuseDevice, Session, unmountFuse,
-} from '../../fuse/kernel/index.js';
+import { type Attr, type FileSystem, OpenFlag, type Session, unmountFuse } from '../../fuse/kernel/index.js';
+import { type InProcessMount, mountInProcess } from '../harness/in-process-fuse.js';
 
 const now = { sec: 1_700_000_000, nsec: 0 };
 const attrOf = (ino: number, mode: number, size: number): Attr => ({
@@ -51,31 +48,20 @@ const fs: FileSystem = {
   },
 };
 
-let root: string;
+let mount: InProcessMount;
 let mnt: string;
-let fd: number;
 let session: Session;
 
-const mounted = (): boolean => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === mnt);
 const run = (cmd: string, args: string[]): Promise<{ code: number; out: string; err: string }> =>
   new Promise((resolve) => execFile(cmd, args, (e, out, err) => resolve({ code: e ? Number(e.code ?? 1) : 0, out, err })));
 
 beforeAll(async () => {
-  root = await mkdtemp(join(tmpdir(), 'omfs-f1-session-'));
-  mnt = root; // mount over the temp dir itself
-  fd = openFuseDevice();
-  session = new Session(fd, fs);
-  await mountFuse(fd, { source: 'omfs-test', mountPoint: mnt, allowOther: true, defaultPermissions: false });
-  session.start();
-  await session.initialized;
+  mount = await mountInProcess(fs, 'omfs-f1-session-');
+  ({ mnt, session } = mount);
 });
 
 afterAll(async () => {
-  if (mounted()) await unmountFuse(mnt);
-  if (mounted()) spawnSync('umount', ['-l', mnt]);
-  await Promise.race([session.closed, new Promise((r) => setTimeout(r, 3000))]);
-  await session.device.close(); // closes fd
-  if (!mounted()) await rm(root, { recursive: true, force: true });
+  await mount?.unmount();
 });
 
 test('requests carry the caller and answers reach the caller', async () => {
