@@ -116,15 +116,16 @@ export class NodeTable {
     return node;
   }
 
-  forget(id: number, nlookup: number): void {
+  /** Counts nlookup lookups off; returns the node if that dropped it (the kernel no longer knows it). */
+  forget(id: number, nlookup: number): Node | undefined {
     const node = this.byId.get(id);
-    if (!node || node === this.root) return;
+    if (!node || node === this.root) return undefined;
     node.lookups -= nlookup;
-    if (node.lookups <= 0) {
-      this.byId.delete(id);
-      if (this.byKey.get(node.key) === node) this.byKey.delete(node.key);
-      this.closeFds(node);
-    }
+    if (node.lookups > 0) return undefined;
+    this.byId.delete(id);
+    if (this.byKey.get(node.key) === node) this.byKey.delete(node.key);
+    this.closeFds(node);
+    return node;
   }
 
   private closeFds(node: Node): void {

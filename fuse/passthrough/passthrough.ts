@@ -86,6 +86,8 @@ export class PassthroughFs implements FileSystem {
   private readonly backing = new Map<Node, { id: number; opens: number }>();
   /** Called after a node is looked up (the CLI's cache watcher hooks here). */
   onLookup: ((node: Node) => void) | undefined;
+  /** Called when the kernel has forgotten a node and it is dropped (the cache watcher stops watching it). */
+  onForget: ((node: Node) => void) | undefined;
   /**
    * Called when we changed a node's attributes on our own (suid/sgid cleared by a WRITE): the
    * kernel does not expect that and keeps the old mode cached unless told (attrs-only INVAL_INODE).
@@ -157,7 +159,8 @@ export class PassthroughFs implements FileSystem {
   }
 
   forget(nodeId: number, nlookup: number): void {
-    this.nodes.forget(nodeId, nlookup);
+    const dropped = this.nodes.forget(nodeId, nlookup);
+    if (dropped) this.onForget?.(dropped);
   }
 
   getattr(_ctx: RequestContext, r: RequestOf<'GETATTR'>): AttrOut {

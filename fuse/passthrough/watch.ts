@@ -41,6 +41,13 @@ export class CacheWatcher {
     this.fs.onLookup = (node) => {
       if (node.type === S_IFDIR) this.watchDir(node);
     };
+    // A forgotten directory's watch goes with it: otherwise it stays until an event comes (it
+    // pins the inode too), and after a few cache drops MAX_WATCHES stale ones left directories
+    // the kernel looks up again without a watch, their changes behind the mount unseen.
+    this.fs.onForget = (node) => {
+      this.watchers.get(node.id)?.close();
+      this.watchers.delete(node.id);
+    };
     this.fs.onChanged = (node) => this.ownCtime.set(node, ctimeKey(sys.fstat(node.fd)));
     this.fs.onNameChanged = (dir, name) => {
       let names = this.ownNames.get(dir);

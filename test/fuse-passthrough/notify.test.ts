@@ -138,4 +138,24 @@ describe('with --keep-cache', () => {
     await must('chmod 0600 "$1" && chown 1000 "$1" && touch -m -d @1000000000 "$1"', [join(pt.source, 'sub/f')]);
     expect(await eventually(async () => (await seen()) === '600 1000 1000000000', DEADLINE_MS)).toBe(true);
   });
+
+  test('a directory the kernel forgot loses its watch, and one looked up again is watched again', async ({ pt }) => {
+    // inotify watches of the daemon: one "inotify wd:" line each in the fdinfo of its inotify fds.
+    const watches = async (): Promise<number> =>
+      Number((await must('cat /proc/"$1"/fdinfo/* 2>/dev/null | grep -c "^inotify wd:" || true', [String(pt.proc.pid)])).trim());
+    await must('for i in $(seq 1 40); do mkdir "$1/d$i"; echo old > "$1/d$i/f"; done', [pt.source]);
+    await must('cat "$1"/d*/f > /dev/null', [pt.mnt]);
+    expect(await watches()).toBeGreaterThanOrEqual(40);
+    // The kernel drops what is unused (dentries and inodes: FORGET for each node); retried since
+    // something else may hold a dentry for a moment.
+    const dropped = await eventually(async () => {
+      await must('sync; echo 2 > /proc/sys/vm/drop_caches');
+      return (await watches()) < 10;
+    }, DEADLINE_MS);
+    expect(dropped).toBe(true);
+    // Looked up again, a directory is watched again: a change behind the mount shows.
+    expect((await readFile(join(pt.mnt, 'd7/f'), 'utf8'))).toBe('old\n');
+    await writeFile(join(pt.source, 'd7/f'), 'new\n');
+    expect(await mountShows(join(pt.mnt, 'd7/f'), Buffer.from('new\n'))).toBe(true);
+  });
 });
