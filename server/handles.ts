@@ -107,11 +107,11 @@ const BIG_IDS_CACHED = 1 << 20;
 const GEN_BLOCK = 4096;
 const MAX_GEN = 2 ** 48 - 1;
 
-/** One file found under a name, for remember(). `linked`: see remember(). */
 /**
- * A file seen under a name. `fresh`: the inode was just created by this daemon (O_CREAT|O_EXCL,
- * mkdir, mknod, symlink), so any stored record of its id belongs to an earlier file of the same
- * inode number: it gets a new generation without reading the old record.
+ * One file found under a name, for remember(). `linked`: see remember(). `fresh`: the inode was
+ * just created by this daemon (O_CREAT|O_EXCL, mkdir, mknod, symlink), so any stored record of its
+ * id belongs to an earlier file of the same inode number: it gets a new generation without reading
+ * the old record.
  */
 export interface Sighting { id: bigint; found: FoundFile; linked: boolean; fresh?: boolean }
 

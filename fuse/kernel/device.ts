@@ -146,8 +146,6 @@ export class FuseDevice {
       this.ended = true;
       options.onEnd(reason);
     };
-    // net.Socket asks `buffer()` for the buffer of the next read after each callback: the same one,
-    // unless the last frame kept it (a large WRITE).
     // net.Socket asks `buffer()` for the buffer of the next read right after each callback, and
     // keeps it registered until that read: the same one, unless the last frame kept it (a large WRITE).
     const newBuffer = (): Buffer => this.spare.pop() ?? newReadBuffer(options.bufferSize);

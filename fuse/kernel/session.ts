@@ -131,12 +131,13 @@ export class Session {
       if (entry.answered || reply === null) return;
       entry.answered = true;
       this.send(unique, reply);
-      if (this.inFlight.size === 0) this.device.spinIfIdle();
     };
+    // Once answered, and a WRITE's buffer given back (the poll may read into it), the device may
+    // poll for the next request: it does if nothing else is in flight.
     answer.then((reply) => {
       finish(reply);
       if (lent) this.device.giveBack(lent);
-    }, (err: unknown) => finish(encodeError(unique, this.errnoOf(err, req))));
+    }, (err: unknown) => finish(encodeError(unique, this.errnoOf(err, req)))).then(() => this.device.spinIfIdle());
   }
 
   private errnoOf(err: unknown, req: Request): number {

@@ -579,7 +579,6 @@ export class MfsFs implements FileSystem {
     return { entry, open: this.openOut(child, conn, got.fh, r.flags, since) };
   }
 
-
   private file(fh: number): OpenFile {
     const f = this.files.get(fh);
     if (!f) throw errno('EBADF');
