@@ -63,7 +63,7 @@ import { EventEmitter } from 'node:events';
 import { Errno, statusToErrno, toErrno } from './errno.js';
 import { nameBytes, type Caller, type Name } from './file-client.js';
 import {
-  SESSION_MAX_IO, SESSION_METHOD_PATH, SESSION_VERSION, decodeServerFrame, encodeClientFrame, type ServerFrameIn, type U64,
+  SESSION_MAX_IO, SESSION_METHOD_PATH, SESSION_STREAM_WINDOW, SESSION_VERSION, decodeServerFrame, encodeClientFrame, type ServerFrameIn, type U64,
 } from './session-codec.js';
 
 export type { Caller, Name, U64 };
@@ -213,6 +213,10 @@ export class Session extends EventEmitter {
     const keepalive = opts.keepaliveMs ?? DEFAULT_KEEPALIVE_MS;
     this.client = new Client(address, creds, {
       'grpc.max_receive_message_length': 8 * SESSION_MAX_IO,
+      // The window this client grants the server, for the stream and the connection (why:
+      // SESSION_STREAM_WINDOW). grpc-js has no option for the frame size it accepts: replies come
+      // in 16 KiB frames.
+      'grpc-node.flow_control_window': SESSION_STREAM_WINDOW,
       'grpc.keepalive_time_ms': keepalive,
       'grpc.keepalive_timeout_ms': keepalive,
       'grpc.keepalive_permit_without_calls': 1,

@@ -1,5 +1,5 @@
 // The connection layer under grpc-js: which connections exist, which have authenticated, and when
-// one closes. grpc-js has no documented hook for any of this, so this file is the ONE place that
+// one closes; and the HTTP/2 flow-control windows and frame size they use. grpc-js has no documented hook for any of this, so this file is the ONE place that
 // uses its internals, written against @grpc/grpc-js 1.14.7 (build/src/server.js):
 //   - Server.createHttp2Server(credentials) is a JS method (private in the .d.ts) that bindAsync and
 //     createConnectionInjector call through `this`; wrapping it on the instance hands us each
@@ -18,7 +18,8 @@
 // _getConstructorOptions too; ours also covers a peer that sends half a hello.)
 import type * as grpc from '@grpc/grpc-js';
 import type { Server as NetServer, Socket } from 'node:net';
-import type { Http2Session } from 'node:http2';
+import type { Http2SecureServer, Http2Session } from 'node:http2';
+import { SESSION_CONNECTION_WINDOW, SESSION_MAX_FRAME, SESSION_STREAM_WINDOW } from '../proto/session-codec.js';
 
 export interface TransportOptions {
   /** A connection (the peer of key `peerKey`) closed: release what it holds. */
@@ -82,6 +83,9 @@ export function trackConnections(server: grpc.Server, opts: TransportOptions): T
 
   internals.createHttp2Server = function (this: unknown, credentials: grpc.ServerCredentials): NetServer {
     const http2Server = original.call(server, credentials);
+    // Wide flow-control windows and large frames (why: SESSION_STREAM_WINDOW). grpc-js sets only
+    // maxConcurrentStreams on its servers; updateSettings keeps that and adds ours.
+    (http2Server as unknown as Http2SecureServer).updateSettings({ initialWindowSize: SESSION_STREAM_WINDOW, maxFrameSize: SESSION_MAX_FRAME });
     if (credentials._isSecure()) {
       // Prepended: runs before node:tls wraps the socket and before grpc-js's own listener.
       http2Server.prependListener('connection', guardHandshake);
@@ -90,6 +94,7 @@ export function trackConnections(server: grpc.Server, opts: TransportOptions): T
     http2Server.on('session', (session: Http2Session) => {
       const key = peerKeyOf(session.socket);
       session.once('close', () => opts.onConnectionClosed(key));
+      session.setLocalWindowSize(SESSION_CONNECTION_WINDOW);
     });
     return http2Server;
   };

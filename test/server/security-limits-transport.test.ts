@@ -4,7 +4,9 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import * as grpc from '@grpc/grpc-js';
 import { mkdtempSync, rmSync } from 'node:fs';
+import * as http2 from 'node:http2';
 import * as net from 'node:net';
+import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeTestCa, startMfsd, type MfsdHandle, type TestCa } from '../harness/mfsd.js';
@@ -12,6 +14,7 @@ import { startHarness, type Harness } from '../harness/file-service-server.js';
 import { peerClient } from '../harness/peer-client.js';
 import { ROOT_CALLER as root, type FileClient } from '../../proto/file-client.js';
 import { trackConnections } from '../../server/transport.js';
+import { SESSION_MAX_FRAME, SESSION_STREAM_WINDOW } from '../../proto/session-codec.js';
 
 let caRoot: string;
 let ca: TestCa;
@@ -109,5 +112,26 @@ describe('grpc-js internals used by server/transport.ts (fails here first if an 
     const until = Date.now() + 20_000;
     while (h.service.peers.size !== 1 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
     expect(h.service.peers.size).toBe(1);
+  });
+});
+
+describe('flow control', () => {
+  it('a TLS connection is offered the session window and frame size (a 1 MiB write is not cut in 16 KiB frames waiting on window updates)', async () => {
+    d = await startMfsd({ ca });
+    const dir = await ca.issue('node7');
+    const file = (f: string) => readFileSync(join(dir, f));
+    const session = http2.connect(`https://127.0.0.1:${d.port}`, {
+      ca: file('ca.crt'), cert: file('node.crt'), key: file('node.key'), checkServerIdentity: () => undefined,
+    });
+    try {
+      const settings = await within(new Promise<http2.Settings>((resolve, reject) => {
+        session.once('remoteSettings', resolve);
+        session.once('error', reject);
+      }), 20_000, 'the server settings');
+      expect(settings.initialWindowSize).toBe(SESSION_STREAM_WINDOW);
+      expect(settings.maxFrameSize).toBe(SESSION_MAX_FRAME);
+    } finally {
+      session.destroy();
+    }
   });
 });
