@@ -91,7 +91,7 @@ async function main(): Promise<void> {
       const address = dialTarget(n.addresses);
       const old = previous.get(n.id);
       next.set(n.id, old?.address === address ? old : new NodeConn(n.id, address, {
-        myNode: args.node, creds, soft: args.soft, timeoMs: args.timeoMs, idleMs: args.idleMs,
+        myNode: args.node, creds, tls: { ca, cert, key }, soft: args.soft, timeoMs: args.timeoMs, idleMs: args.idleMs,
         // DFSA: every operation counted for its process; links open only once mounted, after `accounting` is made.
         wrapLink: (link: NodeLink, node: number) => accounting.wrap(link, node),
       }));

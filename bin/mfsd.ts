@@ -122,7 +122,7 @@ async function hostMount(cfg: MfsdConfig, args: MountArgs, daemon: RunningDaemon
   if (already) throw new StartupError(`mount: ${real} is already a mount point (${already.fsType} ${already.source}); unmount it first`, 1);
 
   const connOptions = {
-    myNode: cfg.node, creds: daemon.clientCredentials, soft: args.soft, timeoMs: args.timeoMs, idleMs: args.idleMs,
+    myNode: cfg.node, creds: daemon.clientCredentials, ...(daemon.tlsMaterial ? { tls: daemon.tlsMaterial } : {}), soft: args.soft, timeoMs: args.timeoMs, idleMs: args.idleMs,
     // DFSA: every operation counted for its process (io-accounting.ts); links open only once mounted, after `accounting` is made.
     wrapLink: (link: NodeLink, node: number) => accounting.wrap(link, node),
   };

@@ -9,6 +9,9 @@
 // Streams: the session's main stream carries every operation but reads and writes, which go on a
 // second, bulk stream of the same session (SessionOptions.bulkStream), so that a getattr's reply
 // is not queued behind whole 1 MiB messages: HTTP/2 interleaves the two streams' data.
+// Transport: with SessionOptions.tls each stream is a TLS connection of its own carrying the frames
+// directly (proto/frame-wire.ts, proto/session-raw.ts); without it, a gRPC call on one channel.
+// Everything below holds for both.
 //
 // Reconnect. When a stream of an open session breaks for any reason but close() (the node went
 // away, the daemon restarted, the server ended the stream: fenced, shut down), the session
@@ -24,8 +27,8 @@
 //   notices within its keepalive).
 // - Any other errno the server answers the Hello with (EACCES: the certificate no longer names
 //   this node, EINVAL) is final: the session closes and every call fails with it.
-// A dead server (no RST, no FIN: a partition, a stopped host) is noticed by HTTP/2 keepalive pings
-// (SessionOptions.keepaliveMs, default 5 s) within about twice that.
+// A dead server (no RST, no FIN: a partition, a stopped host) is noticed by keepalive pings (HTTP/2's
+// or the raw transport's; SessionOptions.keepaliveMs, default 5 s) within about twice that.
 //
 // Hard and soft (SessionOptions.mode), as NFS mounts:
 // - hard: calls made while the node is away wait and are sent once the session is back; calls in
@@ -62,6 +65,7 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { Errno, statusToErrno, toErrno } from './errno.js';
 import { nameBytes, type Caller, type Name } from './file-client.js';
+import { RawClientStream, type RawTls } from './session-raw.js';
 import {
   SESSION_MAX_IO, SESSION_METHOD_PATH, SESSION_STREAM_WINDOW, SESSION_VERSION, decodeServerFrame, encodeClientFrame, type ServerFrameIn, type U64,
 } from './session-codec.js';
@@ -116,6 +120,12 @@ export interface SessionOptions {
   keepaliveMs?: number;
   /** hard only: open() waits for a node that cannot be reached instead of rejecting EHOSTDOWN. */
   waitToOpen?: boolean;
+  /**
+   * The cluster's TLS material: the session's streams then go over the raw transport
+   * (proto/frame-wire.ts), mutual TLS without HTTP/2, instead of gRPC (`creds` and `channelOptions`
+   * are then unused). Without it: gRPC with `creds`.
+   */
+  tls?: RawTls;
 }
 
 const PROCESS_BOOT_ID = randomBytes(16);
@@ -137,7 +147,7 @@ const backoffMs = (attempt: number): number => {
 };
 const identity = (b: Buffer): Buffer => b;
 
-type Stream = ClientDuplexStream<Buffer, Buffer>;
+type Stream = ClientDuplexStream<Buffer, Buffer> | RawClientStream;
 /** How long close() lets the server end the session before it cancels the streams (then the lease applies). */
 const GOODBYE_MS = 2000;
 
@@ -183,7 +193,8 @@ const FINAL_REFUSALS = new Set(['EACCES', 'EPERM', 'EINVAL', 'EPROTO', 'ENOSYS']
 const transient = (e: Errno): boolean => !FINAL_REFUSALS.has(e.code);
 
 export class Session extends EventEmitter {
-  private readonly client: Client;
+  /** The gRPC channel; null on the raw transport (each stream is then a TLS connection of its own). */
+  private readonly client: Client | null;
   private readonly opts: SessionOptions;
   private readonly mode: SessionMode;
   private readonly timeoMs: number;
@@ -204,14 +215,14 @@ export class Session extends EventEmitter {
   /** What the server said in its last Welcome. */
   welcome: Welcome | null = null;
 
-  private constructor(address: string, creds: ChannelCredentials, opts: SessionOptions) {
+  private constructor(private readonly address: string, creds: ChannelCredentials, opts: SessionOptions) {
     super();
     this.opts = opts;
     this.mode = opts.mode ?? 'soft';
     this.timeoMs = opts.timeoMs ?? DEFAULT_TIMEO_MS;
     this.sessionId = opts.sessionId ?? randomBytes(16);
     const keepalive = opts.keepaliveMs ?? DEFAULT_KEEPALIVE_MS;
-    this.client = new Client(address, creds, {
+    this.client = opts.tls ? null : new Client(address, creds, {
       'grpc.max_receive_message_length': 8 * SESSION_MAX_IO,
       // The window this client grants the server, for the stream and the connection (why:
       // SESSION_STREAM_WINDOW). grpc-js has no option for the frame size it accepts: replies come
@@ -274,7 +285,7 @@ export class Session extends EventEmitter {
     const done = (): void => {
       if (--open > 0) return;
       clearTimeout(timer);
-      client.close();
+      client?.close();
     };
     const timer = setTimeout(() => {
       for (const stream of streams) {
@@ -284,7 +295,7 @@ export class Session extends EventEmitter {
           // already gone
         }
       }
-      client.close();
+      client?.close();
     }, GOODBYE_MS);
     timer.unref();
     try {
@@ -418,9 +429,13 @@ export class Session extends EventEmitter {
 
   /** A stream of `link`: its frames and its end go to the session while `link` is current. */
   private openStream(link: Conn): Stream {
-    const stream = this.client.makeBidiStreamRequest(SESSION_METHOD_PATH, identity, identity, new Metadata());
+    const tls = this.opts.tls;
+    const stream: Stream = this.client
+      ? this.client.makeBidiStreamRequest(SESSION_METHOD_PATH, identity, identity, new Metadata())
+      : new RawClientStream(this.address, tls!, { keepaliveMs: this.opts.keepaliveMs ?? DEFAULT_KEEPALIVE_MS, maxPayload: 8 * SESSION_MAX_IO });
     stream.on('data', (buf: Buffer) => this.guard(link, () => this.onData(link, stream, buf)));
-    stream.on('error', (err: ServiceError) => this.guard(link, () => this.onEnd(link, stream, this.errnoOf(err))));
+    // A raw stream fails with the Errno itself; a gRPC one with a status.
+    stream.on('error', (err: ServiceError | Errno) => this.guard(link, () => this.onEnd(link, stream, err instanceof Errno ? err : this.errnoOf(err))));
     stream.on('end', () => this.guard(link, () => this.onEnd(link, stream, new Errno('EHOSTDOWN', 'the session stream ended'))));
     return stream;
   }
@@ -642,7 +657,7 @@ export class Session extends EventEmitter {
     }
     this.wakeRetry?.();
     this.setState('closed');
-    if (closeClient) this.client.close();
+    if (closeClient) this.client?.close();
   }
 
   private errnoOf(err: ServiceError): Errno {

@@ -53,6 +53,8 @@ export interface RunningDaemon {
   localNode: LocalNode;
   /** What this daemon dials other nodes with: its own certificate (node<N>), or plaintext when it serves insecure. */
   clientCredentials: grpc.ChannelCredentials;
+  /** The TLS material behind clientCredentials (null: insecure): a hosted mount's sessions go raw with it. */
+  tlsMaterial: TlsMaterial | null;
   /** Whether other nodes may use this node's files now (mfsctl nomfs / mfs). */
   access: MfsAccess;
   /** Per-process I/O of a mount hosted by this process, into the advisor's statistics (dfsa/process-stats.ts). */
@@ -178,6 +180,7 @@ export async function startDaemon(cfg: MfsdConfig, log: (line: string) => void =
     onConnectionClosed: (key) => peers.end(key),
     handshakeTimeoutMs: cfg.limits.tlsHandshakeTimeoutMs,
     maxUnauthenticated: cfg.limits.unauthenticatedConnections,
+    onRawConnection: (socket) => files.session.acceptRaw(socket),
   });
   const dfsa = new DfsaNode({ self: cfg.node, settings: cfg.dfsa, stateDir: cfg.stateDir, cluster, log });
   const run = new RunService({
@@ -265,5 +268,5 @@ export async function startDaemon(cfg: MfsdConfig, log: (line: string) => void =
   };
   const dialWith = material ? clientCredentials(material) : grpc.credentials.createInsecure();
   const reportProcessIo = (batch: ProcessIoBatch): void => applyProcessIo(dfsa.stats, batch);
-  return { port, address, readyLine, stop, reloadMap, localNode, clientCredentials: dialWith, access, reportProcessIo, discovery, run };
+  return { port, address, readyLine, stop, reloadMap, localNode, clientCredentials: dialWith, tlsMaterial: material, access, reportProcessIo, discovery, run };
 }

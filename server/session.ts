@@ -51,11 +51,15 @@
 //   replies, and HTTP/2 flow control holds the rest at the client.
 // - Daemon stop (shutdown()): every stream stops taking requests, ends (ESHUTDOWN) once its
 //   requests in flight are answered, and its session stays held (persisted) for the next start.
+// - Two transports, one service: a stream is a gRPC call of the Session method, or a raw TLS
+//   connection (proto/frame-wire.ts, server/session-raw.ts) that carries the same frames; every
+//   rule above holds for both.
 import type * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
 import { Errno, errnoToStatus, toErrno } from '../proto/errno.js';
 import {
-  SESSION_DIR_BATCH, SESSION_MAX_IO, SESSION_VERSION, decodeClientFrame, encodeServerFrame, sessionServiceDefinition, topLevelFields,
+  SESSION_DIR_BATCH, SESSION_MAX_FRAME, SESSION_MAX_IO, SESSION_VERSION, decodeClientFrame, encodeServerFrame, sessionServiceDefinition, topLevelFields,
   type ClientFrameIn,
 } from '../proto/session-codec.js';
 import { invalidateMessage, type Callbacks, type Change } from './callbacks.js';
@@ -68,6 +72,7 @@ import type { SessionGate } from './mfs-access.js';
 import type { WireCaller } from './wire.js';
 import { countOperation } from './metrics.js';
 import { afterChange } from '../proto/after-change.js';
+import { RawSessionCall } from './session-raw.js';
 
 export interface SessionServiceOptions {
   ops: Ops;
@@ -99,7 +104,15 @@ export interface SessionService {
   held(): number;
   /** Daemon stop: streams end once their requests are answered; sessions stay held (and persisted). */
   shutdown(): void;
+  /** A TLS connection (handshake and client certificate checked) that asked for the raw transport. */
+  acceptRaw(socket: TLSSocket): void;
 }
+
+/** How long a raw connection may take to send its preface. */
+const RAW_PREFACE_MS = 10_000;
+
+/** A stream of the service: a gRPC call, or a raw connection shaped like one. */
+type SessionCall = grpc.ServerDuplexStream<Buffer, Buffer> | RawSessionCall;
 
 type Run = (peer: Peer, req: never, signal: AbortSignal) => Promise<unknown>;
 interface Route { reply: string; run: Run }
@@ -183,6 +196,10 @@ export function createSessionService(opts: SessionServiceOptions): SessionServic
       for (const s of shared.sessions.values()) clearTimeout(s.lease);
       for (const st of [...shared.streams]) st.drain();
     },
+    acceptRaw: (socket) => {
+      const call = new RawSessionCall(socket, { maxPayload: SESSION_MAX_FRAME, keepaliveMs: opts.settings.keepaliveMs, prefaceMs: RAW_PREFACE_MS });
+      new ServerStream(call, shared);
+    },
   };
 }
 
@@ -248,7 +265,7 @@ class ServerStream {
   private readonly cap: number;
   private readonly opts: SessionServiceOptions;
 
-  constructor(private readonly call: grpc.ServerDuplexStream<Buffer, Buffer>, private readonly shared: Shared) {
+  constructor(private readonly call: SessionCall, private readonly shared: Shared) {
     this.opts = shared.opts;
     this.cap = shared.opts.peers.limits.requestsPerPeer;
     shared.streams.add(this);
@@ -458,7 +475,8 @@ class ServerStream {
   fail(err: Errno): void {
     if (this.closed) return;
     this.close();
-    this.call.emit('error', errnoToStatus(err));
+    if (this.call instanceof RawSessionCall) this.call.fail(err);
+    else this.call.emit('error', errnoToStatus(err));
   }
 
   /** Daemon stop: take no more requests; end (ESHUTDOWN) once those in flight are answered. */

@@ -6,7 +6,8 @@
 //     http2 server before it listens.
 //   - On that http2 server (a plain node:http2 server): 'connection' = raw TCP socket accepted,
 //     'secureConnection' = TLS handshake done and the client certificate accepted, 'session' = an
-//     http2 session whose 'close' means the connection is gone.
+//     http2 session whose 'close' means the connection is gone, 'unknownProtocol' = a TLS
+//     connection that negotiated no ALPN protocol (node:http2's documented event).
 //   - A call's getPeer() (documented) is `${remoteAddress}:${remotePort}` of the session's socket
 //     (server-interceptors.js), so peerKeyOf() below builds the same string from a socket.
 // test/server/security-limits-transport.test.ts fails loudly if an upgrade breaks any of these.
@@ -18,6 +19,7 @@
 // _getConstructorOptions too; ours also covers a peer that sends half a hello.)
 import type * as grpc from '@grpc/grpc-js';
 import type { Server as NetServer, Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { Http2SecureServer, Http2Session } from 'node:http2';
 import { SESSION_CONNECTION_WINDOW, SESSION_MAX_FRAME, SESSION_STREAM_WINDOW } from '../proto/session-codec.js';
 
@@ -28,6 +30,12 @@ export interface TransportOptions {
   handshakeTimeoutMs: number;
   /** Connections allowed to be still handshaking at once. */
   maxUnauthenticated: number;
+  /**
+   * A TLS connection whose client certificate was accepted and which offered no ALPN protocol (a
+   * gRPC client offers h2): the raw session transport (proto/frame-wire.ts). Without this, such a
+   * connection is closed.
+   */
+  onRawConnection?(socket: TLSSocket): void;
 }
 
 export interface TransportStats {
@@ -58,6 +66,9 @@ export function trackConnections(server: grpc.Server, opts: TransportOptions): T
   const pending = new Map<string, () => void>();
 
   const guardHandshake = (socket: Socket): void => {
+    // Frames go out as they are written: with Nagle, a small frame that follows another before its
+    // ACK waits for the peer's delayed ACK (40 ms). Set on the TCP socket (a TLS one cannot).
+    socket.setNoDelay(true);
     if (handshaking >= opts.maxUnauthenticated) {
       socket.destroy();
       return;
@@ -90,6 +101,11 @@ export function trackConnections(server: grpc.Server, opts: TransportOptions): T
       // Prepended: runs before node:tls wraps the socket and before grpc-js's own listener.
       http2Server.prependListener('connection', guardHandshake);
       http2Server.on('secureConnection', (tlsSocket: Socket) => pending.get(peerKeyOf(tlsSocket))?.());
+      // With a listener here node:http2 leaves the connection to us (no timeout of its own).
+      http2Server.on('unknownProtocol', (tlsSocket: TLSSocket) => {
+        if (opts.onRawConnection && tlsSocket.authorized) opts.onRawConnection(tlsSocket);
+        else tlsSocket.destroy();
+      });
     }
     http2Server.on('session', (session: Http2Session) => {
       const key = peerKeyOf(session.socket);

@@ -14,6 +14,7 @@ import { Errno, statusToErrno } from '../../proto/errno.js';
 import { loadNodeServiceConstructor, type ExportInfo, type IdentifyReply } from '../../proto/node.js';
 import type { LocalNode, NodeLink } from '../../proto/node-link.js';
 import { Session } from '../../proto/session-client.js';
+import type { RawTls } from '../../proto/session-raw.js';
 
 /** An invalidation as the mount uses it, whatever shape the session library delivers. */
 export interface Inval {
@@ -31,6 +32,8 @@ export interface ConnOptions {
   /** This mount's node number (its certificate names node<N>). */
   myNode: number;
   creds: ChannelCredentials;
+  /** The cluster TLS material `creds` were made of: sessions then use the raw transport (proto/frame-wire.ts). */
+  tls?: RawTls;
   /** Channel options for this node's channels (e.g. grpc.ssl_target_name_override with credentials of its own). */
   channelOptions?: ChannelOptions;
   /** soft: a call waiting for an absent node fails with EIO after timeoMs; hard: it waits. */
@@ -168,6 +171,7 @@ export class NodeConn {
       s = await Session.open(this.address, this.opts.creds, {
         node: this.opts.myNode, mode: this.opts.soft ? 'soft' : 'hard', timeoMs: this.opts.timeoMs,
         ...(this.opts.channelOptions ? { channelOptions: this.opts.channelOptions } : {}),
+        ...(this.opts.tls ? { tls: this.opts.tls } : {}),
       });
     }
     s.on('invalidate', (raw) => this.invalidated(raw as unknown as Record<string, unknown>));

@@ -4,20 +4,44 @@
 // between a client and a daemon (reconnect tests).
 import * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import * as net from 'node:net';
+import { join } from 'node:path';
 import { Errno, statusToErrno } from '../../proto/errno.js';
 import { Session, type Invalidation, type SessionOptions } from '../../proto/session-client.js';
+import type { RawTls } from '../../proto/session-raw.js';
 import { SESSION_METHOD_PATH, decodeServerFrame, encodeClientFrame, type ServerFrameIn } from '../../proto/session-codec.js';
 import type { TestCa } from './mfsd.js';
 
 const certDirs = new Map<string, Promise<string>>();
 
-/** Client credentials whose certificate names `node<N>` (issued once per CA and node). */
-export async function nodeCredentials(ca: TestCa, node: number): Promise<grpc.ChannelCredentials> {
+/** The directory of the certificate that names `node<N>` (issued once per CA and node). */
+function certDir(ca: TestCa, node: number): Promise<string> {
   const key = `${ca.dir}:${node}`;
   let dir = certDirs.get(key);
   if (!dir) certDirs.set(key, (dir = ca.issue(`node${node}`)));
-  return ca.credentials(await dir);
+  return dir;
+}
+
+/** Client credentials whose certificate names `node<N>`. */
+export async function nodeCredentials(ca: TestCa, node: number): Promise<grpc.ChannelCredentials> {
+  return ca.credentials(await certDir(ca, node));
+}
+
+/** The same certificate as TLS material, for sessions on the raw transport (SessionOptions.tls). */
+export async function nodeTls(ca: TestCa, node: number): Promise<RawTls> {
+  const dir = await certDir(ca, node);
+  const [caPem, cert, key] = await Promise.all(['ca.crt', 'node.crt', 'node.key'].map((f) => readFile(join(dir, f))));
+  return { ca: caPem!, cert: cert!, key: key! };
+}
+
+/** The session transports a TLS test runs on: gRPC, and the raw one the mounts use. */
+export const TRANSPORTS = ['grpc', 'raw'] as const;
+export type Transport = (typeof TRANSPORTS)[number];
+
+/** What SessionOptions name `transport` for node `node`'s certificate. */
+export async function transportOptions(transport: Transport, ca: TestCa, node: number): Promise<Pick<SessionOptions, 'tls'>> {
+  return transport === 'raw' ? { tls: await nodeTls(ca, node) } : {};
 }
 
 /**

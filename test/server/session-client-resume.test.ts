@@ -4,6 +4,7 @@
 // resume: a session that comes back 'resumed' still holds its lock and its open file; one that
 // does not is told 'expired', its lock is free for others, its old fh is EBADF, and it carries on
 // as a new session. Back after its lease, a session is always 'expired'.
+// Both session transports (gRPC, and the raw TLS one the mounts use) run every test.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -11,7 +12,7 @@ import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeTestCa, startMfsd, type MfsdHandle, type TestCa } from '../harness/mfsd.js';
-import { TcpGate, nodeCredentials, openSession } from '../harness/session-peer.js';
+import { TRANSPORTS, TcpGate, nodeCredentials, openSession, transportOptions, type Transport } from '../harness/session-peer.js';
 import { ROOT_CALLER as root } from '../../proto/file-client.js';
 import type { Entry, LockArgs, Session, SessionOptions, SessionStatus, U64 } from '../../proto/session-client.js';
 
@@ -23,6 +24,8 @@ let tmp: string;
 let ca: TestCa;
 let d: MfsdHandle | undefined;
 const sessions: Session[] = [];
+/** The transport of the describe.each block running. */
+let transport: Transport = 'grpc';
 const gates: TcpGate[] = [];
 
 beforeAll(async () => {
@@ -44,7 +47,7 @@ afterAll(async () => {
 });
 
 async function session(node: number, address = d!.address, more: Omit<SessionOptions, 'node'> = {}): Promise<Session> {
-  const s = await openSession(address, await nodeCredentials(ca, node), node, undefined, true, { mode: 'hard', ...more });
+  const s = await openSession(address, await nodeCredentials(ca, node), node, undefined, true, { mode: 'hard', ...more, ...(await transportOptions(transport, ca, node)) });
   sessions.push(s);
   return s;
 }
@@ -103,67 +106,73 @@ async function expectStateMatches(how: 'resumed' | 'expired', s: Session, other:
   expect(String((await s.getAttr(root, f.handle)).ino)).toBe(String(f.attr.ino));
 }
 
-describe('a stream that breaks while the daemon runs', () => {
-  it('the network cut for less than the lease: reset, then resumed (lock and fh kept) or expired (both gone)', async () => {
-    const g = await gate();
-    const s = await session(2, g.address);
-    const other = await session(3);
-    const events = heard(s);
-    const { f, fh } = await heldFile(s, 'short-cut');
-    const epoch = s.epoch;
+describe.each(TRANSPORTS)('%s transport', (t) => {
+  beforeAll(() => {
+    transport = t;
+  });
 
-    g.cut();
-    await reaches(s, 'reconnecting');
-    await new Promise((r) => setTimeout(r, LEASE_MS / 5));
-    g.mend();
-    const how = await cameBack(s);
-    expect(events).toEqual(['reset', how]);
-    expect(s.epoch).toBe(epoch + 1);
-    expect(g.forwarded).toBeGreaterThan(1);
-    await expectStateMatches(how, s, other, f, fh);
-  }, 60_000);
+  describe('a stream that breaks while the daemon runs', () => {
+    it('the network cut for less than the lease: reset, then resumed (lock and fh kept) or expired (both gone)', async () => {
+      const g = await gate();
+      const s = await session(2, g.address);
+      const other = await session(3);
+      const events = heard(s);
+      const { f, fh } = await heldFile(s, 'short-cut');
+      const epoch = s.epoch;
 
-  it('the network cut for longer than the lease: expired, and the session goes on as a new one', async () => {
-    const g = await gate();
-    const s = await session(4, g.address);
-    const other = await session(5);
-    const events = heard(s);
-    const { f, fh } = await heldFile(s, 'long-cut');
+      g.cut();
+      await reaches(s, 'reconnecting');
+      await new Promise((r) => setTimeout(r, LEASE_MS / 5));
+      g.mend();
+      const how = await cameBack(s);
+      expect(events).toEqual(['reset', how]);
+      expect(s.epoch).toBe(epoch + 1);
+      expect(g.forwarded).toBeGreaterThan(1);
+      await expectStateMatches(how, s, other, f, fh);
+    }, 60_000);
 
-    g.cut();
-    await reaches(s, 'reconnecting');
-    // The server frees the lock when the lease ends (or, without leases, when the stream ended).
-    const t0 = performance.now();
-    while (await other.setLk(root, f.handle, lock('other')).then(() => false, () => true)) await new Promise((r) => setTimeout(r, 100));
-    expect(performance.now() - t0).toBeLessThan(LEASE_MS * 10);
-    await other.setLk(root, f.handle, { ...lock('other'), type: 2 });
-    // A server without leases freed it at once: the cut still outlasts the lease.
-    const left = t0 + LEASE_MS * 1.5 - performance.now();
-    if (left > 0) await new Promise((r) => setTimeout(r, left));
-    g.mend();
-    expect(await cameBack(s)).toBe('expired');
-    expect(events).toEqual(['reset', 'expired']);
-    await expectStateMatches('expired', s, other, f, fh);
-  }, 60_000);
+    it('the network cut for longer than the lease: expired, and the session goes on as a new one', async () => {
+      const g = await gate();
+      const s = await session(4, g.address);
+      const other = await session(5);
+      const events = heard(s);
+      const { f, fh } = await heldFile(s, 'long-cut');
 
-  it('a frozen daemon (SIGSTOP) is noticed by keepalive; a call in flight then is sent again once it is back (hard)', async () => {
-    const s = await session(6, d!.address, { keepaliveMs: KEEPALIVE_MS });
-    const other = await session(7);
-    const events = heard(s);
-    const { f, fh } = await heldFile(s, 'frozen');
+      g.cut();
+      await reaches(s, 'reconnecting');
+      // The server frees the lock when the lease ends (or, without leases, when the stream ended).
+      const t0 = performance.now();
+      while (await other.setLk(root, f.handle, lock('other')).then(() => false, () => true)) await new Promise((r) => setTimeout(r, 100));
+      expect(performance.now() - t0).toBeLessThan(LEASE_MS * 10);
+      await other.setLk(root, f.handle, { ...lock('other'), type: 2 });
+      // A server without leases freed it at once: the cut still outlasts the lease.
+      const left = t0 + LEASE_MS * 1.5 - performance.now();
+      if (left > 0) await new Promise((r) => setTimeout(r, left));
+      g.mend();
+      expect(await cameBack(s)).toBe('expired');
+      expect(events).toEqual(['reset', 'expired']);
+      await expectStateMatches('expired', s, other, f, fh);
+    }, 60_000);
 
-    d!.proc.kill('SIGSTOP');
-    let answered = false;
-    const inFlight = s.getAttr(root, f.handle).finally(() => (answered = true));
-    const t0 = performance.now();
-    await reaches(s, 'reconnecting');
-    // About twice the keepalive interval; the bound only shows the dead node is noticed at all.
-    expect(performance.now() - t0).toBeLessThan(KEEPALIVE_MS * 30);
-    expect(answered).toBe(false);
-    d!.proc.kill('SIGCONT');
-    const how = await cameBack(s);
-    expect(String((await inFlight).ino)).toBe(String(f.attr.ino));
-    expect(events).toEqual(['reset', how]);
-    await expectStateMatches(how, s, other, f, fh);
-  }, 60_000);
+    it('a frozen daemon (SIGSTOP) is noticed by keepalive; a call in flight then is sent again once it is back (hard)', async () => {
+      const s = await session(6, d!.address, { keepaliveMs: KEEPALIVE_MS });
+      const other = await session(7);
+      const events = heard(s);
+      const { f, fh } = await heldFile(s, 'frozen');
+
+      d!.proc.kill('SIGSTOP');
+      let answered = false;
+      const inFlight = s.getAttr(root, f.handle).finally(() => (answered = true));
+      const t0 = performance.now();
+      await reaches(s, 'reconnecting');
+      // About twice the keepalive interval; the bound only shows the dead node is noticed at all.
+      expect(performance.now() - t0).toBeLessThan(KEEPALIVE_MS * 30);
+      expect(answered).toBe(false);
+      d!.proc.kill('SIGCONT');
+      const how = await cameBack(s);
+      expect(String((await inFlight).ino)).toBe(String(f.attr.ino));
+      expect(events).toEqual(['reset', how]);
+      await expectStateMatches(how, s, other, f, fh);
+    }, 60_000);
+  });
 });
