@@ -55,6 +55,8 @@ export class FramedConnection extends EventEmitter {
   private prefaceLeft: number;
   private heard = false;
   private pinged = false;
+  /** Paused for backpressure: nothing is read, so silence proves nothing. */
+  private paused = false;
   private readonly keepalive: NodeJS.Timeout | undefined;
   private readonly prefaceTimer: NodeJS.Timeout | undefined;
   private failure: Errno | null = null;
@@ -115,10 +117,12 @@ export class FramedConnection extends EventEmitter {
   }
 
   pause(): void {
+    this.paused = true;
     this.socket.pause();
   }
 
   resume(): void {
+    this.paused = false;
     this.socket.resume();
   }
 
@@ -136,7 +140,7 @@ export class FramedConnection extends EventEmitter {
   }
 
   private tick(): void {
-    if (this.heard) {
+    if (this.heard || this.paused) {
       this.heard = false;
       this.pinged = false;
     } else if (this.pinged) {

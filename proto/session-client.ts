@@ -194,7 +194,9 @@ const transient = (e: Errno): boolean => !FINAL_REFUSALS.has(e.code);
 
 export class Session extends EventEmitter {
   /** The gRPC channel; null on the raw transport (each stream is then a TLS connection of its own). */
-  private readonly client: Client | null;
+  private client: Client | null;
+  /** Streams go over the raw transport (SessionOptions.tls), until a node turns out not to speak it. */
+  private raw: boolean;
   private readonly opts: SessionOptions;
   private readonly mode: SessionMode;
   private readonly timeoMs: number;
@@ -215,14 +217,20 @@ export class Session extends EventEmitter {
   /** What the server said in its last Welcome. */
   welcome: Welcome | null = null;
 
-  private constructor(private readonly address: string, creds: ChannelCredentials, opts: SessionOptions) {
+  private constructor(private readonly address: string, private readonly creds: ChannelCredentials, opts: SessionOptions) {
     super();
     this.opts = opts;
     this.mode = opts.mode ?? 'soft';
     this.timeoMs = opts.timeoMs ?? DEFAULT_TIMEO_MS;
     this.sessionId = opts.sessionId ?? randomBytes(16);
-    const keepalive = opts.keepaliveMs ?? DEFAULT_KEEPALIVE_MS;
-    this.client = opts.tls ? null : new Client(address, creds, {
+    this.raw = opts.tls !== undefined;
+    this.client = this.raw ? null : this.grpcClient();
+  }
+
+  /** The gRPC channel of a session that does not (or can no longer) use the raw transport. */
+  private grpcClient(): Client {
+    const keepalive = this.opts.keepaliveMs ?? DEFAULT_KEEPALIVE_MS;
+    return new Client(this.address, this.creds, {
       'grpc.max_receive_message_length': 8 * SESSION_MAX_IO,
       // The window this client grants the server, for the stream and the connection (why:
       // SESSION_STREAM_WINDOW). grpc-js has no option for the frame size it accepts: replies come
@@ -235,7 +243,7 @@ export class Session extends EventEmitter {
       // attempts failing fast long after the node is back.
       'grpc.initial_reconnect_backoff_ms': BACKOFF_MIN_MS,
       'grpc.max_reconnect_backoff_ms': BACKOFF_MAX_MS,
-      ...opts.channelOptions,
+      ...this.opts.channelOptions,
     });
   }
 
@@ -401,6 +409,19 @@ export class Session extends EventEmitter {
 
   /** Opens the main stream (and the bulk one) with Hellos; resolves once each was welcomed. */
   private async dial(resume: boolean): Promise<Conn> {
+    try {
+      return await this.dialOnce(resume);
+    } catch (err) {
+      // An mfsd from before the raw transport answers it with an HTTP error: this node gets gRPC
+      // from now on (a cluster may be upgraded one node at a time).
+      if (!this.raw || toErrno(err).code !== 'EPROTONOSUPPORT') throw err;
+      this.raw = false;
+      this.client = this.grpcClient();
+      return this.dialOnce(resume);
+    }
+  }
+
+  private async dialOnce(resume: boolean): Promise<Conn> {
     const link = new Conn();
     const hello = { node: this.opts.node, session_id: this.sessionId, boot_id: this.opts.bootId ?? PROCESS_BOOT_ID, version: SESSION_VERSION };
     try {
@@ -430,9 +451,9 @@ export class Session extends EventEmitter {
   /** A stream of `link`: its frames and its end go to the session while `link` is current. */
   private openStream(link: Conn): Stream {
     const tls = this.opts.tls;
-    const stream: Stream = this.client
-      ? this.client.makeBidiStreamRequest(SESSION_METHOD_PATH, identity, identity, new Metadata())
-      : new RawClientStream(this.address, tls!, { keepaliveMs: this.opts.keepaliveMs ?? DEFAULT_KEEPALIVE_MS, maxPayload: 8 * SESSION_MAX_IO });
+    const stream: Stream = this.raw && tls
+      ? new RawClientStream(this.address, tls, { keepaliveMs: this.opts.keepaliveMs ?? DEFAULT_KEEPALIVE_MS, maxPayload: 8 * SESSION_MAX_IO })
+      : this.client!.makeBidiStreamRequest(SESSION_METHOD_PATH, identity, identity, new Metadata());
     stream.on('data', (buf: Buffer) => this.guard(link, () => this.onData(link, stream, buf)));
     // A raw stream fails with the Errno itself; a gRPC one with a status.
     stream.on('error', (err: ServiceError | Errno) => this.guard(link, () => this.onEnd(link, stream, err instanceof Errno ? err : this.errnoOf(err))));

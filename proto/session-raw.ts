@@ -1,8 +1,9 @@
 // The client end of one session stream over the raw transport (proto/frame-wire.ts), shaped as the
 // part of grpc-js's ClientDuplexStream that proto/session-client.ts uses: write(), end() (the
 // half-close), cancel(); events 'data' (a frame), 'error' (an Errno: the server ended the stream
-// with it, or no connection could be made or kept: EHOSTDOWN, ETIMEDOUT), 'status' then 'end' when
-// the server ended the stream cleanly. After cancel() it emits nothing more.
+// with it, or no connection could be made or kept: EHOSTDOWN, ETIMEDOUT; EPROTONOSUPPORT: the node
+// answered with something else than this transport), 'status' then 'end' when the server ended the
+// stream cleanly. After cancel() it emits nothing more.
 // A node with several addresses (the map's ALIAS lines) is tried address after address, as the
 // gRPC channel does; frames written meanwhile wait for the connection.
 import { EventEmitter } from 'node:events';
@@ -91,11 +92,18 @@ export class RawClientStream extends EventEmitter {
   private adopt(socket: TLSSocket): void {
     const conn = new FramedConnection(socket, { maxPayload: this.opts.maxPayload, keepaliveMs: this.opts.keepaliveMs });
     this.conn = conn;
+    let heard = false;
     conn.on('frame', (frame: Buffer) => {
+      heard = true;
       if (!this.done) this.emit('data', frame);
     });
     conn.on('end', (errno: number, message: string) => this.finish(errno === 0 ? null : Errno.fromNumber(errno, message)));
-    conn.on('close', (why: Errno | null) => this.finish(why ?? new Errno('EHOSTDOWN', 'the session connection closed')));
+    conn.on('close', (why: Errno | null) => {
+      // Not one frame, and bytes that are no record: a server that does not speak this transport
+      // (node:http2 without our listener answers "HTTP/1.0 403 ...").
+      if (why?.code === 'EPROTO' && !heard) this.finish(new Errno('EPROTONOSUPPORT', `the node does not speak the raw session transport (${why.message})`));
+      else this.finish(why ?? new Errno('EHOSTDOWN', 'the session connection closed'));
+    });
     conn.sendPreface();
     for (const frame of this.queued) conn.writeFrame(frame);
     this.queued = [];

@@ -32,8 +32,8 @@ export interface TransportOptions {
   maxUnauthenticated: number;
   /**
    * A TLS connection whose client certificate was accepted and which offered no ALPN protocol (a
-   * gRPC client offers h2): the raw session transport (proto/frame-wire.ts). Without this, such a
-   * connection is closed.
+   * gRPC client offers h2): the raw session transport (proto/frame-wire.ts). Without this, node:http2
+   * refuses such a connection as it would any (an HTTP 403), and raw clients fall back to gRPC.
    */
   onRawConnection?(socket: TLSSocket): void;
 }
@@ -101,11 +101,10 @@ export function trackConnections(server: grpc.Server, opts: TransportOptions): T
       // Prepended: runs before node:tls wraps the socket and before grpc-js's own listener.
       http2Server.prependListener('connection', guardHandshake);
       http2Server.on('secureConnection', (tlsSocket: Socket) => pending.get(peerKeyOf(tlsSocket))?.());
-      // With a listener here node:http2 leaves the connection to us (no timeout of its own).
-      http2Server.on('unknownProtocol', (tlsSocket: TLSSocket) => {
-        if (opts.onRawConnection && tlsSocket.authorized) opts.onRawConnection(tlsSocket);
-        else tlsSocket.destroy();
-      });
+      // With a listener here node:http2 leaves the connection to us (no timeout of its own);
+      // without one it answers "HTTP/1.0 403" and closes, which a raw client takes as "use gRPC".
+      const onRaw = opts.onRawConnection;
+      if (onRaw) http2Server.on('unknownProtocol', (tlsSocket: TLSSocket) => (tlsSocket.authorized ? onRaw(tlsSocket) : tlsSocket.destroy()));
     }
     http2Server.on('session', (session: Http2Session) => {
       const key = peerKeyOf(session.socket);

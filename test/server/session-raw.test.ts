@@ -3,6 +3,7 @@
 // harming the sessions that do. (Reconnect, resume and keepalive run on both transports in
 // session-client-reconnect.test.ts and session-client-resume.test.ts; every /mfs test uses it.)
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import * as grpc from '@grpc/grpc-js';
 import * as fs from 'node:fs';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { connect, type TLSSocket } from 'node:tls';
@@ -14,6 +15,9 @@ import { ROOT_CALLER as root } from '../../proto/file-client.js';
 import { PREFACE } from '../../proto/frame-wire.js';
 import { Session } from '../../proto/session-client.js';
 import type { RawTls } from '../../proto/session-raw.js';
+import { createFileService } from '../../server/file-service.js';
+import { LockTable } from '../../server/locks.js';
+import { serverCredentials } from '../../server/tls.js';
 
 const { O_RDWR, O_CREAT } = fs.constants;
 let tmp: string;
@@ -142,5 +146,33 @@ describe('connections that do not speak the raw transport', () => {
     }
     expect(last?.kind).toBe(3);
     expect(last?.payload.readUInt32LE(0)).toBe(22);
+  }, 60_000);
+});
+
+describe('a node that does not speak the raw transport', () => {
+  it('(a daemon from before it: gRPC over TLS only) gets the session on gRPC instead, and it works', async () => {
+    const dir = mkdtempSync(join(tmp, 'old-'));
+    const exp = join(dir, 'export');
+    fs.mkdirSync(exp);
+    const service = await createFileService({ nodeId: 9, exports: [{ path: exp, dfsa: 1, readOnly: false, rootSquash: false }], stateDir: join(dir, 'state'), locks: new LockTable(), tls: true });
+    // As mfsd served before: no 'unknownProtocol' listener, so node:http2 answers a raw client with an HTTP 403.
+    const server = new grpc.Server();
+    server.addService(service.session.definition, service.session.implementation);
+    const material = await nodeTls(ca, 9);
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', serverCredentials(material), (err, p) => (err ? reject(err) : resolve(p))));
+    try {
+      const s = await Session.open(`127.0.0.1:${port}`, await nodeCredentials(ca, 10), { node: 10, tls: await nodeTls(ca, 10) });
+      sessions.push(s);
+      const top = await s.root(root, exp);
+      const { entry, fh } = await s.create(root, top.handle, 'via-grpc', O_RDWR | O_CREAT);
+      expect(await s.write(root, entry.handle, fh, 0, Buffer.from('fallback'))).toBe(8);
+      await s.release(root, fh);
+      expect(fs.readFileSync(join(exp, 'via-grpc'), 'utf8')).toBe('fallback');
+    } finally {
+      for (const x of sessions.splice(0)) x.close();
+      server.forceShutdown();
+      await service.close();
+    }
   }, 60_000);
 });
