@@ -146,6 +146,8 @@ const backoffMs = (attempt: number): number => {
   return full / 2 + Math.random() * (full / 2);
 };
 const identity = (b: Buffer): Buffer => b;
+/** The largest frame a client takes from a server (a 1 MiB read, or a listing batch, fits many times). */
+const MAX_SERVER_FRAME = 8 * SESSION_MAX_IO;
 
 type Stream = ClientDuplexStream<Buffer, Buffer> | RawClientStream;
 /** How long close() lets the server end the session before it cancels the streams (then the lease applies). */
@@ -200,6 +202,7 @@ export class Session extends EventEmitter {
   private readonly opts: SessionOptions;
   private readonly mode: SessionMode;
   private readonly timeoMs: number;
+  private readonly keepaliveMs: number;
   private sessionId: Buffer;
   private conn: Conn | null = null;
   /** Calls sent on the current connection, by id. */
@@ -223,21 +226,21 @@ export class Session extends EventEmitter {
     this.mode = opts.mode ?? 'soft';
     this.timeoMs = opts.timeoMs ?? DEFAULT_TIMEO_MS;
     this.sessionId = opts.sessionId ?? randomBytes(16);
+    this.keepaliveMs = opts.keepaliveMs ?? DEFAULT_KEEPALIVE_MS;
     this.raw = opts.tls !== undefined;
     this.client = this.raw ? null : this.grpcClient();
   }
 
   /** The gRPC channel of a session that does not (or can no longer) use the raw transport. */
   private grpcClient(): Client {
-    const keepalive = this.opts.keepaliveMs ?? DEFAULT_KEEPALIVE_MS;
     return new Client(this.address, this.creds, {
-      'grpc.max_receive_message_length': 8 * SESSION_MAX_IO,
+      'grpc.max_receive_message_length': MAX_SERVER_FRAME,
       // The window this client grants the server, for the stream and the connection (why:
       // SESSION_STREAM_WINDOW). grpc-js has no option for the frame size it accepts: replies come
       // in 16 KiB frames.
       'grpc-node.flow_control_window': SESSION_STREAM_WINDOW,
-      'grpc.keepalive_time_ms': keepalive,
-      'grpc.keepalive_timeout_ms': keepalive,
+      'grpc.keepalive_time_ms': this.keepaliveMs,
+      'grpc.keepalive_timeout_ms': this.keepaliveMs,
       'grpc.keepalive_permit_without_calls': 1,
       // The channel's own reconnect backoff (1 s to 120 s by default) would otherwise keep our
       // attempts failing fast long after the node is back.
@@ -452,7 +455,7 @@ export class Session extends EventEmitter {
   private openStream(link: Conn): Stream {
     const tls = this.opts.tls;
     const stream: Stream = this.raw && tls
-      ? new RawClientStream(this.address, tls, { keepaliveMs: this.opts.keepaliveMs ?? DEFAULT_KEEPALIVE_MS, maxPayload: 8 * SESSION_MAX_IO })
+      ? new RawClientStream(this.address, tls, { keepaliveMs: this.keepaliveMs, maxPayload: MAX_SERVER_FRAME })
       : this.client!.makeBidiStreamRequest(SESSION_METHOD_PATH, identity, identity, new Metadata());
     stream.on('data', (buf: Buffer) => this.guard(link, () => this.onData(link, stream, buf)));
     // A raw stream fails with the Errno itself; a gRPC one with a status.

@@ -19,7 +19,7 @@ export class RawSessionCall extends EventEmitter {
     this.conn.on('frame', (frame: Buffer) => this.emit('data', frame));
     // The client's END 0 is its half-close; END with an errno from a client means nothing more
     // than that it is gone.
-    this.conn.on('end', (errno: number) => (errno === 0 ? this.emit('end') : this.conn.socket.destroy()));
+    this.conn.on('end', (errno: number) => (errno === 0 ? this.emit('end') : socket.destroy()));
     this.conn.on('drain', () => this.emit('drain'));
     this.conn.on('close', () => this.emit('close'));
   }

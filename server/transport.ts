@@ -1,6 +1,7 @@
 // The connection layer under grpc-js: which connections exist, which have authenticated, and when
-// one closes; and the HTTP/2 flow-control windows and frame size they use. grpc-js has no documented hook for any of this, so this file is the ONE place that
-// uses its internals, written against @grpc/grpc-js 1.14.7 (build/src/server.js):
+// one closes; the HTTP/2 flow-control windows and frame size they use; and the hand-over of raw
+// session connections. grpc-js has no documented hook for any of this, so this file is the ONE
+// place that uses its internals, written against @grpc/grpc-js 1.14.7 (build/src/server.js):
 //   - Server.createHttp2Server(credentials) is a JS method (private in the .d.ts) that bindAsync and
 //     createConnectionInjector call through `this`; wrapping it on the instance hands us each
 //     http2 server before it listens.

@@ -16,3 +16,10 @@ export async function waitFor(what: string, ok: () => boolean | Promise<boolean>
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
+
+/** `p`, or a rejection naming `what` if it has not settled within `ms`. */
+export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<T>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms); })])
+    .finally(() => clearTimeout(timer));
+}

@@ -30,7 +30,11 @@ export async function nodeCredentials(ca: TestCa, node: number): Promise<grpc.Ch
 
 /** The same certificate as TLS material, for sessions on the raw transport (SessionOptions.tls). */
 export async function nodeTls(ca: TestCa, node: number): Promise<RawTls> {
-  const dir = await certDir(ca, node);
+  return tlsOf(await certDir(ca, node));
+}
+
+/** The TLS material of a directory made by TestCa.issue(). */
+export async function tlsOf(dir: string): Promise<RawTls> {
   const [caPem, cert, key] = await Promise.all(['ca.crt', 'node.crt', 'node.key'].map((f) => readFile(join(dir, f))));
   return { ca: caPem!, cert: cert!, key: key! };
 }

@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import { startHarness, type Harness } from '../harness/file-service-server.js';
 import { peerClient } from '../harness/peer-client.js';
 import { ROOT_CALLER as root, type Entry, type FileClient } from '../../proto/file-client.js';
+import { within } from '../harness/outcome.js';
 
 const { O_RDWR, O_CREAT } = fs.constants;
 const READ = 0;
@@ -26,12 +27,6 @@ const peer = (): FileClient => {
 
 function lock(c: FileClient, f: Entry, owner: string, type: number, start: number, end: number, wait = false): Promise<unknown> {
   return c.call(wait ? 'SetLkW' : 'SetLk', { caller: root, handle: f.handle, client_id: owner, lock_owner: '1', start: String(start), end: String(end), type });
-}
-
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([p, new Promise<T>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms); })])
-    .finally(() => clearTimeout(timer));
 }
 
 async function file(c: FileClient, name: string): Promise<Entry> {

@@ -15,6 +15,7 @@ import { peerClient } from '../harness/peer-client.js';
 import { ROOT_CALLER as root, type FileClient } from '../../proto/file-client.js';
 import { trackConnections } from '../../server/transport.js';
 import { SESSION_MAX_FRAME, SESSION_STREAM_WINDOW } from '../../proto/session-codec.js';
+import { within } from '../harness/outcome.js';
 
 let caRoot: string;
 let ca: TestCa;
@@ -50,12 +51,6 @@ async function idle(port: number): Promise<Idle> {
     socket.once('error', reject);
   });
   return { socket, closed: done, isClosed: () => closed };
-}
-
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([p, new Promise<T>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms); })])
-    .finally(() => clearTimeout(timer));
 }
 
 const tlsClient = async (): Promise<FileClient> => {

@@ -10,14 +10,15 @@ import { connect, type TLSSocket } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeTestCa, startMfsd, type MfsdHandle, type TestCa } from '../harness/mfsd.js';
-import { nodeCredentials, nodeTls } from '../harness/session-peer.js';
+import { nodeCredentials, nodeTls, tlsOf } from '../harness/session-peer.js';
 import { ROOT_CALLER as root } from '../../proto/file-client.js';
-import { PREFACE } from '../../proto/frame-wire.js';
+import { PREFACE, hostPorts } from '../../proto/frame-wire.js';
 import { Session } from '../../proto/session-client.js';
 import type { RawTls } from '../../proto/session-raw.js';
 import { createFileService } from '../../server/file-service.js';
 import { LockTable } from '../../server/locks.js';
 import { serverCredentials } from '../../server/tls.js';
+import { within } from '../harness/outcome.js';
 
 const { O_RDWR, O_CREAT } = fs.constants;
 let tmp: string;
@@ -51,8 +52,8 @@ async function rawSession(node: number, tls?: RawTls): Promise<Session> {
 /** A TLS connection to the daemon offering no ALPN (what the raw transport opens), not yet used. */
 async function bareConnection(node: number): Promise<{ socket: TLSSocket; closed: Promise<void> }> {
   const tls = await nodeTls(ca, node);
-  const i = d!.address.lastIndexOf(':');
-  const socket = connect({ host: d!.address.slice(0, i), port: Number(d!.address.slice(i + 1)), ca: tls.ca, cert: tls.cert, key: tls.key });
+  const [{ host, port }] = hostPorts(d!.address);
+  const socket = connect({ host, port, ca: tls.ca, cert: tls.cert, key: tls.key });
   sockets.push(socket);
   socket.on('error', () => undefined);
   socket.on('data', () => undefined);
@@ -62,12 +63,6 @@ async function bareConnection(node: number): Promise<{ socket: TLSSocket; closed
     socket.once('error', reject);
   });
   return { socket, closed };
-}
-
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([p, new Promise<T>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms); })])
-    .finally(() => clearTimeout(timer));
 }
 
 describe('a session on the raw transport', () => {
@@ -94,8 +89,7 @@ describe('a session on the raw transport', () => {
 
   it('a certificate from another CA gets no connection: the session cannot open (EHOSTDOWN)', async () => {
     const foreign = await makeTestCa(mkdtempSync(join(tmp, 'foreign-')));
-    const dir = await foreign.issue('node5');
-    const tls = { ca: fs.readFileSync(join(dir, 'ca.crt')), cert: fs.readFileSync(join(dir, 'node.crt')), key: fs.readFileSync(join(dir, 'node.key')) };
+    const tls = await tlsOf(await foreign.issue('node5'));
     await expect(Session.open(d!.address, await nodeCredentials(ca, 5), { node: 5, tls })).rejects.toMatchObject({ code: 'EHOSTDOWN' });
   }, 60_000);
 });
