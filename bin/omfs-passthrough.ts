@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import {
   cleanStaleMount, DEFAULT_BUSY_POLL_US, InitFlag, MAX_READAHEAD, mountAt, mountFuse, openFuseDevice, Session, setMountReadahead, unmountFuse,
 } from '../fuse/kernel/index.js';
-import { PASSTHROUGH_INIT_FLAGS, PASSTHROUGH_INIT_FLAGS_OFF, PassthroughFs } from '../fuse/passthrough/index.js';
+import { OPENLESS_INIT_FLAGS_OFF, PASSTHROUGH_INIT_FLAGS, PASSTHROUGH_INIT_FLAGS_OFF, PassthroughFs } from '../fuse/passthrough/index.js';
 import { raiseFdLimit, readNow } from '../sys/index.js';
 import { CacheWatcher } from '../fuse/passthrough/watch.js';
 
@@ -75,10 +75,15 @@ async function main(): Promise<void> {
   process.umask(0); // creations set the caller's umask (DONT_MASK: it comes with each request)
   raiseFdLimit(); // one O_PATH descriptor per inode the kernel remembers
 
+  // --keep-cache without OPEN (PassthroughOptions.openless): a warm `grep -r` over a tree went
+  // from 2.2x the bare directory's time to the same time (bench:fuse), the OPEN of each file
+  // being most of what it waited for. --direct-io and --kernel-passthrough need OPEN's answer.
+  const openless = cli.keepCache && !cli.directIo && !cli.kernelPassthrough;
   const fs = new PassthroughFs(cli.source, {
     timeout: cli.keepCache ? 3600 : cli.timeout,
     keepCache: cli.keepCache,
     directIo: cli.directIo,
+    openless,
   });
   let fd: number;
   try {
@@ -93,7 +98,7 @@ async function main(): Promise<void> {
   const session = new Session(fd, fs, {
     debug: cli.debug,
     busyPoll: { microseconds: cli.busyPollUs, readNow },
-    withoutFlags: InitFlag.POSIX_LOCKS | PASSTHROUGH_INIT_FLAGS_OFF | (cli.keepCache ? InitFlag.AUTO_INVAL_DATA : 0n),
+    withoutFlags: InitFlag.POSIX_LOCKS | PASSTHROUGH_INIT_FLAGS_OFF | (cli.keepCache ? InitFlag.AUTO_INVAL_DATA : 0n) | (openless ? OPENLESS_INIT_FLAGS_OFF : 0n),
     // --keep-cache: pages go only when we say so (the watcher's INVAL_INODE). With AUTO_INVAL_DATA
     // the kernel would drop a file's pages at the first GETATTR after any write through the mount,
     // since the mtime it sees then is new to it.

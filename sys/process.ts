@@ -98,6 +98,21 @@ export function readStat(pid: number): ProcStat | undefined {
   return text === undefined ? undefined : parseStat(text);
 }
 
+/** The chown family's system call numbers (chown, fchown, lchown, fchownat; arm64 has only the last two). */
+const CHOWN_SYSCALLS: Partial<Record<string, readonly number[]>> = { x64: [92, 93, 94, 260], arm64: [55, 54] };
+
+/**
+ * Whether thread `tid`, blocked in a system call (e.g. waiting on our answer), is in one of the
+ * chown family, read from /proc/<tid>/syscall; undefined when that cannot be told (the thread is
+ * gone, or an architecture whose numbers are not listed here).
+ */
+export function inChownCall(tid: number): boolean | undefined {
+  const numbers = CHOWN_SYSCALLS[process.arch];
+  const text = numbers && readProcFile(`/proc/${tid}/syscall`);
+  if (!text) return undefined;
+  return numbers.includes(Number(text.slice(0, text.indexOf(' '))));
+}
+
 /** A process's anonymous resident memory in pages (RssAnon): what a migration would have to copy. */
 export function readAnonPages(pid: number): number | undefined {
   const text = readProcFile(`/proc/${pid}/status`);

@@ -20,8 +20,16 @@ export interface Node {
   readonly type: number;
   /** A directory's descriptor open for reading entries, opened on first READDIR (see passthrough.ts). */
   dirFd: number | undefined;
-  /** A regular file's read-only descriptor shared by its plain read-only opens (passthrough.ts sharedReadFd). */
-  readFd?: number;
+  /**
+   * A regular file's own descriptors, by their open flags: O_RDONLY is shared by its plain read-only
+   * opens (passthrough.ts sharedReadFd); with openless opens (passthrough.ts) reads and writes use
+   * the one with their file's flags that matter (O_NOATIME, O_APPEND). Write ones are closed after
+   * a moment without writes (closeIdleWriters), read ones with the node.
+   */
+  own?: Map<number, number>;
+  /** Whether a write descriptor was used since the last closeIdleWriters, and how many uses still run. */
+  writeUsed?: boolean;
+  writesRunning?: number;
   /**
    * A symlink's latest name: its own xattrs can only be reached by name (xattr.ts). Checked against
    * `key` before use, since the name may have moved on.
@@ -32,6 +40,8 @@ export interface Node {
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
 const S_IFLNK = 0o120000;
+const O_ACCMODE = 3;
+const O_RDONLY = 0;
 
 export const keyOf = (st: sys.Stat): string => `${st.dev}:${st.ino}`;
 
@@ -39,8 +49,10 @@ export class NodeTable {
   private readonly byId = new Map<number, Node>();
   private readonly byKey = new Map<string, Node>();
   private nextId = 2;
-  /** Nodes holding a readFd. */
-  private sharedReadFds = 0;
+  /** Descriptors held in `own`, over all nodes. */
+  private ownFds = 0;
+  /** Nodes holding a write descriptor in `own`. */
+  private readonly writers = new Set<Node>();
   readonly root: Node;
 
   constructor(source: string) {
@@ -58,15 +70,46 @@ export class NodeTable {
     return this.byId.size;
   }
 
-  get readFds(): number {
-    return this.sharedReadFds;
+  /** Descriptors held in nodes' `own` maps. */
+  get heldFds(): number {
+    return this.ownFds;
   }
 
-  /** Gives `node` its shared read-only descriptor, closed with the node; returns it. */
-  setReadFd(node: Node, fd: number): number {
-    node.readFd = fd;
-    this.sharedReadFds++;
+  /** The node's own descriptor opened with `flags`, opening it with `open` if it has none; closed with the node (a write one also when idle). */
+  ownFd(node: Node, flags: number, open: (flags: number) => number): number {
+    const held = node.own?.get(flags);
+    if (held !== undefined) return held;
+    const fd = open(flags);
+    (node.own ??= new Map()).set(flags, fd);
+    this.ownFds++;
+    if ((flags & O_ACCMODE) !== O_RDONLY) this.writers.add(node);
     return fd;
+  }
+
+  /**
+   * Closes the write descriptors of every node not written since the last call and with no write
+   * running. A held write descriptor is visible outside the mount: the backing file cannot be
+   * executed (ETXTBSY) and takes no lease while it is open, as if the writer had not closed it.
+   */
+  closeIdleWriters(): void {
+    for (const node of this.writers) {
+      if (node.writeUsed || (node.writesRunning ?? 0) > 0) node.writeUsed = false;
+      else this.closeWriteFds(node);
+    }
+  }
+
+  private closeWriteFds(node: Node): void {
+    this.closeOwn(node, (flags) => (flags & O_ACCMODE) !== O_RDONLY);
+    this.writers.delete(node);
+  }
+
+  private closeOwn(node: Node, which: (flags: number) => boolean): void {
+    for (const [flags, fd] of node.own ?? []) {
+      if (!which(flags)) continue;
+      node.own!.delete(flags);
+      sys.close(fd);
+      this.ownFds--;
+    }
   }
 
   /**
@@ -131,10 +174,8 @@ export class NodeTable {
   private closeFds(node: Node): void {
     sys.close(node.fd);
     if (node.dirFd !== undefined) sys.close(node.dirFd);
-    if (node.readFd !== undefined) {
-      sys.close(node.readFd);
-      this.sharedReadFds--;
-    }
+    this.closeOwn(node, () => true);
+    this.writers.delete(node);
   }
 
   /** Closes every descriptor (unmount). */
@@ -148,5 +189,6 @@ export class NodeTable {
     }
     this.byId.clear();
     this.byKey.clear();
+    this.writers.clear();
   }
 }

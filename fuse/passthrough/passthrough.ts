@@ -24,10 +24,32 @@ export interface PassthroughOptions {
   timeout: number;
   keepCache: boolean;
   directIo: boolean;
+  /**
+   * Answer OPEN with ENOSYS: the kernel then opens regular files on its own, sends no OPEN and no
+   * RELEASE (two round trips less per open and close, one of them synchronous) and keeps their
+   * page cache (FOPEN_KEEP_CACHE). Reads and writes come with fh 0 and use the node's own
+   * descriptors. Only with keepCache (what the kernel then does anyway), and without directIo or
+   * kernel passthrough, which are answers to OPEN. The session must not negotiate
+   * OPENLESS_INIT_FLAGS_OFF. CREATE still opens a file of its own and answers with its handle.
+   */
+  openless?: boolean;
 }
 
-/** shared: fd is the node's shared read-only descriptor (sharedReadFd), not this open's own. */
+/**
+ * INIT flags an openless filesystem must not negotiate. With ATOMIC_O_TRUNC the kernel leaves an
+ * open's O_TRUNC to the OPEN it no longer sends, and the truncation would be lost; without it the
+ * kernel sends a SETATTR of size 0 after the open.
+ */
+export const OPENLESS_INIT_FLAGS_OFF = InitFlag.ATOMIC_O_TRUNC;
+/** How often write descriptors of openless opens are closed when unused since the last time (NodeTable.closeIdleWriters). */
+const IDLE_WRITERS_MS = 1000;
+
+/** shared: fd is one of the node's own descriptors (sharedReadFd, openless I/O), not this open's own. */
 interface OpenFile { fd: number; node: Node; backingId: number; shared: boolean }
+/** What an openless (fh 0) request does with the file: which of the node's descriptors it needs. */
+type Access = 'read' | 'write';
+/** The handle of every open the kernel made without OPEN (openless); ours start at 1. */
+const NO_HANDLE = 0;
 
 const COPY_CHUNK = 1024 * 1024;
 /** Shared: the session reads only its code. */
@@ -35,6 +57,8 @@ const NOT_FOUND = new KernelErrno('ENOENT');
 const O_DIRECT = 0o40000;
 const O_NOATIME = 0o1000000;
 const O_LARGEFILE = 0o100000;
+/** A READ's or WRITE's file flags that an openless one's descriptor must have too: O_NOATIME (no atime update), O_APPEND (append at the true end). */
+const OWN_FD_FLAGS = O_NOATIME | C.O_APPEND;
 /** OPEN flags that change nothing for a read-only regular file read with pread: such opens share one descriptor. */
 const SHARE_IGNORES = O_LARGEFILE | sys.O_CLOEXEC | C.O_NOCTTY | C.O_NONBLOCK | C.O_NOFOLLOW | O_DIRECT;
 /** Shared read-only descriptors held at most; past it, a read-only open gets a descriptor of its own. */
@@ -104,8 +128,13 @@ export class PassthroughFs implements FileSystem {
   /** Whether a request waits in /dev/fuse (unknown without useDevice: assume so, never block on the disk). */
   private readonly requestsWaiting = (): boolean => this.device === undefined || sys.readableNow(this.device);
 
+  /** Closes idle write descriptors of openless opens (the timer runs only when openless). */
+  private readonly idleWriters: NodeJS.Timeout | undefined;
+
   constructor(readonly source: string, private readonly options: PassthroughOptions) {
+    if (options.openless && (!options.keepCache || options.directIo)) throw new Error('openless needs keepCache and no directIo');
     this.nodes = new NodeTable(source);
+    if (options.openless) this.idleWriters = setInterval(() => this.nodes.closeIdleWriters(), IDLE_WRITERS_MS).unref();
   }
 
   /** The session's /dev/fuse descriptor: whether requests wait there decides how READs wait on the disk. */
@@ -119,6 +148,7 @@ export class PassthroughFs implements FileSystem {
    * writes it directly, with no request to us.
    */
   enableKernelPassthrough(): void {
+    if (this.options.openless) throw new Error('kernel passthrough is an answer to OPEN: not with openless');
     this.wantsKernelPassthrough = true;
   }
 
@@ -299,6 +329,7 @@ export class PassthroughFs implements FileSystem {
   }
 
   open(ctx: RequestContext, r: RequestOf<'OPEN'>): OpenOut {
+    if (this.options.openless) throw new KernelErrno('ENOSYS'); // once: the kernel stops sending OPEN
     const node = this.node(r.header.nodeId);
     // O_DIRECT would impose alignment on our buffers; the kernel already bypasses its cache.
     // O_CREAT/O_EXCL never reach OPEN; reopening the magic link opens this very inode.
@@ -320,9 +351,28 @@ export class PassthroughFs implements FileSystem {
    * MAX_SHARED_READ_FDS are held.
    */
   private sharedReadFd(node: Node): number | undefined {
-    if (node.readFd !== undefined) return node.readFd;
-    if (this.nodes.readFds >= MAX_SHARED_READ_FDS) return undefined;
-    return this.nodes.setReadFd(node, sys.openat(sys.AT_FDCWD, sys.fdPath(node.fd), C.O_RDONLY));
+    const held = node.own?.get(C.O_RDONLY);
+    if (held !== undefined || this.nodes.heldFds >= MAX_SHARED_READ_FDS) return held;
+    return this.nodes.ownFd(node, C.O_RDONLY, (flags) => this.reopen(node, flags));
+  }
+
+  /** A new descriptor of the node's inode, through its O_PATH one: works for any of its names and for none. */
+  private reopen(node: Node, flags: number): number {
+    return sys.openat(sys.AT_FDCWD, sys.fdPath(node.fd), flags);
+  }
+
+  /**
+   * The open file of an openless request (fh 0): the node's own descriptor for `access`, opened on
+   * first use and kept with the node (write ones until idle, NodeTable.closeIdleWriters). The
+   * kernel has checked the caller's access at open; we open as root. Not capped: in openless mode
+   * every I/O needs one (the fd limit is raised to nr_open, and each node holds an O_PATH one anyway).
+   */
+  private ownFile(nodeId: number, access: Access, fileFlags: number): OpenFile {
+    const node = this.node(nodeId);
+    if (node.type !== C.S_IFREG) throw new KernelErrno('EBADF');
+    const flags = (access === 'read' ? C.O_RDONLY : C.O_WRONLY) | (fileFlags & OWN_FD_FLAGS);
+    if (access === 'write') node.writeUsed = true;
+    return { fd: this.nodes.ownFd(node, flags, (f) => this.reopen(node, f)), node, backingId: 0, shared: true };
   }
 
   create(ctx: RequestContext, r: RequestOf<'CREATE'>): CreateOut {
@@ -362,14 +412,26 @@ export class PassthroughFs implements FileSystem {
     return ctx.uid !== 0 && killSuidgid(ctx, node, fd);
   }
 
-  private file(fh: number): OpenFile {
+  /**
+   * The open file `fh` names; fh 0 (openless: the kernel opened without us) is the node's own for
+   * `access` with what matters of the file's flags (those READ and WRITE carry).
+   */
+  private file(fh: number, nodeId: number, access: Access = 'read', fileFlags = 0): OpenFile {
+    if (fh === NO_HANDLE && this.options.openless) return this.ownFile(nodeId, access, fileFlags);
     const f = this.files.get(fh);
     if (!f) throw new KernelErrno('EBADF');
     return f;
   }
 
-  private fd(fh: number): number {
-    return this.file(fh).fd;
+  /** `fn` on a file's write descriptor; an openless one is not closed as idle until `fn` is done. */
+  private async writing<T>(f: OpenFile, fn: () => Promise<T>): Promise<T> {
+    f.node.writesRunning = (f.node.writesRunning ?? 0) + 1;
+    try {
+      return await fn();
+    } finally {
+      f.node.writesRunning!--;
+      f.node.writeUsed = true;
+    }
   }
 
   /**
@@ -379,15 +441,16 @@ export class PassthroughFs implements FileSystem {
    * the disk, so it goes to the pool and overlaps with the others.
    */
   read(_ctx: RequestContext, r: RequestOf<'READ'>): Buffer | Promise<Buffer> {
-    return io.read(this.file(r.fh).fd, r.size, r.offset, this.requestsWaiting);
+    return io.read(this.file(r.fh, r.header.nodeId, 'read', r.flags).fd, r.size, r.offset, this.requestsWaiting);
   }
 
   write(ctx: RequestContext, r: RequestOf<'WRITE'>): number | Promise<number> {
-    const f = this.file(r.fh);
+    // The file's open flags come with each WRITE: an O_APPEND one appends wherever the end now is.
+    const f = this.file(r.fh, r.header.nodeId, 'write', r.flags);
     // Awaited before the reply so the caller's next stat sees the new mode; attrs-only
     // invalidation takes no lock this WRITE holds (fuse-protocol.md A6).
     if (this.dropSetid(ctx, f.node, f.fd) && this.onAttrsChanged) {
-      return this.onAttrsChanged(r.header.nodeId).then(() => this.writeNow(f, r));
+      return this.writing(f, () => this.onAttrsChanged!(r.header.nodeId)).then(() => this.writeNow(f, r));
     }
     return this.writeNow(f, r);
   }
@@ -430,7 +493,8 @@ export class PassthroughFs implements FileSystem {
   // every close (create 5 -> 4 requests). Locks are kernel-local on this mount (no POSIX_LOCKS).
 
   async fsync(_ctx: RequestContext, r: RequestOf<'FSYNC'>): Promise<void> {
-    const fd = this.fd(r.fh);
+    // Any descriptor of the inode syncs its data: an openless one uses the node's read descriptor.
+    const fd = this.file(r.fh, r.header.nodeId).fd;
     await (r.fsyncFlags & 1 ? io.fdatasync(fd) : io.fsync(fd));
   }
 
@@ -515,8 +579,8 @@ export class PassthroughFs implements FileSystem {
 
   /** Every mode the backing filesystem supports (keep-size, punch-hole, zero-range...), off-thread. */
   async fallocate(ctx: RequestContext, r: RequestOf<'FALLOCATE'>): Promise<void> {
-    const f = this.file(r.fh);
-    await sys.runBlocking({ fn: 'fallocate', args: [f.fd, r.mode, r.offset, r.length] });
+    const f = this.file(r.fh, r.header.nodeId, 'write');
+    await this.writing(f, () => sys.runBlocking({ fn: 'fallocate', args: [f.fd, r.mode, r.offset, r.length] }));
     this.onChanged?.(f.node);
     // The kernel clears no set-id bits for a FUSE fallocate; a local filesystem does.
     if (this.dropSetid(ctx, f.node, f.fd)) await this.onAttrsChanged?.(r.header.nodeId);
@@ -540,14 +604,14 @@ export class PassthroughFs implements FileSystem {
 
   /** SEEK_DATA / SEEK_HOLE, answered by the backing file (the kernel answers the other whences). */
   lseek(_ctx: RequestContext, r: RequestOf<'LSEEK'>): number {
-    return sys.lseek(this.fd(r.fh), r.offset, r.whence);
+    return sys.lseek(this.file(r.fh, r.header.nodeId).fd, r.offset, r.whence);
   }
 
   /** Copy in 1 MiB chunks between two open handles; short at end of file, like the syscall. */
   copyFileRange(_ctx: RequestContext, r: RequestOf<'COPY_FILE_RANGE'>): number {
     if (r.flags !== 0) throw new KernelErrno('EINVAL');
-    const fdIn = this.fd(r.fhIn);
-    const out = this.file(r.fhOut);
+    const fdIn = this.file(r.fhIn, r.header.nodeId).fd;
+    const out = this.file(r.fhOut, r.nodeIdOut, 'write');
     const fdOut = out.fd;
     const chunk = Buffer.allocUnsafe(Math.min(r.len, COPY_CHUNK));
     let done = 0;
@@ -567,6 +631,7 @@ export class PassthroughFs implements FileSystem {
   }
 
   destroy(): void {
+    clearInterval(this.idleWriters);
     for (const f of this.files.values()) {
       try {
         if (!f.shared) io.close(f.fd);

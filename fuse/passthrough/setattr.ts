@@ -2,8 +2,9 @@
 // Everything goes through the node's O_PATH descriptor (or the open file's, when the kernel names
 // one), so it works on any hard link and on a file whose last name is gone.
 import { constants as C, ftruncateSync, truncateSync } from 'node:fs';
-import { SetattrValid, type RequestOf } from '../kernel/index.js';
+import { KernelErrno, SetattrValid, type RequestOf } from '../kernel/index.js';
 import * as sys from '../../sys/index.js';
+import { inChownCall } from '../../sys/process.js';
 import type { Node } from './nodes.js';
 
 const S_ISUID = 0o4000;
@@ -21,6 +22,7 @@ export function applySetattr(node: Node, fd: number | undefined, r: RequestOf<'S
   const changesNothing = (v & CHANGES) === 0;
   if (v & (SetattrValid.UID | SetattrValid.GID) || changesNothing) {
     const before = caller.uid !== 0 ? sys.fstat(node.fd) : undefined;
+    if (changesNothing && before && refusedKill(caller, before)) throw new KernelErrno('EPERM');
     sys.fchownat(node.fd, '', v & SetattrValid.UID ? r.uid : -1, v & SetattrValid.GID ? r.gid : -1, ON_FD);
     // We chown as root, who may keep a setgid bit; a caller outside the file's group may not
     // (setattr_should_drop_sgid, judged on the group the file had).
@@ -45,8 +47,8 @@ function chmod(node: Node, fd: number | undefined, mode: number): void {
   else sys.fchmodat(node.fd, '', mode, ON_FD);
 }
 
-/** Who asked (RequestContext fits). */
-export interface Caller { uid: number; gid: number; groups: number[] }
+/** Who asked (RequestContext fits); pid is the caller's thread. */
+export interface Caller { uid: number; gid: number; groups: number[]; pid: number }
 
 /**
  * Clear the set-id bits the way the kernel would for an unprivileged writer: suid always; sgid
@@ -61,6 +63,19 @@ export function killSuidgid(caller: Caller, node: Node, fd?: number): boolean {
   if (cleared === st.mode) return false;
   chmod(node, fd, cleared & 0o7777);
   return true;
+}
+
+/**
+ * Whether an empty SETATTR from a caller other than root is a chown(f, -1, -1) the bare filesystem
+ * refuses. A chown clears set-id bits (setuid, setgid with group execute), a mode change that only
+ * the owner may make: the VFS refuses it to anyone else with EPERM. But under HANDLE_KILLPRIV_V2
+ * the FUSE kernel drops that mode change and sends what is left, an empty SETATTR, exactly as it
+ * does for the set-id clearing before a write by a non-owner (ATTR_FORCE: always allowed), so only
+ * the caller's own system call tells the two apart.
+ */
+function refusedKill(caller: Caller, st: sys.Stat): boolean {
+  const kills = (st.mode & S_ISUID) !== 0 || (st.mode & (S_ISGID | C.S_IXGRP)) === (S_ISGID | C.S_IXGRP);
+  return kills && st.uid !== caller.uid && !sys.isDir(st.mode) && inChownCall(caller.pid) === true;
 }
 
 const inGroup = (caller: Caller, gid: number): boolean => caller.gid === gid || caller.groups.includes(gid);

@@ -5,7 +5,7 @@ import { appendFile, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promis
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { makeTempDir, passthroughTest } from '../harness/passthrough-mount.js';
-import { compileC, must, seededBytes } from './tools.js';
+import { compileC, must, seededBytes, sh } from './tools.js';
 
 let work = '';
 let input = '';
@@ -84,6 +84,32 @@ describe('--keep-cache', () => {
     expect(await readFile(join(pt.mnt, 'rewrite'), 'utf8')).toBe('second, longer');
     await must('truncate -s 3 "$1/rewrite"', [pt.mnt]);
     expect(await readFile(join(pt.mnt, 'rewrite'), 'utf8')).toBe('sec');
+  });
+
+  // --keep-cache opens files without OPEN: the I/O below reaches the daemon with no handle at all.
+  test('O_TRUNC, appends past a change behind the mount, copy_file_range and fsync work without OPEN', async ({ pt }) => {
+    await writeFile(join(pt.mnt, 'f'), 'a long first version\n');
+    await must('echo short > "$1/f"', [pt.mnt]); // O_TRUNC: a SETATTR of size 0 after the open
+    expect(await readFile(join(pt.source, 'f'), 'utf8')).toBe('short\n');
+    await appendFile(join(pt.source, 'f'), 'behind\n'); // the kernel's cached size is now stale
+    await appendFile(join(pt.mnt, 'f'), 'appended\n'); // O_APPEND: at the true end, not the cached one
+    expect(await readFile(join(pt.source, 'f'), 'utf8')).toBe('short\nbehind\nappended\n');
+    const copy = `import os, sys
+src = os.open(sys.argv[1], os.O_RDONLY); dst = os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT, 0o644)
+n = os.copy_file_range(src, dst, 1 << 20); os.fsync(dst); os.fdatasync(dst); print(n)`;
+    expect((await must('python3 -c "$1" "$2" "$3"', [copy, join(pt.mnt, 'f'), join(pt.mnt, 'g')])).trim()).toBe('22');
+    expect(await readFile(join(pt.source, 'g'), 'utf8')).toBe('short\nbehind\nappended\n');
+  });
+
+  test('a file written through the mount is not held open for writing once idle (the bare file can then be run)', async ({ pt }) => {
+    await writeFile(join(pt.source, 'run.sh'), '', { mode: 0o755 });
+    await writeFile(join(pt.mnt, 'run.sh'), '#!/bin/sh\necho ran\n'); // an open of an existing file: no OPEN
+    // The daemon keeps a write descriptor for a moment after the last write; exec needs none (ETXTBSY).
+    let out = '';
+    for (const deadline = Date.now() + 10_000; Date.now() < deadline && out !== 'ran\n'; await new Promise((r) => setTimeout(r, 200))) {
+      out = (await sh('"$1"', [join(pt.source, 'run.sh')])).stdout;
+    }
+    expect(out).toBe('ran\n');
   });
 });
 

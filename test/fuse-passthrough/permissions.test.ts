@@ -22,7 +22,8 @@ const PREPARE = `cd "$1" && mkdir -m 1777 sticky && echo theirs > sticky/theirs 
 /** Then uid 1001 acts on them; every outcome is printed, so the two runs can be compared line by line. */
 const AS_OTHER = `cd "$1"; try() { if "$@" 2>/dev/null; then echo "ok: $*"; else echo "refused: $*"; fi; }
   try rm -f sticky/theirs; try sh -c 'echo more >> sticky/theirs'; try sh -c 'echo x >> suid';
-  try sh -c 'echo x >> sgid-noexec'; try touch sticky/mine; try rm sticky/mine; try chmod 0700 suid; true`;
+  try sh -c 'echo x >> sgid-noexec'; try touch sticky/mine; try rm sticky/mine; try chmod 0700 suid;
+  try python3 -c 'import os; os.chown("root-suid", -1, -1)'; true`;
 const AFTER = `cd "$1"; chown 0:0 root-suid; stat -c '%n %a %u %g %s' sticky sticky/theirs suid sgid-noexec root-suid`;
 
 /** Run a node:fs call as the user and return the error code it got, or "ok". */
@@ -101,6 +102,7 @@ describe('as an unprivileged user', () => {
     const onBare = await outcome(bare);
     expect(onBare).toContain('refused: rm -f sticky/theirs');
     expect(onBare).toContain('suid 777 1000 1000'); // the write by another user dropped both set-id bits
+    expect(onBare).toContain('refused: python3'); // chown(f, -1, -1) would drop setuid: the owner's right
     expect(await outcome(pt.mnt)).toBe(onBare);
     expect(await must(AFTER, [pt.source])).toBe(await must(AFTER, [bare]));
   });
