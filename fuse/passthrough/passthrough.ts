@@ -61,7 +61,7 @@ const O_LARGEFILE = 0o100000;
 const OWN_FD_FLAGS = O_NOATIME | C.O_APPEND;
 /** OPEN flags that change nothing for a read-only regular file read with pread: such opens share one descriptor. */
 const SHARE_IGNORES = O_LARGEFILE | sys.O_CLOEXEC | C.O_NOCTTY | C.O_NONBLOCK | C.O_NOFOLLOW | O_DIRECT;
-/** Shared read-only descriptors held at most; past it, a read-only open gets a descriptor of its own. */
+/** Descriptors nodes hold of their own (NodeTable.heldFds) at most for sharing; past it, a read-only open gets a descriptor of its own. */
 const MAX_SHARED_READ_FDS = 16384;
 const DOT = Buffer.from('.');
 /** Entries with attributes per READDIRPLUS reply (see fillDir). */
@@ -337,7 +337,7 @@ export class PassthroughFs implements FileSystem {
       const fd = this.sharedReadFd(node);
       if (fd !== undefined) return this.openReply(fd, node, true);
     }
-    const fd = sys.openat(sys.AT_FDCWD, sys.fdPath(node.fd), r.flags & ~(O_DIRECT | C.O_NOFOLLOW | C.O_CREAT | C.O_EXCL));
+    const fd = this.reopen(node, r.flags & ~(O_DIRECT | C.O_NOFOLLOW | C.O_CREAT | C.O_EXCL));
     if (r.flags & C.O_TRUNC) this.dropSetid(ctx, node, fd);
     return this.openReply(fd, node);
   }
