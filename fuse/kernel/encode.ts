@@ -239,7 +239,8 @@ export class DirBuffer {
   }
   /**
    * READDIR records for the Linux dirent64 records in src[0, n) (ino u64, off s64, reclen u16, type
-   * u8, then the name, NUL-terminated and zero-padded to reclen), as many as fit; returns how many
+   * u8, then the name, NUL-terminated, then padding to reclen that getdents does not write), as
+   * many as fit; returns how many
    * bytes of src it used (n when all fit). One loop over bytes, with no call per record: a record
    * at a time through addCopied, a cold listing of 3000 names spent 2-8 ms converting until V8
    * had optimized the calls, and byte copies inside those calls made it slower still.
@@ -251,9 +252,12 @@ export class DirBuffer {
     while (at < n) {
       const reclen = src[at + 16]! | (src[at + 17]! << 8);
       if (reclen < 20 || at + reclen > n) break; // not a record: stop rather than loop or overrun
-      let end = at + reclen;
-      while (end > at + 19 && src[end - 1] === 0) end--; // a name holds no NUL
-      const nameLen = end - at - 19;
+      // The name ends at its NUL. getdents leaves the record's padding after it as the caller's
+      // buffer held it, so stale bytes (from an earlier call's records) are never part of a name.
+      const end = at + reclen;
+      let nameEnd = at + 19;
+      while (nameEnd < end && src[nameEnd] !== 0) nameEnd++;
+      const nameLen = nameEnd - at - 19;
       const rec = (DIRENT_HEADER_SIZE + nameLen + 7) & ~7;
       if (used + rec > out.length) break;
       // The buffer starts zeroed and each byte is written once: padding and high bytes stay 0.

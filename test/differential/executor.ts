@@ -65,14 +65,24 @@ function check(ret: number, what: string): number {
   return ret;
 }
 
-/** A directory's names with getdents64, '.' and '..' included, sorted bytewise. */
+/**
+ * A directory's names with getdents64, '.' and '..' included, sorted bytewise. A record longer than
+ * its name needs (bytes after the name's NUL, which a C program does not see but the kernel was
+ * given as part of the name) is listed with its length, so it differs from the bare directory's.
+ */
 function listDir(fd: number): Buffer[] {
   const buf = Buffer.alloc(64 * 1024);
   const names: Buffer[] = [];
   for (;;) {
-    const ents = sys.getdents(fd, buf);
-    if (ents.length === 0) break;
-    for (const e of ents) names.push(e.name);
+    const n = sys.getdentsRaw(fd, buf);
+    if (n === 0) break;
+    for (let at = 0; at < n;) {
+      const reclen = buf.readUInt16LE(at + sys.DIRENT64.RECLEN);
+      const name = Buffer.from(buf.subarray(at + sys.DIRENT64.NAME, sys.direntNameEnd(buf, at)));
+      const fits = reclen === ((sys.DIRENT64.NAME + name.length + 1 + 7) & ~7);
+      names.push(fits ? name : Buffer.concat([name, Buffer.from(` <in a record of ${reclen} bytes>`)]));
+      at += reclen;
+    }
   }
   return names.sort(Buffer.compare);
 }

@@ -198,10 +198,14 @@ describe('names are bytes', () => {
 });
 
 describe('DirBuffer.addDirents64', () => {
-  /** Linux dirent64 records (ino, off, reclen, type, name, NUL, zero padding to 8) for these names. */
-  function dirents64(names: Buffer[]): Buffer {
+  /**
+   * Linux dirent64 records (ino, off, reclen, type, name, NUL, padding to 8) for these names. The
+   * kernel does not write the padding: it keeps what the buffer held before, here `stale`.
+   */
+  function dirents64(names: Buffer[], stale = 0): Buffer {
     const records = names.map((name, i) => {
-      const rec = Buffer.alloc((19 + name.length + 1 + 7) & ~7);
+      const rec = Buffer.alloc((19 + name.length + 1 + 7) & ~7, stale);
+      rec[19 + name.length] = 0;
       rec.writeBigUInt64LE(BigInt(1000 + i) << 20n, 0); // large inode numbers: all 8 bytes matter
       rec.writeBigInt64LE(BigInt(i + 1) * 0x0102030405n, 8);
       rec.writeUInt16LE(rec.length, 16);
@@ -234,6 +238,16 @@ describe('DirBuffer.addDirents64', () => {
     const reference = oneByOne(size);
     expect(used).toBe(reference.used);
     expect(dir.finish().equals(reference.bytes)).toBe(true);
+  });
+
+  test('stale bytes after a name\'s NUL (a reused getdents buffer) are not part of the name', () => {
+    // '/' among them: a name the kernel would refuse with EIO, cutting the listing short.
+    for (const stale of [0x2f, 0x41, 0xff]) {
+      const dir = new DirBuffer(9n, 200_000);
+      const withStale = dirents64(names, stale);
+      expect(dir.addDirents64(withStale, withStale.length)).toBe(withStale.length);
+      expect(dir.finish().equals(oneByOne(200_000).bytes)).toBe(true);
+    }
   });
 
   test('a record that is not one (reclen 0) stops it instead of looping', () => {

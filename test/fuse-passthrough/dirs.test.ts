@@ -1,9 +1,11 @@
 // Directory listings through the passthrough: large directories, long names, and the READDIR resume
 // cookie, which must neither skip nor repeat an entry when the directory changes between two reads.
 import { spawn } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { mkdir, rm, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
+import * as sys from '../../sys/index.js';
 import { eventually, makeTempDir, passthroughTest } from '../harness/passthrough-mount.js';
 import { compileC, must } from './tools.js';
 
@@ -79,6 +81,29 @@ async function listWhileChanging(dir: string, pauseAfter: number, meanwhile: () 
   return out.split('\n').filter((l) => l !== '' && l !== '--paused--');
 }
 
+/** Every getdents64 call's records on `dir` (32 KiB at a time, as glibc's readdir asks): name and record length. */
+function rawListing(dir: string): { calls: number; records: { name: Buffer; reclen: number }[] } {
+  const fd = openSync(dir, 'r');
+  const buf = Buffer.alloc(32 * 1024);
+  const records: { name: Buffer; reclen: number }[] = [];
+  let calls = 0;
+  try {
+    for (;;) {
+      const n = sys.getdentsRaw(fd, buf);
+      calls++;
+      if (n === 0) break;
+      for (let at = 0; at < n;) {
+        const reclen = buf.readUInt16LE(at + sys.DIRENT64.RECLEN);
+        records.push({ name: Buffer.from(buf.subarray(at + sys.DIRENT64.NAME, sys.direntNameEnd(buf, at))), reclen });
+        at += reclen;
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return { calls, records };
+}
+
 function duplicates(names: string[]): string[] {
   const seen = new Set<string>();
   return names.filter((n) => (seen.has(n) ? true : (seen.add(n), false)));
@@ -96,6 +121,23 @@ describe('readdir', () => {
     // find -printf %s stats every entry (READDIRPLUS or a LOOKUP per name); sizes sum to zero.
     const sizes = await must('find "$1" -mindepth 1 -printf "%s\n" | sort | uniq -c', [join(pt.mnt, 'big')]);
     expect(sizes.trim()).toBe('3000 0');
+  });
+
+  test('each name reaches getdents as its bytes and nothing after them, in as many calls as on the backing dir', ({ pt }) => {
+    // Made behind the mount, so the listing is the kernel's first: every reply comes from READDIR.
+    const dir = join(pt.source, 'unseen');
+    mkdirSync(dir);
+    for (let i = 0; i < 3000; i++) writeFileSync(join(dir, `f${i}`), '');
+    const viaMount = rawListing(join(pt.mnt, 'unseen'));
+    const backing = rawListing(dir);
+    // A record the size its name needs: the bytes the daemon took from its own reused getdents
+    // buffer after a name's NUL once travelled as part of the name (a '/' among them made the
+    // kernel cut the listing short: 19 calls instead of 4).
+    const oversized = viaMount.records.filter((r) => r.reclen !== ((sys.DIRENT64.NAME + r.name.length + 1 + 7) & ~7));
+    expect(oversized.map((r) => `${r.name.toString()}: ${r.reclen}`)).toEqual([]);
+    expect(viaMount.records.map((r) => r.name).sort(Buffer.compare)).toEqual(backing.records.map((r) => r.name).sort(Buffer.compare));
+    // The first reply carries READDIRPLUS records (larger), so it may take one call more.
+    expect(viaMount.calls).toBeLessThanOrEqual(backing.calls + 1);
   });
 
   for (const where of ['bare', 'mount'] as const) {
