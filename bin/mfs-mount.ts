@@ -20,7 +20,7 @@ import { IoAccounting } from '../fuse/mfs/io-accounting.js';
 import { nodeReportSink } from '../fuse/mfs/io-report.js';
 import { adminTables } from '../dfsa/admin-tables.js';
 import type { NodeLink } from '../proto/node-link.js';
-import { readNow } from '../sys/index.js';
+import { readNow, yieldCpu } from '../sys/index.js';
 import { tryOpenProcEvents } from '../sys/proc-events.js';
 
 /**
@@ -136,7 +136,7 @@ async function main(): Promise<void> {
     // A large WRITE's buffer serves later requests once its handler succeeded: nothing of the mount
     // keeps the data after (the session has sent it, the own files parse it to text).
     reuseWriteBuffers: true,
-    busyPoll: { microseconds: DEFAULT_BUSY_POLL_US, readNow },
+    busyPoll: { microseconds: DEFAULT_BUSY_POLL_US, readNow, idle: yieldCpu },
   });
   fs.cache.attach(session.notifier);
 

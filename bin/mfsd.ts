@@ -28,7 +28,7 @@ import { ConfigError, USAGE, loadConfig, type MfsdConfig, type MountConfig } fro
 import { MfsdAdmin } from '../server/mfsd-admin.js';
 import { StartupError, startDaemon, type RunningDaemon } from '../server/daemon.js';
 import { omfsVersion } from '../server/node-service.js';
-import { readNow } from '../sys/index.js';
+import { readNow, yieldCpu } from '../sys/index.js';
 import { tryOpenProcEvents } from '../sys/proc-events.js';
 
 // grpc-js logs its own errors bare on stderr; say whose they are. While starting, its lines are
@@ -175,7 +175,7 @@ async function hostMount(cfg: MfsdConfig, args: MountArgs, daemon: RunningDaemon
   // reuseWriteBuffers: as mfs-mount (nothing of the mount keeps a WRITE's data after its handler).
   // busyPoll: as mfs-mount; a spin holds the daemon's event loop for 2 ms at most.
   const session = new Session(fd, fs, {
-    withoutFlags: InitFlag.EXPORT_SUPPORT, reuseWriteBuffers: true, busyPoll: { microseconds: DEFAULT_BUSY_POLL_US, readNow },
+    withoutFlags: InitFlag.EXPORT_SUPPORT, reuseWriteBuffers: true, busyPoll: { microseconds: DEFAULT_BUSY_POLL_US, readNow, idle: yieldCpu },
   });
   fs.cache.attach(session.notifier);
   try {

@@ -8,7 +8,7 @@ import {
   cleanStaleMount, DEFAULT_BUSY_POLL_US, InitFlag, MAX_READAHEAD, mountAt, mountFuse, openFuseDevice, Session, setMountReadahead, unmountFuse,
 } from '../fuse/kernel/index.js';
 import { OPENLESS_INIT_FLAGS_OFF, PASSTHROUGH_INIT_FLAGS, PASSTHROUGH_INIT_FLAGS_OFF, PassthroughFs } from '../fuse/passthrough/index.js';
-import { raiseFdLimit, readNow } from '../sys/index.js';
+import { raiseFdLimit, readNow, yieldCpu } from '../sys/index.js';
 import { CacheWatcher } from '../fuse/passthrough/watch.js';
 
 const USAGE = 'usage: omfs-passthrough [--keep-cache] [--direct-io] [--kernel-passthrough] [--debug] [--timeout SECONDS] [--busy-poll MICROSECONDS] SOURCE MOUNTPOINT';
@@ -97,7 +97,7 @@ async function main(): Promise<void> {
   // Kernel-local POSIX locks already exclude processes on this one mount; nothing to gain here.
   const session = new Session(fd, fs, {
     debug: cli.debug,
-    busyPoll: { microseconds: cli.busyPollUs, readNow },
+    busyPoll: { microseconds: cli.busyPollUs, readNow, idle: yieldCpu },
     withoutFlags: InitFlag.POSIX_LOCKS | PASSTHROUGH_INIT_FLAGS_OFF | (cli.keepCache ? InitFlag.AUTO_INVAL_DATA : 0n) | (openless ? OPENLESS_INIT_FLAGS_OFF : 0n),
     // --keep-cache: pages go only when we say so (the watcher's INVAL_INODE). With AUTO_INVAL_DATA
     // the kernel would drop a file's pages at the first GETATTR after any write through the mount,

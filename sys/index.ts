@@ -237,6 +237,11 @@ export function readNow(fd: number, buf: Buffer): number {
   return n >= 0 ? n : -c.errno();
 }
 
+/** sched_yield(2): let another thread runnable on this CPU run first (returns at once if none is). */
+export function yieldCpu(): void {
+  c.schedYield();
+}
+
 /** pread(2) into buf[0, size): the bytes read (0 at end of file). */
 export function pread(fd: number, buf: Buffer, size: number, offset: number): number {
   return check(c.pread(fd, buf, Math.min(size, buf.length), offset), 'pread');
@@ -310,6 +315,16 @@ export function getdents(fd: number, buf: Buffer): Dirent[] {
 /** Positions a directory fd at a cookie from Dirent.off (0 = the start). */
 export function seekdir(fd: number, cookie: bigint): void {
   check(c.lseek(fd, cookie, 0), 'lseek');
+}
+
+/**
+ * Where a directory fd stands: the cookie of the entry after the last one read (what seekdir
+ * takes), unsigned as FUSE carries it.
+ */
+export function telldir(fd: number): bigint {
+  const pos = c.lseek(fd, 0, 1) as number | bigint;
+  if (pos === -1 || pos === -1n) fail('lseek');
+  return BigInt.asUintN(64, BigInt(pos));
 }
 
 // Extended attributes. An O_PATH fd has no f*xattr, so the node's own calls name the file as

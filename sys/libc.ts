@@ -46,6 +46,7 @@ export const pread = libc.func('intptr_t pread(int fd, _Out_ uint8_t *buf, size_
 export const pwrite = libc.func('intptr_t pwrite(int fd, const uint8_t *buf, size_t count, int64_t offset)');
 export const write = libc.func('intptr_t write(int fd, const uint8_t *buf, size_t count)');
 export const read = libc.func('intptr_t read(int fd, _Out_ uint8_t *buf, size_t count)');
+export const schedYield = libc.func('int sched_yield(void)');
 export const fsync = libc.func('int fsync(int fd)');
 export const fdatasync = libc.func('int fdatasync(int fd)');
 export const ftruncate = libc.func('int ftruncate(int fd, int64_t length)');

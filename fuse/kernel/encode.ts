@@ -195,7 +195,10 @@ const NAME_BYTES_MAX = 1024;
  */
 export class DirBuffer {
   private readonly buf: Buffer;
+  private view: DataView | undefined;
   private used = OUT_HEADER_SIZE;
+  /** Where the last record's fuse_dirent starts (-1: none yet). */
+  private lastAt = -1;
   constructor(readonly unique: bigint, size: number) {
     this.buf = Buffer.alloc(OUT_HEADER_SIZE + size);
   }
@@ -206,6 +209,7 @@ export class DirBuffer {
     const rec = (DIRENT_HEADER_SIZE + nameLen + 7) & ~7;
     if (this.used + rec > this.buf.length || nameLen > NAME_BYTES_MAX) return false;
     this.writeDirent(this.used, ino, off, type, name, nameLen);
+    this.lastAt = this.used;
     this.used += rec;
     return true;
   }
@@ -216,6 +220,7 @@ export class DirBuffer {
     if (this.used + rec > this.buf.length || nameLen > NAME_BYTES_MAX) return false;
     writeEntryOut(this.buf, this.used, entry);
     this.writeDirent(this.used + ENTRY_OUT_SIZE, entry.attr.ino, off, type, name, nameLen);
+    this.lastAt = this.used + ENTRY_OUT_SIZE;
     this.used += rec;
     return true;
   }
@@ -234,43 +239,54 @@ export class DirBuffer {
     this.buf.writeUInt32LE(nameLen, at + 16);
     this.buf.writeUInt32LE(type, at + 20);
     src.copy(this.buf, at + 24, nameAt, nameAt + nameLen);
+    this.lastAt = at;
     this.used += rec;
     return true;
   }
   /**
-   * READDIR records for the Linux dirent64 records in src[0, n) (ino u64, off s64, reclen u16, type
-   * u8, then the name, NUL-terminated, then padding to reclen that getdents does not write), as
-   * many as fit; returns how many
-   * bytes of src it used (n when all fit). One loop over bytes, with no call per record: a record
-   * at a time through addCopied, a cold listing of 3000 names spent 2-8 ms converting until V8
-   * had optimized the calls, and byte copies inside those calls made it slower still.
+   * READDIR records for the Linux dirent64 records in src[from, n) (ino u64, off s64, reclen u16,
+   * type u8, then the name, NUL-terminated, then padding to reclen that getdents does not write),
+   * as many as fit; returns where in src it stopped (n when all fit). One loop with no call per
+   * record, moving 4 bytes at a time: a record at a time through addCopied, a cold listing of 3000
+   * names spent 2-8 ms converting until V8 had optimized the calls; byte at a time, a 32 KiB reply
+   * took 60 us to fill, 4 bytes at a time 20.
    */
-  addDirents64(src: Buffer, n: number): number {
+  addDirents64(src: Buffer, n: number, from = 0): number {
     const out = this.buf;
+    const dst = (this.view ??= new DataView(out.buffer, out.byteOffset, out.length));
+    const srcView = new DataView(src.buffer, src.byteOffset, src.length);
     let used = this.used;
-    let at = 0;
+    let at = from;
     while (at < n) {
       const reclen = src[at + 16]! | (src[at + 17]! << 8);
       if (reclen < 20 || at + reclen > n) break; // not a record: stop rather than loop or overrun
-      // The name ends at its NUL. getdents leaves the record's padding after it as the caller's
-      // buffer held it, so stale bytes (from an earlier call's records) are never part of a name.
+      // The name ends at its NUL, which is within the record's last 8 bytes (reclen is the name's
+      // offset + its length + 1, rounded up to 8). getdents leaves the padding after it as the
+      // caller's buffer held it: stale bytes from an earlier call are never part of a name.
       const end = at + reclen;
-      let nameEnd = at + 19;
+      let nameEnd = Math.max(at + 19, end - 8);
       while (nameEnd < end && src[nameEnd] !== 0) nameEnd++;
       const nameLen = nameEnd - at - 19;
       const rec = (DIRENT_HEADER_SIZE + nameLen + 7) & ~7;
       if (used + rec > out.length) break;
       // The buffer starts zeroed and each byte is written once: padding and high bytes stay 0.
-      for (let i = 0; i < 16; i++) out[used + i] = src[at + i]!; // ino, off
+      for (let i = 0; i < 16; i += 4) dst.setUint32(used + i, srcView.getUint32(at + i, true), true); // ino, off
       out[used + 16] = nameLen & 0xff;
       out[used + 17] = nameLen >> 8;
       out[used + 20] = src[at + 18]!; // type
-      for (let i = 0; i < nameLen; i++) out[used + 24 + i] = src[at + 19 + i]!;
+      let i = 0;
+      for (; i + 4 <= nameLen; i += 4) dst.setUint32(used + 24 + i, srcView.getUint32(at + 19 + i, true), true);
+      for (; i < nameLen; i++) out[used + 24 + i] = src[at + 19 + i]!;
+      this.lastAt = used;
       used += rec;
       at += reclen;
     }
     this.used = used;
     return at;
+  }
+  /** The cookie of the last record added (the kernel's next READDIR starts there), if any. */
+  get lastCookie(): bigint | undefined {
+    return this.lastAt < 0 ? undefined : this.buf.readBigUInt64LE(this.lastAt + 8);
   }
   /** Bytes left for records. */
   get room(): number {

@@ -20,6 +20,8 @@ export interface Node {
   readonly type: number;
   /** A directory's descriptor open for reading entries, opened on first READDIR (see passthrough.ts). */
   dirFd: number | undefined;
+  /** The cookie dirFd stands at (the last entry read's d_off): a READDIR from there needs no seek. */
+  dirPos?: bigint;
   /**
    * A regular file's own descriptors, by their open flags: O_RDONLY is shared by its plain read-only
    * opens (passthrough.ts sharedReadFd); with openless opens (passthrough.ts) reads and writes use

@@ -68,8 +68,17 @@ const DOT = Buffer.from('.');
 const PLUS_ENTRIES_MAX = 32;
 const DOTDOT = Buffer.from('..');
 const DT_DIR = 4;
-/** getdents64 records of the READDIR being answered (one at a time: fillDir is synchronous). */
-let direntBuf = Buffer.allocUnsafe(0);
+/** getdents64 records read ahead for a listing (see fillDir); one listing's at a time. */
+const LISTING_BATCH = 256 * 1024;
+/** Bytes asked of one getdents call while filling a batch: one reply's worth. */
+const GETDENTS_CHUNK = 32 * 1024;
+let batchBuf: Buffer | undefined;
+/**
+ * The records of batchBuf not sent yet: batchBuf[at, n), read from `dir`, the first of them
+ * resuming at `cookie`; valid while the directory's ctime is still `ctime` (no entry added or
+ * removed since, through the mount or not).
+ */
+let batch: { dir: Node; cookie: bigint; at: number; n: number; ctime: sys.Timespec } | undefined;
 /** INIT flags this filesystem wants beyond the kernel layer's defaults (the CLI passes them on). */
 export const PASSTHROUGH_INIT_FLAGS = InitFlag.POSIX_ACL | InitFlag.DONT_MASK;
 /**
@@ -134,6 +143,9 @@ export class PassthroughFs implements FileSystem {
   constructor(readonly source: string, private readonly options: PassthroughOptions) {
     if (options.openless && (!options.keepCache || options.directIo)) throw new Error('openless needs keepCache and no directIo');
     this.nodes = new NodeTable(source);
+    // Zeroed now: its pages are faulted in at mount, not during the first listing (on the VM a
+    // first touch of a page costs a trip to the host).
+    batchBuf ??= Buffer.alloc(LISTING_BATCH);
     if (options.openless) this.idleWriters = setInterval(() => this.nodes.closeIdleWriters(), IDLE_WRITERS_MS).unref();
   }
 
@@ -527,9 +539,15 @@ export class PassthroughFs implements FileSystem {
   }
 
   /**
-   * Entries from cookie r.cookie on, each with the backing d_off as its own cookie. getdents reads
-   * about one reply's worth at a time (the records are of similar size), so a large directory is
-   * read once, not once per reply. "." and ".." in READDIRPLUS carry node id 0 (no lookup).
+   * Entries from cookie r.cookie on, each with the backing d_off as its own cookie. A listing reads
+   * the directory ahead, up to LISTING_BATCH bytes of records in a row, and its next READDIRs are
+   * answered from them without moving the descriptor, as long as the directory's ctime shows no
+   * change. bindfs reads a whole directory at the first request too: the backing getdents calls
+   * then run back to back, not one per round trip, and an ext4 htree directory is never seeked,
+   * which makes its next getdents rebuild the hash order from its blocks. A READDIR from any
+   * other cookie (the caller kept only part of a reply, a rewind, a second listing) seeks, and
+   * cookie 0 always reads afresh: a new listing sees every change made before it.
+   * "." and ".." in READDIRPLUS carry node id 0 (no lookup).
    *
    * Which READDIRPLUS entries get attributes (the rest carry node id 0: name and type only, as a
    * plain READDIR). Each costs an lstat that, on a cold cache, reads the inode from disk, and the
@@ -544,37 +562,53 @@ export class PassthroughFs implements FileSystem {
   private fillDir(r: RequestOf<'READDIR' | 'READDIRPLUS'>, out: DirBuffer, plus: boolean): void {
     const dir = this.node(r.header.nodeId);
     const fd = this.dirFd(dir);
-    sys.seekdir(fd, r.cookie);
-    if (direntBuf.length < r.size) direntBuf = Buffer.allocUnsafe(r.size);
-    const buf = direntBuf;
-    let stated = 0;
-    const dirsOnly = r.cookie === 0n;
+    const buf = (batchBuf ??= Buffer.alloc(LISTING_BATCH));
+    let b = batch;
+    batch = undefined;
+    const ctime = sys.fstat(fd).ctime;
+    if (!(b && b.dir === dir && b.cookie === r.cookie && r.cookie !== 0n && sameTime(b.ctime, ctime))) {
+      if (dir.dirPos !== r.cookie || r.cookie === 0n) sys.seekdir(fd, r.cookie);
+      dir.dirPos = r.cookie;
+      b = { dir, cookie: r.cookie, at: 0, n: 0, ctime };
+    }
+    const plusState = { dirsOnly: r.cookie === 0n, stated: 0 };
     for (;;) {
-      // No more than the reply has room for: a dirent64 is never larger than the FUSE record of the
-      // same name, so nearly every entry read is sent, and the next request starts at its cookie.
-      const n = sys.getdentsRaw(fd, buf, Math.max(out.room, 1024));
-      if (n === 0) return;
-      if (!plus) {
-        if (out.addDirents64(buf, n) < n) return; // full: the next READDIR starts at the first left out
+      if (b.at === b.n) {
+        b.cookie = dir.dirPos!;
+        [b.at, b.n] = [0, readAhead(fd, buf, dir)];
+        if (b.n === 0) return;
+      }
+      const stop = plus ? this.addPlus(dir, fd, buf, b.at, b.n, out, plusState) : out.addDirents64(buf, b.n, b.at);
+      if (stop < b.n) {
+        // The reply is full: the kernel continues from the cookie of the last record it got.
+        batch = { ...b, cookie: out.lastCookie ?? b.cookie, at: stop };
+        return;
+      }
+      b.at = b.n;
+    }
+  }
+
+  /**
+   * READDIRPLUS records for buf[at, n), some with the attributes of a lookup (see fillDir):
+   * where it stopped (n when all were added).
+   */
+  private addPlus(dir: Node, fd: number, buf: Buffer, at: number, n: number, out: DirBuffer, reply: { dirsOnly: boolean; stated: number }): number {
+    for (; at < n; at += buf.readUInt16LE(at + sys.DIRENT64.RECLEN)) {
+      const nameAt = at + sys.DIRENT64.NAME;
+      const nameLen = sys.direntNameEnd(buf, at) - nameAt;
+      const type = buf[at + sys.DIRENT64.TYPE]!;
+      if (!out.fits(nameLen, true) || reply.stated === PLUS_ENTRIES_MAX) return at;
+      if (isDotAt(buf, nameAt, nameLen) || (reply.dirsOnly && type !== DT_DIR)) {
+        out.addCopied(buf, at, type, nameAt, nameLen, true);
         continue;
       }
-      // READDIRPLUS: a record at a time, some with the attributes of a lookup.
-      for (let at = 0; at < n; at += buf.readUInt16LE(at + sys.DIRENT64.RECLEN)) {
-        const nameAt = at + sys.DIRENT64.NAME;
-        const nameLen = sys.direntNameEnd(buf, at) - nameAt;
-        const type = buf[at + sys.DIRENT64.TYPE]!;
-        if (!out.fits(nameLen, true) || stated === PLUS_ENTRIES_MAX) return;
-        if (isDotAt(buf, nameAt, nameLen) || (dirsOnly && type !== DT_DIR)) {
-          out.addCopied(buf, at, type, nameAt, nameLen, true);
-          continue;
-        }
-        const name = Buffer.from(buf.subarray(nameAt, nameAt + nameLen));
-        const st = sys.statatIfExists(fd, name, sys.AT_SYMLINK_NOFOLLOW);
-        stated++;
-        if (!st) continue; // removed since getdents read it: as if read after the removal
-        out.addPlus(this.entry(dir, name, st), buf.readBigUInt64LE(at + sys.DIRENT64.OFF), direntType(st.mode), name);
-      }
+      const name = Buffer.from(buf.subarray(nameAt, nameAt + nameLen));
+      const st = sys.statatIfExists(fd, name, sys.AT_SYMLINK_NOFOLLOW);
+      reply.stated++;
+      if (!st) continue; // removed since getdents read it: as if read after the removal
+      out.addPlus(this.entry(dir, name, st), buf.readBigUInt64LE(at + sys.DIRENT64.OFF), direntType(st.mode), name);
     }
+    return n;
   }
 
   /** Every mode the backing filesystem supports (keep-size, punch-hole, zero-range...), off-thread. */
@@ -643,3 +677,21 @@ export class PassthroughFs implements FileSystem {
     this.nodes.clear();
   }
 }
+
+/**
+ * getdents into buf from its start until LISTING_BATCH is nearly full or the directory ends: the
+ * bytes of records read. Sets dir.dirPos to where the descriptor then stands.
+ */
+function readAhead(fd: number, buf: Buffer, dir: Node): number {
+  let n = 0;
+  while (buf.length - n >= GETDENTS_CHUNK) {
+    const got = sys.getdentsRaw(fd, buf.subarray(n, n + GETDENTS_CHUNK));
+    if (got === 0) break;
+    n += got;
+  }
+  dir.dirPos = sys.telldir(fd);
+  return n;
+}
+
+const sameTime = (a: sys.Timespec, b: sys.Timespec): boolean => a.sec === b.sec && a.nsec === b.nsec;
+

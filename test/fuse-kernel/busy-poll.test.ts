@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { type Attr, type FileSystem, OpenFlag } from '../../fuse/kernel/index.js';
 import { type InProcessMount, mountInProcess } from '../harness/in-process-fuse.js';
-import { readNow } from '../../sys/index.js';
+import { readNow, yieldCpu } from '../../sys/index.js';
 
 const when = { sec: 1_700_000_000, nsec: 0 };
 const attrOf = (ino: number, mode: number, size: number): Attr => ({
@@ -62,8 +62,8 @@ const fs: FileSystem = {
 
 let mount: InProcessMount;
 let mnt: string;
-/** readNow calls that found a request, and all calls. */
-const reads = { found: 0, all: 0 };
+/** readNow calls that found a request, all calls, and the spin's yields between empty ones. */
+const reads = { found: 0, all: 0, idle: 0 };
 
 const node = (code: string): Promise<{ code: number; out: string; err: string }> =>
   new Promise((resolve) => execFile(process.execPath, ['-e', code], { timeout: 30_000 }, (e, out, err) => resolve({ code: e ? Number(e.code ?? 1) : 0, out, err })));
@@ -80,6 +80,10 @@ beforeAll(async () => {
         reads.all++;
         if (n > 0) reads.found++;
         return n;
+      },
+      idle: () => {
+        reads.idle++;
+        yieldCpu();
       },
     },
   });
@@ -106,6 +110,9 @@ test('requests read by the spin are answered, and the event loop runs while a cl
   clearInterval(timer);
   expect(r).toMatchObject({ code: 0, out: '0 1\n' });
   expect(reads.found).toBeGreaterThan(0);
+  // Between two reads that found nothing, the spin yields the CPU (to a client woken on it).
+  expect(reads.idle).toBeGreaterThan(0);
+  expect(reads.idle).toBeLessThan(reads.all);
   // A spin that never yielded would hold the loop for the whole run; yielding, it is held for
   // milliseconds (a loaded machine may stretch that, not to half a second).
   expect(longestGap).toBeLessThan(500);

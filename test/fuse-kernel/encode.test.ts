@@ -250,6 +250,26 @@ describe('DirBuffer.addDirents64', () => {
     }
   });
 
+  test('from a later record on, and the cookie of the last record added', () => {
+    const reference = new DirBuffer(9n, 4096);
+    expect(reference.lastCookie).toBeUndefined();
+    let from = 0;
+    for (let i = 0; i < 7; i++) from += src.readUInt16LE(from + 16);
+    let at = from;
+    let lastOff = 0n;
+    while (at < src.length) {
+      const nameLen = src.indexOf(0, at + 19) - (at + 19);
+      if (!reference.addCopied(src, at, src[at + 18]!, at + 19, nameLen, false)) break;
+      lastOff = src.readBigUInt64LE(at + 8);
+      at += src.readUInt16LE(at + 16);
+    }
+    const dir = new DirBuffer(9n, 4096);
+    expect(dir.addDirents64(src, src.length, from)).toBe(at);
+    expect(dir.finish().equals(reference.finish())).toBe(true);
+    expect(dir.lastCookie).toBe(lastOff);
+    expect(reference.lastCookie).toBe(lastOff);
+  });
+
   test('a record that is not one (reclen 0) stops it instead of looping', () => {
     const bad = Buffer.concat([dirents64(names.slice(0, 3)), Buffer.alloc(64)]);
     const dir = new DirBuffer(9n, 4096);
