@@ -241,17 +241,23 @@ export class FuseDevice {
     }
   }
 
-  /** Send a notification from the notify worker; resolves with the error code or undefined. */
-  notify(frame: Buffer): Promise<string | undefined> {
+  /** Start the notify worker if it is not running yet. */
+  prepare(): Worker {
     if (!this.notifier) {
       this.notifier = new Worker(NOTIFIER_CODE, { eval: true, workerData: { fd: this.fd } });
       this.notifier.on('message', (m: { ok: boolean; code?: string }) => this.notifyWaiters.shift()?.(m.ok ? undefined : m.code));
       this.notifier.unref();
     }
+    return this.notifier;
+  }
+
+  /** Send a notification from the notify worker; resolves with the error code or undefined. */
+  notify(frame: Buffer): Promise<string | undefined> {
+    const notifier = this.prepare();
     const copy = frame.buffer.slice(frame.byteOffset, frame.byteOffset + frame.length);
     return new Promise((resolve) => {
       this.notifyWaiters.push(resolve);
-      this.notifier!.postMessage(copy, [copy as ArrayBuffer]);
+      notifier.postMessage(copy, [copy as ArrayBuffer]);
     });
   }
 

@@ -6,10 +6,21 @@ import { encodeDelete, encodeInvalEntry, encodeInvalInode } from './encode.js';
 
 export interface NotifyChannel {
   notify(frame: Buffer): Promise<string | undefined>;
+  /** Get ready to send (start what sending needs) without sending anything. */
+  prepare?(): void;
 }
 
 export class Notifier {
   constructor(private readonly channel: NotifyChannel) {}
+
+  /**
+   * Start the notify worker now rather than at the first notification, for a filesystem that will
+   * send some: a worker takes tens of milliseconds of CPU to start, which would otherwise fall
+   * in the middle of whatever requests are being served when the first change is seen.
+   */
+  prepare(): void {
+    this.channel.prepare?.();
+  }
 
   /** Drop cached attributes; with off >= 0 also cached pages [off, off+len) (len <= 0: to EOF). */
   invalInode(nodeId: number, off = -1, len = 0): Promise<string | undefined> {

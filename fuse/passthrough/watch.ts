@@ -56,6 +56,7 @@ export class CacheWatcher {
       names.add(name.toString('latin1'));
     };
     this.watchDir(this.fs.nodes.root);
+    this.notifier.prepare();
   }
 
   private watchDir(dir: Node): void {
