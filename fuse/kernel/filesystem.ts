@@ -26,6 +26,12 @@ export function groupsOfPid(pid: number): number[] {
   return groups;
 }
 
+/**
+ * What a filesystem's read() gives back when it has handed the request to something that writes
+ * the reply to /dev/fuse itself (a worker thread): the session then sends nothing for it.
+ */
+export const ANSWERED_ELSEWHERE: unique symbol = Symbol('omfs.answeredElsewhere');
+
 /** Who asked, and a signal that fires when the kernel interrupts the request. */
 export class RequestContext {
   private groupList: number[] | undefined;
@@ -91,7 +97,7 @@ export interface FileSystem {
   link?: Op<'LINK', EntryOut>;
   open?: Op<'OPEN', OpenOut>;
   /** May return fewer bytes than asked (EOF). */
-  read?: Op<'READ', Buffer>;
+  read?: Op<'READ', Buffer | typeof ANSWERED_ELSEWHERE>;
   /** Returns the number of bytes written. */
   write?: Op<'WRITE', number>;
   statfs?: Op<'STATFS', StatfsOut>;

@@ -7,7 +7,7 @@ import {
   DirBuffer, encodeAttr, encodeCreate, encodeEntry, encodeLock, encodeLseek, encodeOpen, encodeStatfs,
   encodeWrite, encodeXattrSize, replyBuffer,
 } from './encode.js';
-import type { FileSystem, RequestContext } from './filesystem.js';
+import { ANSWERED_ELSEWHERE, type FileSystem, type RequestContext } from './filesystem.js';
 
 const nameByErrno = new Map<number, string>(Object.entries(constants.errno).map(([name, n]) => [n, name]));
 
@@ -76,7 +76,7 @@ export const operations: Table = {
   RENAME: (fs, ctx, r) => then((fs.rename ?? missing).call(fs, ctx, r), () => empty(r.header.unique)),
   LINK: (fs, ctx, r) => then((fs.link ?? missing).call(fs, ctx, r), (v) => encodeEntry(r.header.unique, v)),
   OPEN: (fs, ctx, r) => then((fs.open ?? missing).call(fs, ctx, r), (v) => encodeOpen(r.header.unique, v)),
-  READ: (fs, ctx, r) => then((fs.read ?? missing).call(fs, ctx, r), (v) => dataReply(r.header.unique, v)),
+  READ: (fs, ctx, r) => then((fs.read ?? missing).call(fs, ctx, r), (v) => (v === ANSWERED_ELSEWHERE ? null : dataReply(r.header.unique, v))),
   WRITE: (fs, ctx, r) => then((fs.write ?? missing).call(fs, ctx, r), (v) => encodeWrite(r.header.unique, v)),
   STATFS: (fs, ctx, r) => then((fs.statfs ?? missing).call(fs, ctx, r), (v) => encodeStatfs(r.header.unique, v)),
   RELEASE: (fs, ctx, r) => then(fs.release?.(ctx, r), () => empty(r.header.unique)),

@@ -9,13 +9,14 @@
 import { constants as C, readSync, statfsSync } from 'node:fs';
 import {
   FUSE_DEV_IOC_BACKING_CLOSE, FUSE_DEV_IOC_BACKING_OPEN, InitFlag, KernelErrno, OpenFlag, ROOT_ID, SetattrValid,
-  type AttrOut, type CreateOut, DirBuffer, type EntryOut, type FileSystem, type InitInfo, type OpenOut,
+  ANSWERED_ELSEWHERE, type AttrOut, type CreateOut, DirBuffer, type EntryOut, type FileSystem, type InitInfo, type OpenOut,
   type RequestContext, type RequestOf, type StatfsOut, warmUpDirents,
 } from '../kernel/index.js';
 import * as sys from '../../sys/index.js';
 import { direntType, toAttr } from './attrs.js';
 import * as io from './fd-io.js';
 import { NodeTable, type Node } from './nodes.js';
+import { ReadWorkers } from './read-workers.js';
 import { applySetattr, killSuidgid } from './setattr.js';
 import * as xattr from './xattr.js';
 
@@ -70,6 +71,12 @@ const DOTDOT = Buffer.from('..');
 const DT_DIR = 4;
 /** getdents64 records read ahead for a listing (see fillDir); one listing's at a time. */
 const LISTING_BATCH = 256 * 1024;
+/**
+ * Read worker threads at most: one per READ the kernel may have waiting on the disk at once from
+ * the few processes that read a mount concurrently (the bench's random reads use 4; a fifth waits
+ * on the libuv pool, as before).
+ */
+const READ_WORKERS = 4;
 /** warmUpListing: listings at most, for at most this long, of at most this many replies of this size. */
 const WARM_UP_LISTINGS = 300;
 const WARM_UP_NS = 20_000_000n;
@@ -119,6 +126,8 @@ export class PassthroughFs implements FileSystem {
   private kernelPassthrough = false;
   /** Our /dev/fuse descriptor (useDevice): backing files are registered on it, and reads ask it who waits. */
   private device: number | undefined;
+  /** Threads that answer READs waiting on the disk themselves (with the device). */
+  private readWorkers: ReadWorkers | undefined;
   private wantsKernelPassthrough = false;
   /** Kernel passthrough: each open node's backing id and how many of our open files use it. */
   private readonly backing = new Map<Node, { id: number; opens: number }>();
@@ -157,6 +166,7 @@ export class PassthroughFs implements FileSystem {
   /** The session's /dev/fuse descriptor: whether requests wait there decides how READs wait on the disk. */
   useDevice(device: number): void {
     this.device = device;
+    this.readWorkers = new ReadWorkers(device, READ_WORKERS);
   }
 
   /**
@@ -458,8 +468,10 @@ export class PassthroughFs implements FileSystem {
    * the copy (seq read 0.6-0.76x bindfs on the pool, 0.83-1.1x inline). Any other READ may wait on
    * the disk, so it goes to the pool and overlaps with the others.
    */
-  read(_ctx: RequestContext, r: RequestOf<'READ'>): Buffer | Promise<Buffer> {
-    return io.read(this.file(r.fh, r.header.nodeId, 'read', r.flags).fd, r.size, r.offset, this.requestsWaiting);
+  read(_ctx: RequestContext, r: RequestOf<'READ'>): Buffer | Promise<Buffer> | typeof ANSWERED_ELSEWHERE {
+    const workers = this.readWorkers;
+    const handOver = workers && ((fd: number, size: number, position: number) => workers.take(fd, size, position, r.header.unique));
+    return io.read(this.file(r.fh, r.header.nodeId, 'read', r.flags).fd, r.size, r.offset, this.requestsWaiting, handOver);
   }
 
   write(ctx: RequestContext, r: RequestOf<'WRITE'>): number | Promise<number> {
@@ -692,6 +704,7 @@ export class PassthroughFs implements FileSystem {
 
   destroy(): void {
     clearInterval(this.idleWriters);
+    this.readWorkers?.close();
     for (const f of this.files.values()) {
       try {
         if (!f.shared) io.close(f.fd);

@@ -46,6 +46,31 @@ describe('large and sparse files', () => {
 });
 
 describe('concurrency', () => {
+  test('four readers at random offsets of a file not in memory get the backing file\'s bytes', async ({ pt }) => {
+    // Behind the mount, then out of the page cache: each READ waits on the disk, which is when the
+    // daemon hands READs to its read workers (they answer the kernel themselves).
+    const size = 32 * 1_048_576;
+    const bytes = seededBytes(77, size);
+    await writeFile(join(pt.source, 'cold'), bytes);
+    await must('sync; echo 1 > /proc/sys/vm/drop_caches');
+    let seed = 4242;
+    const offsets = Array.from({ length: 2000 }, () => ((seed = (seed * 1103515245 + 12345) >>> 0) % (size / 4096)) * 4096);
+    const wrong: number[] = [];
+    await Promise.all([0, 1, 2, 3].map(async (k) => {
+      const fh = await open(join(pt.mnt, 'cold'), 'r');
+      const buf = Buffer.alloc(4096);
+      try {
+        for (let i = k; i < offsets.length; i += 4) {
+          const { bytesRead } = await fh.read(buf, 0, 4096, offsets[i]!);
+          if (bytesRead !== 4096 || !buf.equals(bytes.subarray(offsets[i]!, offsets[i]! + 4096))) wrong.push(offsets[i]!);
+        }
+      } finally {
+        await fh.close();
+      }
+    }));
+    expect(wrong).toEqual([]);
+  });
+
   test('eight processes writing and reading different files at once all get their own data', async ({ pt }) => {
     const work = await makeTempDir('omfs-pt-io-');
     scratch.push(work);
