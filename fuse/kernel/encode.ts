@@ -193,6 +193,9 @@ const NAME_BYTES_MAX = 1024;
  * kernel's size. `add*` return false when the record does not fit, so the filesystem stops and
  * counts a lookup only for entries that were really sent.
  */
+/** d_type of a directory. */
+const DT_DIR = 4;
+
 export class DirBuffer {
   private readonly buf: Buffer;
   private view: DataView | undefined;
@@ -250,16 +253,23 @@ export class DirBuffer {
    * record, moving 4 bytes at a time: a record at a time through addCopied, a cold listing of 3000
    * names spent 2-8 ms converting until V8 had optimized the calls; byte at a time, a 32 KiB reply
    * took 60 us to fill, 4 bytes at a time 20.
+   *
+   * With `plus`, READDIRPLUS records with node id 0 (name and type only, as the kernel reads
+   * them), and it stops before the first directory record: the caller decides whether that one
+   * carries attributes.
    */
-  addDirents64(src: Buffer, n: number, from = 0): number {
+  addDirents64(src: Buffer, n: number, from = 0, plus = false): number {
     const out = this.buf;
     const dst = (this.view ??= new DataView(out.buffer, out.byteOffset, out.length));
     const srcView = new DataView(src.buffer, src.byteOffset, src.length);
+    // A plus record is an entry_out (left zero: the buffer starts zeroed) and then the dirent.
+    const skip = plus ? DIRENTPLUS_HEADER_SIZE - DIRENT_HEADER_SIZE : 0;
     let used = this.used;
     let at = from;
     while (at < n) {
       const reclen = src[at + 16]! | (src[at + 17]! << 8);
       if (reclen < 20 || at + reclen > n) break; // not a record: stop rather than loop or overrun
+      if (plus && src[at + 18] === DT_DIR) break;
       // The name ends at its NUL, which is within the record's last 8 bytes (reclen is the name's
       // offset + its length + 1, rounded up to 8). getdents leaves the padding after it as the
       // caller's buffer held it: stale bytes from an earlier call are never part of a name.
@@ -267,17 +277,18 @@ export class DirBuffer {
       let nameEnd = Math.max(at + 19, end - 8);
       while (nameEnd < end && src[nameEnd] !== 0) nameEnd++;
       const nameLen = nameEnd - at - 19;
-      const rec = (DIRENT_HEADER_SIZE + nameLen + 7) & ~7;
+      const rec = (skip + DIRENT_HEADER_SIZE + nameLen + 7) & ~7;
       if (used + rec > out.length) break;
-      // The buffer starts zeroed and each byte is written once: padding and high bytes stay 0.
-      for (let i = 0; i < 16; i += 4) dst.setUint32(used + i, srcView.getUint32(at + i, true), true); // ino, off
-      out[used + 16] = nameLen & 0xff;
-      out[used + 17] = nameLen >> 8;
-      out[used + 20] = src[at + 18]!; // type
+      // Each byte is written once: padding and high bytes stay 0.
+      const d = used + skip;
+      for (let i = 0; i < 16; i += 4) dst.setUint32(d + i, srcView.getUint32(at + i, true), true); // ino, off
+      out[d + 16] = nameLen & 0xff;
+      out[d + 17] = nameLen >> 8;
+      out[d + 20] = src[at + 18]!; // type
       let i = 0;
-      for (; i + 4 <= nameLen; i += 4) dst.setUint32(used + 24 + i, srcView.getUint32(at + 19 + i, true), true);
-      for (; i < nameLen; i++) out[used + 24 + i] = src[at + 19 + i]!;
-      this.lastAt = used;
+      for (; i + 4 <= nameLen; i += 4) dst.setUint32(d + 24 + i, srcView.getUint32(at + 19 + i, true), true);
+      for (; i < nameLen; i++) out[d + 24 + i] = src[at + 19 + i]!;
+      this.lastAt = d;
       used += rec;
       at += reclen;
     }

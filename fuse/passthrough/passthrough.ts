@@ -632,6 +632,9 @@ export class PassthroughFs implements FileSystem {
    */
   private addPlus(dir: Node, fd: number, buf: Buffer, at: number, n: number, out: DirBuffer, reply: { dirsOnly: boolean; stated: number }): number {
     for (; at < n; at += buf.readUInt16LE(at + sys.DIRENT64.RECLEN)) {
+      // Runs of non-directories, when only directories get attributes: in one pass.
+      if (reply.dirsOnly && (at = out.addDirents64(buf, n, at, true)) === n) return n;
+      if (buf[at + sys.DIRENT64.TYPE] !== DT_DIR && reply.dirsOnly) return at; // the reply is full
       const nameAt = at + sys.DIRENT64.NAME;
       const nameLen = sys.direntNameEnd(buf, at) - nameAt;
       const type = buf[at + sys.DIRENT64.TYPE]!;

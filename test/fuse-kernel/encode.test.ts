@@ -270,6 +270,31 @@ describe('DirBuffer.addDirents64', () => {
     expect(reference.lastCookie).toBe(lastOff);
   });
 
+  test('plus: READDIRPLUS records with node id 0, stopping before each directory', () => {
+    const records = dirents64(names.slice(0, 40));
+    for (let at = 0, i = 0; at < records.length; at += records.readUInt16LE(at + 16), i++) records[at + 18] = i === 9 || i === 30 ? 4 : 8;
+    const reference = new DirBuffer(9n, 8192);
+    const dir = new DirBuffer(9n, 8192);
+    let at = 0;
+    const stops: number[] = [];
+    for (let i = 0; at < records.length; i++) {
+      const type = records[at + 18]!;
+      const nameLen = records.indexOf(0, at + 19) - (at + 19);
+      if (!reference.fits(nameLen, true)) break;
+      if (type === 4) {
+        // Where the fast path must stop: the caller adds a directory its own way.
+        expect(dir.addDirents64(records, records.length, stops.length ? stops[stops.length - 1]! : 0, true)).toBe(at);
+        stops.push(at);
+        dir.addCopied(records, at, type, at + 19, nameLen, true);
+        stops[stops.length - 1] = at + records.readUInt16LE(at + 16);
+      }
+      reference.addCopied(records, at, type, at + 19, nameLen, true);
+      at += records.readUInt16LE(at + 16);
+    }
+    expect(dir.addDirents64(records, records.length, stops[stops.length - 1]!, true)).toBe(at);
+    expect(dir.finish().equals(reference.finish())).toBe(true);
+  });
+
   test('a record that is not one (reclen 0) stops it instead of looping', () => {
     const bad = Buffer.concat([dirents64(names.slice(0, 3)), Buffer.alloc(64)]);
     const dir = new DirBuffer(9n, 4096);
