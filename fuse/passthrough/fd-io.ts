@@ -33,13 +33,21 @@ export function read(fd: number, size: number, position: number, othersWaiting: 
   const n = sys.preadCached(fd, inlineBuf, size, position);
   // A short count is the end of the file, or only a cached prefix of the range.
   if (n !== null && (n === size || position + n >= sys.fstat(fd).size)) return inlineBuf.subarray(0, n);
-  if (poolReads === 0 && !othersWaiting()) return inlineBuf.subarray(0, fs.readSync(fd, inlineBuf, 0, size, position));
-  if (handOver?.(fd, size, position)) return ANSWERED_ELSEWHERE;
+  if (poolReads === 0 && !othersWaiting()) {
+    handOver?.prepare();
+    return inlineBuf.subarray(0, fs.readSync(fd, inlineBuf, 0, size, position));
+  }
+  if (handOver?.take(fd, size, position)) return ANSWERED_ELSEWHERE;
   return poolRead(fd, size, position);
 }
 
-/** Gives a READ that waits on the disk to something that answers it itself (see read-workers.ts): true if it took it. */
-export type Hand = (fd: number, size: number, position: number) => boolean;
+/** Something that answers a READ waiting on the disk itself (see read-workers.ts). */
+export interface Hand {
+  /** Gets ready (a READ had to wait on the disk). */
+  prepare(): void;
+  /** Takes the READ: true if it will answer it. */
+  take(fd: number, size: number, position: number): boolean;
+}
 
 /** Reads on the pool right now. */
 let poolReads = 0;

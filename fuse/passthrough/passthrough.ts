@@ -470,7 +470,7 @@ export class PassthroughFs implements FileSystem {
    */
   read(_ctx: RequestContext, r: RequestOf<'READ'>): Buffer | Promise<Buffer> | typeof ANSWERED_ELSEWHERE {
     const workers = this.readWorkers;
-    const handOver = workers && ((fd: number, size: number, position: number) => workers.take(fd, size, position, r.header.unique));
+    const handOver = workers && { prepare: () => workers.prepare(), take: (fd: number, size: number, position: number) => workers.take(fd, size, position, r.header.unique) };
     return io.read(this.file(r.fh, r.header.nodeId, 'read', r.flags).fd, r.size, r.offset, this.requestsWaiting, handOver);
   }
 

@@ -69,15 +69,19 @@ export class ReadWorkers {
   constructor(private readonly device: number, private readonly max: number) {}
 
   /**
-   * Gives the READ to an idle worker, which answers the kernel itself: false when none is idle
-   * (or none has started yet: the first call starts one, ready some milliseconds later).
+   * Starts the workers, if not yet: each takes tens of milliseconds of CPU to start, which had
+   * better not fall in the middle of the concurrent reads they are for. The passthrough calls it
+   * at the first READ that waits on the disk.
    */
+  prepare(): void {
+    while (this.slots.length < this.max) this.start();
+  }
+
+  /** Gives the READ to an idle worker, which answers the kernel itself: false when none is idle (or ready yet). */
   take(fd: number, size: number, offset: number, unique: bigint): boolean {
+    this.prepare();
     const slot = this.slots.find((s) => Atomics.load(s.i32, 0) === IDLE);
-    if (!slot) {
-      if (this.slots.length < this.max) this.start();
-      return false;
-    }
+    if (!slot) return false;
     slot.i32[1] = fd;
     slot.i32[2] = size;
     slot.f64[F64_OFFSET] = offset;
