@@ -2,12 +2,12 @@
 // own: joining, moving, leaving by goodbye or by silence, a second claimant of a node number, and
 // what the map keeps for itself (cluster/membership.ts). The sockets are exercised between real
 // daemons in test/cluster/discovery-netns.test.ts.
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { Discovery, parseAnnouncement, parseGroup } from '../../cluster/discovery.js';
 import { parseMap } from '../../cluster/map-file.js';
 import { mergeMembership } from '../../cluster/membership.js';
 import { loadConfig } from '../../server/config.js';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -90,6 +90,7 @@ describe('membership', () => {
 
 describe('config "discovery"', () => {
   const dir = mkdtempSync(join(tmpdir(), 'omfs-discovery-config-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
   const load = (discovery: unknown) => {
     const path = join(dir, 'mfsd.json');
     writeFileSync(path, JSON.stringify({ node: 1, exports: [{ path: '/srv' }], discovery }));
