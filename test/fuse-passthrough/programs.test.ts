@@ -159,7 +159,8 @@ describe('fcntl locks', () => {
       waiter.proc = w;
       let waiterOut = '';
       w.stdout?.on('data', (c: Buffer) => (waiterOut += c.toString()));
-      const waiterExit = new Promise<number | null>((r) => w.once('exit', (code) => r(code)));
+      // 'close', not 'exit': only then has all of the waiter's output been read.
+      const waiterExit = new Promise<number | null>((r) => w.once('close', (code) => r(code)));
       // The waiter is provably blocked inside fcntl (x86_64 syscall 72), not merely slow.
       const blocked = (): boolean => waiterOut === 'waiting\n' && w.pid !== undefined && inSyscall(w.pid, 72);
       expect(await eventually(blocked, 10_000)).toBe(true);
