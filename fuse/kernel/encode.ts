@@ -188,14 +188,14 @@ export function encodeInit(unique: bigint, i: InitOut): Buffer {
 
 const NAME_BYTES_MAX = 1024;
 
+/** d_type of a directory. */
+const DT_DIR = 4;
+
 /**
  * READDIR / READDIRPLUS reply body under construction: whole records only, never more than the
  * kernel's size. `add*` return false when the record does not fit, so the filesystem stops and
  * counts a lookup only for entries that were really sent.
  */
-/** d_type of a directory. */
-const DT_DIR = 4;
-
 export class DirBuffer {
   private readonly buf: Buffer;
   private view: DataView | undefined;

@@ -28,7 +28,7 @@ let inlineBuf = Buffer.allocUnsafe(0);
  * (the kernel keeps several READs in flight). Measured for random 4 KiB reads,
  * 4 readers, cold cache: pool 7300-7600 IOPS, inline synchronous 5100-7400 (disk waits serialize).
  */
-export function read(fd: number, size: number, position: number, othersWaiting: () => boolean, handOver?: Hand): Buffer | Promise<Buffer> | typeof ANSWERED_ELSEWHERE {
+export function read(fd: number, size: number, position: number, unique: bigint, othersWaiting: () => boolean, handOver?: Hand): Buffer | Promise<Buffer> | typeof ANSWERED_ELSEWHERE {
   if (inlineBuf.length < size) inlineBuf = Buffer.allocUnsafe(size);
   const n = sys.preadCached(fd, inlineBuf, size, position);
   // A short count is the end of the file, or only a cached prefix of the range.
@@ -37,7 +37,7 @@ export function read(fd: number, size: number, position: number, othersWaiting: 
     handOver?.prepare();
     return inlineBuf.subarray(0, fs.readSync(fd, inlineBuf, 0, size, position));
   }
-  if (handOver?.take(fd, size, position)) return ANSWERED_ELSEWHERE;
+  if (handOver?.take(fd, size, position, unique)) return ANSWERED_ELSEWHERE;
   return poolRead(fd, size, position);
 }
 
@@ -45,8 +45,8 @@ export function read(fd: number, size: number, position: number, othersWaiting: 
 export interface Hand {
   /** Gets ready (a READ had to wait on the disk). */
   prepare(): void;
-  /** Takes the READ: true if it will answer it. */
-  take(fd: number, size: number, position: number): boolean;
+  /** Takes the READ (request `unique`): true if it will answer it. */
+  take(fd: number, size: number, position: number, unique: bigint): boolean;
 }
 
 /** Reads on the pool right now. */

@@ -69,7 +69,7 @@ const DOT = Buffer.from('.');
 const PLUS_ENTRIES_MAX = 32;
 const DOTDOT = Buffer.from('..');
 const DT_DIR = 4;
-/** getdents64 records read ahead for a listing (see fillDir); one listing's at a time. */
+/** Bytes of getdents64 records a listing reads ahead (see fillDir). */
 const LISTING_BATCH = 256 * 1024;
 /**
  * Read worker threads at most: one per READ the kernel may have waiting on the disk at once from
@@ -84,13 +84,12 @@ const WARM_UP_REPLIES = 16;
 const WARM_UP_REPLY_BYTES = 32 * 1024;
 /** Bytes asked of one getdents call while filling a batch: one reply's worth. */
 const GETDENTS_CHUNK = 32 * 1024;
-let batchBuf: Buffer | undefined;
 /**
- * The records of batchBuf not sent yet: batchBuf[at, n), read from `dir`, the first of them
- * resuming at `cookie`; valid while the directory's ctime is still `ctime` (no entry added or
- * removed since, through the mount or not).
+ * The records of a listing's read-ahead not sent yet: [at, n) of the buffer, read from `dir`, the
+ * first of them resuming at `cookie`; valid while the directory's ctime is still `ctime` (no entry
+ * added or removed since, through the mount or not).
  */
-let batch: { dir: Node; cookie: bigint; at: number; n: number; ctime: sys.Timespec } | undefined;
+interface Unsent { dir: Node; cookie: bigint; at: number; n: number; ctime: sys.Timespec }
 /** INIT flags this filesystem wants beyond the kernel layer's defaults (the CLI passes them on). */
 export const PASSTHROUGH_INIT_FLAGS = InitFlag.POSIX_ACL | InitFlag.DONT_MASK;
 /**
@@ -151,15 +150,20 @@ export class PassthroughFs implements FileSystem {
   /** Whether a request waits in /dev/fuse (unknown without useDevice: assume so, never block on the disk). */
   private readonly requestsWaiting = (): boolean => this.device === undefined || sys.readableNow(this.device);
 
+  /**
+   * getdents64 records read ahead for a listing (see fillDir), one listing's at a time; allocated
+   * zeroed with the filesystem, so its pages are faulted in at mount, not during the first listing
+   * (on the VM a first touch of a page costs a trip to the host).
+   */
+  private readonly listing = Buffer.alloc(LISTING_BATCH);
+  private unsent: Unsent | undefined;
+
   /** Closes idle write descriptors of openless opens (the timer runs only when openless). */
   private readonly idleWriters: NodeJS.Timeout | undefined;
 
   constructor(readonly source: string, private readonly options: PassthroughOptions) {
     if (options.openless && (!options.keepCache || options.directIo)) throw new Error('openless needs keepCache and no directIo');
     this.nodes = new NodeTable(source);
-    // Zeroed now: its pages are faulted in at mount, not during the first listing (on the VM a
-    // first touch of a page costs a trip to the host).
-    batchBuf ??= Buffer.alloc(LISTING_BATCH);
     if (options.openless) this.idleWriters = setInterval(() => this.nodes.closeIdleWriters(), IDLE_WRITERS_MS).unref();
   }
 
@@ -469,9 +473,7 @@ export class PassthroughFs implements FileSystem {
    * the disk, so it goes to the pool and overlaps with the others.
    */
   read(_ctx: RequestContext, r: RequestOf<'READ'>): Buffer | Promise<Buffer> | typeof ANSWERED_ELSEWHERE {
-    const workers = this.readWorkers;
-    const handOver = workers && { prepare: () => workers.prepare(), take: (fd: number, size: number, position: number) => workers.take(fd, size, position, r.header.unique) };
-    return io.read(this.file(r.fh, r.header.nodeId, 'read', r.flags).fd, r.size, r.offset, this.requestsWaiting, handOver);
+    return io.read(this.file(r.fh, r.header.nodeId, 'read', r.flags).fd, r.size, r.offset, r.header.unique, this.requestsWaiting, this.readWorkers);
   }
 
   write(ctx: RequestContext, r: RequestOf<'WRITE'>): number | Promise<number> {
@@ -573,7 +575,7 @@ export class PassthroughFs implements FileSystem {
         cookie = out.lastCookie!;
       }
     }
-    batch = undefined;
+    this.unsent = undefined;
   }
 
   /**
@@ -600,9 +602,9 @@ export class PassthroughFs implements FileSystem {
   private fillDir(nodeId: number, cookie: bigint, out: DirBuffer, plus: boolean): void {
     const dir = this.node(nodeId);
     const fd = this.dirFd(dir);
-    const buf = (batchBuf ??= Buffer.alloc(LISTING_BATCH));
-    let b = batch;
-    batch = undefined;
+    const buf = this.listing;
+    let b = this.unsent;
+    this.unsent = undefined;
     const ctime = sys.fstat(fd).ctime;
     if (!(b && b.dir === dir && b.cookie === cookie && cookie !== 0n && sameTime(b.ctime, ctime))) {
       if (dir.dirPos !== cookie || cookie === 0n) sys.seekdir(fd, cookie);
@@ -619,7 +621,7 @@ export class PassthroughFs implements FileSystem {
       const stop = plus ? this.addPlus(dir, fd, buf, b.at, b.n, out, plusState) : out.addDirents64(buf, b.n, b.at);
       if (stop < b.n) {
         // The reply is full: the kernel continues from the cookie of the last record it got.
-        batch = { ...b, cookie: out.lastCookie ?? b.cookie, at: stop };
+        this.unsent = { ...b, cookie: out.lastCookie ?? b.cookie, at: stop };
         return;
       }
       b.at = b.n;
@@ -632,15 +634,17 @@ export class PassthroughFs implements FileSystem {
    */
   private addPlus(dir: Node, fd: number, buf: Buffer, at: number, n: number, out: DirBuffer, reply: { dirsOnly: boolean; stated: number }): number {
     for (; at < n; at += buf.readUInt16LE(at + sys.DIRENT64.RECLEN)) {
-      // Runs of non-directories, when only directories get attributes: in one pass.
-      if (reply.dirsOnly && (at = out.addDirents64(buf, n, at, true)) === n) return n;
-      if (buf[at + sys.DIRENT64.TYPE] !== DT_DIR && reply.dirsOnly) return at; // the reply is full
+      if (reply.dirsOnly) {
+        // Only directories get attributes: runs of the others in one pass, which stops before a
+        // directory, or where the reply is full.
+        at = out.addDirents64(buf, n, at, true);
+        if (at === n || buf[at + sys.DIRENT64.TYPE] !== DT_DIR) return at;
+      }
       const nameAt = at + sys.DIRENT64.NAME;
       const nameLen = sys.direntNameEnd(buf, at) - nameAt;
-      const type = buf[at + sys.DIRENT64.TYPE]!;
       if (!out.fits(nameLen, true) || reply.stated === PLUS_ENTRIES_MAX) return at;
-      if (isDotAt(buf, nameAt, nameLen) || (reply.dirsOnly && type !== DT_DIR)) {
-        out.addCopied(buf, at, type, nameAt, nameLen, true);
+      if (isDotAt(buf, nameAt, nameLen)) {
+        out.addCopied(buf, at, buf[at + sys.DIRENT64.TYPE]!, nameAt, nameLen, true);
         continue;
       }
       const name = Buffer.from(buf.subarray(nameAt, nameAt + nameLen));
