@@ -7,15 +7,14 @@
 // Notifications can block (the kernel may wait on page locks held by requests only we can
 // answer), so they go through their own worker.
 //
-// Node has no public API to poll an arbitrary fd. The pipe handle of `pipe_wrap` (one of the
-// bindings process.binding still allows; DEP0111 is documentation-only, but the binding is gone
-// under Node's permission model) opens any pollable fd as a libuv stream; net.Socket's
-// `onread` then reads into one buffer of our size (the kernel refuses reads smaller than its
-// largest request) instead of libuv's 64 KiB default.
+// sys/fd-stream.ts makes the fd a libuv stream; net.Socket's `onread` then reads into one buffer of
+// our size (the kernel refuses reads smaller than its largest request) instead of libuv's 64 KiB
+// default.
 import { writeSync, writevSync } from 'node:fs';
-import { Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { constants } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { readStreamOfFd } from '../../sys/fd-stream.js';
 import { closeFuseDevice } from './mount.js';
 
 const NOTIFIER_CODE = `
@@ -30,20 +29,6 @@ parentPort.on('message', (ab) => {
   }
 });
 `;
-
-interface PipeHandle {
-  /** Adopts fd as a libuv stream; returns 0 or a negative libuv error. */
-  open(fd: number): number;
-}
-interface PipeWrapBinding {
-  Pipe: new (type: number) => PipeHandle;
-  constants: { SOCKET: number };
-}
-
-function pipeWrap(): PipeWrapBinding {
-  const binding = (process as unknown as { binding(name: string): unknown }).binding('pipe_wrap');
-  return binding as PipeWrapBinding;
-}
 
 /** The first n bytes of the shared read buffer, in a buffer of their own. */
 function copyOut(buffer: Buffer, n: number): Buffer {
@@ -150,10 +135,6 @@ export class FuseDevice {
    * device owns the fd: close() (or the end of the session) closes it.
    */
   start(options: DeviceOptions): void {
-    const { Pipe, constants } = pipeWrap();
-    const handle = new Pipe(constants.SOCKET);
-    const err = handle.open(this.fd);
-    if (err !== 0) throw new Error(`cannot watch /dev/fuse fd ${this.fd}: libuv error ${err}`);
     const end = (reason: string): void => {
       if (this.ended) return;
       this.ended = true;
@@ -201,12 +182,7 @@ export class FuseDevice {
       this.spinIfIdle();
       return true;
     };
-    const stream = new Socket({
-      handle,
-      readable: true,
-      writable: false,
-      onread: { buffer: next, callback: onRead },
-    } as ConstructorParameters<typeof Socket>[0]);
+    const stream = readStreamOfFd(this.fd, { onread: { buffer: next, callback: onRead } });
     stream.on('error', (e: NodeJS.ErrnoException) => end(e.code ?? String(e)));
     stream.on('end', () => end('EOF'));
     this.stream = stream;

@@ -68,6 +68,11 @@ export class NodeTable {
     return this.byId.get(id);
   }
 
+  /** Every node the kernel knows. */
+  all(): IterableIterator<Node> {
+    return this.byId.values();
+  }
+
   get size(): number {
     return this.byId.size;
   }

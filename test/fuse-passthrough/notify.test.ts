@@ -4,7 +4,7 @@
 import { appendFile, open, readFile, rename, stat, truncate, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect } from 'vitest';
-import { eventually, passthroughTest } from '../harness/passthrough-mount.js';
+import { eventually, passthroughTest, startPassthrough } from '../harness/passthrough-mount.js';
 import { must, seededBytes } from './tools.js';
 
 const test = passthroughTest({ args: ['--keep-cache'] });
@@ -157,5 +157,36 @@ describe('with --keep-cache', () => {
     expect((await readFile(join(pt.mnt, 'd7/f'), 'utf8'))).toBe('old\n');
     await writeFile(join(pt.source, 'd7/f'), 'new\n');
     expect(await mountShows(join(pt.mnt, 'd7/f'), Buffer.from('new\n'))).toBe(true);
+  });
+
+  test('changes whose events a full inotify queue dropped still show on the mount', async () => {
+    // The queue's size is fixed when the daemon creates its inotify descriptor: make it small for
+    // this daemon only (test files run one at a time), then stop the daemon so the queue fills.
+    const limit = '/proc/sys/fs/inotify/max_queued_events';
+    const saved = await readFile(limit, 'utf8');
+    await writeFile(limit, '32');
+    let pt;
+    try {
+      pt = await startPassthrough({ args: ['--keep-cache'] });
+    } finally {
+      await writeFile(limit, saved);
+    }
+    try {
+      await writeFile(join(pt.source, 'f'), 'old\n');
+      expect(await readFile(join(pt.mnt, 'f'), 'utf8')).toBe('old\n');
+      // Once this change shows, the daemon has read every event before it: the queue is empty.
+      await writeFile(join(pt.source, 'f'), 'mid\n');
+      expect(await mountShows(join(pt.mnt, 'f'), Buffer.from('mid\n'))).toBe(true);
+      process.kill(pt.proc.pid!, 'SIGSTOP');
+      try {
+        for (let i = 0; i < 100; i++) await writeFile(join(pt.source, `x${i}`), 'x');
+        await writeFile(join(pt.source, 'f'), 'new\n'); // same size: only an invalidation shows it
+      } finally {
+        process.kill(pt.proc.pid!, 'SIGCONT');
+      }
+      expect(await mountShows(join(pt.mnt, 'f'), Buffer.from('new\n'))).toBe(true);
+    } finally {
+      await pt.unmount();
+    }
   });
 });
