@@ -128,6 +128,21 @@ describe('directory records', () => {
     ));
   });
 
+  test('a reply filled after a larger one has none of its bytes (scratch buffers are reused)', () => {
+    const big = new DirBuffer(1n, 4096);
+    while (big.add(0xffff_ffff, 0xffff_ffff, 0xff, 'y'.repeat(250))) { /* fill it */ }
+    big.finish();
+    const dir = new DirBuffer(12n, 256);
+    expect(dir.add(77, 1, 8, 'abc')).toBe(true);
+    expect(dir.addCopied(Buffer.from([...u64(5), ...u64(6), 0, 0, 0, ...Buffer.from('z')]), 0, 8, 19, 1, true)).toBe(true);
+    expect(dir.finish()).toEqual(bytes(
+      ...outHeader(16 + 32 + 160, 0, 12),
+      u64(77), u64(1), u32(3), u32(8), [...Buffer.from('abc')], zeros(5),
+      zeros(128), // a plus record's entry_out: node id 0, all zero
+      u64(5), u64(6), u32(1), u32(8), [...Buffer.from('z')], zeros(7),
+    ));
+  });
+
   test('direntplus is entry_out + dirent, name at 152, padded', () => {
     const dir = new DirBuffer(14n, 4096);
     expect(dir.addPlus({ nodeId: 9, generation: 0, entryTimeout: 1, attrTimeout: 1, attr }, 1, 8, 'f')).toBe(true);
