@@ -146,3 +146,48 @@ test('an idle mount does not spin', async () => {
   await sleep(300);
   expect(reads.all).toBe(before);
 });
+
+test('a client a little slower than the budget is caught once the budget has grown', async () => {
+  // Base budget 300 us; the client pauses 600 us between calls: every spin at the base budget
+  // gives up just before the next call comes, which the event loop then reads. The budget doubles
+  // on such a near miss (up to 4x), so the spin then reads most calls' first request.
+  const seen = { bySpin: 0, all: 0 };
+  const counted: FileSystem = {
+    ...fs,
+    lookup(ctx, r) {
+      seen.all++;
+      return fs.lookup!(ctx, r);
+    },
+    getattr(ctx, r) {
+      seen.all++;
+      return fs.getattr!(ctx, r);
+    },
+  };
+  const slow = await mountInProcess(counted, 'omfs-busy-poll-grow-', {
+    busyPoll: {
+      microseconds: 300,
+      readNow: (f, into) => {
+        const n = readNow(f, into);
+        if (n > 0) seen.bySpin++;
+        return n;
+      },
+      idle: yieldCpu,
+    },
+  });
+  try {
+    const calls = 400;
+    const r = await node(`const fs = require('node:fs'); const pause = new Int32Array(new SharedArrayBuffer(4));
+      let bad = 0;
+      for (let i = 0; i < ${calls}; i++) {
+        if (fs.lstatSync(${JSON.stringify(slow.mnt)} + '/f' + (i % 50)).size !== i % 50) bad++;
+        const until = process.hrtime.bigint() + 600000n;
+        while (process.hrtime.bigint() < until) Atomics.wait(pause, 0, 0, 0.05);
+      }
+      console.log(bad);`);
+    expect(r).toMatchObject({ code: 0, out: '0\n' });
+    const byEventLoop = seen.all - seen.bySpin;
+    expect(byEventLoop).toBeLessThan(calls / 2);
+  } finally {
+    await slow.unmount();
+  }
+});
