@@ -392,5 +392,23 @@ export function removexattr(t: XattrTarget, name: string): void {
 /** /proc/self/fd/N: the magic link that names an fd's file by its inode, not by any name. */
 export const fdPath = (fd: number): string => `/proc/self/fd/${fd}`;
 
+/** A kept O_PATH descriptor of /proc/self/fd (this process's: opened in it, never inherited). */
+let procSelfFd: number | undefined;
+
+/**
+ * A new open file description of the file `fd` refers to (an O_PATH one too), with `flags`: the
+ * magic link /proc/self/fd/N, looked up from a kept descriptor of /proc/self/fd. By the whole path,
+ * /proc, self and fd are looked up again on every call: an open and close took 4.5-4.8 us that
+ * way, 3.5-3.7 this way (the first open of every file of a tree walk pays one).
+ */
+export function reopen(fd: number, flags: number): number {
+  return openat(prepareReopen(), String(fd), flags);
+}
+
+/** Opens the descriptor reopen() keeps, if not yet open: a daemon does it at start, so its descriptor count does not change later. */
+export function prepareReopen(): number {
+  return (procSelfFd ??= openat(AT_FDCWD, '/proc/self/fd', O_PATH | O_DIRECTORY));
+}
+
 export { asCaller, raiseFdLimit, type Credentials } from './credentials.js';
 export { getxattrAt, listxattrAt, removexattrAt, setxattrAt } from './xattr-at.js';

@@ -164,6 +164,7 @@ export class PassthroughFs implements FileSystem {
   constructor(readonly source: string, private readonly options: PassthroughOptions) {
     if (options.openless && (!options.keepCache || options.directIo)) throw new Error('openless needs keepCache and no directIo');
     this.nodes = new NodeTable(source);
+    sys.prepareReopen();
     if (options.openless) this.idleWriters = setInterval(() => this.nodes.closeIdleWriters(), IDLE_WRITERS_MS).unref();
   }
 
@@ -390,7 +391,7 @@ export class PassthroughFs implements FileSystem {
 
   /** A new descriptor of the node's inode, through its O_PATH one: works for any of its names and for none. */
   private reopen(node: Node, flags: number): number {
-    return sys.openat(sys.AT_FDCWD, sys.fdPath(node.fd), flags);
+    return sys.reopen(node.fd, flags);
   }
 
   /**
@@ -439,7 +440,7 @@ export class PassthroughFs implements FileSystem {
     const found = sys.fstat(byName);
     if (found.ino === st.ino && found.dev === st.dev) return byName;
     sys.close(byName);
-    return sys.openat(sys.AT_FDCWD, sys.fdPath(fd), sys.O_PATH);
+    return sys.reopen(fd, sys.O_PATH);
   }
 
   /**
