@@ -22,6 +22,8 @@ export interface Node {
   dirFd: number | undefined;
   /** The cookie dirFd stands at (the last entry read's d_off): a READDIR from there needs no seek. */
   dirPos?: bigint;
+  /** A directory's ctime when a listing last reached its end (passthrough.ts opendir). */
+  listedCtime?: sys.Timespec;
   /**
    * A regular file's own descriptors, by their open flags: O_RDONLY is shared by its plain read-only
    * opens (passthrough.ts sharedReadFd); with openless opens (passthrough.ts) reads and writes use

@@ -157,3 +157,31 @@ describe('readdir', () => {
     });
   }
 });
+
+describe('the kernel\'s listing cache (without --keep-cache)', () => {
+  const traced = passthroughTest({ args: ['--debug'] });
+
+  traced('a directory listed once is not cached; listed again it is, until it changes', async ({ pt }) => {
+    // Caching costs the reader per entry, so a first listing goes uncached; from the second on the
+    // kernel keeps it and the third needs no READDIR at all. A change behind the mount shows once
+    // the attribute timeout (1 s) has passed.
+    mkdirSync(join(pt.source, 'd'));
+    for (let i = 0; i < 500; i++) closeSync(openSync(join(pt.source, 'd', `name-${i}`), 'wx'));
+    const readdirs = (): number => (pt.output().match(/rx \d+: READDIR(PLUS)? /g) ?? []).length;
+    const listing = async (): Promise<{ names: number; readdirs: number }> => {
+      const before = readdirs();
+      const names = (await must('ls -f "$1"', [join(pt.mnt, 'd')])).split('\n').filter((n) => n !== '').length;
+      return { names, readdirs: readdirs() - before };
+    };
+    const first = await listing();
+    const second = await listing();
+    const third = await listing();
+    expect(first.names).toBe(502);
+    expect(first.readdirs).toBeGreaterThan(0);
+    expect(second).toMatchObject({ names: 502 });
+    expect(second.readdirs).toBeGreaterThan(0);
+    expect(third).toEqual({ names: 502, readdirs: 0 });
+    writeFileSync(join(pt.source, 'd', 'late'), '');
+    expect(await eventually(async () => (await listing()).names === 503, 5_000, 200)).toBe(true);
+  });
+});
