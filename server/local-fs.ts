@@ -358,12 +358,10 @@ export async function withPinnedAsync<T>(node: Node, fn: (fd: number, io: boolea
   }
 }
 
-/** A new fd on the same file as `fd` (an O_PATH one included), through its /proc magic link. */
-export function reopen(fd: number, flags: number): number {
-  return sys.openat(sys.AT_FDCWD, sys.fdPath(fd), flags);
-}
-
-/** reopen() as `caller`, through the export's io: the kernel checks the caller's permission for `flags`. */
+/**
+ * A new fd on the same file as `fd` (an O_PATH one included), through its /proc magic link, as
+ * `caller`, through the export's io: the kernel checks the caller's permission for `flags`.
+ */
 export function reopenAs(exp: ExportCtx, caller: Caller | null, fd: number, flags: number): Promise<number> {
   return exp.io.call(caller, 'openat', sys.AT_FDCWD, sys.fdPath(fd), flags);
 }

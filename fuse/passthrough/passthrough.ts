@@ -591,8 +591,10 @@ export class PassthroughFs implements FileSystem {
   /**
    * Lists the source's root as READDIRs would, over and over for a few milliseconds, so that V8 has
    * compiled the listing code before the first real listing: on a fresh daemon the first cold
-   * listing of 3000 names took 22-25 ms, the tenth 7-10 (bench/fuse-passthrough.ts mounts afresh
-   * each round). Plain READDIR only: READDIRPLUS would make nodes the kernel never heard of.
+   * listing of 3000 names took 22-25 ms, the tenth 7-10. Plain READDIR only: READDIRPLUS would
+   * make nodes the kernel never heard of. It leaves nothing behind that a real listing would see:
+   * no unsent records, and the root not marked as listed (opendir would have the kernel cache its
+   * first real listing).
    */
   private warmUpListing(): void {
     const start = process.hrtime.bigint();
@@ -606,6 +608,7 @@ export class PassthroughFs implements FileSystem {
       }
     }
     this.unsent = undefined;
+    this.nodes.root.listedCtime = undefined;
   }
 
   /**
